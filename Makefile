@@ -1,0 +1,52 @@
+# Keep every target documented with '## ': `make help` prints them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+export AIGW_CACHE_DIR ?= $(HOME)/.cache/ai-gateway-py
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+.PHONY: setup
+setup: $(VENV)/.installed ## Create .venv with the project (editable) and the dev tools
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver, etcd and kubectl from the Go module proxy into the cache (idempotent)
+	bash hack/setup-envtest.sh
+
+.PHONY: test
+test: setup envtest ## The test command: unit and integration tests (builds the control plane if missing)
+	$(PYTEST) -q tests/unit tests/integration
+
+.PHONY: test-unit
+test-unit: setup ## Unit tests only (no real parts needed)
+	$(PYTEST) -q tests/unit
+
+.PHONY: test-integration
+test-integration: setup envtest ## Integration tests against the real kube-apiserver, etcd, Envoy and DNS
+	$(PYTEST) -q tests/integration
+
+.PHONY: lint
+lint: setup ## ruff, and mypy --strict on api/, controller/, extproc/
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check api controller extproc aigw tests bench hack
+	$(VENV)/bin/mypy api controller extproc aigw
+
+.PHONY: fmt
+fmt: setup ## Format and auto-fix with ruff
+	$(VENV)/bin/ruff format api controller extproc aigw tests bench hack
+	$(VENV)/bin/ruff check --fix .
+
+.PHONY: manifests
+manifests: setup ## Generate config/crd/*.yaml from the pydantic models in api/
+	$(PY) -m api.crdgen config/crd

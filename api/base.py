@@ -1,0 +1,29 @@
+"""Base model with Kubernetes JSON conventions (camelCase names, unknown fields rejected)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class KubeModel(BaseModel):
+    """A pydantic model whose JSON names are Kubernetes camelCase.
+
+    Python attributes are snake_case; ``model_validate`` accepts either spelling, and ``to_json_dict`` emits
+    camelCase with unset optional fields left out, the way the API server stores objects. Unknown fields are an
+    error so that a typo in a manifest names the field path instead of being silently dropped.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=False,
+        validate_default=True,
+    )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The object as a camelCase JSON-compatible dict, without fields that are ``None``."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,259 @@
+"""The filter config: the one contract between the controller and the ext_proc.
+
+The controller builds one ``FilterConfig`` per Gateway, merging every AIGatewayRoute that targets it, and writes
+it as YAML under ``CONFIG_KEY`` of a ConfigMap; the kubelet projects it into the ext_proc's pod, which loads,
+validates and compiles it. Everything in it is fully resolved: hostnames have already been turned into IP
+addresses by the controller, so the ext_proc never resolves DNS on the data path.
+
+The format is versioned: the ext_proc refuses a document whose ``version`` it does not know, and keeps serving
+the last good config instead.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from api import headers
+from api.base import KubeModel
+
+FILTER_CONFIG_VERSION: Literal["v1"] = "v1"
+"""The schema version this code reads and writes."""
+
+CONFIG_KEY = "filter-config.yaml"
+"""Key of the filter config inside the ConfigMap, and the file name in the ext_proc's config directory."""
+
+
+class APISchemaName(StrEnum):
+    """Wire schema of a client request or of an upstream."""
+
+    OPENAI = "OpenAI"
+    AWS_BEDROCK = "AWSBedrock"
+    AZURE_OPENAI = "AzureOpenAI"
+
+
+class VersionedAPISchema(KubeModel):
+    """An API schema name with an optional version (for Azure: the ``api-version`` query value)."""
+
+    name: APISchemaName
+    version: str | None = None
+
+
+class HeaderMatch(KubeModel):
+    """An exact match of one request header. Names compare case-insensitively, values exactly."""
+
+    name: Annotated[str, Field(min_length=1)]
+    value: str
+
+    @field_validator("name")
+    @classmethod
+    def _lower_name(cls, v: str) -> str:
+        return v.lower()
+
+
+class RouteMatch(KubeModel):
+    """A match: it matches when **all** its headers match. An empty match matches every request."""
+
+    headers: list[HeaderMatch] = Field(default_factory=list)
+
+
+class BackendKind(StrEnum):
+    AI_SERVICE_BACKEND = "AIServiceBackend"
+    INFERENCE_POOL = "InferencePool"
+
+
+class BackendRef(KubeModel):
+    """A weighted reference from a rule to a backend or a pool, by its ``<name>.<namespace>``."""
+
+    kind: BackendKind = BackendKind.AI_SERVICE_BACKEND
+    name: Annotated[str, Field(min_length=1)]
+    weight: Annotated[int, Field(ge=0)] = 1
+
+
+class RouteRule(KubeModel):
+    """One AIGatewayRoute rule. It matches when **any** of its matches matches; no matches match everything."""
+
+    route: str
+    """``<namespace>/<name>`` of the AIGatewayRoute the rule came from (for logs, metrics and costs)."""
+    matches: list[RouteMatch] = Field(default_factory=list)
+    backend_refs: list[BackendRef] = Field(default_factory=list)
+
+
+class APIKeyAuth(KubeModel):
+    """``Authorization: Bearer <key>``, the key read from a mounted file."""
+
+    filename: str
+
+
+class AWSAuth(KubeModel):
+    """SigV4 signing with an AWS credentials file."""
+
+    credential_file_name: str
+    region: Annotated[str, Field(min_length=1)]
+    profile: str = "default"
+
+
+class AzureAuth(KubeModel):
+    """``Authorization: Bearer <token>``, the access token read from a mounted file."""
+
+    filename: str
+
+
+class BackendAuth(KubeModel):
+    """Exactly one way to authenticate to an upstream."""
+
+    api_key: APIKeyAuth | None = None
+    aws: AWSAuth | None = None
+    azure: AzureAuth | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if sum(x is not None for x in (self.api_key, self.aws, self.azure)) != 1:
+            raise ValueError("exactly one of apiKey, aws or azure must be set")
+        return self
+
+
+class Backend(KubeModel):
+    """An AIServiceBackend that Envoy reaches through its own cluster (selected by header value ``name``)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    """``<backend>.<namespace>``: the value the ext_proc writes into the selected-backend header."""
+    schema_: VersionedAPISchema = Field(alias="schema")
+    auth: BackendAuth | None = None
+
+
+class Endpoint(KubeModel):
+    """One concrete address of a pool member, precomputed by the controller."""
+
+    ip: str
+    port: Annotated[int, Field(ge=1, le=65535)]
+    hostname: str | None = None
+    """The DNS name the IP came from, if any. The ext_proc sets ``Host`` to it."""
+
+    @field_validator("ip")
+    @classmethod
+    def _valid_ip(cls, v: str) -> str:
+        return str(ipaddress.ip_address(v))
+
+    @property
+    def address(self) -> str:
+        """``ip:port`` as Envoy's ORIGINAL_DST cluster reads it (IPv6 in brackets)."""
+        ip = ipaddress.ip_address(self.ip)
+        return f"[{ip}]:{self.port}" if ip.version == 6 else f"{ip}:{self.port}"
+
+
+class PoolMember(KubeModel):
+    """An AIServiceBackend selected by an InferencePool, with its resolved endpoints."""
+
+    name: Annotated[str, Field(min_length=1)]
+    """``<backend>.<namespace>``."""
+    schema_: VersionedAPISchema = Field(alias="schema")
+    auth: BackendAuth | None = None
+    endpoints: list[Endpoint] = Field(default_factory=list)
+
+
+class Criticality(StrEnum):
+    CRITICAL = "Critical"
+    STANDARD = "Standard"
+    SHEDDABLE = "Sheddable"
+
+
+class TargetModel(KubeModel):
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    weight: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+
+
+class InferenceModel(KubeModel):
+    """A model served by a pool: the client's ``model`` and the weighted names it is rewritten to."""
+
+    model_name: Annotated[str, Field(min_length=1, max_length=256)]
+    criticality: Criticality = Criticality.STANDARD
+    target_models: list[TargetModel] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _weights_all_or_none(self) -> Self:
+        with_weight = sum(t.weight is not None for t in self.target_models)
+        if with_weight not in (0, len(self.target_models)):
+            raise ValueError("targetModels: weights should be set for all models, or none of the models")
+        return self
+
+
+class InferencePool(KubeModel):
+    """An InferencePool served by our built-in endpoint picker."""
+
+    name: Annotated[str, Field(min_length=1)]
+    """``<pool>.<namespace>``."""
+    members: list[PoolMember] = Field(default_factory=list)
+    models: list[InferenceModel] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_model_names(self) -> Self:
+        _require_unique([m.model_name for m in self.models], f"pool {self.name}: modelName")
+        return self
+
+
+class CostType(StrEnum):
+    INPUT_TOKEN = "InputToken"
+    OUTPUT_TOKEN = "OutputToken"
+    TOTAL_TOKEN = "TotalToken"
+    CEL = "CEL"
+
+
+class LLMRequestCost(KubeModel):
+    """A number written into dynamic metadata ``<metadataNamespace>/<metadataKey>`` when a response ends."""
+
+    route: str
+    """``<namespace>/<name>`` of the AIGatewayRoute that declared the cost: it applies to that route's rules."""
+    metadata_key: Annotated[str, Field(min_length=1)]
+    type: CostType
+    cel: str | None = None
+
+    @model_validator(mode="after")
+    def _cel_iff_type_cel(self) -> Self:
+        if (self.type == CostType.CEL) != bool(self.cel):
+            raise ValueError("cel must be set exactly when type is CEL")
+        return self
+
+
+class FilterConfig(KubeModel):
+    """Everything the ext_proc of one Gateway needs, fully resolved."""
+
+    version: Literal["v1"] = FILTER_CONFIG_VERSION
+    gateway: str = ""
+    """``<namespace>/<name>`` of the Gateway this config serves (informational)."""
+    uuid: str = ""
+    """Content hash written by the controller; changes exactly when the rest of the document changes."""
+    metadata_namespace: str = headers.METADATA_NAMESPACE
+    schema_: VersionedAPISchema = Field(
+        alias="schema", default_factory=lambda: VersionedAPISchema(name=APISchemaName.OPENAI)
+    )
+    model_name_header_key: str = headers.MODEL_NAME_HEADER
+    selected_backend_header_key: str = headers.SELECTED_BACKEND_HEADER
+    original_destination_header_key: str = headers.ORIGINAL_DST_HEADER
+    rules: list[RouteRule] = Field(default_factory=list)
+    backends: list[Backend] = Field(default_factory=list)
+    pools: list[InferencePool] = Field(default_factory=list)
+    llm_request_costs: list[LLMRequestCost] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _refs_resolve(self) -> Self:
+        _require_unique([b.name for b in self.backends], "backend name")
+        _require_unique([p.name for p in self.pools], "pool name")
+        known = {BackendKind.AI_SERVICE_BACKEND: {b.name for b in self.backends},
+                 BackendKind.INFERENCE_POOL: {p.name for p in self.pools}}
+        for i, rule in enumerate(self.rules):
+            for j, ref in enumerate(rule.backend_refs):
+                if ref.name not in known[ref.kind]:
+                    raise ValueError(f"rules[{i}].backendRefs[{j}]: {ref.kind.value} {ref.name!r} is not defined")
+        return self
+
+
+def _require_unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise ValueError(f"duplicate {what} {n!r}")
+        seen.add(n)
