@@ -1,0 +1,1 @@
+"""``aigw``: the standalone composer (the gateway without Kubernetes) and its fake demo upstream."""
