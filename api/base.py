@@ -12,8 +12,8 @@ class KubeModel(BaseModel):
     """A pydantic model whose JSON names are Kubernetes camelCase.
 
     Python attributes are snake_case; ``model_validate`` accepts either spelling, and ``to_json_dict`` emits
-    camelCase with unset optional fields left out, the way the API server stores objects. Unknown fields are an
-    error so that a typo in a manifest names the field path instead of being silently dropped.
+    camelCase with unset optional fields left out, the way the API server stores objects. Unknown fields are
+    an error so that a typo in a manifest names the field path instead of being silently dropped.
     """
 
     model_config = ConfigDict(
@@ -22,6 +22,7 @@ class KubeModel(BaseModel):
         extra="forbid",
         frozen=False,
         validate_default=True,
+        use_attribute_docstrings=True,
     )
 
     def to_json_dict(self) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """The filter config: the one contract between the controller and the ext_proc.
 
-The controller builds one ``FilterConfig`` per Gateway, merging every AIGatewayRoute that targets it, and writes
-it as YAML under ``CONFIG_KEY`` of a ConfigMap; the kubelet projects it into the ext_proc's pod, which loads,
-validates and compiles it. Everything in it is fully resolved: hostnames have already been turned into IP
-addresses by the controller, so the ext_proc never resolves DNS on the data path.
+The controller builds one ``FilterConfig`` per Gateway, merging every AIGatewayRoute that targets it, and
+writes it as YAML under ``CONFIG_KEY`` of a ConfigMap; the kubelet projects it into the ext_proc's pod, which
+loads, validates and compiles it. Everything in it is fully resolved: hostnames have already been turned into
+IP addresses by the controller, so the ext_proc never resolves DNS on the data path.
 
 The format is versioned: the ext_proc refuses a document whose ``version`` it does not know, and keeps serving
 the last good config instead.
@@ -12,34 +12,53 @@ the last good config instead.
 from __future__ import annotations
 
 import ipaddress
-from enum import StrEnum
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
 from api import headers
 from api.base import KubeModel
+from api.shared import (
+    TARGET_MODEL_WEIGHTS_ALL_OR_NONE,
+    APISchemaName,
+    BackendKind,
+    CostType,
+    Criticality,
+    TargetModel,
+    VersionedAPISchema,
+)
+
+__all__ = [
+    "CONFIG_KEY",
+    "FILTER_CONFIG_VERSION",
+    "APIKeyAuth",
+    "APISchemaName",
+    "AWSAuth",
+    "AzureAuth",
+    "Backend",
+    "BackendAuth",
+    "BackendKind",
+    "BackendRef",
+    "CostType",
+    "Criticality",
+    "Endpoint",
+    "FilterConfig",
+    "HeaderMatch",
+    "InferenceModel",
+    "InferencePool",
+    "LLMRequestCost",
+    "PoolMember",
+    "RouteMatch",
+    "RouteRule",
+    "TargetModel",
+    "VersionedAPISchema",
+]
 
 FILTER_CONFIG_VERSION: Literal["v1"] = "v1"
 """The schema version this code reads and writes."""
 
 CONFIG_KEY = "filter-config.yaml"
 """Key of the filter config inside the ConfigMap, and the file name in the ext_proc's config directory."""
-
-
-class APISchemaName(StrEnum):
-    """Wire schema of a client request or of an upstream."""
-
-    OPENAI = "OpenAI"
-    AWS_BEDROCK = "AWSBedrock"
-    AZURE_OPENAI = "AzureOpenAI"
-
-
-class VersionedAPISchema(KubeModel):
-    """An API schema name with an optional version (for Azure: the ``api-version`` query value)."""
-
-    name: APISchemaName
-    version: str | None = None
 
 
 class HeaderMatch(KubeModel):
@@ -60,11 +79,6 @@ class RouteMatch(KubeModel):
     headers: list[HeaderMatch] = Field(default_factory=list)
 
 
-class BackendKind(StrEnum):
-    AI_SERVICE_BACKEND = "AIServiceBackend"
-    INFERENCE_POOL = "InferencePool"
-
-
 class BackendRef(KubeModel):
     """A weighted reference from a rule to a backend or a pool, by its ``<name>.<namespace>``."""
 
@@ -74,7 +88,7 @@ class BackendRef(KubeModel):
 
 
 class RouteRule(KubeModel):
-    """One AIGatewayRoute rule. It matches when **any** of its matches matches; no matches match everything."""
+    """One AIGatewayRoute rule. It matches when **any** of its matches matches; no matches match all."""
 
     route: str
     """``<namespace>/<name>`` of the AIGatewayRoute the rule came from (for logs, metrics and costs)."""
@@ -155,30 +169,14 @@ class PoolMember(KubeModel):
     endpoints: list[Endpoint] = Field(default_factory=list)
 
 
-class Criticality(StrEnum):
-    CRITICAL = "Critical"
-    STANDARD = "Standard"
-    SHEDDABLE = "Sheddable"
-
-
-class TargetModel(KubeModel):
-    name: Annotated[str, Field(min_length=1, max_length=253)]
-    weight: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
-
-
 class InferenceModel(KubeModel):
     """A model served by a pool: the client's ``model`` and the weighted names it is rewritten to."""
 
     model_name: Annotated[str, Field(min_length=1, max_length=256)]
     criticality: Criticality = Criticality.STANDARD
-    target_models: list[TargetModel] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _weights_all_or_none(self) -> Self:
-        with_weight = sum(t.weight is not None for t in self.target_models)
-        if with_weight not in (0, len(self.target_models)):
-            raise ValueError("targetModels: weights should be set for all models, or none of the models")
-        return self
+    target_models: Annotated[list[TargetModel], TARGET_MODEL_WEIGHTS_ALL_OR_NONE] = Field(
+        default_factory=list
+    )
 
 
 class InferencePool(KubeModel):
@@ -195,18 +193,11 @@ class InferencePool(KubeModel):
         return self
 
 
-class CostType(StrEnum):
-    INPUT_TOKEN = "InputToken"
-    OUTPUT_TOKEN = "OutputToken"
-    TOTAL_TOKEN = "TotalToken"
-    CEL = "CEL"
-
-
 class LLMRequestCost(KubeModel):
     """A number written into dynamic metadata ``<metadataNamespace>/<metadataKey>`` when a response ends."""
 
     route: str
-    """``<namespace>/<name>`` of the AIGatewayRoute that declared the cost: it applies to that route's rules."""
+    """``<namespace>/<name>`` of the AIGatewayRoute that declared the cost; it applies to its rules."""
     metadata_key: Annotated[str, Field(min_length=1)]
     type: CostType
     cel: str | None = None
@@ -242,12 +233,16 @@ class FilterConfig(KubeModel):
     def _refs_resolve(self) -> Self:
         _require_unique([b.name for b in self.backends], "backend name")
         _require_unique([p.name for p in self.pools], "pool name")
-        known = {BackendKind.AI_SERVICE_BACKEND: {b.name for b in self.backends},
-                 BackendKind.INFERENCE_POOL: {p.name for p in self.pools}}
+        known = {
+            BackendKind.AI_SERVICE_BACKEND: {b.name for b in self.backends},
+            BackendKind.INFERENCE_POOL: {p.name for p in self.pools},
+        }
         for i, rule in enumerate(self.rules):
             for j, ref in enumerate(rule.backend_refs):
                 if ref.name not in known[ref.kind]:
-                    raise ValueError(f"rules[{i}].backendRefs[{j}]: {ref.kind.value} {ref.name!r} is not defined")
+                    raise ValueError(
+                        f"rules[{i}].backendRefs[{j}]: {ref.kind.value} {ref.name!r} is not defined"
+                    )
         return self
 
 

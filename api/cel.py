@@ -1,0 +1,84 @@
+"""CEL validation rules that live once and act twice: in the CRD and in Python.
+
+A ``CelRule`` is written into the generated CRD as an ``x-kubernetes-validations`` entry, so the API server
+enforces it, and, when it has a Python mirror (``holds``), it is also checked when a model is parsed, with the
+same message, so that the controller and the standalone CLI reject what the API server would reject.
+
+Use a rule on a field as ``Annotated[T, Field(...), SOME_RULE]``, or on a whole object by listing it in
+``CelValidatedModel.CEL_RULES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
+
+from api.base import KubeModel
+
+VALIDATIONS_KEY = "x-kubernetes-validations"
+
+
+@dataclass(frozen=True)
+class CelRule:
+    """One ``x-kubernetes-validations`` entry and, optionally, its Python mirror.
+
+    ``holds(value)`` returns False exactly when the API server would reject ``value`` (the parsed Python
+    object at the node the rule is attached to). Rules that compare with ``oldSelf`` (transition rules) have
+    no mirror: only the API server can check them.
+    """
+
+    rule: str
+    message: str
+    holds: Callable[[Any], bool] | None = None
+
+    def to_schema(self) -> dict[str, str]:
+        """The rule as it appears in a CRD schema."""
+        return {"rule": self.rule, "message": self.message}
+
+    def enforce(self, value: Any) -> Any:
+        """Return ``value`` unchanged, or raise ``ValueError(message)`` when the mirror says it is broken."""
+        if self.holds is not None and not self.holds(value):
+            raise ValueError(self.message)
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.enforce, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault(VALIDATIONS_KEY, []).append(self.to_schema())
+        return json_schema
+
+
+class CelValidatedModel(KubeModel):
+    """A model with object-level CEL rules (``CEL_RULES``), enforced on parse and emitted into the schema."""
+
+    CEL_RULES: ClassVar[tuple[CelRule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _cel_rules_hold(self) -> Self:
+        for rule in type(self).CEL_RULES:
+            rule.enforce(self)
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        if cls.CEL_RULES:
+            target = handler.resolve_ref_schema(json_schema)
+            target[VALIDATIONS_KEY] = [rule.to_schema() for rule in cls.CEL_RULES]
+        return json_schema
+
+
+def list_map(*keys: str) -> dict[str, Any]:
+    """Schema extras for a list that the API server merges as a map keyed by ``keys`` (unique per key)."""
+    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}

@@ -1,0 +1,69 @@
+"""The Envoy Gateway ``Backend`` (gateway.envoyproxy.io/v1alpha1), only as far as the controller reads it:
+its IP and FQDN endpoints. Envoy Gateway owns this CRD, so fields we do not model
+are ignored, not rejected."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import ConfigDict, Field, model_validator
+
+from api.base import KubeModel
+from api.gatewayapi import PortNumber
+from api.objects import KindInfo, TopLevelObject
+
+GROUP = "gateway.envoyproxy.io"
+VERSION = "v1alpha1"
+
+
+class IPEndpoint(KubeModel):
+    """An IP address and port."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    address: Annotated[str, Field(min_length=3, max_length=45)]
+    port: PortNumber
+
+
+class FQDNEndpoint(KubeModel):
+    """A DNS name and port."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    hostname: Annotated[str, Field(min_length=1, max_length=253)]
+    port: PortNumber
+
+
+class BackendEndpoint(KubeModel):
+    """One endpoint of a Backend: an IP or an FQDN (Unix sockets are not modelled and are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    ip: IPEndpoint | None = None
+    fqdn: FQDNEndpoint | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> Self:
+        if self.ip is not None and self.fqdn is not None:
+            raise ValueError("an endpoint sets either ip or fqdn, not both")
+        return self
+
+
+class BackendSpec(KubeModel):
+    """Where the Backend's traffic goes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    endpoints: Annotated[list[BackendEndpoint], Field(max_length=64)] = Field(default_factory=list)
+
+
+class Backend(TopLevelObject):
+    """An Envoy Gateway Backend: endpoints outside the cluster's Services, such as a provider's API host."""
+
+    KIND_INFO = KindInfo(GROUP, VERSION, "Backend", "backends")
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["gateway.envoyproxy.io/v1alpha1"] = "gateway.envoyproxy.io/v1alpha1"
+    kind: Literal["Backend"] = "Backend"
+    spec: BackendSpec
