@@ -50,3 +50,7 @@ fmt: setup ## Format and auto-fix with ruff
 .PHONY: manifests
 manifests: setup ## Generate config/crd/*.yaml from the pydantic models in api/
 	$(PY) -m api.crdgen config/crd
+
+.PHONY: generate
+generate: setup ## Regenerate controller/extensionserver/_generated (Envoy Gateway extension API) from its .proto
+	$(PY) -m controller.extensionserver.codegen
