@@ -19,10 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from envoy.config.route.v3.route_components_pb2 import VirtualHost
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
 from api import headers
+from controller.extensionserver import xds
+from controller.extensionserver.options import ExtensionServerOptions
 
 CDS_FILE = "cds.yaml"
 RDS_FILE = "rds.yaml"
@@ -191,6 +198,8 @@ def rds_document(
         }
         for c in sorted(clusters, key=lambda c: c.backend)
     ]
+    # The pool route as Envoy Gateway emits it for a rule without backendRefs (a 500), then pointed at the
+    # ORIGINAL_DST cluster by the extension server's own PostVirtualHostModify function.
     routes.append(
         {
             "name": headers.ORIGINAL_DST_CLUSTER,
@@ -198,7 +207,7 @@ def rds_document(
                 "prefix": "/",
                 "headers": [_exact(headers.SELECTED_BACKEND_HEADER, headers.ORIGINAL_DST_CLUSTER)],
             },
-            "route": {"cluster": headers.ORIGINAL_DST_CLUSTER, "timeout": _duration(pool_timeout_seconds)},
+            "direct_response": {"status": 500},
         }
     )
     routes.append(
@@ -214,15 +223,35 @@ def rds_document(
             },
         }
     )
-    return {
-        "resources": [
-            {
-                "@type": _ROUTE_TYPE,
-                "name": ROUTE_CONFIG_NAME,
-                "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}],
-            }
-        ]
-    }
+    virtual_host = _pool_routes_to_original_destination(
+        {"name": "all", "domains": ["*"], "routes": routes}, timeout_seconds=pool_timeout_seconds
+    )
+    return {"resources": [{"@type": _ROUTE_TYPE, "name": ROUTE_CONFIG_NAME, "virtual_hosts": [virtual_host]}]}
+
+
+def original_destination_cluster(*, options: ExtensionServerOptions) -> dict[str, Any]:
+    """The extension server's ORIGINAL_DST cluster (same function, same options) as a bootstrap dict."""
+    cluster = xds.original_destination_cluster(
+        header_name=options.original_dst_header,
+        connect_timeout=options.connect_timeout,
+        cluster_name=options.cluster_name,
+    )
+    return _to_dict(cluster)
+
+
+def _pool_routes_to_original_destination(
+    virtual_host: dict[str, Any], *, timeout_seconds: float
+) -> dict[str, Any]:
+    proto = json_format.ParseDict(virtual_host, VirtualHost())
+    result = xds.route_pool_routes_to_original_destination(proto, timeout=timedelta(seconds=timeout_seconds))
+    if result.warnings:  # pragma: no cover - our own pool route always has the expected shape
+        raise ValueError("; ".join(result.warnings))
+    return _to_dict(result.virtual_host)
+
+
+def _to_dict(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return out
 
 
 def _backend_cluster(c: BackendCluster) -> dict[str, Any]:

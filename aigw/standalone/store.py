@@ -1,0 +1,115 @@
+"""The in-memory store of ``aigw run``: validated objects read from files, in the form the builders read.
+
+The controller's builders read Kubernetes JSON documents as the API server returns them. The store makes the
+file objects look the same: modelled kinds are validated with their ``api`` models (errors name the file and
+the field path), a Secret's ``stringData`` is folded into base64 ``data`` the way the API server does it, and
+objects without a ``creationTimestamp`` get one in input order, so that "the oldest wins" rules (duplicate
+``modelName`` in a pool) pick the object that comes first in the files.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aigw.standalone.inputs import InputError, SourcedObject
+from api.errors import InvalidObjectError
+from api.kinds import kind_for, parse_object
+from controller.build.names import ObjKey
+
+_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Store:
+    """Objects by kind, then by ``namespace/name``; immutable once built."""
+
+    objects: Mapping[str, Mapping[ObjKey, SourcedObject]]
+
+    def of_kind(self, kind: str) -> Mapping[ObjKey, SourcedObject]:
+        """All objects of ``kind``, by key."""
+        return self.objects.get(kind, {})
+
+    def bodies(self, kind: str) -> dict[ObjKey, dict[str, Any]]:
+        """The JSON documents of ``kind``, by key."""
+        return {k: o.body for k, o in self.of_kind(kind).items()}
+
+    def where(self, kind: str, key: ObjKey) -> str:
+        """``<path> (document N)`` of an object, or ``"(not in any input file)"``."""
+        obj = self.of_kind(kind).get(key)
+        return obj.where if obj is not None else "(not in any input file)"
+
+    def secret_data(self) -> dict[ObjKey, dict[str, str]]:
+        """Every Secret's ``data`` (base64 strings), ``stringData`` already folded in."""
+        return {k: dict(o.body.get("data") or {}) for k, o in self.of_kind("Secret").items()}
+
+
+def build_store(objects: Iterable[SourcedObject]) -> tuple[Store, list[InputError]]:
+    """Validate and normalise ``objects`` (in input order) into a ``Store``; return it and every problem.
+
+    Objects that fail validation are left out of the store; the caller decides whether to use a store that
+    came with errors (``aigw run`` does not: it keeps serving the last good config).
+    """
+    by_kind: dict[str, dict[ObjKey, SourcedObject]] = {}
+    errors: list[InputError] = []
+    for i, obj in enumerate(objects):
+        try:
+            body = _normalised(obj, order=i)
+        except InputError as e:
+            errors.append(e)
+            continue
+        key = ObjKey(obj.namespace, obj.name)
+        by_kind.setdefault(obj.kind, {})[key] = SourcedObject(
+            path=obj.path,
+            document=obj.document,
+            group=obj.group,
+            kind=obj.kind,
+            namespace=obj.namespace,
+            name=obj.name,
+            body=body,
+        )
+    return Store(objects=by_kind), errors
+
+
+def _normalised(obj: SourcedObject, *, order: int) -> dict[str, Any]:
+    body = dict(obj.body)
+    meta = dict(body.get("metadata") or {})
+    created = _EPOCH + dt.timedelta(seconds=order)
+    meta.setdefault("creationTimestamp", created.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    meta.setdefault("uid", hashlib.sha256(f"{obj.kind}/{obj.namespace}/{obj.name}".encode()).hexdigest()[:32])
+    meta.setdefault("generation", 1)
+    body["metadata"] = meta
+    if kind_for(str(body.get("apiVersion")), obj.kind) is not None:
+        try:
+            parse_object(body)
+        except InvalidObjectError as e:
+            raise InputError(path=obj.path, document=obj.document, reason=str(e)) from e
+    elif obj.kind == "Secret":
+        body["data"] = _secret_data(obj, body)
+        body.pop("stringData", None)
+    return body
+
+
+def _secret_data(obj: SourcedObject, body: Mapping[str, Any]) -> dict[str, str]:
+    data = body.get("data") or {}
+    string_data = body.get("stringData") or {}
+    if not isinstance(data, dict) or not isinstance(string_data, dict):
+        raise InputError(
+            path=obj.path, document=obj.document, reason="Secret: data and stringData must be maps"
+        )
+    out: dict[str, str] = {}
+    for k, v in data.items():
+        try:
+            base64.b64decode(str(v), validate=True)
+        except ValueError as e:
+            raise InputError(
+                path=obj.path, document=obj.document, reason=f"Secret: data.{k} is not valid base64"
+            ) from e
+        out[str(k)] = str(v)
+    for k, v in string_data.items():
+        out[str(k)] = base64.b64encode(str(v).encode()).decode()
+    return out
