@@ -1,0 +1,36 @@
+"""OpenAI-style error bodies: ``{"error": {"message", "type", "code"}}``."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import orjson
+
+INVALID_REQUEST: Final = "invalid_request_error"
+NOT_FOUND: Final = "not_found_error"
+UPSTREAM: Final = "upstream_error"
+UNAVAILABLE: Final = "service_unavailable"
+
+
+def error_body(*, message: str, type_: str, code: str) -> bytes:
+    """The serialized OpenAI error object."""
+    return orjson.dumps({"error": {"message": message, "type": type_, "code": code}})
+
+
+def is_openai_error(body: bytes) -> bool:
+    """True when ``body`` is already JSON of the form ``{"error": {...}}`` (so it passes through
+    unchanged)."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+
+
+def normalize_upstream_error(*, status: int, body: bytes) -> bytes | None:
+    """The body to send instead of an upstream's non-2xx ``body``, or None when it is already
+    OpenAI-shaped."""
+    if is_openai_error(body):
+        return None
+    message = body.decode("utf-8", errors="replace").strip() or f"upstream answered with status {status}"
+    return error_body(message=message, type_=UPSTREAM, code=str(status))

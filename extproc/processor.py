@@ -1,0 +1,337 @@
+"""One HTTP request's walk through the ext_proc: a state machine fed the stream's messages in order.
+
+``RequestProcessor.handle`` takes one ``ProcessingRequest`` and returns the serialized ``ProcessingResponse``.
+It does no I/O: everything it needs is in the snapshot it captured when the request headers arrived, so a
+config swap mid-request never mixes two configs. ``finish`` records the request's metrics when the stream
+ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+
+from api import headers as hdr
+from extproc import errors, wire
+from extproc.body import BadBodyError, ParsedBody, parse_request_body, with_model
+from extproc.costs import cost_values
+from extproc.metrics import Metrics
+from extproc.picker import EndpointPicker, PickRefusedError, PickRequest
+from extproc.router import match_rule, pick_backend
+from extproc.snapshot import Pool, Rule, Snapshot, Upstream
+from extproc.usage import SSEUsageParser, Usage, usage_from_json
+from extproc.watch import ConfigHolder
+
+log = logging.getLogger(__name__)
+
+OPERATIONS: Final = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completion",
+    "/v1/embeddings": "embeddings",
+}
+"""Paths routed by the body's ``model``, and their ``gen_ai.operation.name``."""
+MODELS_PATH: Final = "/v1/models"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dependencies:
+    """What every request processor shares: the config holder, the picker, metrics and randomness."""
+
+    holder: ConfigHolder
+    picker: EndpointPicker
+    metrics: Metrics
+    rng: random.Random
+
+
+class _Prepared:
+    """Per-snapshot pre-serialized answers; rebuilt only when the snapshot object changes."""
+
+    __slots__ = ("models", "snapshot", "strip_headers", "strip_names")
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        names = dict.fromkeys(
+            (*hdr.CLIENT_ROUTING_HEADERS, snapshot.selected_backend_header, snapshot.original_dst_header)
+        )
+        self.strip_names: tuple[str, ...] = tuple(names)
+        self.strip_headers = wire.request_headers_response(remove=self.strip_names)
+        self.models = wire.immediate(status=200, body=snapshot.models_body)
+
+
+_prepared: _Prepared | None = None
+
+
+def _prepare(snapshot: Snapshot) -> _Prepared:
+    global _prepared
+    p = _prepared
+    if p is None or p.snapshot is not snapshot:
+        p = _prepared = _Prepared(snapshot)
+    return p
+
+
+def _header_value(h: Any) -> str:
+    raw: bytes = h.raw_value
+    return raw.decode("utf-8", "replace") if raw else str(h.value)
+
+
+class RequestProcessor:
+    """The state of one request. Not thread-safe; one instance per ext_proc stream."""
+
+    __slots__ = (
+        "_body_chunks",
+        "_deps",
+        "_first_chunk_at",
+        "_headers",
+        "_model",
+        "_operation",
+        "_outcome",
+        "_prepared",
+        "_provider",
+        "_rule",
+        "_sse",
+        "_started",
+        "_status",
+        "_stream",
+        "_usage",
+    )
+
+    def __init__(self, *, deps: Dependencies) -> None:
+        self._deps = deps
+        self._prepared = _prepare(deps.holder.current)
+        self._started = time.perf_counter()
+        self._headers: dict[str, str] = {}
+        self._operation = ""
+        self._model = ""
+        self._provider = ""
+        self._rule: Rule | None = None
+        self._stream = False
+        self._status = 0
+        self._outcome: str | None = None
+        self._usage: Usage | None = None
+        self._sse: SSEUsageParser | None = None
+        self._first_chunk_at = 0.0
+        self._body_chunks: list[bytes] = []
+
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    def handle(self, req: Any) -> bytes:
+        """The serialized answer to one ProcessingRequest."""
+        kind = req.WhichOneof("request")
+        if kind == "request_headers":
+            return self._on_request_headers(req.request_headers)
+        if kind == "request_body":
+            return self._on_request_body(req.request_body)
+        if kind == "response_headers":
+            return self._on_response_headers(req.response_headers)
+        if kind == "response_body":
+            return self._on_response_body(req.response_body)
+        if kind == "request_trailers":
+            return wire.REQUEST_TRAILERS_CONTINUE
+        return wire.RESPONSE_TRAILERS_CONTINUE
+
+    # -- request ----------------------------------------------------------------------------------
+
+    def _on_request_headers(self, msg: Any) -> bytes:
+        headers = self._headers
+        for h in msg.headers.headers:
+            headers[h.key] = _header_value(h)
+        path = headers.get(":path", "")
+        path = path.split("?", 1)[0]
+        operation = OPERATIONS.get(path)
+        if operation is not None:
+            self._operation = operation
+            if msg.end_of_stream:
+                return self._reject(
+                    400,
+                    "bad_request",
+                    errors.INVALID_REQUEST,
+                    "missing_body",
+                    f"{path} needs a JSON body with a 'model' field",
+                )
+            return self._prepared.strip_headers
+        if path == MODELS_PATH:
+            self._outcome = "ok"
+            return self._prepared.models
+        return self._reject(
+            404,
+            "model_not_found",
+            errors.NOT_FOUND,
+            "unknown_path",
+            f"unknown path {path!r}; this gateway serves /v1/chat/completions, "
+            "/v1/completions, /v1/embeddings and /v1/models",
+        )
+
+    def _on_request_body(self, msg: Any) -> bytes:
+        if not msg.end_of_stream:  # only with a STREAMED request body: hold chunks until the last one
+            self._body_chunks.append(msg.body)
+            return wire.REQUEST_BODY_CONTINUE
+        raw: bytes = b"".join((*self._body_chunks, msg.body)) if self._body_chunks else msg.body
+        self._body_chunks = []
+        try:
+            parsed = parse_request_body(raw)
+        except BadBodyError as e:
+            return self._reject(400, "bad_request", errors.INVALID_REQUEST, "invalid_body", str(e))
+        self._model = parsed.model
+        self._stream = parsed.stream
+        snapshot = self._prepared.snapshot
+        headers = self._headers
+        headers[snapshot.model_header] = parsed.model  # matches see the body's model, never a client value
+        rule = match_rule(snapshot, headers)
+        if rule is None:
+            return self._reject(
+                404,
+                "model_not_found",
+                errors.NOT_FOUND,
+                "model_not_found",
+                f"model {parsed.model!r} is not served by this gateway",
+            )
+        self._rule = rule
+        backend = pick_backend(rule, rng=self._deps.rng)
+        if backend is None:
+            return self._reject(
+                404,
+                "model_not_found",
+                errors.NOT_FOUND,
+                "model_not_found",
+                f"model {parsed.model!r}: route {rule.route} has no backend",
+            )
+        if isinstance(backend, Pool):
+            return self._route_to_pool(backend, parsed, len(raw))
+        return self._route_to_backend(backend, parsed)
+
+    def _common_headers(self, upstream: Upstream, model: str) -> list[Any]:
+        snapshot = self._prepared.snapshot
+        out = [wire.header(snapshot.model_header, self._model)]
+        if upstream.authorization is not None:
+            out.append(wire.header("authorization", upstream.authorization))
+        if upstream.schema == "AzureOpenAI" and self._operation == "chat":
+            version = f"?api-version={upstream.schema_version}" if upstream.schema_version else ""
+            out.append(wire.header(":path", f"/openai/deployments/{model}/chat/completions{version}"))
+        self._provider = upstream.provider
+        return out
+
+    def _route_to_backend(self, backend: Upstream, parsed: ParsedBody) -> bytes:
+        snapshot = self._prepared.snapshot
+        set_headers = self._common_headers(backend, parsed.model)
+        set_headers.append(wire.header(snapshot.selected_backend_header, backend.name))
+        remove = [n for n in self._prepared.strip_names if n != snapshot.selected_backend_header]
+        return wire.request_body_response(set_headers=set_headers, remove=remove, body=None)
+
+    def _route_to_pool(self, pool: Pool, parsed: ParsedBody, body_size: int) -> bytes:
+        snapshot = self._prepared.snapshot
+        model = pool.models.get(parsed.model)
+        if model is None:
+            return self._reject(
+                404,
+                "model_not_found",
+                errors.NOT_FOUND,
+                "model_not_found",
+                f"model {parsed.model!r} has no InferenceModel in pool {pool.name}",
+            )
+        target = model.targets.pick(rng=self._deps.rng) if model.targets is not None else parsed.model
+        try:
+            endpoint = self._deps.picker.pick(
+                PickRequest(
+                    pool=pool, model=model, target_model=target, headers=self._headers, body_size=body_size
+                )
+            )
+        except PickRefusedError as e:
+            outcome = "unavailable"
+            return self._reject(e.status, outcome, errors.UNAVAILABLE, str(e.status), e.message)
+        set_headers = self._common_headers(endpoint.member, target)
+        set_headers.append(wire.header(snapshot.selected_backend_header, hdr.ORIGINAL_DST_CLUSTER))
+        set_headers.append(wire.header(snapshot.original_dst_header, endpoint.address))
+        if endpoint.hostname:
+            set_headers.append(wire.header(":authority", endpoint.hostname))
+        body = None
+        if target != parsed.model:
+            body = with_model(parsed, target)
+            set_headers.append(wire.header("content-length", str(len(body))))
+        remove = [
+            n
+            for n in self._prepared.strip_names
+            if n not in (snapshot.selected_backend_header, snapshot.original_dst_header)
+        ]
+        return wire.request_body_response(set_headers=set_headers, remove=remove, body=body)
+
+    def _reject(self, status: int, outcome: str, type_: str, code: str, message: str) -> bytes:
+        self._outcome = outcome
+        log.debug("rejected %s %s: %s", status, code, message)
+        return wire.immediate(status=status, body=errors.error_body(message=message, type_=type_, code=code))
+
+    # -- response ---------------------------------------------------------------------------------
+
+    def _on_response_headers(self, msg: Any) -> bytes:
+        for h in msg.headers.headers:
+            if h.key == ":status":
+                try:
+                    self._status = int(_header_value(h))
+                except ValueError:
+                    self._status = 0
+                break
+        ok = 200 <= self._status < 300
+        self._outcome = "ok" if ok else "upstream_error"
+        if msg.end_of_stream:
+            return wire.RESPONSE_HEADERS_CONTINUE
+        if ok and self._stream:
+            self._sse = SSEUsageParser()
+            return wire.RESPONSE_HEADERS_STREAM_BODY
+        return wire.RESPONSE_HEADERS_CONTINUE
+
+    def _on_response_body(self, msg: Any) -> bytes:
+        body: bytes = msg.body
+        if self._sse is not None:
+            if not self._first_chunk_at and body:
+                self._first_chunk_at = time.perf_counter()
+            self._sse.feed(body)
+            if not msg.end_of_stream:
+                return wire.RESPONSE_BODY_CONTINUE
+            self._usage = self._sse.usage
+            return self._finish_response()
+        if self._outcome == "upstream_error":
+            replacement = errors.normalize_upstream_error(status=self._status, body=body)
+            if replacement is not None:
+                return wire.response_body_response(
+                    body=replacement,
+                    set_headers=(wire.JSON_CONTENT_TYPE, ("content-length", str(len(replacement)))),
+                )
+            return wire.RESPONSE_BODY_CONTINUE
+        if not msg.end_of_stream:
+            return wire.RESPONSE_BODY_CONTINUE
+        self._usage = usage_from_json(body)
+        return self._finish_response()
+
+    def _finish_response(self) -> bytes:
+        usage, rule = self._usage, self._rule
+        if usage is None or rule is None or not rule.costs:
+            return wire.RESPONSE_BODY_CONTINUE
+        ns = self._prepared.snapshot.metadata_namespace
+        return wire.response_body_response(metadata={ns: cost_values(rule.costs, usage)})
+
+    # -- end --------------------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """Record this request's metrics. Call once, when the ext_proc stream ends."""
+        m = self._deps.metrics
+        outcome = self._outcome or "cancelled"
+        m.requests.labels(outcome).inc()
+        if not self._operation or not self._model:
+            return
+        labels = (self._operation, self._provider or "unknown", self._model)
+        now = time.perf_counter()
+        m.request_duration.labels(*labels, "" if outcome == "ok" else outcome).observe(now - self._started)
+        usage = self._usage
+        if usage is not None:
+            m.token_usage.labels(*labels, "input").observe(usage.input_tokens)
+            m.token_usage.labels(*labels, "output").observe(usage.output_tokens)
+            m.token_usage.labels(*labels, "total").observe(usage.total_tokens)
+        if self._first_chunk_at:
+            m.time_to_first_token.labels(*labels).observe(self._first_chunk_at - self._started)
+            out_tokens = usage.output_tokens if usage is not None else (self._sse.events if self._sse else 0)
+            if out_tokens > 1:
+                m.time_per_output_token.labels(*labels).observe(
+                    (now - self._first_chunk_at) / (out_tokens - 1)
+                )

@@ -1,0 +1,274 @@
+"""Load, validate and compile the filter config into an immutable ``Snapshot`` the hot path reads without
+I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import orjson
+import pydantic
+import yaml
+
+from api import filterconfig as fc
+from extproc.weighted import WeightedTable
+
+log = logging.getLogger(__name__)
+
+_PROVIDERS: Mapping[fc.APISchemaName, str] = {
+    fc.APISchemaName.OPENAI: "openai",
+    fc.APISchemaName.AWS_BEDROCK: "aws.bedrock",
+    fc.APISchemaName.AZURE_OPENAI: "azure.openai",
+}
+
+
+_UpstreamFactory = Callable[[str, "fc.VersionedAPISchema", "fc.BackendAuth | None"], "Upstream"]
+
+
+class ConfigError(Exception):
+    """The filter config file cannot be read, parsed, validated or compiled. The message says why."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upstream:
+    """An AIServiceBackend, reached directly or as a pool member: what the request path sets for it."""
+
+    name: str
+    schema: fc.APISchemaName
+    schema_version: str | None
+    provider: str
+    """``gen_ai.provider.name`` label value."""
+    authorization: str | None = field(default=None, repr=False)
+    """The full ``Authorization`` header value, read from the credential file; never logged."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolEndpoint:
+    """One endpoint of a pool: its ``ip:port``, the hostname it came from, and the member it belongs to."""
+
+    address: str
+    hostname: str | None
+    member: Upstream
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolModel:
+    """An InferenceModel: the client-facing name, its criticality and the weighted target model names."""
+
+    name: str
+    criticality: fc.Criticality
+    targets: WeightedTable[str] | None
+    """None when no targetModels are declared (the model name is sent unchanged)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pool:
+    name: str
+    endpoints: tuple[PoolEndpoint, ...]
+    models: Mapping[str, PoolModel]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cost:
+    """One ``llmRequestCosts`` entry: the metadata key and which token count it carries."""
+
+    metadata_key: str
+    type: fc.CostType
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    route: str
+    matches: tuple[tuple[tuple[str, str], ...], ...]
+    """Any-of matches, each an all-of tuple of (lower-case header name, exact value). Empty = match all."""
+    backends: WeightedTable[Upstream | Pool]
+    costs: tuple[Cost, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """A compiled filter config. Immutable; the server swaps whole snapshots, never edits one."""
+
+    version: str
+    uuid: str
+    content_hash: str
+    """sha256 (hex, first 16 chars) of the file bytes this snapshot was compiled from."""
+    model_header: str
+    selected_backend_header: str
+    original_dst_header: str
+    metadata_namespace: str
+    rules: tuple[Rule, ...]
+    match_header_names: frozenset[str]
+    """Every header name some rule matches on: the only request headers the router needs."""
+    models_body: bytes
+    """The ``/v1/models`` answer, pre-serialized."""
+    credential_files: tuple[Path, ...]
+    """Files the snapshot read credentials from: a change to one of them triggers a reload."""
+
+
+def load_snapshot(path: Path) -> Snapshot:
+    """Read, validate and compile the filter config at ``path``. Raises ConfigError saying what is wrong."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from e
+    return compile_bytes(raw, base_dir=path.parent)
+
+
+def compile_bytes(raw: bytes, *, base_dir: Path) -> Snapshot:
+    """Parse YAML (or JSON) ``raw`` as a FilterConfig and compile it; relative credential paths use
+    ``base_dir``."""
+    try:
+        doc = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"not valid YAML: {e}") from e
+    if not isinstance(doc, dict):
+        raise ConfigError(f"expected a mapping at the top level, got {type(doc).__name__}")
+    version = doc.get("version", fc.FILTER_CONFIG_VERSION)
+    if version != fc.FILTER_CONFIG_VERSION:
+        raise ConfigError(
+            f"unknown filter config version {version!r} (this ext_proc reads {fc.FILTER_CONFIG_VERSION!r})"
+        )
+    try:
+        config = fc.FilterConfig.model_validate(doc)
+    except pydantic.ValidationError as e:
+        raise ConfigError(f"invalid filter config: {e}") from e
+    return compile_config(config, content_hash=hashlib.sha256(raw).hexdigest()[:16], base_dir=base_dir)
+
+
+def compile_config(config: fc.FilterConfig, *, content_hash: str, base_dir: Path) -> Snapshot:
+    """Compile a validated FilterConfig. Raises ConfigError when a credential file cannot be read."""
+    credential_files: list[Path] = []
+
+    def upstream(name: str, schema: fc.VersionedAPISchema, auth: fc.BackendAuth | None) -> Upstream:
+        if schema.name == fc.APISchemaName.AWS_BEDROCK:
+            log.warning(
+                "backend %s: AWSBedrock translation and SigV4 are not implemented; requests pass as OpenAI",
+                name,
+            )
+        return Upstream(
+            name=name,
+            schema=schema.name,
+            schema_version=schema.version,
+            provider=_PROVIDERS[schema.name],
+            authorization=_authorization(name, auth, base_dir=base_dir, read=credential_files),
+        )
+
+    backends = {b.name: upstream(b.name, b.schema_, b.auth) for b in config.backends}
+    pools = {p.name: _compile_pool(p, upstream) for p in config.pools}
+    costs_by_route: dict[str, list[Cost]] = {}
+    for c in config.llm_request_costs:
+        if c.type == fc.CostType.CEL:
+            log.warning(
+                "llmRequestCosts %s/%s: CEL costs are not supported yet; this cost is ignored",
+                c.route,
+                c.metadata_key,
+            )
+            continue
+        costs_by_route.setdefault(c.route, []).append(Cost(metadata_key=c.metadata_key, type=c.type))
+
+    rules: list[Rule] = []
+    match_names: set[str] = set()
+    for r in config.rules:
+        targets: list[Upstream | Pool] = [
+            pools[ref.name] if ref.kind == fc.BackendKind.INFERENCE_POOL else backends[ref.name]
+            for ref in r.backend_refs
+        ]
+        matches = tuple(tuple((h.name, h.value) for h in m.headers) for m in r.matches)
+        match_names.update(name for m in matches for name, _ in m)
+        rules.append(
+            Rule(
+                route=r.route,
+                matches=matches,
+                backends=WeightedTable(items=targets, weights=[ref.weight for ref in r.backend_refs]),
+                costs=tuple(costs_by_route.get(r.route, ())),
+            )
+        )
+    return Snapshot(
+        version=config.version,
+        uuid=config.uuid,
+        content_hash=content_hash,
+        model_header=config.model_name_header_key.lower(),
+        selected_backend_header=config.selected_backend_header_key.lower(),
+        original_dst_header=config.original_destination_header_key.lower(),
+        metadata_namespace=config.metadata_namespace,
+        rules=tuple(rules),
+        match_header_names=frozenset(match_names),
+        models_body=_models_body(config),
+        credential_files=tuple(credential_files),
+    )
+
+
+def _compile_pool(p: fc.InferencePool, upstream: _UpstreamFactory) -> Pool:
+    endpoints: list[PoolEndpoint] = []
+    for m in p.members:
+        member = upstream(m.name, m.schema_, m.auth)
+        endpoints.extend(
+            PoolEndpoint(address=e.address, hostname=e.hostname, member=member) for e in m.endpoints
+        )
+    models = {
+        im.model_name: PoolModel(
+            name=im.model_name,
+            criticality=im.criticality,
+            targets=WeightedTable(
+                items=[t.name for t in im.target_models],
+                # weights are all set or all unset (validated); unset means equal shares
+                weights=[t.weight if t.weight is not None else 1 for t in im.target_models],
+            )
+            if im.target_models
+            else None,
+        )
+        for im in p.models
+    }
+    return Pool(name=p.name, endpoints=tuple(endpoints), models=MappingProxyType(models))
+
+
+def _authorization(name: str, auth: fc.BackendAuth | None, *, base_dir: Path, read: list[Path]) -> str | None:
+    if auth is None:
+        return None
+    if auth.aws is not None:
+        log.warning("backend %s: AWS SigV4 auth is not implemented yet; requests go unsigned", name)
+        return None
+    filename = (
+        auth.api_key.filename if auth.api_key is not None else auth.azure.filename if auth.azure else ""
+    )
+    path = base_dir / filename
+    try:
+        secret = path.read_text().strip()
+    except OSError as e:
+        raise ConfigError(f"backend {name}: cannot read credential file {path}: {e.strerror or e}") from e
+    if not secret:
+        raise ConfigError(f"backend {name}: credential file {path} is empty")
+    read.append(path)
+    return f"Bearer {secret}"
+
+
+def _models_body(config: fc.FilterConfig) -> bytes:
+    model_header = config.model_name_header_key.lower()
+    ids: dict[str, None] = {}
+    for r in config.rules:
+        for m in r.matches:
+            for h in m.headers:
+                if h.name == model_header:
+                    ids[h.value] = None
+    for p in config.pools:
+        for im in p.models:
+            ids[im.model_name] = None
+    created = int(time.time())
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"id": i, "object": "model", "created": created, "owned_by": "Envoy AI Gateway"} for i in ids
+            ],
+        }
+    )
+
+
+EMPTY_SNAPSHOT: Snapshot = compile_config(fc.FilterConfig(), content_hash="", base_dir=Path("."))
+"""What serves before any config loaded: every model request gets 404."""

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Bring up a real kind cluster running the whole gateway the way users run it: Envoy Gateway v$EG_VERSION from
+# its Helm chart with our extension server as its extensionManager, our CRDs, RBAC and controller (from
+# config/, via `make deploy`). Needs a container runtime (docker or podman), kind, kubectl and helm; it cannot
+# run on the CI machine (no container runtime), where `make test-e2e` runs the same components as processes.
+#
+# Idempotent: an existing cluster is reused, the charts are upgraded, the manifests re-applied.
+#
+# Environment:
+#   KIND_CLUSTER        cluster name (default ai-gateway-py)
+#   EG_VERSION          Envoy Gateway chart version (default 1.9.0)
+#   IMG                 controller/ext_proc image (default ai-gateway-py:dev), built from ./Dockerfile and loaded
+#                       into the cluster when a Dockerfile exists; otherwise it must be pullable
+#   AIGW_NAMESPACE      our namespace (default envoy-ai-gateway-system; must match config/default)
+#   AIGW_SERVICE        our controller Service (default ai-gateway-controller; must match config/manager)
+#   AIGW_EXTSERVER_PORT its extension-server port (default 1063)
+set -euo pipefail
+
+KIND_CLUSTER="${KIND_CLUSTER:-ai-gateway-py}"
+EG_VERSION="${EG_VERSION:-1.9.0}"
+IMG="${IMG:-ai-gateway-py:dev}"
+AIGW_NAMESPACE="${AIGW_NAMESPACE:-envoy-ai-gateway-system}"
+AIGW_SERVICE="${AIGW_SERVICE:-ai-gateway-controller}"
+AIGW_EXTSERVER_PORT="${AIGW_EXTSERVER_PORT:-1063}"
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+
+log() { printf '[kind-up] %s\n' "$*" >&2; }
+die() { printf '[kind-up] ERROR: %s\n' "$*" >&2; exit 1; }
+
+for tool in kind kubectl helm; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
+done
+RUNTIME=""
+for r in docker podman; do
+  if command -v "$r" >/dev/null 2>&1 && "$r" info >/dev/null 2>&1; then RUNTIME=$r; break; fi
+done
+[[ -n "$RUNTIME" ]] || die "no working container runtime (docker or podman): kind needs one"
+[[ "$RUNTIME" == podman ]] && export KIND_EXPERIMENTAL_PROVIDER=podman
+
+if ! kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
+  log "creating kind cluster $KIND_CLUSTER"
+  kind create cluster --name "$KIND_CLUSTER" --wait 120s
+fi
+kubectl config use-context "kind-$KIND_CLUSTER" >/dev/null
+
+if [[ -f "$REPO/Dockerfile" ]]; then
+  log "building $IMG and loading it into the cluster"
+  "$RUNTIME" build -t "$IMG" "$REPO"
+  kind load docker-image "$IMG" --name "$KIND_CLUSTER"
+fi
+
+# Envoy Gateway first: its chart installs the Gateway API CRDs our controller watches.
+values=$(mktemp)
+trap 'rm -f "$values"' EXIT
+sed -e "s/__AIGW_SERVICE__/$AIGW_SERVICE/" -e "s/__AIGW_NAMESPACE__/$AIGW_NAMESPACE/" \
+    -e "s/__AIGW_EXTSERVER_PORT__/$AIGW_EXTSERVER_PORT/" "$REPO/hack/kind/envoy-gateway-values.yaml" >"$values"
+log "installing Envoy Gateway v$EG_VERSION (extensionManager -> $AIGW_SERVICE.$AIGW_NAMESPACE:$AIGW_EXTSERVER_PORT)"
+helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version "v$EG_VERSION" \
+  --namespace envoy-gateway-system --create-namespace -f "$values" --wait --timeout 5m
+
+log "deploying our CRDs, RBAC and controller"
+make -C "$REPO" deploy IMG="$IMG"
+kubectl -n "$AIGW_NAMESPACE" rollout status deployment --timeout=180s
+kubectl -n envoy-gateway-system rollout status deployment/envoy-gateway --timeout=180s
+log "ready: kubectl apply -f config/samples/ to try it"

@@ -1,0 +1,157 @@
+"""Builders of the Kubernetes objects the e2e scenarios apply, in the shapes of ``config/samples``.
+
+Pure functions: names and ports in, plain dicts out.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from tests.realparts.envoygateway import CONTROLLER_NAME
+
+Obj = dict[str, Any]
+AIGW = "aigateway.envoyproxy.io/v1alpha1"
+GAIE = "inference.networking.x-k8s.io/v1alpha2"
+EG = "gateway.envoyproxy.io/v1alpha1"
+GW = "gateway.networking.k8s.io/v1"
+GATEWAY_CLASS = "aigw-e2e"
+
+
+def listener_port() -> int:
+    """A port free on every interface: Envoy Gateway's Host infrastructure binds listeners on 0.0.0.0."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("0.0.0.0", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def namespace(name: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def gateway_class(name: str = GATEWAY_CLASS) -> Obj:
+    return {
+        "apiVersion": GW,
+        "kind": "GatewayClass",
+        "metadata": {"name": name},
+        "spec": {"controllerName": CONTROLLER_NAME},
+    }
+
+
+def gateway(name: str, ns: str, port: int, class_name: str = GATEWAY_CLASS) -> Obj:
+    return {
+        "apiVersion": GW,
+        "kind": "Gateway",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "gatewayClassName": class_name,
+            "listeners": [{"name": "http", "protocol": "HTTP", "port": port}],
+        },
+    }
+
+
+def eg_backend(name: str, ns: str, port: int, *, ip: str | None = None, fqdn: str | None = None) -> Obj:
+    """An Envoy Gateway ``Backend`` with one IP or FQDN endpoint."""
+    endpoint: Obj = (
+        {"ip": {"address": ip, "port": port}} if ip else {"fqdn": {"hostname": fqdn, "port": port}}
+    )
+    return {
+        "apiVersion": EG,
+        "kind": "Backend",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"endpoints": [endpoint]},
+    }
+
+
+def http_route(name: str, ns: str, gateway_name: str, backend: str, port: int) -> Obj:
+    """A plain HTTPRoute sending everything to an EG ``Backend`` (no code of ours involved)."""
+    return {
+        "apiVersion": GW,
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "parentRefs": [{"name": gateway_name}],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                    "backendRefs": [
+                        {"group": "gateway.envoyproxy.io", "kind": "Backend", "name": backend, "port": port}
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def ai_service_backend(name: str, ns: str, backend: str, *, labels: dict[str, str] | None = None) -> Obj:
+    """An AIServiceBackend (OpenAI schema) whose ``backendRef`` is the EG ``Backend`` named ``backend``."""
+    meta: Obj = {"name": name, "namespace": ns}
+    if labels:
+        meta["labels"] = labels
+    return {
+        "apiVersion": AIGW,
+        "kind": "AIServiceBackend",
+        "metadata": meta,
+        "spec": {
+            "schema": {"name": "OpenAI"},
+            "backendRef": {"name": backend, "kind": "Backend", "group": "gateway.envoyproxy.io"},
+        },
+    }
+
+
+def rule(
+    *, model: str | None = None, backends: list[tuple[str, str, int]], headers: dict[str, str] | None = None
+) -> Obj:
+    """An AIGatewayRoute rule matching ``x-ai-eg-model`` (and more headers); refs ``(kind, name, weight)``."""
+    match_headers = [{"type": "Exact", "name": "x-ai-eg-model", "value": model}] if model else []
+    match_headers += [{"type": "Exact", "name": k, "value": v} for k, v in (headers or {}).items()]
+    out: Obj = {"backendRefs": [{"kind": k, "name": n, "weight": w} for k, n, w in backends]}
+    if match_headers:
+        out["matches"] = [{"headers": match_headers}]
+    return out
+
+
+def ai_gateway_route(name: str, ns: str, gateway_name: str, rules: list[Obj]) -> Obj:
+    return {
+        "apiVersion": AIGW,
+        "kind": "AIGatewayRoute",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "schema": {"name": "OpenAI"},
+            "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway_name}],
+            "rules": rules,
+            "llmRequestCosts": [
+                {"metadataKey": "llm_input_token", "type": "InputToken"},
+                {"metadataKey": "llm_output_token", "type": "OutputToken"},
+                {"metadataKey": "llm_total_token", "type": "TotalToken"},
+            ],
+        },
+    }
+
+
+def inference_pool(name: str, ns: str, selector: dict[str, str], port: int) -> Obj:
+    return {
+        "apiVersion": GAIE,
+        "kind": "InferencePool",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "selector": selector,
+            "targetPortNumber": port,
+            "extensionRef": {"name": "envoy-ai-gateway"},
+        },
+    }
+
+
+def inference_model(
+    name: str, ns: str, model: str, pool: str, targets: list[tuple[str, int]] | None = None
+) -> Obj:
+    spec: Obj = {"modelName": model, "criticality": "Critical", "poolRef": {"name": pool}}
+    if targets:
+        spec["targetModels"] = [{"name": n, "weight": w} for n, w in targets]
+    return {
+        "apiVersion": GAIE,
+        "kind": "InferenceModel",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }

@@ -1,0 +1,96 @@
+"""Long-running local processes of the e2e harness (our controller, our ext_proc, fake upstreams).
+
+Contract: ``LoggedProcess(name, argv, log_dir).start()`` runs ``argv`` with stdout+stderr appended to
+``<log_dir>/<name>.log``, in its own session, killed by the kernel if pytest dies (PR_SET_PDEATHSIG).
+``wait_tcp(host, port)`` returns once the port accepts connections and raises (with the log's tail) if the
+process exits first or the deadline passes. ``stop()`` sends SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from tests.realparts.envoygateway import tail
+
+
+def _die_with_parent() -> None:
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+class ProcessError(RuntimeError):
+    """A harness process failed to start or died; the message carries its log's tail."""
+
+
+class LoggedProcess:
+    """One child process with a kept log. See the module docstring."""
+
+    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.log = log_dir / f"{name}.log"
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LoggedProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            out.write(f"==== {time.strftime('%H:%M:%S')} starting: {' '.join(self.argv)}\n".encode())
+            out.flush()
+            on_main = threading.current_thread() is threading.main_thread()
+            try:
+                self.proc = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent if on_main else None,
+                )
+            except OSError as e:
+                raise ProcessError(f"cannot run {self.name} ({self.argv[0]}): {e}") from e
+        return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self) -> None:
+        """Raise ``ProcessError`` with the log's tail when the process has exited."""
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ProcessError(
+                f"{self.name} exited with code {self.proc.returncode}; last lines of {self.log}:\n"
+                f"{tail(self.log, 60)}"
+            )
+
+    def wait_tcp(self, host: str, port: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with socket.create_connection((host, port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise ProcessError(
+            f"{self.name} did not listen on {host}:{port} within {timeout:.0f} s; last lines of {self.log}:\n"
+            f"{tail(self.log, 60)}"
+        )
+
+    def stop(self, grace: float = 15) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,443 @@
+"""The real Envoy Gateway v1.9 as a local process: Kubernetes resources from our API server, Envoy on the
+host.
+
+Contract (topology B of ``/work/shared/reference/controlplane.md`` §6.2):
+- ``EnvoyGateway(kubeconfig=...).start()`` runs ``envoy-gateway certgen --local`` into its own config home,
+  copies the control-plane certificates to ``/certs`` (Envoy Gateway hard-codes that path for the xDS server
+  and the topology-injector webhook when its resources come from Kubernetes; needs root), writes an
+  ``EnvoyGateway`` config (provider Custom: resources Kubernetes through ``kubeconfig``, infrastructure Host
+  with its own config, state and runtime dirs and the cache's data dir where ``hack/setup-envoy-gateway.sh``
+  seeded Envoy 1.39.0), starts ``envoy-gateway server`` and returns once its health probe says ready and
+  xDS accepts connections.
+- With ``extension_server=(host, port)`` the config carries an ``extensionManager`` with hooks
+  ``post: [VirtualHost, Translation]`` and every ``translation.*.includeAll`` on. Envoy Gateway blocks on an
+  extension server that is down, so start ours first and stop it after ``stop()``.
+- Envoy Gateway starts one Envoy per Gateway (func-e, no download). ``envoy_admin_addresses()`` reads the
+  ``admin-address.txt`` files func-e writes; ``wait_for_listener(port)`` waits until an Envoy answers there.
+- Ports fixed by Envoy Gateway (xDS 18000, health 8081, controller metrics 8080, webhook 9443) make it one
+  instance per machine: ``start()`` takes an exclusive file lock and fails with a clear message when a fixed
+  port is taken. The admin port is picked free.
+- Every byte Envoy Gateway and its Envoys print goes to ``log`` (``<workdir>/logs/envoy-gateway.log``); func-e
+  also keeps per-run logs under ``<workdir>/state/envoy-runs/``. ``stop(keep_workdir=True)`` keeps them all.
+- Missing binaries or a failed start raise ``EnvoyGatewayError`` whose message says what to do: a test that
+  needs Envoy Gateway fails, it never skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import yaml
+
+EG_VERSION = os.environ.get("EG_VERSION", "1.9.0")
+ENVOY_VERSION = os.environ.get("ENVOY_VERSION", "1.39.0")
+SETUP_HINT = "run `make envoy-gateway` (or `bash hack/setup-envoy-gateway.sh`) to build and seed it"
+CONTROLLER_NAME = "gateway.envoyproxy.io/gatewayclass-controller"
+EG_NAMESPACE = "envoy-gateway-system"
+CERTS_DIR = Path(os.environ.get("AIGW_EG_CERTS_DIR", "/certs"))
+LOCK_FILE = Path(tempfile.gettempdir()) / "aigw-envoy-gateway.lock"
+# Ports Envoy Gateway binds whatever its config says (all interfaces).
+FIXED_PORTS: dict[int, str] = {
+    18000: "xDS server",
+    8081: "health probe",
+    8080: "controller-runtime metrics",
+    9443: "topology-injector webhook",
+}
+
+
+class EnvoyGatewayError(RuntimeError):
+    """Envoy Gateway could not be found, started or used. The message says what to do."""
+
+
+def cache_root() -> Path:
+    """The cache directory ``hack/setup-envoy-gateway.sh`` writes to."""
+    if env := os.environ.get("AIGW_CACHE_DIR"):
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "ai-gateway-py"
+
+
+@dataclass(frozen=True)
+class Install:
+    """Where the built Envoy Gateway binary and the func-e data dir (seeded Envoy) live."""
+
+    binary: Path
+    data_home: Path
+
+    @property
+    def envoy(self) -> Path:
+        return self.data_home / "envoy-versions" / ENVOY_VERSION / "bin" / "envoy"
+
+
+def find_install() -> Install:
+    """``$ENVOY_GATEWAY_BIN`` / ``$ENVOY_GATEWAY_DATA_HOME``, else the version-keyed cache; must exist."""
+    root = cache_root() / "envoy-gateway" / f"eg-{EG_VERSION}_envoy-{ENVOY_VERSION}"
+    binary = Path(os.environ.get("ENVOY_GATEWAY_BIN") or root / "bin" / "envoy-gateway")
+    data_home = Path(os.environ.get("ENVOY_GATEWAY_DATA_HOME") or root / "data")
+    install = Install(binary=binary, data_home=data_home)
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        raise EnvoyGatewayError(f"no envoy-gateway binary at {binary}: {SETUP_HINT}")
+    if not (install.envoy.exists() and os.access(install.envoy, os.X_OK)):
+        raise EnvoyGatewayError(f"no Envoy {ENVOY_VERSION} seeded at {install.envoy}: {SETUP_HINT}")
+    return install
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: SIGTERM it when the forking thread dies, so a killed pytest
+    # leaves no Envoy Gateway behind (Envoy Gateway then stops its Envoys).
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    """The last ``lines`` lines of a log file ('' when unreadable)."""
+    try:
+        data = path.read_bytes()[-400_000:]
+    except OSError:
+        return ""
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            status: int = resp.status
+            return 200 <= status < 300
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def envoy_gateway_config(
+    *,
+    workdir: Path,
+    data_home: Path,
+    admin_port: int,
+    extension_server: tuple[str, int] | None,
+    log_level: str = "info",
+) -> dict[str, Any]:
+    """The ``EnvoyGateway`` config document (pure; see the module docstring for what it selects).
+
+    The kubeconfig is not part of it: Envoy Gateway finds it through ``KUBECONFIG`` (controller-runtime).
+    """
+    config: dict[str, Any] = {
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "EnvoyGateway",
+        "gateway": {"controllerName": CONTROLLER_NAME},
+        "logging": {"level": {"default": log_level}},
+        "provider": {
+            "type": "Custom",
+            "custom": {
+                "resource": {
+                    "type": "Kubernetes",
+                    "kubernetes": {"leaderElection": {"disable": True}},
+                },
+                "infrastructure": {
+                    "type": "Host",
+                    "host": {
+                        "configHome": str(workdir / "config"),
+                        "dataHome": str(data_home),
+                        "stateHome": str(workdir / "state"),
+                        "runtimeDir": str(workdir / "run"),
+                    },
+                },
+            },
+        },
+        "admin": {"address": {"host": "127.0.0.1", "port": admin_port}},
+        "telemetry": {"metrics": {"prometheus": {"disable": True}}},
+        "extensionApis": {"enableBackend": True, "enableEnvoyPatchPolicy": True},
+    }
+    if extension_server is not None:
+        host, port = extension_server
+        include_all = {"includeAll": True}
+        config["extensionManager"] = {
+            "hooks": {
+                "xdsTranslator": {
+                    "post": ["VirtualHost", "Translation"],
+                    "translation": {
+                        "listener": include_all,
+                        "route": include_all,
+                        "cluster": include_all,
+                        "secret": include_all,
+                    },
+                }
+            },
+            "service": {"fqdn": {"hostname": host, "port": port}},
+            "failOpen": False,
+        }
+    return config
+
+
+class EnvoyGateway:
+    """``envoy-gateway server`` with Host infrastructure. See the module docstring for the contract."""
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path,
+        extension_server: tuple[str, int] | None = None,
+        workdir: Path | None = None,
+        start_timeout: float | None = None,
+        log_level: str = "info",
+    ) -> None:
+        self.kubeconfig = Path(kubeconfig)
+        self.extension_server = extension_server
+        self.start_timeout = start_timeout or float(os.environ.get("AIGW_EG_START_TIMEOUT", "90"))
+        self.log_level = log_level
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="aigw-envoy-gateway-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir = self.workdir / "logs"
+        self.logs_dir.mkdir(exist_ok=True)
+        self.config_path = self.workdir / "envoy-gateway.yaml"
+        self.log = self.logs_dir / "envoy-gateway.log"
+        self.admin_port = 0
+        self.start_seconds = 0.0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock: IO[bytes] | None = None
+        self._install: Install | None = None
+
+    # ---- public surface ---------------------------------------------------------------------------------
+
+    @property
+    def install(self) -> Install:
+        if self._install is None:
+            self._install = find_install()
+        return self._install
+
+    @property
+    def state_home(self) -> Path:
+        return self.workdir / "state"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.workdir / "run"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self) -> EnvoyGateway:
+        """Make certs, write the config, start Envoy Gateway, wait until it serves; clean up on failure."""
+        began = time.monotonic()
+        try:
+            self.install  # noqa: B018 -- fail early, before touching /certs
+            self._take_lock()
+            self._check_fixed_ports()
+            self._certgen()
+            self.admin_port = _free_port()
+            config = envoy_gateway_config(
+                workdir=self.workdir,
+                data_home=self.install.data_home,
+                admin_port=self.admin_port,
+                extension_server=self.extension_server,
+                log_level=self.log_level,
+            )
+            self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+            self._spawn()
+            self._wait_until(lambda: _http_ok("http://127.0.0.1:8081/readyz"), "the health probe /readyz")
+            self._wait_until(lambda: _tcp_open("127.0.0.1", 18000), "the xDS server on 18000")
+        except BaseException:
+            self._terminate()
+            self._release_lock()
+            raise
+        self.start_seconds = time.monotonic() - began
+        return self
+
+    def stop(self, *, keep_workdir: bool = False) -> None:
+        """SIGTERM Envoy Gateway (it stops its Envoys), SIGKILL after 30 s; drop the workdir unless kept."""
+        self._terminate()
+        self._release_lock()
+        if not keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> EnvoyGateway:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop(keep_workdir=exc is not None)
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def envoy_admin_addresses(self) -> list[str]:
+        """``host:port`` of the admin API of every Envoy func-e started (newest run last)."""
+        files = sorted(
+            [*self.runtime_dir.rglob("admin-address.txt"), *self.state_home.rglob("admin-address.txt")],
+            key=lambda p: p.stat().st_mtime,
+        )
+        seen: list[str] = []
+        for f in files:
+            address = f.read_text().strip()
+            if address and address not in seen:
+                seen.append(address)
+        return seen
+
+    def envoy_run_logs(self) -> list[Path]:
+        """Per-run Envoy logs func-e keeps (stdout.log / stderr.log)."""
+        return sorted(self.state_home.glob("envoy-runs/*/*.log"))
+
+    def wait_for_listener(self, port: int, host: str = "127.0.0.1", timeout: float = 60) -> None:
+        """Wait until something (an Envoy that Envoy Gateway started) accepts TCP on ``host:port``."""
+        self._wait_until(
+            lambda: _tcp_open(host, port), f"an Envoy listener on {host}:{port}", timeout=timeout
+        )
+
+    def config_dump(self, admin_address: str) -> dict[str, Any]:
+        """Envoy's ``/config_dump`` (with EDS) from the given admin address."""
+        import json
+
+        url = f"http://{admin_address}/config_dump?include_eds"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            dump: dict[str, Any] = json.load(resp)
+        return dump
+
+    def log_tails(self, lines: int = 80) -> dict[str, str]:
+        """Last lines of Envoy Gateway's log and of every Envoy run log, keyed by path."""
+        out = {str(self.log): tail(self.log, lines)}
+        for p in self.envoy_run_logs():
+            out[str(p)] = tail(p, lines)
+        return out
+
+    # ---- internals --------------------------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        self._lock = LOCK_FILE.open("wb")
+        deadline = time.monotonic() + float(os.environ.get("AIGW_EG_LOCK_TIMEOUT", "600"))
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise EnvoyGatewayError(
+                        f"another Envoy Gateway harness holds {LOCK_FILE}: fixed ports, one per machine"
+                    ) from None
+                time.sleep(1)
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _check_fixed_ports(self) -> None:
+        busy = [f"{port} ({what})" for port, what in FIXED_PORTS.items() if _port_in_use(port)]
+        if busy:
+            who = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True, check=False).stdout
+            raise EnvoyGatewayError(
+                f"Envoy Gateway needs these fixed ports but they are taken: {', '.join(busy)}\n{who}"
+            )
+
+    def _certgen(self) -> None:
+        config_home = self.workdir / "config"
+        done = subprocess.run(
+            [str(self.install.binary), "certgen", "--local", "--config-home", str(config_home)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        (self.logs_dir / "certgen.log").write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise EnvoyGatewayError(f"envoy-gateway certgen --local failed:\n{done.stdout}{done.stderr}")
+        source = config_home / "certs" / "envoy-gateway"
+        try:
+            CERTS_DIR.mkdir(parents=True, exist_ok=True)
+            for name in ("tls.crt", "tls.key", "ca.crt"):
+                shutil.copyfile(source / name, CERTS_DIR / name)
+        except OSError as e:
+            raise EnvoyGatewayError(
+                f"cannot copy the xDS server certificates to {CERTS_DIR} ({e}): Envoy Gateway reads them "
+                "from there when its resources come from Kubernetes; run as root"
+            ) from e
+
+    def _spawn(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "ENVOY_GATEWAY_NAMESPACE": EG_NAMESPACE}
+        args = [str(self.install.binary), "server", "--config-path", str(self.config_path)]
+        with self.log.open("ab") as out:
+            out.write(f"==== {time.strftime('%H:%M:%S')} starting: {' '.join(args)}\n".encode())
+            out.flush()
+            try:
+                self._proc = subprocess.Popen(
+                    args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.workdir,
+                    env=env,
+                    start_new_session=True,  # its own group: stop() can reach the Envoys it forked
+                    preexec_fn=_die_with_parent,
+                )
+            except OSError as e:
+                raise EnvoyGatewayError(f"cannot run {args[0]}: {e}. {SETUP_HINT}") from e
+
+    def _wait_until(self, check: Any, what: str, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise EnvoyGatewayError(
+                    f"envoy-gateway exited with code {self._proc.returncode} while waiting for {what}; "
+                    f"last lines of {self.log}:\n{tail(self.log, 60)}"
+                )
+            if check():
+                return
+            time.sleep(0.2)
+        raise EnvoyGatewayError(
+            f"timed out after {timeout or self.start_timeout:.0f} s waiting for {what}; "
+            f"last lines of {self.log}:\n{tail(self.log, 60)}"
+        )
+
+    def _terminate(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        # Envoys func-e started share the session: make sure none outlives Envoy Gateway.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
