@@ -16,13 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.realparts.envoygateway import tail
-
-
-def _die_with_parent() -> None:
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+from tests.realparts.envoygateway import die_with_parent, tail
 
 
 class ProcessError(RuntimeError):
@@ -53,7 +47,7 @@ class LoggedProcess:
                     stderr=subprocess.STDOUT,
                     env=self.env,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent if on_main else None,
+                    preexec_fn=die_with_parent if on_main else None,
                 )
             except OSError as e:
                 raise ProcessError(f"cannot run {self.name} ({self.argv[0]}): {e}") from e

@@ -33,6 +33,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -96,9 +97,12 @@ def find_install() -> Install:
     return install
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: SIGTERM it when the forking thread dies, so a killed pytest
-    # leaves no Envoy Gateway behind (Envoy Gateway then stops its Envoys).
+def die_with_parent() -> None:
+    """``preexec_fn``: the kernel SIGTERMs the child when the forking thread dies (PR_SET_PDEATHSIG).
+
+    A killed pytest then leaves no Envoy Gateway behind (which stops its Envoys). Use it only from the main
+    thread: the signal fires when the *thread* that forked exits.
+    """
     import ctypes
 
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
@@ -406,7 +410,9 @@ class EnvoyGateway:
                     cwd=self.workdir,
                     env=env,
                     start_new_session=True,  # its own group: stop() can reach the Envoys it forked
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent
+                    if threading.current_thread() is threading.main_thread()
+                    else None,
                 )
             except OSError as e:
                 raise EnvoyGatewayError(f"cannot run {args[0]}: {e}. {SETUP_HINT}") from e
