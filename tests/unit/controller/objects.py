@@ -1,0 +1,218 @@
+"""Factories of Kubernetes JSON objects for builder tests (shaped as the API server returns them)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from controller.build import ObjKey
+
+NS = "default"
+GW = ObjKey(NS, "gw")
+
+
+def _md(
+    name: str,
+    ns: str,
+    *,
+    ts: str = "2026-01-01T00:00:00Z",
+    labels: dict[str, str] | None = None,
+    generation: int = 1,
+) -> dict[str, Any]:
+    md: dict[str, Any] = {
+        "name": name,
+        "namespace": ns,
+        "uid": f"uid-{ns}-{name}",
+        "generation": generation,
+        "creationTimestamp": ts,
+    }
+    if labels:
+        md["labels"] = labels
+    return md
+
+
+def gateway(name: str = "gw", ns: str = NS) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": _md(name, ns),
+        "spec": {"gatewayClassName": "eg", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+    }
+
+
+def route(
+    name: str,
+    rules: list[dict[str, Any]],
+    *,
+    gateways: tuple[str, ...] = ("gw",),
+    ns: str = NS,
+    ts: str = "2026-01-01T00:00:00Z",
+    **spec: Any,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
+        "kind": "AIGatewayRoute",
+        "metadata": _md(name, ns, ts=ts),
+        "spec": {
+            "targetRefs": [
+                {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": g} for g in gateways
+            ],
+            "schema": {"name": "OpenAI"},
+            "rules": rules,
+            **spec,
+        },
+    }
+
+
+def rule(*refs: tuple[str, str] | str, headers: list[list[tuple[str, str]]] | None = None) -> dict[str, Any]:
+    brefs = []
+    for r in refs:
+        if isinstance(r, str):
+            brefs.append({"name": r})
+        else:
+            brefs.append({"kind": r[0], "name": r[1]})
+    out: dict[str, Any] = {"backendRefs": brefs}
+    if headers is not None:
+        out["matches"] = [
+            {"headers": [{"type": "Exact", "name": n, "value": v} for n, v in m]} for m in headers
+        ]
+    return out
+
+
+def backend(
+    name: str,
+    *,
+    ref: dict[str, Any] | None = None,
+    ns: str = NS,
+    labels: dict[str, str] | None = None,
+    bsp: str | None = None,
+    schema: str = "OpenAI",
+    timeouts: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "schema": {"name": schema},
+        "backendRef": ref or {"name": f"svc-{name}", "port": 8080},
+    }
+    if bsp:
+        spec["backendSecurityPolicyRef"] = {
+            "group": "aigateway.envoyproxy.io",
+            "kind": "BackendSecurityPolicy",
+            "name": bsp,
+        }
+    if timeouts:
+        spec["timeouts"] = timeouts
+    return {
+        "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
+        "kind": "AIServiceBackend",
+        "metadata": _md(name, ns, labels=labels),
+        "spec": spec,
+    }
+
+
+def eg_ref(name: str, port: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"group": "gateway.envoyproxy.io", "kind": "Backend", "name": name}
+    if port is not None:
+        out["port"] = port
+    return out
+
+
+def service(name: str, *ports: int, ns: str = NS, headless: bool = False) -> dict[str, Any]:
+    spec: dict[str, Any] = {"ports": [{"port": p, "protocol": "TCP"} for p in ports or (8080,)]}
+    if headless:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": _md(name, ns), "spec": spec}
+
+
+def eg_backend(name: str, *endpoints: dict[str, Any], ns: str = NS) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "Backend",
+        "metadata": _md(name, ns),
+        "spec": {"endpoints": list(endpoints)},
+    }
+
+
+def ip_ep(address: str, port: int) -> dict[str, Any]:
+    return {"ip": {"address": address, "port": port}}
+
+
+def fqdn_ep(hostname: str, port: int) -> dict[str, Any]:
+    return {"fqdn": {"hostname": hostname, "port": port}}
+
+
+def api_key_policy(name: str, secret: str, ns: str = NS) -> dict[str, Any]:
+    return {
+        "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
+        "kind": "BackendSecurityPolicy",
+        "metadata": _md(name, ns),
+        "spec": {"type": "APIKey", "apiKey": {"secretRef": {"name": secret}}},
+    }
+
+
+def aws_policy(name: str, secret: str, ns: str = NS, region: str = "us-east-1") -> dict[str, Any]:
+    return {
+        "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
+        "kind": "BackendSecurityPolicy",
+        "metadata": _md(name, ns),
+        "spec": {
+            "type": "AWSCredentials",
+            "awsCredentials": {
+                "region": region,
+                "credentialsFile": {"secretRef": {"name": secret}, "profile": "p"},
+            },
+        },
+    }
+
+
+def azure_policy(name: str, ns: str = NS) -> dict[str, Any]:
+    return {
+        "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
+        "kind": "BackendSecurityPolicy",
+        "metadata": _md(name, ns),
+        "spec": {
+            "type": "AzureCredentials",
+            "azureCredentials": {"clientID": "c", "tenantID": "t", "clientSecretRef": {"name": "s"}},
+        },
+    }
+
+
+def b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
+
+
+def pool(
+    name: str, selector: dict[str, str], port: int = 8080, *, ns: str = NS, ext: str = "envoy-ai-gateway"
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "inference.networking.x-k8s.io/v1alpha2",
+        "kind": "InferencePool",
+        "metadata": _md(name, ns),
+        "spec": {"selector": selector, "targetPortNumber": port, "extensionRef": {"name": ext}},
+    }
+
+
+def model(
+    name: str,
+    model_name: str,
+    pool_name: str,
+    *,
+    ns: str = NS,
+    ts: str = "2026-01-01T00:00:00Z",
+    criticality: str | None = None,
+    targets: list[tuple[str, int | None]] | None = None,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"modelName": model_name, "poolRef": {"name": pool_name}}
+    if criticality:
+        spec["criticality"] = criticality
+    if targets:
+        spec["targetModels"] = [{"name": n, **({"weight": w} if w is not None else {})} for n, w in targets]
+    return {
+        "apiVersion": "inference.networking.x-k8s.io/v1alpha2",
+        "kind": "InferenceModel",
+        "metadata": _md(name, ns, ts=ts),
+        "spec": spec,
+    }
+
+
+def keyed(*objs: dict[str, Any]) -> dict[ObjKey, dict[str, Any]]:
+    return {ObjKey(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objs}
