@@ -1,0 +1,81 @@
+"""Pure builders: one Gateway's snapshot in, desired objects, filter config and conditions out. No I/O.
+
+Used by the controller's per-Gateway reconcile and by the standalone CLI (``aigw``), which reads the same
+objects
+from files.
+
+Inputs
+------
+``Snapshot`` (``controller.build.snapshot``): the Gateway key and object, the AIGatewayRoutes that target it,
+and what they reference (AIServiceBackends, BackendSecurityPolicies, Services, EG Backends, Secret data,
+InferencePools, InferenceModels), the keys of all existing Gateways, each pool's parent Gateways, and DNS
+answers
+``{hostname: DnsAnswer(ips, ttl, error)}``. Objects are Kubernetes JSON dicts. ``BuildOptions`` carries the
+command-line settings (cluster domain, inference extension on/off, extensionRef name, ext_proc image / log
+level
+/ out-of-cluster address).
+
+Functions
+---------
+- ``hostnames_to_resolve(snapshot, options) -> list[str]``: what to look up before building (pool members'
+  ``<svc>.<ns>.svc.<cluster-domain>`` and EG Backend FQDN endpoints).
+- ``build_gateway(snapshot, options) -> GatewayBuild``: everything at once (config, per-Gateway objects,
+  HTTPRoutes, host-rewrite filters, statuses, DNS failures, ``requeue_after``).
+- ``build_filter_config(snapshot, options) -> FilterConfig`` and ``render_filter_config(cfg) -> str``
+  (deterministic; ``uuid`` = content hash).
+- ``build_http_route``, ``build_host_rewrite_filter``, ``build_extension_policy``,
+``build_extproc_deployment``,
+  ``build_extproc_service``, ``build_extproc_backend``, ``build_config_map``, ``build_auth_secret``.
+- ``resolve(snapshot, options) -> Resolution`` and ``Resolution.statuses(snapshot)``: the conditions of every
+  object (reasons listed in ``controller.build.status``).
+
+Names: per Gateway ``<ns>/<gw>`` the ConfigMap (key ``filter-config.yaml``), auth Secret, Deployment, Service,
+EnvoyExtensionPolicy (and EG Backend with ``--extproc-address``) are all ``ai-eg-extproc-<gw>`` in the
+Gateway's
+namespace; an HTTPRoute is named like its AIGatewayRoute; the HTTPRouteFilter is ``ai-eg-host-rewrite``.
+"""
+
+from controller.build.config import build_filter_config, config_hash, render_filter_config, secret_file_key
+from controller.build.gateway import GatewayBuild, build_gateway, hostnames_to_resolve
+from controller.build.names import ObjKey, extproc_name
+from controller.build.resources import (
+    build_auth_secret,
+    build_config_map,
+    build_extension_policy,
+    build_extproc_backend,
+    build_extproc_deployment,
+    build_extproc_service,
+    build_host_rewrite_filter,
+    build_http_route,
+)
+from controller.build.snapshot import BuildOptions, DnsAnswer, ExtprocAddress, Snapshot, clamp_requeue
+from controller.build.status import Cond, ObjectStatus, Resolution, resolve
+
+__all__ = [
+    "BuildOptions",
+    "Cond",
+    "DnsAnswer",
+    "ExtprocAddress",
+    "GatewayBuild",
+    "ObjKey",
+    "ObjectStatus",
+    "Resolution",
+    "Snapshot",
+    "build_auth_secret",
+    "build_config_map",
+    "build_extension_policy",
+    "build_extproc_backend",
+    "build_extproc_deployment",
+    "build_extproc_service",
+    "build_filter_config",
+    "build_gateway",
+    "build_host_rewrite_filter",
+    "build_http_route",
+    "clamp_requeue",
+    "config_hash",
+    "extproc_name",
+    "hostnames_to_resolve",
+    "render_filter_config",
+    "resolve",
+    "secret_file_key",
+]

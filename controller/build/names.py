@@ -1,0 +1,97 @@
+"""Object names, labels, API groups and paths shared by the builders and the reconcile.
+
+Everything the controller creates for a Gateway ``<ns>/<gw>`` lives in the Gateway's namespace and is named
+``ai-eg-extproc-<gw>`` (ConfigMap, Secret, Deployment, Service, EnvoyExtensionPolicy, or the Envoy Gateway
+``Backend`` when the ext_proc runs outside the cluster). Each carries the labels in ``gateway_labels`` so
+that the
+reconcile can list, and prune, exactly the objects of one Gateway. An HTTPRoute is named like its
+AIGatewayRoute,
+in the route's namespace, and labelled ``MANAGED_BY``; the host-rewrite HTTPRouteFilter is shared by every
+route
+of a namespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final, NamedTuple
+
+
+class ObjKey(NamedTuple):
+    """``namespace/name`` of a namespaced object."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def dotted(self) -> str:
+        """``name.namespace``: how the filter config names backends and pools."""
+        return f"{self.name}.{self.namespace}"
+
+
+AIGW_GROUP: Final = "aigateway.envoyproxy.io"
+AIGW_VERSION: Final = "v1alpha1"
+INFERENCE_GROUP: Final = "inference.networking.x-k8s.io"
+INFERENCE_VERSION: Final = "v1alpha2"
+GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
+EG_GROUP: Final = "gateway.envoyproxy.io"
+EG_VERSION: Final = "v1alpha1"
+
+MANAGED_BY_KEY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "envoy-ai-gateway"
+GATEWAY_NAME_LABEL: Final = "aigateway.envoyproxy.io/gateway-name"
+APP_NAME_LABEL: Final = "app.kubernetes.io/name"
+APP_INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
+EXTPROC_APP: Final = "ai-eg-extproc"
+CONFIG_UUID_ANNOTATION: Final = "aigateway.envoyproxy.io/extproc-config-uuid"
+DESIRED_HASH_ANNOTATION: Final = "aigateway.envoyproxy.io/desired-hash"
+"""Hash of what the controller last applied; an object whose live copy carries the same hash is not
+rewritten."""
+
+HOST_REWRITE_FILTER: Final = "ai-eg-host-rewrite"
+EXTPROC_PREFIX: Final = "ai-eg-extproc-"
+FIELD_MANAGER: Final = "envoy-ai-gateway"
+
+EXTPROC_GRPC_PORT: Final = 1063
+EXTPROC_METRICS_PORT: Final = 9190
+EXTPROC_CONFIG_DIR: Final = "/etc/ai-gateway/extproc"
+EXTPROC_AUTH_DIR: Final = "/etc/ai-gateway/auth"
+BSP_ROTATED_SECRET_PREFIX: Final = "ai-eg-bsp-"
+"""Secret ``ai-eg-bsp-<policy>`` written by a credential rotator (AWS OIDC exchange, Azure access tokens)."""
+
+_MAX_LABEL = 63
+
+
+def extproc_name(gateway: str) -> str:
+    """``ai-eg-extproc-<gw>``, shortened with a hash suffix when it would exceed a DNS label (63 chars)."""
+    name = EXTPROC_PREFIX + gateway
+    if len(name) <= _MAX_LABEL:
+        return name
+    digest = hashlib.sha256(gateway.encode()).hexdigest()[:8]
+    return f"{name[: _MAX_LABEL - 9].rstrip('-.')}-{digest}"
+
+
+def label_value(value: str) -> str:
+    """``value`` if it fits a label value (63 chars), else a shortened form with a hash suffix."""
+    if len(value) <= _MAX_LABEL:
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    return f"{value[: _MAX_LABEL - 9].rstrip('-._')}-{digest}"
+
+
+def gateway_labels(gateway: ObjKey) -> dict[str, str]:
+    """Labels on every per-Gateway object; the reconcile lists and prunes by them."""
+    return {MANAGED_BY_KEY: MANAGED_BY, GATEWAY_NAME_LABEL: label_value(gateway.name)}
+
+
+def extproc_selector(gateway: ObjKey) -> dict[str, str]:
+    """Pod labels of one Gateway's ext_proc (and the Service selector)."""
+    return {APP_NAME_LABEL: EXTPROC_APP, APP_INSTANCE_LABEL: label_value(gateway.name)}
+
+
+def service_hostname(*, name: str, namespace: str, cluster_domain: str) -> str:
+    """The DNS name of a Service: ``<svc>.<ns>.svc.<cluster-domain>``."""
+    return f"{name}.{namespace}.svc.{cluster_domain.strip('.')}"

@@ -1,0 +1,408 @@
+"""Desired Kubernetes objects for one Gateway (pure; the reconcile applies them with server-side apply)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from api import headers
+from api.filterconfig import CONFIG_KEY
+from controller.build import names as n
+from controller.build.names import ObjKey
+from controller.build.snapshot import BuildOptions, Obj, Snapshot
+from controller.build.status import BackendResolution, RouteResolution
+from controller.build.views import RouteView, SecretUse, uid
+
+Json = dict[str, Any]
+
+
+def owner_ref(*, api_version: str, kind: str, name: str, uid_: str) -> Json:
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid_,
+        "controller": True,
+        "blockOwnerDeletion": False,
+    }
+
+
+def _meta(name: str, namespace: str, labels: Mapping[str, str], owners: list[Json]) -> Json:
+    md: Json = {"name": name, "namespace": namespace, "labels": dict(labels)}
+    if owners:
+        md["ownerReferences"] = owners
+    return md
+
+
+def with_desired_hash(obj: Json) -> Json:
+    """Stamp ``obj`` with the hash of its content, so the reconcile can skip writes of unchanged objects."""
+    digest = hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    obj.setdefault("metadata", {}).setdefault("annotations", {})[n.DESIRED_HASH_ANNOTATION] = digest
+    return obj
+
+
+def _gateway_owner(snap: Snapshot) -> list[Json]:
+    gw = snap.gateway_object
+    if gw is None or not uid(gw):
+        return []
+    return [
+        owner_ref(api_version=f"{n.GATEWAY_GROUP}/v1", kind="Gateway", name=snap.gateway.name, uid_=uid(gw))
+    ]
+
+
+# --- HTTPRoute + HTTPRouteFilter
+
+
+def build_host_rewrite_filter(*, namespace: str) -> Json:
+    """``ai-eg-host-rewrite``: rewrites ``Host`` to the backend's hostname. Shared by every route of a
+    namespace,
+    identical whoever writes it, not owned (so that no single route's deletion removes it from the others)."""
+    return {
+        "apiVersion": f"{n.EG_GROUP}/{n.EG_VERSION}",
+        "kind": "HTTPRouteFilter",
+        "metadata": {
+            "name": n.HOST_REWRITE_FILTER,
+            "namespace": namespace,
+            "labels": {n.MANAGED_BY_KEY: n.MANAGED_BY},
+        },
+        "spec": {"urlRewrite": {"hostname": {"type": "Backend"}}},
+    }
+
+
+def _header_match(value: str) -> Json:
+    return {"headers": [{"type": "Exact", "name": headers.SELECTED_BACKEND_HEADER, "value": value}]}
+
+
+def _max_timeout(values: list[str], default: str) -> str:
+    from api.gatewayapi import duration_seconds
+
+    best, best_s = default, -1.0
+    for v in values:
+        try:
+            s = duration_seconds(v)
+        except ValueError:
+            continue
+        if s > best_s:
+            best, best_s = v, s
+    return best
+
+
+def build_http_route(
+    route: RouteResolution | RouteView,
+    *,
+    route_uid: str,
+    backends: Mapping[ObjKey, BackendResolution],
+    pool_members: Mapping[ObjKey, tuple[BackendResolution, ...]],
+    options: BuildOptions,
+) -> Json:
+    """The HTTPRoute of one AIGatewayRoute. It depends on the route and its backends only (never on which
+    Gateway's reconcile builds it), so reconciles of different Gateways always agree on it.
+
+    Rules: one per distinct AIServiceBackend the route references (header ``x-ai-eg-selected-backend`` exact
+    ``<backend>.<ns>`` → the backend's ``spec.backendRef``, its ``timeouts``, and the host-rewrite filter);
+    one
+    for all its InferencePools (header value ``original_destination_cluster``, no backendRefs: the extension
+    server points it at the ORIGINAL_DST cluster; timeout the largest member ``timeouts.request``, else
+    ``options.pool_request_timeout``); and a final catch-all on path ``/`` without backends, so that a request
+    the ext_proc did not route still reaches the ext_proc, which answers it (404).
+    """
+    view = route.view if isinstance(route, RouteResolution) else route
+    rules: list[Json] = []
+    for k in view.refs_of_kind("AIServiceBackend"):
+        b = backends.get(k)
+        if b is None or b.problems:
+            continue
+        rule: Json = {
+            "matches": [_header_match(k.dotted)],
+            "backendRefs": [b.view.backend_ref.to_json()],
+            "filters": [
+                {
+                    "type": "ExtensionRef",
+                    "extensionRef": {
+                        "group": n.EG_GROUP,
+                        "kind": "HTTPRouteFilter",
+                        "name": n.HOST_REWRITE_FILTER,
+                    },
+                }
+            ],
+        }
+        if b.view.timeouts:
+            rule["timeouts"] = dict(b.view.timeouts)
+        rules.append(rule)
+    pools = [k for k in view.refs_of_kind("InferencePool") if k in pool_members]
+    if pools and options.enable_inference_extension:
+        requests = [
+            str(m.view.timeouts["request"])
+            for k in pools
+            for m in pool_members[k]
+            if m.view.timeouts and m.view.timeouts.get("request")
+        ]
+        rules.append(
+            {
+                "matches": [_header_match(headers.ORIGINAL_DST_CLUSTER)],
+                "timeouts": {"request": _max_timeout(requests, options.pool_request_timeout)},
+            }
+        )
+    rules.append({"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]})
+    parents = [
+        {
+            "group": t.group,
+            "kind": t.kind,
+            "name": t.name,
+            **({"sectionName": t.section_name} if t.section_name else {}),
+        }
+        for t in view.target_refs
+    ]
+    owners = (
+        [
+            owner_ref(
+                api_version=f"{n.AIGW_GROUP}/{n.AIGW_VERSION}",
+                kind="AIGatewayRoute",
+                name=view.key.name,
+                uid_=route_uid,
+            )
+        ]
+        if route_uid
+        else []
+    )
+    return with_desired_hash(
+        {
+            "apiVersion": f"{n.GATEWAY_GROUP}/v1",
+            "kind": "HTTPRoute",
+            "metadata": _meta(view.key.name, view.key.namespace, {n.MANAGED_BY_KEY: n.MANAGED_BY}, owners),
+            "spec": {"parentRefs": parents, "rules": rules},
+        }
+    )
+
+
+# --- EnvoyExtensionPolicy, ext_proc Backend/Service/Deployment
+
+
+def build_extension_policy(snap: Snapshot, options: BuildOptions) -> Json:
+    """Attach the Gateway's ext_proc to the Gateway: request body buffered (the model is read from it),
+    response
+    body buffered with ``allowModeOverride`` (the ext_proc switches streamed responses to STREAMED), metadata
+    namespace ``io.envoy.ai_gateway`` writable (token costs)."""
+    name = n.extproc_name(snap.gateway.name)
+    ref: Json = {"name": name, "port": n.EXTPROC_GRPC_PORT}
+    if options.extproc_address is not None:
+        ref = {"group": n.EG_GROUP, "kind": "Backend", "name": name, "port": options.extproc_address.port}
+    return with_desired_hash(
+        {
+            "apiVersion": f"{n.EG_GROUP}/{n.EG_VERSION}",
+            "kind": "EnvoyExtensionPolicy",
+            "metadata": _meta(
+                name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
+            ),
+            "spec": {
+                "targetRefs": [{"group": n.GATEWAY_GROUP, "kind": "Gateway", "name": snap.gateway.name}],
+                "extProc": [
+                    {
+                        "backendRefs": [ref],
+                        "processingMode": {
+                            "allowModeOverride": True,
+                            "request": {"body": "Buffered"},
+                            "response": {"body": "Buffered"},
+                        },
+                        "messageTimeout": options.message_timeout,
+                        "metadata": {"writableNamespaces": [headers.METADATA_NAMESPACE]},
+                    }
+                ],
+            },
+        }
+    )
+
+
+def build_extproc_backend(snap: Snapshot, options: BuildOptions) -> Json:
+    """The EG ``Backend`` for an ext_proc outside the cluster (``--extproc-address``)."""
+    addr = options.extproc_address
+    assert addr is not None
+    try:
+        ipaddress.ip_address(addr.host)
+        endpoint: Json = {"ip": {"address": addr.host, "port": addr.port}}
+    except ValueError:
+        endpoint = {"fqdn": {"hostname": addr.host, "port": addr.port}}
+    name = n.extproc_name(snap.gateway.name)
+    return with_desired_hash(
+        {
+            "apiVersion": f"{n.EG_GROUP}/{n.EG_VERSION}",
+            "kind": "Backend",
+            "metadata": _meta(
+                name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
+            ),
+            "spec": {"endpoints": [endpoint]},
+        }
+    )
+
+
+def build_extproc_service(snap: Snapshot) -> Json:
+    name = n.extproc_name(snap.gateway.name)
+    return with_desired_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(
+                name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
+            ),
+            "spec": {
+                "selector": n.extproc_selector(snap.gateway),
+                "ports": [
+                    {
+                        "name": "grpc",
+                        "port": n.EXTPROC_GRPC_PORT,
+                        "targetPort": n.EXTPROC_GRPC_PORT,
+                        "protocol": "TCP",
+                        "appProtocol": "kubernetes.io/h2c",
+                    },
+                    {
+                        "name": "metrics",
+                        "port": n.EXTPROC_METRICS_PORT,
+                        "targetPort": n.EXTPROC_METRICS_PORT,
+                        "protocol": "TCP",
+                    },
+                ],
+            },
+        }
+    )
+
+
+def build_config_map(snap: Snapshot, *, config_yaml: str) -> Json:
+    name = n.extproc_name(snap.gateway.name)
+    return with_desired_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": _meta(
+                name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
+            ),
+            "data": {CONFIG_KEY: config_yaml},
+        }
+    )
+
+
+def auth_secret_data(snap: Snapshot, uses: list[SecretUse]) -> dict[str, str]:
+    """The credentials the Gateway's ext_proc needs, copied (base64, as stored) into one Secret of the
+    Gateway's
+    namespace: pods can only mount Secrets of their own namespace, and routes and backends may live
+    elsewhere."""
+    out: dict[str, str] = {}
+    from controller.build.config import secret_file_key
+
+    for use in sorted(uses, key=secret_file_key):
+        value = snap.secrets.get(use.secret, {}).get(use.key)
+        if value is not None:
+            out[secret_file_key(use)] = value
+    return out
+
+
+def build_auth_secret(snap: Snapshot, *, data: Mapping[str, str]) -> Json:
+    name = n.extproc_name(snap.gateway.name)
+    return with_desired_hash(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": _meta(
+                name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
+            ),
+            "data": dict(data),
+        }
+    )
+
+
+def extproc_args(options: BuildOptions) -> list[str]:
+    """The ext_proc container's command-line arguments."""
+    from api.filterconfig import CONFIG_KEY as key
+
+    return [
+        "--config",
+        f"{options.config_dir.rstrip('/')}/{key}",
+        "--address",
+        f":{n.EXTPROC_GRPC_PORT}",
+        "--metrics-address",
+        f":{n.EXTPROC_METRICS_PORT}",
+        "--log-level",
+        options.extproc_log_level,
+    ]
+
+
+def build_extproc_deployment(
+    snap: Snapshot,
+    options: BuildOptions,
+    *,
+    config_uuid: str,
+    auth_data: Mapping[str, str],
+    routes: list[RouteView],
+) -> Json:
+    """The Gateway's ext_proc: mounts the config ConfigMap and the auth Secret; its pod template carries the
+    config uuid (and a hash of the credentials) so that a change rolls the pods even if file reloading lags.
+    Replicas and resources come from the first route (oldest) that sets ``filterConfig.externalProcessor``."""
+    name = n.extproc_name(snap.gateway.name)
+    replicas = next((r.replicas for r in routes if r.replicas is not None), 1)
+    resources = next((r.resources for r in routes if r.resources is not None), None)
+    auth_hash = hashlib.sha256(orjson.dumps(dict(auth_data), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    container: Json = {
+        "name": "extproc",
+        "image": options.extproc_image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": extproc_args(options),
+        "ports": [
+            {"name": "grpc", "containerPort": n.EXTPROC_GRPC_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": n.EXTPROC_METRICS_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": {"grpc": {"port": n.EXTPROC_GRPC_PORT}, "periodSeconds": 5},
+        "livenessProbe": {"grpc": {"port": n.EXTPROC_GRPC_PORT}, "periodSeconds": 10, "failureThreshold": 6},
+        "volumeMounts": [{"name": "config", "mountPath": options.config_dir, "readOnly": True}],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if resources:
+        container["resources"] = dict(resources)
+    volumes: list[Json] = [{"name": "config", "configMap": {"name": name}}]
+    if auth_data:
+        container["volumeMounts"].append({"name": "auth", "mountPath": options.auth_dir, "readOnly": True})
+        volumes.append({"name": "auth", "secret": {"secretName": name}})
+    labels = {**n.gateway_labels(snap.gateway), **n.extproc_selector(snap.gateway)}
+    return with_desired_hash(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _meta(name, snap.gateway.namespace, labels, _gateway_owner(snap)),
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": n.extproc_selector(snap.gateway)},
+                "template": {
+                    "metadata": {
+                        "labels": labels,
+                        "annotations": {
+                            n.CONFIG_UUID_ANNOTATION: config_uuid,
+                            "aigateway.envoyproxy.io/auth-hash": auth_hash,
+                        },
+                    },
+                    "spec": {
+                        "containers": [container],
+                        "volumes": volumes,
+                        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    },
+                },
+            },
+        }
+    )
+
+
+def decode_secret_value(value: str) -> bytes:
+    """Decode one ``data`` value of a Secret (for the standalone CLI, which writes the files itself)."""
+    return base64.b64decode(value)
+
+
+def route_uid(obj: Obj) -> str:
+    return uid(obj)

@@ -1,0 +1,117 @@
+"""The frozen input of one Gateway's build: every object its reconcile reads, plus DNS answers and options.
+
+Objects are the Kubernetes JSON documents as the API server returns them (camelCase dicts with ``metadata``,
+``spec`` and, where present, ``status``): the informer cache and the standalone CLI (YAML files) both have
+them in
+that form, and the builders read them through ``controller.build.views``. A snapshot holds references, not
+copies: callers must not mutate the documents while a build runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.headers import DEFAULT_EXTENSION_REF_NAME
+from controller.build.names import EXTPROC_AUTH_DIR, EXTPROC_CONFIG_DIR, ObjKey
+
+Obj = Mapping[str, Any]
+"""A Kubernetes object as a JSON dict."""
+
+MIN_REQUEUE_SECONDS = 5.0
+MAX_REQUEUE_SECONDS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class DnsAnswer:
+    """What the resolver knows about one hostname.
+
+    ``ips`` are the last known addresses (A and AAAA), kept when a later lookup fails; ``ttl`` is the
+    seconds until
+    they should be looked up again; ``error`` is the text of the last failure, ``None`` when the last lookup
+    succeeded.
+    """
+
+    ips: tuple[str, ...] = ()
+    ttl: float = MAX_REQUEUE_SECONDS
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExtprocAddress:
+    """An ext_proc reachable outside the cluster (``--extproc-address host:port``)."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, value: str) -> ExtprocAddress:
+        """Parse ``host:port`` or ``[v6]:port``."""
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return cls(host=host.strip("[]"), port=int(port))
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """Controller-wide settings that shape the desired objects (from the command line)."""
+
+    cluster_domain: str = "cluster.local"
+    enable_inference_extension: bool = False
+    extension_ref_name: str = DEFAULT_EXTENSION_REF_NAME
+    extproc_image: str = "ghcr.io/ai-gateway-py/extproc:latest"
+    extproc_log_level: str = "info"
+    extproc_address: ExtprocAddress | None = None
+    """When set, the EnvoyExtensionPolicy points at an EG ``Backend`` with this endpoint, and no ext_proc
+    Deployment or Service is created."""
+    config_dir: str = EXTPROC_CONFIG_DIR
+    """Where the ext_proc finds ``filter-config.yaml`` (the ConfigMap's mount path in the pod)."""
+    auth_dir: str = EXTPROC_AUTH_DIR
+    """Where credential files are mounted in the ext_proc (the auth Secret's mount path)."""
+    pool_request_timeout: str = "60s"
+    """Route timeout for InferencePool rules when no member backend sets ``timeouts.request``."""
+    message_timeout: str = "10s"
+    """ext_proc ``messageTimeout``: the whole request body is buffered and parsed within it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the reconcile of Gateway ``gateway`` reads, taken from the cache at one instant.
+
+    - ``gateway_object``: the Gateway itself (``None`` when it does not exist: nothing is built for it, and
+    the
+      owned objects are pruned).
+    - ``routes``: the AIGatewayRoutes whose ``targetRefs`` name the Gateway.
+    - ``backends``: AIServiceBackends referenced by those routes, plus every AIServiceBackend in the
+    namespace of a
+      referenced InferencePool (the pool's selector is evaluated by the builder).
+    - ``security_policies``, ``services``, ``eg_backends``: referenced by those backends.
+    - ``secrets``: referenced Secrets, ``data`` only (base64 strings; never logged).
+    - ``pools``: referenced InferencePools; ``models``: every InferenceModel whose ``poolRef`` names one of
+    them.
+    - ``gateways``: the keys of all Gateways that exist (to tell a route whether its other parents exist).
+    - ``pool_parents``: for each pool, every Gateway that reaches it through some route (for
+    ``status.parent``).
+    - ``dns``: answers for the hostnames in ``hostnames_to_resolve(snapshot)``.
+    """
+
+    gateway: ObjKey
+    gateway_object: Obj | None = None
+    routes: tuple[Obj, ...] = ()
+    backends: Mapping[ObjKey, Obj] = field(default_factory=dict)
+    security_policies: Mapping[ObjKey, Obj] = field(default_factory=dict)
+    services: Mapping[ObjKey, Obj] = field(default_factory=dict)
+    eg_backends: Mapping[ObjKey, Obj] = field(default_factory=dict)
+    secrets: Mapping[ObjKey, Mapping[str, str]] = field(default_factory=dict)
+    pools: Mapping[ObjKey, Obj] = field(default_factory=dict)
+    models: tuple[Obj, ...] = ()
+    gateways: frozenset[ObjKey] = frozenset()
+    pool_parents: Mapping[ObjKey, tuple[ObjKey, ...]] = field(default_factory=dict)
+    dns: Mapping[str, DnsAnswer] = field(default_factory=dict)
+
+
+def clamp_requeue(seconds: float) -> float:
+    """The requeue delay for a TTL: clamped to [5 s, 300 s]."""
+    return min(MAX_REQUEUE_SECONDS, max(MIN_REQUEUE_SECONDS, seconds))
