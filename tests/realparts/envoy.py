@@ -105,6 +105,9 @@ def running_envoy(
                 "--log-path",
                 str(log_path),
                 "--disable-hot-restart",
+                # access logs reach the log file within 100 ms, so tests can read them (default 10 s)
+                "--file-flush-interval-msec",
+                "100",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,130 @@
+"""The response path: token usage (JSON and SSE) into metrics and dynamic metadata, upstream error shapes."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import orjson
+import pytest
+
+from tests.integration.extproc.harness import Gateway
+
+pytestmark = [pytest.mark.envoy, pytest.mark.timeout(120)]
+
+
+def cost_logged_for(gateway: Gateway, *, marker_path: str, timeout: float = 10.0) -> dict[str, int]:
+    """The cost metadata Envoy's access log recorded for the request to ``marker_path`` (a unique query)."""
+    deadline = time.monotonic() + timeout
+    pattern = re.compile(r"\[access\] POST " + re.escape(marker_path) + r" \d+ \S+ \S+ cost=(.*)$", re.M)
+    while time.monotonic() < deadline:
+        m = pattern.search(gateway.envoy.log_path.read_text(errors="replace"))
+        if m:
+            raw = m.group(1).strip()
+            return {} if raw == "-" else dict(orjson.loads(raw))
+        time.sleep(0.1)
+    raise AssertionError(f"no access log line for {marker_path}")
+
+
+def token_sum(gateway: Gateway, model: str, token_type: str) -> float:
+    return gateway.extproc.metric(
+        "gen_ai_client_token_usage_sum", gen_ai_request_model=model, gen_ai_token_type=token_type
+    )
+
+
+def test_json_usage_becomes_cost_metadata_and_metrics(gateway: Gateway) -> None:
+    before = token_sum(gateway, "gpt-a", "output")
+    path = "/v1/chat/completions?case=json-usage"
+    r = gateway.request(path, json={"model": "gpt-a"}, headers={"x-response-usage": "11,7"})
+    assert r.status == 200
+    assert r.json()["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+    assert cost_logged_for(gateway, marker_path=path) == {"input": 11, "output": 7, "total": 18}
+    deadline = time.monotonic() + 5
+    while token_sum(gateway, "gpt-a", "output") != before + 7:
+        assert time.monotonic() < deadline, "token usage metric did not grow by 7"
+        time.sleep(0.05)
+    assert (
+        gateway.extproc.metric(
+            "gen_ai_server_request_duration_count",
+            gen_ai_request_model="gpt-a",
+            gen_ai_provider_name="openai",
+        )
+        >= 1
+    )
+
+
+def test_streaming_usage_is_counted_and_the_stream_passes_intact(gateway: Gateway) -> None:
+    before = token_sum(gateway, "gpt-a", "input")
+    ttft_before = gateway.extproc.metric(
+        "gen_ai_server_time_to_first_token_count", gen_ai_request_model="gpt-a"
+    )
+    path = "/v1/chat/completions?case=sse-usage"
+    r = gateway.request(
+        path,
+        json={"model": "gpt-a", "stream": True},
+        headers={"x-response-usage": "21,9", "x-response-chunks": "5", "x-response-delay-ms": "20"},
+    )
+    assert r.status == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = [line for line in r.body.decode().split("\n") if line.startswith("data: ")]
+    assert len(events) == 5 + 2  # content chunks, the usage chunk, [DONE]
+    assert events[-1] == "data: [DONE]"
+    assert cost_logged_for(gateway, marker_path=path) == {"input": 21, "output": 9, "total": 30}
+    deadline = time.monotonic() + 5
+    while token_sum(gateway, "gpt-a", "input") != before + 21:
+        assert time.monotonic() < deadline, "streamed input tokens were not counted"
+        time.sleep(0.05)
+    assert (
+        gateway.extproc.metric("gen_ai_server_time_to_first_token_count", gen_ai_request_model="gpt-a")
+        == ttft_before + 1
+    )
+
+
+def test_no_costs_for_a_route_that_declares_none(gateway: Gateway) -> None:
+    path = "/v1/chat/completions?case=no-costs"
+    r = gateway.request(path, json={"model": "mistral"})
+    assert r.status == 200
+    assert cost_logged_for(gateway, marker_path=path) == {}
+
+
+def test_a_non_json_upstream_error_is_normalised_to_the_openai_shape(gateway: Gateway) -> None:
+    before = gateway.extproc.metric("aigw_extproc_requests_total", outcome="upstream_error")
+    r = gateway.chat(
+        "gpt-a",
+        headers={
+            "x-response-status": "503",
+            "x-response-body": "overloaded, try later",
+            "x-response-content-type": "text/plain",
+        },
+    )
+    assert r.status == 503
+    assert r.headers["content-type"] == "application/json"
+    assert r.json() == {
+        "error": {"message": "overloaded, try later", "type": "upstream_error", "code": "503"}
+    }
+    deadline = time.monotonic() + 5
+    while gateway.extproc.metric("aigw_extproc_requests_total", outcome="upstream_error") != before + 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_an_openai_shaped_upstream_error_passes_unchanged(gateway: Gateway) -> None:
+    body = '{"error":{"message":"slow down","type":"rate_limit_error","code":"rate_limited"}}'
+    r = gateway.chat("gpt-a", headers={"x-response-status": "429", "x-response-body": body})
+    assert r.status == 429
+    assert r.body.decode() == body
+
+
+def test_request_outcomes_are_counted(gateway: Gateway) -> None:
+    def outcome(name: str) -> float:
+        return gateway.extproc.metric("aigw_extproc_requests_total", outcome=name)
+
+    before = {o: outcome(o) for o in ("ok", "bad_request", "model_not_found")}
+    gateway.chat("gpt-a")
+    gateway.request("/v1/chat/completions", body=b"{")
+    gateway.chat("nobody-serves-this")
+    expected = {o: before[o] + 1 for o in before}
+    deadline = time.monotonic() + 5
+    while {o: outcome(o) for o in before} != expected:
+        assert time.monotonic() < deadline, {o: outcome(o) for o in before}
+        time.sleep(0.05)
