@@ -42,7 +42,9 @@ class ResourceClaim(KubeModel):
     """A reference to one entry of the pod's resourceClaims."""
 
     name: Annotated[str, Field(min_length=1)]
+    """Name of the pod's resourceClaims entry."""
     request: str | None = None
+    """Name of one request of that claim; the whole claim when unset."""
 
 
 class ResourceRequirements(KubeModel):

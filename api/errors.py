@@ -34,6 +34,8 @@ def field_path(loc: Sequence[int | str]) -> str:
     """Join a pydantic error location into a Kubernetes field path: ``("a", 0, "b")`` -> ``a[0].b``."""
     path = ""
     for part in loc:
+        if part == "[key]":
+            continue  # pydantic's marker for "the key itself" of a map entry; the key is already in the path
         if isinstance(part, int):
             path += f"[{part}]"
         else:
