@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 log = logging.getLogger("aigw.children")
 
 _PR_SET_PDEATHSIG = 1
+_LEADING_TIMESTAMP = re.compile(r"^\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?\]?\s*")
+"""A child's own timestamp at the start of a line: our log line has one already."""
 
 
 def _pdeathsig_preexec() -> Callable[[], None] | None:
@@ -122,7 +125,7 @@ def spawn(
     def pump() -> None:
         assert proc.stdout is not None
         for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
+            line = _LEADING_TIMESTAMP.sub("", raw.decode(errors="replace").rstrip())
             if not line:
                 continue
             child.tail.append(line)
@@ -148,6 +151,11 @@ class Children:
     def replace(self, old: Child, new: Child) -> None:
         """Put ``new`` where ``old`` was (same stop order)."""
         self._children[self._children.index(old)] = new
+
+    def remove(self, child: Child) -> None:
+        """Forget ``child`` (after stopping it)."""
+        if child in self._children:
+            self._children.remove(child)
 
     def __iter__(self) -> collections.abc.Iterator[Child]:
         return iter(list(self._children))

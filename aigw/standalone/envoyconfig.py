@@ -5,18 +5,20 @@ Layout (all loopback unless the listen address says otherwise):
 * the **bootstrap** (written once, never changes while running): admin, the gateway listener with the ext_proc
   filter and the router, the static ext_proc cluster (HTTP/2), the static original-destination cluster
   (made by the extension server's own function and passed in), and two **filesystem xDS sources**;
-* ``cds.yaml``: one STATIC cluster per AIServiceBackend, its endpoints already resolved to IPs;
+* ``cds.yaml``: one cluster per Envoy Gateway ``Backend`` the routes use (STATIC for IPs, STRICT_DNS
+  for names, as Envoy Gateway does);
 * ``rds.yaml``: the route configuration: one route per backend that matches the selected-backend header
   (``<backend>.<namespace>``) exactly, one that sends ``original_destination_cluster`` to the ORIGINAL_DST
   cluster, and a catch-all that answers 404 when the ext_proc selected nothing.
 
-Envoy watches the directory holding ``cds.yaml``/``rds.yaml`` and applies a file as soon as it is renamed into
+Envoy watches ``cds.yaml`` and ``rds.yaml`` and applies a file as soon as a new version is renamed into
 place, so adding, removing or re-addressing a backend needs neither a restart nor a hot restart: in-flight
 requests finish on the clusters they started on.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,6 +40,12 @@ EXTPROC_CLUSTER = "aigw-extproc"
 BUFFER_LIMIT_BYTES = 50 * 1024 * 1024
 """Per-connection buffer: a BUFFERED request body must fit, or Envoy answers 413."""
 
+MAX_DOWNSTREAM_CONNECTIONS = 10_000
+"""Envoy refuses connections above this (and warns at start when no limit is configured)."""
+
+_DOWNSTREAM_CONNECTIONS_TYPE = (
+    "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
+)
 _CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 _ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 
@@ -60,27 +68,34 @@ class Address:
 
 
 @dataclass(frozen=True, kw_only=True)
+class UpstreamTLS:
+    """TLS to an upstream: SNI (and the name verified), and whether to verify against the system CA bundle."""
+
+    sni: str
+    verify: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
 class BackendCluster:
-    """The Envoy cluster of one AIServiceBackend."""
+    """The Envoy cluster of one Envoy Gateway ``Backend`` (or a Service, which has no endpoints locally)."""
 
-    backend: str
-    """``<backend>.<namespace>``: the selected-backend header value the ext_proc writes."""
+    name: str
     endpoints: tuple[Address, ...]
-    """Resolved IP endpoints; empty means Envoy answers 503 ``no healthy upstream``."""
-    host_rewrite: str | None = None
-    """``Host`` sent upstream (the hostname the endpoints came from), or None to keep the client's."""
-    tls_sni: str | None = None
-    """When set, connect with TLS using this SNI (verified against the system CA bundle)."""
-    timeout_seconds: float = 300.0
-
-    @property
-    def cluster_name(self) -> str:
-        return cluster_name(self.backend)
+    """IPs or DNS names (then the cluster is STRICT_DNS and Envoy resolves them, as with Envoy Gateway).
+    Empty means Envoy answers 503 ``no healthy upstream``."""
+    tls: UpstreamTLS | None = None
 
 
-def cluster_name(backend: str) -> str:
-    """Envoy cluster name of the backend whose selected-backend header value is ``backend``."""
-    return f"backend/{backend}"
+@dataclass(frozen=True, kw_only=True)
+class HeaderRoute:
+    """Requests whose selected-backend header equals ``value`` go to ``cluster``."""
+
+    value: str
+    """``<backend>.<namespace>``: the header value the ext_proc writes."""
+    cluster: str
+    timeout_seconds: float
+    auto_host_rewrite: bool = True
+    """Send the endpoint's DNS name as ``Host`` (Envoy Gateway's ``urlRewrite.hostname: Backend``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,6 +131,7 @@ def bootstrap(
                 "grpc_service": {"envoy_grpc": {"cluster_name": EXTPROC_CLUSTER}, "timeout": "30s"},
                 "failure_mode_allow": False,
                 "allow_mode_override": True,
+                "mutation_rules": {"allow_all_routing": True},
                 "message_timeout": _duration(extproc_message_timeout_seconds),
                 "processing_mode": {
                     "request_header_mode": "SEND",
@@ -139,7 +155,7 @@ def bootstrap(
         "stat_prefix": "gateway",
         "rds": {
             "route_config_name": ROUTE_CONFIG_NAME,
-            "config_source": _file_source(xds_dir / RDS_FILE, xds_dir=xds_dir),
+            "config_source": _file_source(xds_dir / RDS_FILE),
         },
         "http_filters": http_filters,
     }
@@ -156,7 +172,18 @@ def bootstrap(
     return {
         "node": {"id": "aigw-standalone", "cluster": "aigw-standalone"},
         "admin": {"address": ports.admin.socket_address()},
-        "dynamic_resources": {"cds_config": _file_source(xds_dir / CDS_FILE, xds_dir=xds_dir)},
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": _DOWNSTREAM_CONNECTIONS_TYPE,
+                        "max_active_downstream_connections": MAX_DOWNSTREAM_CONNECTIONS,
+                    },
+                }
+            ]
+        },
+        "dynamic_resources": {"cds_config": _file_source(xds_dir / CDS_FILE)},
         "static_resources": {
             "listeners": [
                 {
@@ -179,28 +206,26 @@ def bootstrap(
 
 def cds_document(clusters: Sequence[BackendCluster]) -> dict[str, Any]:
     """The ``DiscoveryResponse`` Envoy reads from ``cds.yaml``."""
-    return {"resources": [_backend_cluster(c) for c in sorted(clusters, key=lambda c: c.backend)]}
+    return {"resources": [_backend_cluster(c) for c in sorted(clusters, key=lambda c: c.name)]}
 
 
-def rds_document(
-    clusters: Sequence[BackendCluster], *, pool_timeout_seconds: float = 300.0
-) -> dict[str, Any]:
+def rds_document(routes: Sequence[HeaderRoute], *, pool_timeout_seconds: float) -> dict[str, Any]:
     """The ``DiscoveryResponse`` Envoy reads from ``rds.yaml``: backends, the pool route, a catch-all."""
-    routes: list[dict[str, Any]] = [
+    out: list[dict[str, Any]] = [
         {
-            "name": c.backend,
-            "match": {"prefix": "/", "headers": [_exact(headers.SELECTED_BACKEND_HEADER, c.backend)]},
+            "name": r.value,
+            "match": {"prefix": "/", "headers": [_exact(headers.SELECTED_BACKEND_HEADER, r.value)]},
             "route": {
-                "cluster": c.cluster_name,
-                "timeout": _duration(c.timeout_seconds),
-                **({"host_rewrite_literal": c.host_rewrite} if c.host_rewrite else {}),
+                "cluster": r.cluster,
+                "timeout": _duration(r.timeout_seconds),
+                **({"auto_host_rewrite": True} if r.auto_host_rewrite else {}),
             },
         }
-        for c in sorted(clusters, key=lambda c: c.backend)
+        for r in sorted(routes, key=lambda r: r.value)
     ]
     # The pool route as Envoy Gateway emits it for a rule without backendRefs (a 500), then pointed at the
     # ORIGINAL_DST cluster by the extension server's own PostVirtualHostModify function.
-    routes.append(
+    out.append(
         {
             "name": headers.ORIGINAL_DST_CLUSTER,
             "match": {
@@ -210,7 +235,7 @@ def rds_document(
             "direct_response": {"status": 500},
         }
     )
-    routes.append(
+    out.append(
         {
             "name": "unreachable",
             "match": {"prefix": "/"},
@@ -224,7 +249,7 @@ def rds_document(
         }
     )
     virtual_host = _pool_routes_to_original_destination(
-        {"name": "all", "domains": ["*"], "routes": routes}, timeout_seconds=pool_timeout_seconds
+        {"name": "all", "domains": ["*"], "routes": out}, timeout_seconds=pool_timeout_seconds
     )
     return {"resources": [{"@type": _ROUTE_TYPE, "name": ROUTE_CONFIG_NAME, "virtual_hosts": [virtual_host]}]}
 
@@ -255,37 +280,57 @@ def _to_dict(message: Message) -> dict[str, Any]:
 
 
 def _backend_cluster(c: BackendCluster) -> dict[str, Any]:
+    dns = any(not _is_ip(a.host) for a in c.endpoints)
     cluster: dict[str, Any] = {
         "@type": _CLUSTER_TYPE,
-        "name": c.cluster_name,
-        "type": "STATIC",
+        "name": c.name,
+        "type": "STRICT_DNS" if dns else "STATIC",
         "connect_timeout": "10s",
         "per_connection_buffer_limit_bytes": BUFFER_LIMIT_BYTES,
         "load_assignment": {
-            "cluster_name": c.cluster_name,
+            "cluster_name": c.name,
             "endpoints": [
-                {"lb_endpoints": [{"endpoint": {"address": a.socket_address()}} for a in c.endpoints]}
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": a.socket_address(),
+                                **({} if _is_ip(a.host) else {"hostname": a.host}),
+                            }
+                        }
+                        for a in c.endpoints
+                    ]
+                }
             ],
         },
     }
-    if c.tls_sni:
-        ca = next((p for p in SYSTEM_CA_BUNDLES if Path(p).is_file()), SYSTEM_CA_BUNDLES[0])
+    if dns:
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
+    if c.tls is not None:
+        context: dict[str, Any] = {}
+        if c.tls.verify:
+            ca = next((p for p in SYSTEM_CA_BUNDLES if Path(p).is_file()), SYSTEM_CA_BUNDLES[0])
+            context["validation_context"] = {
+                "trusted_ca": {"filename": ca},
+                "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": c.tls.sni}}],
+            }
         cluster["transport_socket"] = {
             "name": "envoy.transport_sockets.tls",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                "sni": c.tls_sni,
-                "common_tls_context": {
-                    "validation_context": {
-                        "trusted_ca": {"filename": ca},
-                        "match_typed_subject_alt_names": [
-                            {"san_type": "DNS", "matcher": {"exact": c.tls_sni}}
-                        ],
-                    }
-                },
+                "sni": c.tls.sni,
+                "common_tls_context": context,
             },
         }
     return cluster
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _extproc_cluster(address: Address) -> dict[str, Any]:
@@ -304,14 +349,14 @@ def _extproc_cluster(address: Address) -> dict[str, Any]:
             "cluster_name": EXTPROC_CLUSTER,
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address.socket_address()}}]}],
         },
+        # One HTTP/2 connection carries every request's stream: Envoy's default limit of 1024 is too low.
+        "circuit_breakers": {"thresholds": [{"max_requests": 100000, "max_pending_requests": 100000}]},
     }
 
 
-def _file_source(path: Path, *, xds_dir: Path) -> dict[str, Any]:
-    return {
-        "resource_api_version": "V3",
-        "path_config_source": {"path": str(path), "watched_directory": {"path": str(xds_dir)}},
-    }
+def _file_source(path: Path) -> dict[str, Any]:
+    # Envoy watches the file itself and applies it when a new version is renamed onto it.
+    return {"resource_api_version": "V3", "path_config_source": {"path": str(path)}}
 
 
 def _exact(name: str, value: str) -> dict[str, Any]:

@@ -1,0 +1,90 @@
+"""What ``aigw run`` prints once it serves: where, which models, and curl commands ready to paste."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from api import headers
+from api.filterconfig import BackendKind, FilterConfig
+
+if TYPE_CHECKING:
+    from aigw.standalone.runner import RunOptions
+    from aigw.standalone.translate import DemoUpstream, Translation
+
+
+def routed_models(cfg: FilterConfig) -> list[tuple[str, str]]:
+    """``(model, where it goes)`` for every rule that matches an exact ``x-ai-eg-model`` value."""
+    out: list[tuple[str, str]] = []
+    for rule in cfg.rules:
+        targets = ", ".join(
+            f"{'InferencePool' if r.kind == BackendKind.INFERENCE_POOL else 'AIServiceBackend'} {r.name}"
+            for r in rule.backend_refs
+        )
+        for match in rule.matches:
+            for h in match.headers:
+                if h.name == headers.MODEL_NAME_HEADER and (h.value, targets) not in out:
+                    out.append((h.value, targets or "no usable backend"))
+    return out
+
+
+def example_model(cfg: FilterConfig) -> str:
+    """A model name a request can use: one routed to a pool if any, else any routed model."""
+    models = routed_models(cfg)
+    for model, where in models:
+        if "InferencePool" in where:
+            return model
+    if models:
+        return models[0][0]
+    for pool in cfg.pools:
+        for m in pool.models:
+            return m.model_name
+    return "your-model"
+
+
+def ready_banner(
+    *,
+    translation: Translation,
+    options: RunOptions,
+    workdir: Path,
+    upstreams: Sequence[DemoUpstream],
+) -> str:
+    """The multi-line message printed when the gateway is ready."""
+    cfg = translation.filter_config
+    base = f"http://{_host(options.listen.host)}:{options.listen.port}"
+    body = '{"model": "' + example_model(cfg) + '", "messages": [{"role": "user", "content": "Hello!"}]}'
+    lines = [
+        "",
+        f"aigw is serving Gateway {translation.gateway} on {base}  (Envoy admin: "
+        f"http://{_host(options.admin.host)}:{options.admin.port})",
+        f"  inputs: {' '.join(str(p) for p in options.inputs)}",
+        f"  generated files: {workdir}",
+    ]
+    models = routed_models(cfg)
+    if models:
+        lines.append("  models:")
+        lines.extend(f"    {m:<24} -> {where}" for m, where in models)
+    if upstreams:
+        lines.append(
+            "  demo upstreams: "
+            + ", ".join(f"{u.name} ({u.address.host}:{u.address.port})" for u in upstreams)
+        )
+    lines += [
+        "",
+        "Try it:",
+        f"  curl -s {base}/v1/chat/completions -H 'content-type: application/json' \\",
+        f"    -d {shlex.quote(body)}",
+        f"  curl -s {base}/v1/models",
+        "",
+        "Edit an input file and the gateway reloads it; Ctrl-C stops everything.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _host(host: str) -> str:
+    if host in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,280 @@
+"""From the in-memory store to what ``aigw run`` writes: the controller's builders plus a small Envoy Gateway.
+
+The controller's own ``build_gateway`` turns a ``Snapshot`` into the filter config, one HTTPRoute per
+AIGatewayRoute, the per-Gateway auth Secret and every object's conditions. In a cluster Envoy Gateway then
+translates the HTTPRoutes into Envoy routes and clusters; here ``translate`` does that part itself, for the
+only shapes the builders emit: a rule matching the selected-backend header and forwarding to a ``Backend`` (or
+a Service), the InferencePool rule without backendRefs, and the catch-all.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aigw.standalone.envoyconfig import Address, BackendCluster, HeaderRoute, UpstreamTLS
+from aigw.standalone.inputs import InputError
+from aigw.standalone.store import Store
+from api import headers
+from api.filterconfig import FilterConfig
+from api.gatewayapi import duration_seconds
+from controller.build.config import render_filter_config
+from controller.build.gateway import GatewayBuild, build_gateway, hostnames_to_resolve
+from controller.build.names import GATEWAY_GROUP, ObjKey
+from controller.build.snapshot import BuildOptions, DnsAnswer, Snapshot
+from controller.build.status import ObjectStatus
+from controller.build.views import RouteView, eg_backend_endpoints
+
+DEMO_UPSTREAM_ANNOTATION = "standalone.aigateway.envoyproxy.io/demo-upstream"
+"""On an Envoy Gateway ``Backend``: ``"true"`` makes ``aigw run`` start demo upstreams on its IP endpoints."""
+
+DEFAULT_ROUTE_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoUpstream:
+    """A demo OpenAI-compatible server to start: named after its Backend, listening on ``address``."""
+
+    name: str
+    address: Address
+
+
+@dataclass(frozen=True, kw_only=True)
+class Translation:
+    """Everything one build produced. ``filter_config`` is None when the Gateway has nothing to serve."""
+
+    gateway: ObjKey
+    filter_config: FilterConfig
+    filter_config_yaml: str
+    auth_files: Mapping[str, bytes]
+    """Credential file name (inside ``BuildOptions.auth_dir``) -> content."""
+    clusters: tuple[BackendCluster, ...]
+    routes: tuple[HeaderRoute, ...]
+    pool_timeout_seconds: float
+    problems: tuple[str, ...]
+    """Conditions that are not True, and translation notes, each naming the object and its file."""
+    requeue_after: float | None
+    """Seconds until the DNS answers used expire (None: no hostname was resolved)."""
+    demo_upstreams: tuple[DemoUpstream, ...] = field(default=())
+
+
+def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict[str, Any]]:
+    """The Gateway this standalone gateway plays, and its object.
+
+    ``requested`` (``--gateway``) wins; else the only Gateway in the inputs; else the only Gateway that the
+    AIGatewayRoutes target (a minimal Gateway object is made up for it). Raises ``InputError`` otherwise.
+    """
+    gateways = store.bodies("Gateway")
+    targeted: list[ObjKey] = []
+    for obj in store.of_kind("AIGatewayRoute").values():
+        for k in RouteView.of(obj.body).gateway_keys():
+            if k not in targeted:
+                targeted.append(k)
+    if requested is None:
+        candidates = list(gateways) or targeted
+        if len(candidates) != 1:
+            names = ", ".join(str(k) for k in candidates) or "none"
+            raise InputError(
+                path=_first_path(store),
+                reason=f"cannot tell which Gateway to serve (found: {names}); pass --gateway NAMESPACE/NAME",
+            )
+        requested = candidates[0]
+    if requested in gateways:
+        return requested, gateways[requested]
+    return requested, {
+        "apiVersion": f"{GATEWAY_GROUP}/v1",
+        "kind": "Gateway",
+        "metadata": {"name": requested.name, "namespace": requested.namespace, "uid": "aigw-standalone"},
+        "spec": {"gatewayClassName": "aigw-standalone", "listeners": []},
+    }
+
+
+def snapshot_of(
+    store: Store, *, gateway: ObjKey, gateway_object: Mapping[str, Any], dns: Mapping[str, DnsAnswer]
+) -> Snapshot:
+    """The reconcile's snapshot over the store: the Gateway's routes and every other object of the inputs."""
+    routes = tuple(
+        o.body
+        for o in store.of_kind("AIGatewayRoute").values()
+        if gateway in RouteView.of(o.body).gateway_keys()
+    )
+    pool_parents = {
+        k: (gateway,)
+        for r in routes
+        for k in RouteView.of(r).refs_of_kind("InferencePool")
+        if k in store.bodies("InferencePool")
+    }
+    return Snapshot(
+        gateway=gateway,
+        gateway_object=gateway_object,
+        routes=routes,
+        backends=store.bodies("AIServiceBackend"),
+        security_policies=store.bodies("BackendSecurityPolicy"),
+        services=store.bodies("Service"),
+        eg_backends=store.bodies("Backend"),
+        secrets=store.secret_data(),
+        pools=store.bodies("InferencePool"),
+        models=tuple(store.bodies("InferenceModel").values()),
+        gateways=frozenset({gateway, *store.bodies("Gateway")}),
+        pool_parents=pool_parents,
+        dns=dns,
+    )
+
+
+def hostnames(
+    store: Store, *, gateway: ObjKey, gateway_object: Mapping[str, Any], options: BuildOptions
+) -> list[str]:
+    """The DNS names the filter config needs (pool members' FQDNs), as the controller computes them."""
+    snap = snapshot_of(store, gateway=gateway, gateway_object=gateway_object, dns={})
+    return hostnames_to_resolve(snap, options)
+
+
+def translate(
+    store: Store,
+    *,
+    gateway: ObjKey,
+    gateway_object: Mapping[str, Any],
+    options: BuildOptions,
+    dns: Mapping[str, DnsAnswer],
+) -> Translation:
+    """Run the controller's ``build_gateway`` over the store and turn its HTTPRoutes into Envoy config."""
+    snap = snapshot_of(store, gateway=gateway, gateway_object=gateway_object, dns=dns)
+    build = build_gateway(snap, options)
+    if build.filter_config is None:  # pragma: no cover - snapshot_of always provides a Gateway object
+        raise RuntimeError(f"no filter config built for Gateway {gateway}")
+    problems = [_describe(s, store) for s in build.statuses if s.problems()]
+    clusters, routes, pool_timeout, notes = _envoy_routes(build, store)
+    problems.extend(notes)
+    return Translation(
+        gateway=gateway,
+        filter_config=build.filter_config,
+        filter_config_yaml=render_filter_config(build.filter_config),
+        auth_files=_auth_files(build),
+        clusters=clusters,
+        routes=routes,
+        pool_timeout_seconds=pool_timeout,
+        problems=tuple(problems),
+        requeue_after=build.requeue_after,
+        demo_upstreams=demo_upstreams(store),
+    )
+
+
+def demo_upstreams(store: Store) -> tuple[DemoUpstream, ...]:
+    """The IP endpoints of every ``Backend`` annotated ``DEMO_UPSTREAM_ANNOTATION: "true"``."""
+    out: list[DemoUpstream] = []
+    for key, obj in sorted(store.of_kind("Backend").items()):
+        annotations = (obj.body.get("metadata") or {}).get("annotations") or {}
+        if str(annotations.get(DEMO_UPSTREAM_ANNOTATION, "")).lower() != "true":
+            continue
+        for ep in eg_backend_endpoints(obj.body):
+            if ep.kind == "ip" and ep.port:
+                out.append(DemoUpstream(name=key.name, address=Address(host=ep.address, port=ep.port)))
+    return tuple(out)
+
+
+def _envoy_routes(
+    build: GatewayBuild, store: Store
+) -> tuple[tuple[BackendCluster, ...], tuple[HeaderRoute, ...], float, list[str]]:
+    clusters: dict[str, BackendCluster] = {}
+    routes: dict[str, HeaderRoute] = {}
+    pool_timeout = 0.0
+    notes: list[str] = []
+    for http_route in build.http_routes:
+        for rule in http_route["spec"]["rules"]:
+            value = _selected_backend(rule)
+            if value is None:
+                continue  # the catch-all: our own catch-all route answers 404
+            timeout = _timeout(rule)
+            refs = rule.get("backendRefs") or []
+            if value == headers.ORIGINAL_DST_CLUSTER:
+                pool_timeout = max(pool_timeout, timeout)
+                continue
+            if not refs:  # pragma: no cover - the builder always gives a backend rule its backendRef
+                continue
+            cluster, note = _cluster(refs[0], store)
+            clusters[cluster.name] = cluster
+            if note:
+                notes.append(note)
+            auto_host = any(f.get("type") == "ExtensionRef" for f in rule.get("filters") or [])
+            routes[value] = HeaderRoute(
+                value=value, cluster=cluster.name, timeout_seconds=timeout, auto_host_rewrite=auto_host
+            )
+    return (
+        tuple(clusters.values()),
+        tuple(routes.values()),
+        pool_timeout or DEFAULT_ROUTE_TIMEOUT_SECONDS,
+        list(dict.fromkeys(notes)),
+    )
+
+
+def _selected_backend(rule: Mapping[str, Any]) -> str | None:
+    for match in rule.get("matches") or []:
+        for h in match.get("headers") or []:
+            if h.get("name") == headers.SELECTED_BACKEND_HEADER:
+                return str(h.get("value"))
+    return None
+
+
+def _timeout(rule: Mapping[str, Any]) -> float:
+    request = (rule.get("timeouts") or {}).get("request")
+    if not request:
+        return DEFAULT_ROUTE_TIMEOUT_SECONDS
+    return duration_seconds(str(request))
+
+
+def _cluster(ref: Mapping[str, Any], store: Store) -> tuple[BackendCluster, str | None]:
+    """The cluster of an HTTPRoute backendRef, and a note when it cannot work locally."""
+    kind, ns, name = str(ref.get("kind", "Service")), str(ref.get("namespace")), str(ref.get("name"))
+    key = ObjKey(ns, name)
+    cluster_name = f"{kind.lower()}/{ns}/{name}"
+    if kind != "Backend":
+        return BackendCluster(name=cluster_name, endpoints=()), (
+            f"{kind} {key}: aigw run has no cluster to find Services in; point the AIServiceBackend at a "
+            "gateway.envoyproxy.io Backend instead (requests to it get 503)"
+        )
+    obj = store.of_kind("Backend")[key]
+    endpoints: list[Address] = []
+    skipped: list[str] = []
+    for ep in eg_backend_endpoints(obj.body):
+        if ep.kind in ("ip", "fqdn") and ep.port:
+            endpoints.append(Address(host=ep.address, port=ep.port))
+        else:
+            skipped.append(ep.address)
+    tls = _tls(obj.body, endpoints)
+    note = f"Backend {key} ({obj.where}): unix endpoints are not supported: {skipped}" if skipped else None
+    return BackendCluster(name=cluster_name, endpoints=tuple(endpoints), tls=tls), note
+
+
+def _tls(body: Mapping[str, Any], endpoints: list[Address]) -> UpstreamTLS | None:
+    """TLS when the Backend has ``spec.tls`` or an endpoint on port 443; SNI is the first hostname."""
+    tls_spec = (body.get("spec") or {}).get("tls")
+    if tls_spec is None and not any(a.port == 443 for a in endpoints):
+        return None
+    tls_spec = tls_spec if isinstance(tls_spec, Mapping) else {}
+    sni = str(tls_spec.get("sni") or next((a.host for a in endpoints if not a.host[:1].isdigit()), ""))
+    return UpstreamTLS(sni=sni, verify=not bool(tls_spec.get("insecureSkipVerify")))
+
+
+def _auth_files(build: GatewayBuild) -> dict[str, bytes]:
+    """The per-Gateway auth Secret the builder made, as files (the kubelet's job in a cluster)."""
+    for obj in build.gateway_objects:
+        if obj.get("kind") == "Secret":
+            return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+    return {}
+
+
+def _describe(status: ObjectStatus, store: Store) -> str:
+    where = store.where(status.kind, status.key)
+    conds = "; ".join(f"{c.type}={c.status} {c.reason}: {c.message}" for c in status.problems())
+    return f"{status.kind} {status.key} [{where}]: {conds}"
+
+
+def _first_path(store: Store) -> Any:
+    for objs in store.objects.values():
+        for o in objs.values():
+            return o.path
+    from pathlib import Path
+
+    return Path(".")
