@@ -36,6 +36,23 @@ test-unit: setup ## Unit tests only (no real parts needed)
 test-integration: setup envtest ## Integration tests against the real kube-apiserver, etcd, Envoy and DNS
 	$(PYTEST) -q tests/integration
 
+.PHONY: envoy-gateway
+envoy-gateway: setup ## Build envoy-gateway v1.9.0 (go install) and seed Envoy 1.39.0 for its Host infrastructure (idempotent)
+	bash hack/setup-envoy-gateway.sh >/dev/null
+
+.PHONY: test-e2e
+test-e2e: setup envtest envoy-gateway ## End-to-end: real API server, Envoy Gateway, Envoy, DNS, our controller and ext_proc (serial; root)
+	$(PYTEST) -q -p no:cacheprovider tests/e2e
+
+.PHONY: kind-up
+kind-up: ## A real kind cluster: Envoy Gateway via helm with our extensionManager, then `make deploy` (needs docker)
+	bash hack/kind-up.sh
+
+.PHONY: deploy
+deploy: ## Install our CRDs, RBAC and controller (config/) into the current kubectl context
+	kubectl apply --server-side -f config/crd
+	kubectl apply --server-side -k config/default
+
 .PHONY: lint
 lint: setup ## ruff, and mypy --strict on api/, controller/, extproc/
 	$(VENV)/bin/ruff check .

@@ -26,7 +26,9 @@ if [[ ! -x "$OUT/bin/envoy-gateway" ]]; then
   go list -m -json "github.com/envoyproxy/gateway@v$EG_VERSION" >/dev/null 2>&1 \
     || die "cannot reach the Go module proxy ($(go env GOPROXY)) for github.com/envoyproxy/gateway@v$EG_VERSION."
   log "building envoy-gateway v$EG_VERSION (cold: 10-20 min on 2 cores)"
-  GOBIN="$OUT/bin" go install -trimpath -ldflags "-s -w" "github.com/envoyproxy/gateway/cmd/envoy-gateway@v$EG_VERSION"
+  GOBIN="$OUT/bin" go install -trimpath \
+    -ldflags "-s -w -X github.com/envoyproxy/gateway/internal/cmd/version.envoyGatewayVersion=v$EG_VERSION" \
+    "github.com/envoyproxy/gateway/cmd/envoy-gateway@v$EG_VERSION"
 fi
 
 envoy_bin=$("$PYTHON" - <<'PY'

@@ -10,17 +10,28 @@ report carries the tail of each log, and a session with a failure keeps the dire
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from api.filterconfig import CONFIG_KEY
 from tests.e2e import artifacts, objects
+from tests.e2e.harness import ConfigMapProjector, Scenario, Upstreams, scenario
 from tests.e2e.kube import Kube
+from tests.e2e.processes import LoggedProcess, ProcessError
 from tests.realparts.controlplane import ControlPlane, ControlPlaneError
-from tests.realparts.envoygateway import EG_NAMESPACE
+from tests.realparts.dns import DnsServer, DnsServerError
+from tests.realparts.envoygateway import EG_NAMESPACE, EnvoyGateway, EnvoyGatewayError
+from tests.realparts.ports import free_port
+
+DNS_TTL = 2
+"""Seconds: the TTL of every dnsmasq answer (scenario 6 expects traffic to move within it plus a little)."""
 
 _failed = False
 
@@ -49,6 +60,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"\n[e2e] logs of every process are kept under {artifacts.ARTIFACTS}")
     else:
         shutil.rmtree(artifacts.ARTIFACTS, ignore_errors=True)
+
+
+def console_script(name: str) -> str:
+    """Path of one of our console scripts, installed next to this interpreter (``make setup``)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: run `make setup` (pip install -e '.[dev]') to install our console scripts"
+        )
+    return str(path)
 
 
 def failed() -> bool:
@@ -84,3 +105,186 @@ def kube(control_plane: ControlPlane) -> Kube:
 def artifacts_dir() -> Path:
     artifacts.ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return artifacts.ARTIFACTS
+
+
+# ---- the full harness: our controller + extension server, our ext_proc, DNS, Envoy Gateway ----------------
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """Loopback addresses of the harness processes (chosen once per session)."""
+
+    extension_server: tuple[str, int]
+    extproc: tuple[str, int]
+    extproc_metrics: str
+    controller_metrics: str
+    controller_health: str
+
+
+@pytest.fixture(scope="session")
+def addresses() -> Addresses:
+    return Addresses(
+        extension_server=("127.0.0.1", free_port()),
+        extproc=("127.0.0.1", free_port()),
+        extproc_metrics=f"127.0.0.1:{free_port()}",
+        controller_metrics=f"127.0.0.1:{free_port()}",
+        controller_health=f"127.0.0.1:{free_port()}",
+    )
+
+
+@pytest.fixture(scope="session")
+def dns_server() -> Iterator[DnsServer]:
+    """dnsmasq answering the names our scenarios give it, with a short TTL (scenario 6 waits on it)."""
+    server = DnsServer(ttl=DNS_TTL)
+    try:
+        server.start()
+    except DnsServerError as e:
+        pytest.fail(f"the real DNS server did not start: {e}")
+    artifacts.register("dnsmasq", lambda: [server.log_file])
+    yield server
+    if _failed:
+        shutil.copy(server.log_file, artifacts.ARTIFACTS / "dnsmasq.log")
+    artifacts.unregister("dnsmasq")
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def extproc(addresses: Addresses, artifacts_dir: Path) -> Iterator[LoggedProcess]:
+    """Our ext_proc, serving the file the projector writes (as the kubelet would project the ConfigMap)."""
+    config = artifacts_dir / "extproc" / CONFIG_KEY
+    config.parent.mkdir(parents=True, exist_ok=True)
+    host, port = addresses.extproc
+    proc = LoggedProcess(
+        "aigw-extproc",
+        [
+            console_script("aigw-extproc"),
+            "--config",
+            str(config),
+            "--listen",
+            f"{host}:{port}",
+            "--metrics-listen",
+            addresses.extproc_metrics,
+            "--log-level",
+            "info",
+        ],
+        artifacts_dir,
+    ).start()
+    artifacts.register("aigw-extproc", lambda: [proc.log])
+    try:
+        proc.wait_tcp(host, port)
+    except ProcessError as e:
+        proc.stop()
+        pytest.fail(str(e))
+    yield proc
+    proc.stop()
+    artifacts.unregister("aigw-extproc")
+
+
+@pytest.fixture(scope="session")
+def controller(
+    control_plane: ControlPlane,
+    kube: Kube,
+    dns_server: DnsServer,
+    addresses: Addresses,
+    artifacts_dir: Path,
+) -> Iterator[LoggedProcess]:
+    """``aigw-controller`` with its extension server in-process and the ext_proc outside the cluster."""
+    host, port = addresses.extension_server
+    xhost, xport = addresses.extproc
+    proc = LoggedProcess(
+        "aigw-controller",
+        [
+            console_script("aigw-controller"),
+            "--kubeconfig",
+            str(control_plane.kubeconfig),
+            "--dns-server",
+            f"{dns_server.address}:{dns_server.port}",
+            "--enable-inference-extension",
+            "--extension-server-address",
+            f"{host}:{port}",
+            "--extproc-address",
+            f"{xhost}:{xport}",
+            "--metrics-address",
+            addresses.controller_metrics,
+            "--health-address",
+            addresses.controller_health,
+        ],
+        artifacts_dir,
+    ).start()
+    artifacts.register("aigw-controller", lambda: [proc.log])
+    try:
+        proc.wait_tcp(host, port, timeout=90)
+    except ProcessError as e:
+        proc.stop()
+        pytest.fail(str(e))
+    yield proc
+    # Stopped after Envoy Gateway (fixture order): Envoy Gateway blocks on an extension server that is gone.
+    proc.stop()
+    artifacts.unregister("aigw-controller")
+
+
+@pytest.fixture(scope="session")
+def envoy_gateway(
+    control_plane: ControlPlane,
+    kube: Kube,
+    controller: LoggedProcess,
+    addresses: Addresses,
+    artifacts_dir: Path,
+) -> Iterator[EnvoyGateway]:
+    """Envoy Gateway with our extension server as its extensionManager."""
+    eg = EnvoyGateway(
+        kubeconfig=control_plane.kubeconfig,
+        extension_server=addresses.extension_server,
+        workdir=artifacts_dir / "envoy-gateway",
+    )
+    artifacts.register("envoy-gateway", lambda: [eg.log, *eg.envoy_run_logs()])
+    try:
+        eg.start()
+    except EnvoyGatewayError as e:
+        pytest.fail(f"Envoy Gateway did not start: {e}")
+    yield eg
+    eg.stop(keep_workdir=True)
+    artifacts.unregister("envoy-gateway")
+
+
+@pytest.fixture(scope="session")
+def projector(kube: Kube, extproc: LoggedProcess, artifacts_dir: Path) -> Iterator[ConfigMapProjector]:
+    config = artifacts_dir / "extproc" / CONFIG_KEY
+    p = ConfigMapProjector(kube, config, artifacts_dir / "projector.log")
+    artifacts.register("projector", lambda: [p.log, p.path])
+    yield p
+    p.stop()
+    artifacts.unregister("projector")
+
+
+@pytest.fixture
+def upstreams() -> Iterator[Upstreams]:
+    u = Upstreams()
+    yield u
+    u.close()
+
+
+@pytest.fixture
+def scn(
+    request: pytest.FixtureRequest,
+    kube: Kube,
+    envoy_gateway: EnvoyGateway,
+    extproc: LoggedProcess,
+    projector: ConfigMapProjector,
+    upstreams: Upstreams,
+    addresses: Addresses,
+) -> Iterator[Scenario]:
+    """A fresh namespace and Gateway for one scenario; everything it applied is deleted afterwards."""
+    name = "e2e-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower().removeprefix("test_"))[:40].strip(
+        "-"
+    )
+    with scenario(
+        name=name,
+        kube=kube,
+        envoy_gateway=envoy_gateway,
+        projector=projector,
+        upstreams=upstreams,
+        extproc_metrics=addresses.extproc_metrics,
+    ) as s:
+        yield s
+        extproc.check_alive()

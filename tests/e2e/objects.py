@@ -155,3 +155,41 @@ def inference_model(
         "metadata": {"name": name, "namespace": ns},
         "spec": spec,
     }
+
+
+def headless_service(name: str, ns: str, port: int) -> Obj:
+    """A headless Service without a selector: its name resolves only through our DNS server."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": port, "targetPort": port}]},
+    }
+
+
+def service_fqdn(name: str, ns: str) -> str:
+    return f"{name}.{ns}.svc.cluster.local"
+
+
+def direct_backend(name: str, ns: str, ip: str, port: int) -> list[Obj]:
+    """An AIServiceBackend reached through its own Envoy cluster: an EG ``Backend`` on ``ip:port``."""
+    return [eg_backend(name, ns, port, ip=ip), ai_service_backend(name, ns, name)]
+
+
+def pool_backend(name: str, ns: str, port: int, label: str) -> list[Obj]:
+    """A pool member: an AIServiceBackend labelled ``app=<label>`` in front of a headless Service ``name``."""
+    backend = ai_service_backend(name, ns, name, labels={"app": label})
+    backend["spec"]["backendRef"] = {"name": name, "port": port}
+    return [headless_service(name, ns, port), backend]
+
+
+def route_to_pool(name: str, ns: str, gateway_name: str, model: str, pool: str) -> Obj:
+    return ai_gateway_route(
+        name, ns, gateway_name, [rule(model=model, backends=[("InferencePool", pool, 1)])]
+    )
+
+
+def route_to_backend(name: str, ns: str, gateway_name: str, model: str, backend: str) -> Obj:
+    return ai_gateway_route(
+        name, ns, gateway_name, [rule(model=model, backends=[("AIServiceBackend", backend, 1)])]
+    )

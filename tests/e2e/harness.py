@@ -1,0 +1,271 @@
+"""The pieces of the full e2e harness that are ours to run: the ConfigMap projector, our controller and
+ext_proc as local processes, fake upstreams on distinct loopback addresses, and the per-test ``Scenario``.
+
+Contracts:
+- ``ConfigMapProjector(kube, path)``: ``follow(ns, name)`` watches one ConfigMap (``kubectl get --watch``)
+  and writes its ``filter-config.yaml`` to ``path`` atomically (write + rename, a new inode, as the kubelet's
+  ``..data`` swap does), every time its content changes. ``writes`` counts the files written.
+- ``Upstreams``: ``start(name, host, port)`` runs an ``aigw.upstream.FakeUpstream`` in a thread; ``close()``
+  stops them all. ``common_port(hosts)`` finds one port free on every given address (pool members share
+  the InferencePool's ``targetPortNumber``).
+- ``Scenario``: one test's namespace and Gateway (its own listener port, its own Envoy started by Envoy
+  Gateway); ``apply`` tracks what it created so ``close()`` deletes it all (an apiserver-only control plane
+  has no namespace garbage collector); ``wait_ok`` polls until a request is answered as expected.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from aigw.upstream import FakeUpstream, serve_in_thread
+from api.filterconfig import CONFIG_KEY
+from tests.e2e import objects
+from tests.e2e.client import Reply, chat
+from tests.e2e.kube import Kube, Obj, wait_for
+from tests.realparts.envoygateway import EnvoyGateway
+
+CONFIGMAP_PREFIX = "ai-eg-extproc-"
+
+
+class ConfigMapProjector:
+    """Projects one ConfigMap's filter config into a file. See the module docstring."""
+
+    def __init__(self, kube: Kube, path: Path, log: Path) -> None:
+        self.kube = kube
+        self.path = path
+        self.log = log
+        self.writes = 0
+        self.content: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def follow(self, namespace: str, name: str) -> None:
+        """Stop following the previous ConfigMap, remove the file, and follow ``namespace/name``."""
+        self.stop()
+        with self._lock:
+            self.content = None
+        self.path.unlink(missing_ok=True)
+        cp = self.kube.cp
+        argv = [
+            str(cp.binaries.kubectl),
+            f"--kubeconfig={cp.kubeconfig}",
+            "get",
+            "configmaps",
+            "-n",
+            namespace,
+            f"--field-selector=metadata.name={name}",
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "json",
+        ]
+        with self.log.open("ab") as err:
+            err.write(f"---- following configmap {namespace}/{name}\n".encode())
+            err.flush()
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        self._thread = threading.Thread(target=self._pump, args=(self._proc,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def _pump(self, proc: subprocess.Popen[bytes]) -> None:
+        stdout = proc.stdout
+        assert stdout is not None
+        decoder = json.JSONDecoder()
+        utf8 = codecs.getincrementaldecoder("utf-8")()
+        buf = ""
+        for chunk in iter(lambda: os.read(stdout.fileno(), 65536), b""):
+            buf += utf8.decode(chunk)
+            while True:
+                buf = buf.lstrip()
+                try:
+                    event, end = decoder.raw_decode(buf)
+                except json.JSONDecodeError:
+                    break
+                buf = buf[end:]
+                self._on_event(event)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if event.get("type") == "DELETED":
+            return  # the kubelet keeps the last projected content until the pod goes
+        data = (event.get("object") or {}).get("data") or {}
+        content = data.get(CONFIG_KEY)
+        with self._lock:
+            if content is None or content == self.content:
+                return
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            tmp.write_text(content)
+            tmp.replace(self.path)
+            self.content = content
+            self.writes += 1
+        with self.log.open("a") as f:
+            f.write(f"---- projected {len(content)} bytes (write #{self.writes})\n")
+
+
+def port_free_on(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def common_port(hosts: list[str]) -> int:
+    """A port free on every address in ``hosts`` right now."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((hosts[0], 0))
+            port: int = s.getsockname()[1]
+        if all(port_free_on(h, port) for h in hosts):
+            return port
+    raise RuntimeError(f"no port free on all of {hosts}")
+
+
+class Upstreams:
+    """Fake OpenAI upstreams in threads, each on its own loopback address."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self.by_name: dict[str, FakeUpstream] = {}
+
+    def start(self, name: str, host: str, port: int = 0) -> FakeUpstream:
+        upstream = self._stack.enter_context(serve_in_thread(name=name, host=host, port=port))
+        self.by_name[name] = upstream
+        return upstream
+
+    def counts(self) -> dict[str, int]:
+        """Requests received so far, per upstream name."""
+        return {name: len(u.received) for name, u in self.by_name.items()}
+
+    def reset(self) -> None:
+        for u in self.by_name.values():
+            u.received.clear()
+
+    def close(self) -> None:
+        self._stack.close()
+        self.by_name.clear()
+
+
+def metrics_text(address: str) -> str:
+    """The Prometheus text a process exposes at ``http://<address>/metrics``."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as resp:
+        text: str = resp.read().decode()
+        return text
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(m.group(4))
+    return total
+
+
+class Scenario:
+    """One test's namespace + Gateway. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        kube: Kube,
+        envoy_gateway: EnvoyGateway,
+        projector: ConfigMapProjector,
+        upstreams: Upstreams,
+        extproc_metrics: str,
+    ) -> None:
+        self.ns = name
+        self.gateway = "gw"
+        self.kube = kube
+        self.eg = envoy_gateway
+        self.projector = projector
+        self.upstreams = upstreams
+        self.extproc_metrics = extproc_metrics
+        self.port = objects.listener_port()
+        self._created: list[Obj] = []
+
+    def open(self) -> Scenario:
+        self.kube.apply(objects.namespace(self.ns))
+        self.projector.follow(self.ns, CONFIGMAP_PREFIX + self.gateway)
+        self.apply(objects.gateway(self.gateway, self.ns, self.port))
+        return self
+
+    def apply(self, *objs: Obj) -> None:
+        self.kube.apply(*objs)
+        for o in objs:
+            if o not in self._created:
+                self._created.append(o)
+
+    def delete(self, *objs: Obj) -> None:
+        self.kube.delete(*objs)
+        for o in objs:
+            if o in self._created:
+                self._created.remove(o)
+
+    def close(self) -> None:
+        """Delete everything this scenario applied (the Gateway last: its Envoy stops with it)."""
+        if self._created:
+            self.kube.delete(*reversed(self._created))
+            self._created.clear()
+
+    def wait_ok(
+        self,
+        model: str,
+        *,
+        upstream: str | Callable[[str | None], bool] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> Reply:
+        """Poll until a chat request for ``model`` gets a 200 (from ``upstream``, when given)."""
+        self.eg.wait_for_listener(self.port, timeout=timeout)
+
+        def check() -> Reply | None:
+            reply = chat(self.port, model, headers=headers)
+            if reply.status != 200:
+                return None
+            if upstream is None:
+                return reply
+            good = upstream(reply.upstream) if callable(upstream) else reply.upstream == upstream
+            return reply if good else None
+
+        return wait_for(check, f"a 200 for model {model!r} through gateway {self.ns}/{self.gateway}", timeout)
+
+
+@contextlib.contextmanager
+def scenario(**kwargs: Any) -> Iterator[Scenario]:
+    s = Scenario(**kwargs).open()
+    try:
+        yield s
+    finally:
+        s.close()

@@ -1,0 +1,56 @@
+"""Scenario 9: a streamed (SSE) completion reaches the client chunk by chunk as the upstream sends it (not
+buffered to the end), and the ext_proc's usage metrics count the tokens the stream reported."""
+
+from __future__ import annotations
+
+from tests.e2e import objects
+from tests.e2e.client import stream_chat
+from tests.e2e.harness import Scenario, Upstreams, metric_sum, metrics_text
+from tests.e2e.kube import wait_for
+
+CHUNKS = 5
+DELAY_MS = 400
+PROMPT_TOKENS, COMPLETION_TOKENS = 7, 11
+
+
+def _tokens(scn: Scenario, model: str, kind: str) -> float:
+    text = metrics_text(scn.extproc_metrics)
+    return metric_sum(
+        text, "gen_ai_client_token_usage_sum", gen_ai_request_model=model, gen_ai_token_type=kind
+    )
+
+
+def test_sse_streams_through_and_usage_is_counted(scn: Scenario, upstreams: Upstreams) -> None:
+    up = upstreams.start("streamer", "127.0.0.91")
+    scn.apply(
+        *objects.direct_backend("streamer", scn.ns, up.host, up.port),
+        objects.route_to_backend("stream", scn.ns, scn.gateway, "stream-model", "streamer"),
+    )
+    scn.wait_ok("stream-model", upstream="streamer")
+    before = {k: _tokens(scn, "stream-model", k) for k in ("input", "output")}
+
+    reply = stream_chat(
+        scn.port,
+        "stream-model",
+        headers={
+            "x-response-chunks": str(CHUNKS),
+            "x-response-delay-ms": str(DELAY_MS),
+            "x-response-usage": f"{PROMPT_TOKENS},{COMPLETION_TOKENS}",
+        },
+    )
+    assert reply.status == 200
+    assert reply.headers.get("content-type", "").startswith("text/event-stream")
+    assert reply.events[-1][1] == "[DONE]"
+    content = [t for t, data in reply.events if '"delta"' in data]
+    assert len(content) == CHUNKS, reply.events
+    # Sent DELAY_MS apart: if Envoy or the ext_proc buffered the stream, they would all arrive together.
+    spread = content[-1] - content[0]
+    assert spread >= (CHUNKS - 1) * DELAY_MS / 1000 * 0.7, [round(t, 3) for t, _ in reply.events]
+
+    def counted() -> bool:
+        return (
+            _tokens(scn, "stream-model", "input") - before["input"] == PROMPT_TOKENS
+            and _tokens(scn, "stream-model", "output") - before["output"] == COMPLETION_TOKENS
+        )
+
+    wait_for(counted, "the ext_proc's token usage metrics to count the streamed usage", timeout=15)
