@@ -45,6 +45,18 @@ _COMMON_COLUMNS = (
 )
 
 
+def _kind_info(kind: str, plural: str, short_name: str) -> KindInfo:
+    return KindInfo(
+        GROUP,
+        VERSION,
+        kind,
+        plural,
+        short_names=(short_name,),
+        categories=(CATEGORY,),
+        printer_columns=_COMMON_COLUMNS,
+    )
+
+
 class Status(KubeModel):
     """The state of the object as the controller last observed it."""
 
@@ -190,15 +202,7 @@ class AIGatewayRoute(TopLevelObject):
     """An AIGatewayRoute routes LLM API requests that arrive at Gateways to AIServiceBackends and
     InferencePools, deciding per request from its headers and its body's model."""
 
-    KIND_INFO = KindInfo(
-        GROUP,
-        VERSION,
-        "AIGatewayRoute",
-        "aigatewayroutes",
-        short_names=("aigwroute",),
-        categories=(CATEGORY,),
-        printer_columns=_COMMON_COLUMNS,
-    )
+    KIND_INFO = _kind_info("AIGatewayRoute", "aigatewayroutes", "aigwroute")
 
     api_version: Literal["aigateway.envoyproxy.io/v1alpha1"] = API_VERSION
     kind: Literal["AIGatewayRoute"] = "AIGatewayRoute"
@@ -240,15 +244,7 @@ class AIServiceBackend(TopLevelObject):
     """An AIServiceBackend is one upstream AI service, such as OpenAI, AWS Bedrock, Azure OpenAI or a
     self-hosted model server. InferencePools select AIServiceBackends by label."""
 
-    KIND_INFO = KindInfo(
-        GROUP,
-        VERSION,
-        "AIServiceBackend",
-        "aiservicebackends",
-        short_names=("aisb",),
-        categories=(CATEGORY,),
-        printer_columns=_COMMON_COLUMNS,
-    )
+    KIND_INFO = _kind_info("AIServiceBackend", "aiservicebackends", "aisb")
 
     api_version: Literal["aigateway.envoyproxy.io/v1alpha1"] = API_VERSION
     kind: Literal["AIServiceBackend"] = "AIServiceBackend"
@@ -396,15 +392,7 @@ class BackendSecurityPolicy(TopLevelObject):
     """A BackendSecurityPolicy holds the credentials the gateway uses to call an AIServiceBackend that
     references it."""
 
-    KIND_INFO = KindInfo(
-        GROUP,
-        VERSION,
-        "BackendSecurityPolicy",
-        "backendsecuritypolicies",
-        short_names=("bsp",),
-        categories=(CATEGORY,),
-        printer_columns=_COMMON_COLUMNS,
-    )
+    KIND_INFO = _kind_info("BackendSecurityPolicy", "backendsecuritypolicies", "bsp")
 
     api_version: Literal["aigateway.envoyproxy.io/v1alpha1"] = API_VERSION
     kind: Literal["BackendSecurityPolicy"] = "BackendSecurityPolicy"
