@@ -16,7 +16,11 @@ from tests.realparts.controlplane import ControlPlane
 CRD_FILE = Path(__file__).with_name("widgets-crd.yaml")
 WIDGETS = Resource(group="runtime.test.aigw.io", version="v1", plural="widgets", kind="Widget")
 CLUSTER_WIDGETS = Resource(
-    group="runtime.test.aigw.io", version="v1", plural="clusterwidgets", kind="ClusterWidget", namespaced=False
+    group="runtime.test.aigw.io",
+    version="v1",
+    plural="clusterwidgets",
+    kind="ClusterWidget",
+    namespaced=False,
 )
 
 
