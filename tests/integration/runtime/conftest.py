@@ -48,10 +48,10 @@ def widget(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
 
 
 async def eventually(
-    check: Callable[[], bool] | Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = ""
+    check: Callable[[], bool] | Callable[[], Awaitable[bool]], *, within: float = 30.0, what: str = ""
 ) -> None:
-    """Poll ``check`` every 50 ms until it is true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll ``check`` every 50 ms until it is true; fail the test after ``within`` seconds."""
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if not isinstance(result, bool):
@@ -59,5 +59,5 @@ async def eventually(
         if result:
             return
         if time.monotonic() > deadline:
-            pytest.fail(f"not true within {timeout}s: {what or check}")
+            pytest.fail(f"not true within {within}s: {what or check}")
         await asyncio.sleep(0.05)

@@ -88,7 +88,7 @@ async def test_change_made_while_apiserver_stopped_is_reconciled(
         await asyncio.to_thread(cp.start_apiserver)
 
         await eventually(
-            lambda: seen.get(key) == {"size": 2}, timeout=60, what="change reconciled after restart"
+            lambda: seen.get(key) == {"size": 2}, within=60, what="change reconciled after restart"
         )
         assert informer.relists >= 2, "the watch should have expired (410) and the informer relisted"
     finally:
@@ -143,7 +143,7 @@ async def test_relist_after_compaction_loses_no_update(
         await kube.create(CONFIGMAPS, cm("cm-new", "1"), namespace=namespace)
 
         want = {f"cm-{i}": {"v": "1"} for i in range(8)} | {"cm-8": None, "cm-9": None, "cm-new": {"v": "1"}}
-        await eventually(lambda: latest == want, timeout=60, what=f"handlers saw every change: {latest}")
+        await eventually(lambda: latest == want, within=60, what=f"handlers saw every change: {latest}")
         listed = await kube.list(CONFIGMAPS, namespace=namespace)
         api_rvs = {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in listed["items"]}
         cache_rvs = {o["metadata"]["name"]: o["metadata"]["resourceVersion"] for o in informer.store.list()}
