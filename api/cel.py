@@ -5,7 +5,7 @@ enforces it, and, when it has a Python mirror (``holds``), it is also checked wh
 same message, so that the controller and the standalone CLI reject what the API server would reject.
 
 Use a rule on a field as ``Annotated[T, Field(...), SOME_RULE]``, or on a whole object by listing it in
-``CelValidatedModel.CEL_RULES``.
+``CelValidatedModel.CEL_RULES``. ``ListMap`` does the same for list-map keys (merge by key, no duplicates).
 """
 
 from __future__ import annotations
@@ -79,6 +79,46 @@ class CelValidatedModel(KubeModel):
         return json_schema
 
 
-def list_map(*keys: str) -> dict[str, Any]:
-    """Schema extras for a list that the API server merges as a map keyed by ``keys`` (unique per key)."""
-    return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(keys)}
+@dataclass(frozen=True)
+class ListMap:
+    """Marks a list as ``x-kubernetes-list-type: map`` keyed by ``keys``: the API server merges it by key
+    and rejects two entries with the same key; parsing rejects them too.
+
+    Use as ``Annotated[list[T], ListMap("k")]``.
+    """
+
+    keys: tuple[str, ...]
+
+    def __init__(self, *keys: str) -> None:
+        object.__setattr__(self, "keys", keys)
+
+    def schema_extra(self) -> dict[str, Any]:
+        return {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": list(self.keys)}
+
+    def enforce(self, items: list[Any]) -> list[Any]:
+        """Return ``items``, or raise ``ValueError`` naming the first duplicated key."""
+        seen: set[tuple[Any, ...]] = set()
+        for item in items:
+            key = tuple(getattr(item, _attribute(k)) for k in self.keys)
+            if key in seen:
+                shown = ", ".join(f"{k}={v!s}" for k, v in zip(self.keys, key, strict=True))
+                raise ValueError(
+                    f"duplicate entry with {shown}: the list is a map keyed by {', '.join(self.keys)}"
+                )
+            seen.add(key)
+        return items
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.enforce, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.update(self.schema_extra())
+        return json_schema
+
+
+def _attribute(json_name: str) -> str:
+    # Map keys are JSON (camelCase) names; the Python attributes are their snake_case spelling.
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in json_name)

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from api.base import KubeModel
-from api.cel import CelRule, list_map
+from api.cel import CelRule, ListMap
 from api.corev1 import ObjectReference
 from api.gatewayapi import Group, Kind, ObjectName, PortNumber
 from api.meta import Condition, ConditionStatus
@@ -73,7 +73,7 @@ def _pending_conditions() -> list[Condition]:
 _PENDING_DEFAULT: dict[str, Any] = {"default": [pending_condition().to_json_dict()]}
 
 Conditions = Annotated[
-    list[Condition], Field(max_length=8, json_schema_extra={**list_map("type"), **_PENDING_DEFAULT})
+    list[Condition], Field(max_length=8, json_schema_extra=_PENDING_DEFAULT), ListMap("type")
 ]
 
 

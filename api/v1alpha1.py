@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from api.base import KubeModel
-from api.cel import CelRule, CelValidatedModel, list_map
+from api.cel import CelRule, CelValidatedModel, ListMap
 from api.corev1 import ResourceRequirements
 from api.gatewayapi import (
     GATEWAY_GROUP,
@@ -60,9 +60,7 @@ def _kind_info(kind: str, plural: str, short_name: str) -> KindInfo:
 class Status(KubeModel):
     """The state of the object as the controller last observed it."""
 
-    conditions: Annotated[list[Condition], Field(max_length=8, json_schema_extra=list_map("type"))] = Field(
-        default_factory=list
-    )
+    conditions: Annotated[list[Condition], Field(max_length=8), ListMap("type")] = Field(default_factory=list)
     """Accepted (the object is valid and in use) and ResolvedRefs (every object it references exists)."""
 
 
@@ -112,7 +110,8 @@ class AIGatewayRouteRuleMatch(KubeModel):
 
     headers: Annotated[
         list[HTTPHeaderMatch],
-        Field(max_length=16, json_schema_extra=list_map("name")),
+        Field(max_length=16),
+        ListMap("name"),
         ONLY_EXACT_HEADER_MATCH,
     ] = Field(default_factory=list)
     """Header matches, all of which must match. The header x-ai-eg-model carries the request body's model."""

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from api.meta import Condition, ConditionStatus, ObjectMeta, format_time
+from api.v1alpha1 import Status
 
 
 def test_time_is_utc_with_whole_seconds() -> None:
@@ -67,3 +68,12 @@ def test_condition_rules(overrides: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError) as caught:
         Condition.model_validate(_condition(**overrides))
     assert [e["loc"] for e in caught.value.errors()] == [(field,)]
+
+
+def test_status_conditions_are_a_map_keyed_by_type() -> None:
+    with pytest.raises(ValidationError, match="duplicate entry with type=Accepted"):
+        Status.model_validate({"conditions": [_condition(), _condition(status="False")]})
+    assert (
+        len(Status.model_validate({"conditions": [_condition(), _condition(type="ResolvedRefs")]}).conditions)
+        == 2
+    )

@@ -140,6 +140,15 @@ def test_defaults_are_applied() -> None:
         ),
         (_with(ROUTE, "spec.rules.0.extra", 1), "spec.rules[0].extra", "Extra inputs are not permitted"),
         (
+            _with(
+                ROUTE,
+                "spec.rules.0.matches.0.headers",
+                [{"name": "a", "value": "1"}, {"name": "b", "value": "2"}, {"name": "a", "value": "3"}],
+            ),
+            "spec.rules[0].matches[0].headers",
+            "duplicate entry with name=a: the list is a map keyed by name",
+        ),
+        (
             _with(BACKEND, "spec.backendRef.port", None),
             "spec.backendRef",
             "Must have port for Service reference",
