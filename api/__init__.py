@@ -3,4 +3,17 @@
 This package holds pydantic models only: our CRDs (``aigateway.envoyproxy.io/v1alpha1``), the Gateway API
 Inference Extension kinds (``inference.networking.x-k8s.io/v1alpha2``), metav1 conditions and the filter
 config that the controller writes and the ext_proc reads. It performs no I/O and imports nothing else of ours.
+
+Modules:
+- ``v1alpha1``: AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy (spec, status, CEL rules).
+- ``inference``: InferencePool, InferenceModel (GAIE v0.2 API, with the pending-condition defaults).
+- ``envoygateway``: the Envoy Gateway Backend, as far as the controller reads it.
+- ``kinds``: every modelled kind, ``kind_for(apiVersion, kind)`` and ``parse_object(dict)``.
+- ``objects``: ``TopLevelObject`` (``parse``, ``key``) and ``KindInfo`` (group, version, plural, columns).
+- ``errors``: ``InvalidObjectError`` with ``FieldError(path, message)``, paths like ``spec.rules[0].kind``.
+- ``meta``, ``corev1``, ``gatewayapi``: metav1 (ObjectMeta, Condition, Time), core/v1 and Gateway API types.
+- ``shared``: enums and types the CRDs and the filter config share.
+- ``cel``: ``CelRule`` and ``ListMap``, enforced on parse and emitted into the CRDs.
+- ``structural`` and ``crdgen``: the CRD generator (``python -m api.crdgen config/crd``).
+- ``filterconfig``: the controller -> ext_proc contract. ``headers``: shared header names.
 """

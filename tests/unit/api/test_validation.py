@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from api.envoygateway import Backend
 from api.errors import FieldError, InvalidObjectError, field_path
 from api.inference import InferenceModel, InferencePool
 from api.kinds import parse_object
@@ -275,3 +276,46 @@ def test_field_path_formats_indexes_like_kubernetes() -> None:
     assert field_path(("spec", "rules", 0, "backendRefs", 12, "kind")) == "spec.rules[0].backendRefs[12].kind"
     assert field_path(()) == ""
     assert str(FieldError("", "broken")) == "broken"
+
+
+def test_envoy_gateway_backend_ignores_fields_it_does_not_model() -> None:
+    backend = parse_object(
+        {
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+            "kind": "Backend",
+            "metadata": META,
+            "spec": {
+                "endpoints": [
+                    {"ip": {"address": "10.0.0.1", "port": 8080}},
+                    {"fqdn": {"hostname": "api.openai.com", "port": 443}},
+                    {"unix": {"path": "/run/sock"}},
+                ],
+                "tls": {"insecureSkipVerify": True},
+            },
+            "status": {"conditions": []},
+        }
+    )
+    assert isinstance(backend, Backend)
+    ip, fqdn, unix = backend.spec.endpoints
+    assert (ip.ip and ip.ip.address, fqdn.fqdn and fqdn.fqdn.hostname, unix.ip, unix.fqdn) == (
+        "10.0.0.1",
+        "api.openai.com",
+        None,
+        None,
+    )
+
+
+def test_envoy_gateway_backend_endpoint_is_ip_or_fqdn() -> None:
+    errors = _errors(
+        {
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+            "kind": "Backend",
+            "metadata": META,
+            "spec": {
+                "endpoints": [
+                    {"ip": {"address": "10.0.0.1", "port": 1}, "fqdn": {"hostname": "h", "port": 1}}
+                ]
+            },
+        }
+    )
+    assert [str(e) for e in errors] == ["spec.endpoints[0]: an endpoint sets either ip or fqdn, not both"]
