@@ -131,6 +131,20 @@ class ExtensionServer:
                 os.unlink(self._unix_path)
         self._log.info("extension server on %s stopped", self._address)
 
+    async def healthy(self, *, deadline_s: float = 1.0) -> bool:
+        """Whether the server answers its own gRPC health check as SERVING, dialled at ``address`` like a
+        client would (for a readiness probe that checks more than the ``started`` flag)."""
+        if self._server is None:
+            return False
+        try:
+            async with grpc.aio.insecure_channel(self._address) as channel:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=deadline_s
+                )
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
     async def __aenter__(self) -> ExtensionServer:
         await self.start()
         return self

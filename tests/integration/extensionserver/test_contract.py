@@ -295,8 +295,10 @@ async def test_health_is_serving_until_stop(registry: CollectorRegistry) -> None
         for service in ("", SERVICE_NAME):
             reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        assert await srv.healthy()
         await srv.stop(grace=1)
         assert not srv.started
+        assert not await srv.healthy()
         with pytest.raises(grpc.aio.AioRpcError):
             await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
 
@@ -311,6 +313,7 @@ async def test_serves_on_a_unix_socket_and_removes_it(tmp_path: Path, registry: 
 
     async with ExtensionServer(address=f"unix://{path}", registry=registry) as srv:
         assert srv.address == f"unix://{path}"
+        assert await srv.healthy()
         async with grpc.aio.insecure_channel(srv.address) as channel:
             response = await EnvoyGatewayExtensionStub(channel).call(
                 "PostTranslateModify", pb.PostTranslateModifyRequest(), deadline_s=10
