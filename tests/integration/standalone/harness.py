@@ -1,0 +1,263 @@
+"""Run the real ``aigw run`` (``python -m aigw.cli run``) as a process, the way a user does, and talk to it.
+
+``prepared_examples`` copies ``examples/standalone`` into a test directory with the demo upstream ports moved
+to free ones (so a ``make run`` on the same machine does not collide). ``AigwRun`` starts the command, waits
+for its ready banner, sends requests through its Envoy, reads its log, lists its process tree from
+``/proc``, and
+stops it with a signal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.realparts.ports import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = REPO_ROOT / "examples" / "standalone"
+POOL_HOSTS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
+EXAMPLE_POOL_PORT = 18081
+EXAMPLE_DIRECT_PORT = 18084
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A copy of the examples: its directory, the pool's port and the direct backend's port."""
+
+    directory: Path
+    pool_port: int
+    direct_port: int
+
+
+def _port_free_on_all(port: int, hosts: tuple[str, ...]) -> bool:
+    import socket
+
+    for host in hosts:
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def prepared_examples(dest: Path) -> Prepared:
+    """Copy the shipped examples to ``dest``, with free ports instead of 18081 and 18084 (nothing else)."""
+    pool_port = free_port("127.0.0.11")
+    while not _port_free_on_all(pool_port, POOL_HOSTS):
+        pool_port = free_port("127.0.0.11")
+    direct_port = free_port()
+    shutil.copytree(EXAMPLES, dest)
+    for f in dest.glob("*.yaml"):
+        text = f.read_text()
+        text = text.replace(str(EXAMPLE_POOL_PORT), str(pool_port)).replace(
+            str(EXAMPLE_DIRECT_PORT), str(direct_port)
+        )
+        f.write_text(text)
+    return Prepared(directory=dest, pool_port=pool_port, direct_port=direct_port)
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+def children_of(pid: int) -> dict[int, int]:
+    """``{child_pid: parent_pid}`` of every live process whose parent is ``pid`` or one of its descendants."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ")".
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] == "Z":
+            continue
+        parents[int(entry.name)] = int(fields[1])
+    out: dict[int, int] = {}
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        for child, parent in parents.items():
+            if parent == p and child not in out:
+                out[child] = parent
+                frontier.append(child)
+    return out
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "(gone)"
+
+
+@dataclass
+class AigwRun:
+    """A running ``aigw run``; ``lines`` is its merged stdout and stderr so far."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    admin_port: int
+    workdir: Path
+    lines: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def output(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, *, since: int = 0, timeout: float = 30.0) -> re.Match[str]:
+        """Wait until a line (from index ``since`` on) matches ``pattern``; AssertionError with the log."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for line in self.lines[since:]:
+                    if m := rx.search(line):
+                        return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no line matching {pattern!r} within {timeout}s; aigw output:\n{self.output()}")
+
+    def mark(self) -> int:
+        """The current number of output lines (pass as ``since`` to wait only for later lines)."""
+        with self._lock:
+            return len(self.lines)
+
+    def request(
+        self, path: str, *, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 10.0
+    ) -> Reply:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            data = orjson.dumps(body) if body is not None else None
+            hdrs = {"content-type": "application/json", **(headers or {})}
+            conn.request("POST" if data is not None else "GET", path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+        finally:
+            conn.close()
+
+    def chat(self, model: str, **kw: Any) -> Reply:
+        return self.request(
+            "/v1/chat/completions",
+            body={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+            **kw,
+        )
+
+    def descendants(self) -> dict[int, int]:
+        return children_of(self.proc.pid)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, *, timeout: float = 30.0) -> int:
+        """Send ``sig`` and wait for the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+@contextlib.contextmanager
+def aigw_run(inputs: list[Path], *, workdir: Path, extra_args: list[str] | None = None) -> Iterator[AigwRun]:
+    """Start ``python -m aigw.cli run INPUTS`` on free ports and yield once it printed its banner.
+
+    Whatever happens, the process is stopped at the end (SIGTERM, then SIGKILL of its whole tree).
+    """
+    port, admin, extproc, metrics = free_port(), free_port(), free_port(), free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "aigw.cli",
+        "run",
+        *map(str, inputs),
+        "--port",
+        str(port),
+        "--admin-port",
+        str(admin),
+        "--extproc-port",
+        str(extproc),
+        "--extproc-metrics-port",
+        str(metrics),
+        "--workdir",
+        str(workdir),
+        *(extra_args or []),
+    ]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen(
+        argv,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    run = AigwRun(proc=proc, port=port, admin_port=admin, workdir=workdir)
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            with run._lock:
+                run.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        run.wait_for(r"^Edit an input file", timeout=60)
+        yield run
+    finally:
+        tree = run.descendants()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                if alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+        reader.join(timeout=5)
+
+
+def upstream_names(run: AigwRun, model: str, *, n: int) -> list[str]:
+    """Send ``n`` chat requests for ``model``; every one must succeed. The ``x-upstream-name`` of each."""
+    names = []
+    for _ in range(n):
+        r = run.chat(model)
+        assert r.status == 200, (r.status, r.body, run.output()[-3000:])
+        names.append(r.headers["x-upstream-name"])
+    return names

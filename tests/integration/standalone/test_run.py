@@ -1,0 +1,248 @@
+"""``aigw run`` end to end: the real command, the real Envoy, our ext_proc and demo upstreams as its children.
+
+What each test measures:
+- the shipped examples serve: pool requests succeed and land on all three pool endpoints, the API-key backend
+  gets its credential, ``/v1/models`` lists the routed models, an unknown model is a 404;
+- editing a YAML file changes routing while the same Envoy keeps running, with no failed request meanwhile;
+- a broken file (bad YAML, or a schema violation) is reported with its path and reason, the previous config
+  keeps serving, and fixing the file is picked up;
+- after SIGTERM, SIGINT, or even SIGKILL of ``aigw`` itself, no process it started is left.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.integration.standalone.harness import (
+    Prepared,
+    aigw_run,
+    alive,
+    cmdline,
+    prepared_examples,
+    upstream_names,
+)
+
+pytestmark = pytest.mark.envoy
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Prepared:
+    return prepared_examples(tmp_path / "examples")
+
+
+def test_examples_route_through_envoy_and_spread_over_the_pool(examples: Prepared, tmp_path: Path) -> None:
+    with aigw_run([examples.directory], workdir=tmp_path / "work") as run:
+        banner = run.output()
+        assert f"curl -s http://127.0.0.1:{run.port}/v1/chat/completions" in banner
+        assert f"curl -s http://127.0.0.1:{run.port}/v1/models" in banner
+        assert '"model": "demo-llm"' in banner
+
+        names = upstream_names(run, "demo-llm", n=60)
+        counts = Counter(names)
+        # Uniform over 3 endpoints: P(some endpoint gets none of 60) < 3 * (2/3)^60 ≈ 1e-10.
+        assert set(counts) == {"demo-llm-1", "demo-llm-2", "demo-llm-3"}, counts
+
+        r = run.chat("gpt-4o-mini")
+        assert r.status == 200, r.body
+        assert r.headers["x-upstream-name"] == "openai-compatible"
+        assert r.headers["x-echo-authorization-present"] == "true"
+        # "Bearer sk-demo-not-a-real-key" from the example Secret, mounted by aigw as a file for the ext_proc.
+        assert (
+            r.json()["echo"]["headers"]["authorization"] == f"<{len('Bearer sk-demo-not-a-real-key')} chars>"
+        )
+
+        models = run.request("/v1/models")
+        assert models.status == 200
+        assert {m["id"] for m in models.json()["data"]} >= {"demo-llm", "gpt-4o-mini"}
+
+        missing = run.chat("no-such-model")
+        assert missing.status == 404, missing.body
+        assert missing.json()["error"]["code"] == "model_not_found"
+
+        # One access log line per request, readable: method, path, status, model, upstream.
+        run.wait_for(r"POST /v1/chat/completions -> 200 .*model=gpt-4o-mini .*upstream=127\.0\.0\.1:")
+
+
+def _traffic(run_chat: object, stop: threading.Event, failures: list[str], ok: list[int]) -> None:
+    while not stop.is_set():
+        try:
+            r = run_chat("demo-llm")  # type: ignore[operator]
+            if r.status != 200:
+                failures.append(f"{r.status} {r.body[:200]!r}")
+            else:
+                ok.append(1)
+        except OSError as e:
+            failures.append(repr(e))
+
+
+def _envoy_pid(run_descendants: dict[int, int]) -> int:
+    pids = [p for p in run_descendants if "envoy" in cmdline(p).split()[0]]
+    assert len(pids) == 1, {p: cmdline(p) for p in run_descendants}
+    return pids[0]
+
+
+def test_editing_a_file_changes_routing_without_a_restart_or_a_failed_request(
+    examples: Prepared, tmp_path: Path
+) -> None:
+    with aigw_run([examples.directory], workdir=tmp_path / "work") as run:
+        envoy_before = _envoy_pid(run.descendants())
+        assert run.chat("gpt-4o-mini").headers["x-upstream-name"] == "openai-compatible"
+        assert run.chat("new-model").status == 404
+
+        stop = threading.Event()
+        failures: list[str] = []
+        ok: list[int] = []
+        worker = threading.Thread(target=_traffic, args=(run.chat, stop, failures, ok))
+        worker.start()
+        try:
+            since = run.mark()
+            # 1. Send demo-llm to the API-key backend instead of the pool.
+            route = examples.directory / "gateway.yaml"
+            text = route.read_text()
+            route.write_text(
+                text.replace(
+                    "    backendRefs:\n    - kind: InferencePool\n      name: demo-pool\n",
+                    "    backendRefs:\n    - name: openai-compatible\n",
+                )
+            )
+            run.wait_for(r"config \w+ is serving", since=since, timeout=20)
+            assert set(upstream_names(run, "demo-llm", n=6)) == {"openai-compatible"}
+
+            # 2. A new file: a new backend with its own cluster and demo upstream, and a rule for a new model.
+            since = run.mark()
+            new_port = examples.direct_port + 1 if examples.direct_port < 65000 else examples.direct_port - 1
+            (examples.directory / "zz-new.yaml").write_text(_NEW_BACKEND.format(port=new_port))
+            route.write_text(route.read_text() + _NEW_RULE)
+            run.wait_for(r"config \w+ is serving", since=since, timeout=20)
+            r = run.chat("new-model")
+            assert r.status == 200, (r.body, run.output()[-3000:])
+            assert r.headers["x-upstream-name"] == "new-backend"
+
+            # 3. Remove it again: its cluster goes, and the model is unknown once more.
+            since = run.mark()
+            (examples.directory / "zz-new.yaml").unlink()
+            route.write_text(route.read_text().replace(_NEW_RULE, ""))
+            run.wait_for(r"config \w+ is serving", since=since, timeout=20)
+            assert run.chat("new-model").status == 404
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+        assert not failures, failures[:5]
+        assert len(ok) > 10, "the background traffic did not run"
+        # Same Envoy process: clusters and routes changed through its watched files, not a restart.
+        assert _envoy_pid(run.descendants()) == envoy_before
+
+
+_NEW_BACKEND = """\
+apiVersion: aigateway.envoyproxy.io/v1alpha1
+kind: AIServiceBackend
+metadata:
+  name: new-backend
+spec:
+  schema:
+    name: OpenAI
+  backendRef:
+    group: gateway.envoyproxy.io
+    kind: Backend
+    name: new-backend
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata:
+  name: new-backend
+  annotations:
+    standalone.aigateway.envoyproxy.io/demo-upstream: "true"
+spec:
+  endpoints:
+  - ip:
+      address: 127.0.0.1
+      port: {port}
+"""
+
+_NEW_RULE = """\
+  - matches:
+    - headers:
+      - name: x-ai-eg-model
+        value: new-model
+    backendRefs:
+    - name: new-backend
+"""
+
+
+@pytest.mark.parametrize(
+    ("broken", "reason"),
+    [
+        ("apiVersion: v1\nkind: [unclosed\n", r"not valid YAML: .* at line \d+, column \d+"),
+        (
+            "apiVersion: aigateway.envoyproxy.io/v1alpha1\nkind: AIGatewayRoute\nmetadata: {name: bad}\n"
+            "spec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: aigw}]\n"
+            "  schema: {name: OpenAI}\n"
+            "  rules:\n  - matches:\n"
+            "    - headers: [{type: RegularExpression, name: x-ai-eg-model, value: a.*}]\n",
+            r"AIGatewayRoute default/bad is invalid: spec\.rules\[0\]\.matches\[0\]\.headers.*exact match",
+        ),
+    ],
+    ids=["bad-yaml", "schema-violation"],
+)
+def test_a_broken_file_is_reported_and_the_previous_config_keeps_serving(
+    examples: Prepared, tmp_path: Path, broken: str, reason: str
+) -> None:
+    with aigw_run([examples.directory], workdir=tmp_path / "work") as run:
+        assert run.chat("gpt-4o-mini").status == 200
+        bad = examples.directory / "broken.yaml"
+        # Also break routing in a good file at the same time: none of it may be applied.
+        route = examples.directory / "gateway.yaml"
+        good_route = route.read_text()
+        since = run.mark()
+        route.write_text(good_route.replace("value: gpt-4o-mini", "value: renamed-model"))
+        bad.write_text(broken)
+        line = run.wait_for(rf"{bad}.*{reason}", since=since, timeout=20)
+        assert "ERROR" in line.string
+        run.wait_for(r"the previous config keeps serving", since=since, timeout=5)
+
+        for _ in range(5):
+            r = run.chat("gpt-4o-mini")
+            assert r.status == 200, r.body
+            assert r.headers["x-upstream-name"] == "openai-compatible"
+        assert run.chat("renamed-model").status == 404
+        assert set(upstream_names(run, "demo-llm", n=6)) <= {"demo-llm-1", "demo-llm-2", "demo-llm-3"}
+
+        # Fixing the file applies everything that was waiting.
+        since = run.mark()
+        bad.unlink()
+        run.wait_for(r"config \w+ is serving", since=since, timeout=20)
+        assert run.chat("renamed-model").headers["x-upstream-name"] == "openai-compatible"
+        assert run.chat("gpt-4o-mini").status == 404
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=lambda s: s.name)
+def test_after_a_stop_no_child_process_is_left(
+    examples: Prepared, tmp_path: Path, sig: signal.Signals
+) -> None:
+    with aigw_run([examples.directory], workdir=tmp_path / "work") as run:
+        tree = run.descendants()
+        commands = {p: cmdline(p) for p in tree}
+        # Envoy, the ext_proc and four demo upstreams (3 in the pool, 1 API-key backend).
+        assert sum("envoy" in c.split()[0] for c in commands.values()) == 1, commands
+        assert sum("extproc.main" in c for c in commands.values()) == 1, commands
+        assert sum("aigw.upstream" in c for c in commands.values()) == 4, commands
+        assert all(parent == run.proc.pid for parent in tree.values()), "children must be direct children"
+
+        code = run.stop(sig)
+        if sig is signal.SIGKILL:
+            assert code == -signal.SIGKILL
+        else:
+            assert code == 0, run.output()[-2000:]
+            run.wait_for(r"stopped; no child process left", timeout=5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(alive(p) for p in tree):
+            time.sleep(0.05)
+        left = {p: commands[p] for p in tree if alive(p)}
+        assert not left, f"left behind after {sig.name}: {left}"
