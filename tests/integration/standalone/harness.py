@@ -3,8 +3,7 @@
 ``prepared_examples`` copies ``examples/standalone`` into a test directory with the demo upstream ports moved
 to free ones (so a ``make run`` on the same machine does not collide). ``AigwRun`` starts the command, waits
 for its ready banner, sends requests through its Envoy, reads its log, lists its process tree from
-``/proc``, and
-stops it with a signal.
+``/proc``, and stops it with a signal.
 """
 
 from __future__ import annotations
