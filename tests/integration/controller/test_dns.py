@@ -10,8 +10,8 @@ from controller.dns import DnsResolver, parse_nameserver
 from tests.realparts.dns import DnsServer
 
 
-def resolver_for(server: DnsServer, **kw: float) -> DnsResolver:
-    return DnsResolver(nameserver=f"{server.address}:{server.port}", timeout=kw.pop("timeout", 1.0), **kw)
+def resolver_for(server: DnsServer, *, timeout: float = 1.0, retry_after: float = 5.0) -> DnsResolver:
+    return DnsResolver(nameserver=f"{server.address}:{server.port}", timeout=timeout, retry_after=retry_after)
 
 
 async def test_a_and_aaaa_with_ttl(dns_server: DnsServer) -> None:

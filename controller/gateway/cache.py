@@ -1,0 +1,304 @@
+"""The controller's view of the cluster: informer stores, their indexes, and snapshot assembly.
+
+Indexes (values are ``namespace/name`` keys):
+
+============================ ==================== ==========================================================
+store                        index                maps an object to
+============================ ==================== ==========================================================
+AIGatewayRoute               ``gateway``          the Gateways its targetRefs name
+AIGatewayRoute               ``backend``          the AIServiceBackends its rules reference
+AIGatewayRoute               ``pool``             the InferencePools its rules reference
+AIServiceBackend             ``service``          its backendRef, when a Service
+AIServiceBackend             ``egbackend``        its backendRef, when an Envoy Gateway Backend
+AIServiceBackend             ``policy``           its BackendSecurityPolicy
+BackendSecurityPolicy        ``secret``           the Secrets it reads
+InferenceModel               ``pool``             its poolRef
+owned objects                ``owner-gateway``    the Gateway in its ownerReferences
+============================ ==================== ==========================================================
+
+``gateways_for(kind, obj)`` follows these indexes (and pools' label selectors) from any object to every
+Gateway
+whose reconcile reads it: the map functions of the Gateway controller. ``snapshot(gateway)`` assembles the
+frozen input of the builders for one Gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.build import BuildOptions, ObjKey, Snapshot
+from controller.build import views as v
+from controller.build.views import BackendView, ModelView, PolicyView, PoolView, RouteView
+from controller.runtime import Store
+
+IDX_GATEWAY = "gateway"
+IDX_BACKEND = "backend"
+IDX_POOL = "pool"
+IDX_SERVICE = "service"
+IDX_EGBACKEND = "egbackend"
+IDX_POLICY = "policy"
+IDX_SECRET = "secret"
+IDX_OWNER_GATEWAY = "owner-gateway"
+
+Obj = dict[str, Any]
+
+
+def _keys(keys: Iterable[ObjKey]) -> list[str]:
+    return [str(k) for k in keys]
+
+
+def route_gateways(obj: Obj) -> list[str]:
+    return _keys(RouteView.of(obj).gateway_keys())
+
+
+def route_backends(obj: Obj) -> list[str]:
+    return _keys(RouteView.of(obj).refs_of_kind("AIServiceBackend"))
+
+
+def route_pools(obj: Obj) -> list[str]:
+    return _keys(RouteView.of(obj).refs_of_kind("InferencePool"))
+
+
+def backend_services(obj: Obj) -> list[str]:
+    ref = BackendView.of(obj).backend_ref
+    return [str(ref.key)] if ref.is_service else []
+
+
+def backend_eg_backends(obj: Obj) -> list[str]:
+    ref = BackendView.of(obj).backend_ref
+    return [str(ref.key)] if ref.is_eg_backend else []
+
+
+def backend_policies(obj: Obj) -> list[str]:
+    b = BackendView.of(obj)
+    return [f"{b.key.namespace}/{b.security_policy[2]}"] if b.security_policy else []
+
+
+def policy_secrets(obj: Obj) -> list[str]:
+    return [str(u.secret) for u in PolicyView.of(obj).uses]
+
+
+def model_pools(obj: Obj) -> list[str]:
+    return [str(ModelView.of(obj).pool_key)]
+
+
+def owner_gateways(obj: Obj) -> list[str]:
+    ns = str((obj.get("metadata") or {}).get("namespace") or "")
+    return [
+        f"{ns}/{o.get('name', '')}"
+        for o in (obj.get("metadata") or {}).get("ownerReferences") or []
+        if o.get("kind") == "Gateway"
+    ]
+
+
+def httproute_parents(obj: Obj) -> list[str]:
+    ns = str((obj.get("metadata") or {}).get("namespace") or "")
+    return [
+        f"{p.get('namespace') or ns}/{p.get('name', '')}"
+        for p in (obj.get("spec") or {}).get("parentRefs") or []
+        if p.get("kind", "Gateway") == "Gateway"
+    ]
+
+
+def _key(s: str) -> ObjKey:
+    ns, _, name = s.partition("/")
+    return ObjKey(ns, name)
+
+
+@dataclass
+class Caches:
+    """The stores the controller reads. ``pools`` and ``models`` are empty without the inference extension."""
+
+    options: BuildOptions
+    gateways: Store
+    routes: Store
+    backends: Store
+    policies: Store
+    secrets: Store
+    services: Store
+    eg_backends: Store
+    pools: Store = field(default_factory=Store)
+    models: Store = field(default_factory=Store)
+
+    @staticmethod
+    def add_indexes(
+        *,
+        routes: Callable[[str, Callable[[Obj], Iterable[str]]], None],
+        backends: Callable[[str, Callable[[Obj], Iterable[str]]], None],
+        policies: Callable[[str, Callable[[Obj], Iterable[str]]], None],
+        models: Callable[[str, Callable[[Obj], Iterable[str]]], None] | None,
+    ) -> None:
+        """Register the indexes on the informers (pass each informer's ``add_indexer``)."""
+        routes(IDX_GATEWAY, route_gateways)
+        routes(IDX_BACKEND, route_backends)
+        routes(IDX_POOL, route_pools)
+        backends(IDX_SERVICE, backend_services)
+        backends(IDX_EGBACKEND, backend_eg_backends)
+        backends(IDX_POLICY, backend_policies)
+        policies(IDX_SECRET, policy_secrets)
+        if models is not None:
+            models(IDX_POOL, model_pools)
+
+    # --- from any object to the Gateways it affects
+
+    def gateways_of_routes(self, routes: Iterable[Obj]) -> set[ObjKey]:
+        return {k for r in routes for k in RouteView.of(r).gateway_keys()}
+
+    def pools_selecting(self, backend: Obj) -> list[Obj]:
+        """The pools of the backend's namespace whose selector matches its labels."""
+        k = v.key_of(backend)
+        lbl = v.labels(backend)
+        return [p for p in self.pools.list(k.namespace) if PoolView.of(p).selects(lbl)]
+
+    def gateways_for_pool_key(self, pool: ObjKey) -> set[ObjKey]:
+        return self.gateways_of_routes(self.routes.by_index(IDX_POOL, str(pool)))
+
+    def gateways_for_backend(self, backend: Obj) -> set[ObjKey]:
+        k = v.key_of(backend)
+        out = self.gateways_of_routes(self.routes.by_index(IDX_BACKEND, str(k)))
+        for p in self.pools_selecting(backend):
+            out |= self.gateways_for_pool_key(v.key_of(p))
+        return out
+
+    def gateways_for_backends(self, backends: Iterable[Obj]) -> set[ObjKey]:
+        out: set[ObjKey] = set()
+        for b in backends:
+            out |= self.gateways_for_backend(b)
+        return out
+
+    def gateways_for(self, kind: str, obj: Obj) -> set[ObjKey]:
+        """Every Gateway whose reconcile reads ``obj`` (of ``kind``), through the indexes."""
+        key = str(v.key_of(obj))
+        if kind == "Gateway":
+            return {v.key_of(obj)}
+        if kind == "AIGatewayRoute":
+            return set(RouteView.of(obj).gateway_keys())
+        if kind == "AIServiceBackend":
+            return self.gateways_for_backend(obj)
+        if kind == "BackendSecurityPolicy":
+            return self.gateways_for_backends(self.backends.by_index(IDX_POLICY, key))
+        if kind == "Secret":
+            out: set[ObjKey] = set()
+            for p in self.policies.by_index(IDX_SECRET, key):
+                out |= self.gateways_for_backends(self.backends.by_index(IDX_POLICY, str(v.key_of(p))))
+            return out | {_key(g) for g in owner_gateways(obj)}
+        if kind == "Service":
+            return self.gateways_for_backends(self.backends.by_index(IDX_SERVICE, key)) | {
+                _key(g) for g in owner_gateways(obj)
+            }
+        if kind == "Backend":
+            return self.gateways_for_backends(self.backends.by_index(IDX_EGBACKEND, key)) | {
+                _key(g) for g in owner_gateways(obj)
+            }
+        if kind == "InferencePool":
+            return self.gateways_for_pool_key(v.key_of(obj))
+        if kind == "InferenceModel":
+            return self.gateways_for_pool_key(ModelView.of(obj).pool_key)
+        if kind == "HTTPRoute":
+            return {_key(g) for g in httproute_parents(obj)}
+        return {_key(g) for g in owner_gateways(obj)}
+
+    # --- snapshots
+
+    def snapshot(self, gateway: ObjKey) -> Snapshot:
+        """Everything the reconcile of ``gateway`` reads (DNS answers left empty: the reconcile adds them)."""
+        routes = self.routes.by_index(IDX_GATEWAY, str(gateway))
+        backend_keys = {_key(k) for r in routes for k in route_backends(r)}
+        pool_keys = {_key(k) for r in routes for k in route_pools(r)}
+        return self._collect(
+            gateway=gateway,
+            gateway_object=self.gateways.get(str(gateway)),
+            routes=routes,
+            backend_keys=backend_keys,
+            pool_keys=pool_keys,
+        )
+
+    def object_snapshot(self, kind: str, obj: Obj) -> Snapshot:
+        """A snapshot holding ``obj`` and what it references, for its own status when no Gateway reads it."""
+        k = v.key_of(obj)
+        gw = ObjKey("", "")
+        if kind == "AIServiceBackend":
+            return self._collect(gateway=gw, backend_keys={k})
+        if kind == "InferencePool":
+            return self._collect(gateway=gw, pool_keys={k})
+        if kind == "InferenceModel":
+            snap = self._collect(gateway=gw, pool_keys={ModelView.of(obj).pool_key})
+            if not snap.models:
+                return Snapshot(gateway=gw, models=(obj,))
+            return snap
+        if kind == "BackendSecurityPolicy":
+            return Snapshot(gateway=gw, security_policies={k: obj}, secrets=self._secrets_of([obj]))
+        raise ValueError(f"no object snapshot for kind {kind}")
+
+    def _secrets_of(self, policies: Iterable[Obj]) -> dict[ObjKey, dict[str, str]]:
+        out: dict[ObjKey, dict[str, str]] = {}
+        for p in policies:
+            for s in policy_secrets(p):
+                sec = self.secrets.get(s)
+                if sec is not None:
+                    out[_key(s)] = dict(sec.get("data") or {})
+        return out
+
+    def _collect(
+        self,
+        *,
+        gateway: ObjKey,
+        gateway_object: Obj | None = None,
+        routes: list[Obj] | None = None,
+        backend_keys: set[ObjKey] | None = None,
+        pool_keys: set[ObjKey] | None = None,
+    ) -> Snapshot:
+        routes = routes or []
+        backends: dict[ObjKey, Obj] = {}
+        for bk in backend_keys or ():
+            b = self.backends.get(str(bk))
+            if b is not None:
+                backends[bk] = b
+        pools: dict[ObjKey, Obj] = {}
+        models: list[Obj] = []
+        if self.options.enable_inference_extension:
+            for pk in sorted(pool_keys or ()):
+                p = self.pools.get(str(pk))
+                if p is None:
+                    continue
+                pools[pk] = p
+                pv = PoolView.of(p)
+                for b in self.backends.list(pk.namespace):
+                    if pv.selects(v.labels(b)):
+                        backends[v.key_of(b)] = b
+                models.extend(self.models.by_index(IDX_POOL, str(pk)))
+        services: dict[ObjKey, Obj] = {}
+        eg_backends: dict[ObjKey, Obj] = {}
+        policies: dict[ObjKey, Obj] = {}
+        for b in backends.values():
+            for s in backend_services(b):
+                if (o := self.services.get(s)) is not None:
+                    services[_key(s)] = o
+            for s in backend_eg_backends(b):
+                if (o := self.eg_backends.get(s)) is not None:
+                    eg_backends[_key(s)] = o
+            for s in backend_policies(b):
+                if (o := self.policies.get(s)) is not None:
+                    policies[_key(s)] = o
+        targeted = {k for r in routes for k in RouteView.of(r).gateway_keys()}
+        existing = frozenset(k for k in targeted if str(k) in self.gateways)
+        pool_parents = {
+            pk: tuple(sorted(g for g in self.gateways_for_pool_key(pk) if str(g) in self.gateways))
+            for pk in pools
+        }
+        return Snapshot(
+            gateway=gateway,
+            gateway_object=gateway_object,
+            routes=tuple(routes),
+            backends=backends,
+            security_policies=policies,
+            services=services,
+            eg_backends=eg_backends,
+            secrets=self._secrets_of(policies.values()),
+            pools=pools,
+            models=tuple(models),
+            gateways=existing,
+            pool_parents=pool_parents,
+        )

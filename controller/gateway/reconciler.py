@@ -1,0 +1,302 @@
+"""The per-Gateway reconcile: snapshot → DNS → pure builders → apply, prune, status, Events.
+
+One reconcile per Gateway key: every change to any kind ends here (the map functions of ``cache.Caches``).
+
+- **Apply**: server-side apply with field manager ``envoy-ai-gateway`` (``force``), owner references on the
+  Gateway (per-Gateway objects) or the AIGatewayRoute (HTTPRoutes). An object is written only when its desired
+  content changed: each carries the hash of what we applied (``aigateway.envoyproxy.io/desired-hash``), and it
+  is skipped when the cached copy has that hash and still contains every field we set.
+- **Prune**: objects labelled as ours and owned by the Gateway that are not wanted any more are deleted (the
+  test API server has no garbage collector, and owner references alone would leave them in a real one until
+  the
+  Gateway goes). An HTTPRoute is deleted once its AIGatewayRoute is gone.
+- **Status**: the conditions of every object in the snapshot, merged by type (``lastTransitionTime`` moves
+only
+  when the status does; ``observedGeneration`` is the generation read). A condition that turns False (or
+  changes reason) gets a Warning Event, a log line with the object's key, and
+  ``aigw_controller_condition_failures_total{kind,reason}``.
+- **DNS**: the pool members' hostnames are resolved first; a failed lookup gives a Warning Event
+  ``DNSResolutionFailed`` on the pool and the backend (the config keeps the last known addresses); the Result
+  comes back after the smallest TTL, clamped to [5 s, 300 s].
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+from controller.build import BuildOptions, ObjectStatus, ObjKey, build_gateway, hostnames_to_resolve
+from controller.build import names as n
+from controller.build.gateway import GatewayBuild
+from controller.build.status import KIND_POOL
+from controller.dns import DnsResolver
+from controller.gateway import kinds
+from controller.gateway.cache import IDX_GATEWAY, IDX_OWNER_GATEWAY, Caches
+from controller.runtime import (
+    APPLY_PATCH,
+    EventRecorder,
+    KubeClient,
+    Request,
+    Result,
+    StatusWriter,
+    Store,
+    is_not_found,
+    new_condition,
+    set_status_condition,
+)
+from controller.runtime.conditions import is_stale, remove_status_condition
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+IDX_PARENT_GATEWAY = "parent-gateway"
+"""Index of our HTTPRoutes by the Gateways in their parentRefs."""
+
+PRUNED_KINDS = ("ConfigMap", "Secret", "Deployment", "Service", "EnvoyExtensionPolicy", "Backend")
+"""Kinds of per-Gateway objects, listed by the ``owner-gateway`` index for pruning."""
+
+
+def contains(want: Any, have: Any) -> bool:
+    """Whether ``have`` holds every field of ``want`` with the same value (lists: same length, item-wise)."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(k in have and contains(x, have[k]) for k, x in want.items())
+    if isinstance(want, list):
+        return isinstance(have, list) and len(want) == len(have) and all(map(contains, want, have))
+    return bool(want == have)
+
+
+def _hash(obj: Obj) -> str | None:
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(n.DESIRED_HASH_ANNOTATION)
+
+
+def _is_ours(obj: Obj) -> bool:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(n.MANAGED_BY_KEY) == n.MANAGED_BY
+
+
+class ControllerMetrics:
+    """The AI Gateway controller's own metrics (the framework's are under ``controller_runtime_*``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.writes = Counter(
+            "aigw_controller_api_writes_total",
+            "Writes to the API server by kind and verb (apply, delete, status)",
+            ["kind", "verb"],
+            registry=registry,
+        )
+        self.condition_failures = Counter(
+            "aigw_controller_condition_failures_total",
+            "Conditions that turned False (or changed reason), by kind and reason",
+            ["kind", "reason"],
+            registry=registry,
+        )
+        self.dns_failures = Counter(
+            "aigw_controller_dns_failures_total",
+            "Failed lookups of pool member hostnames seen by reconciles (stale answers included)",
+            registry=registry,
+        )
+
+
+class GatewayReconciler:
+    """See the module docstring. ``owned`` maps each kind we write to the store that caches it."""
+
+    def __init__(
+        self,
+        *,
+        caches: Caches,
+        owned: Mapping[str, Store],
+        client: KubeClient,
+        status: StatusWriter,
+        recorder: EventRecorder,
+        resolver: DnsResolver,
+        options: BuildOptions,
+        metrics: ControllerMetrics,
+    ) -> None:
+        self.caches = caches
+        self.owned = owned
+        self.client = client
+        self.status = status
+        self.recorder = recorder
+        self.resolver = resolver
+        self.options = options
+        self.metrics = metrics
+        self.status_stores: dict[str, Store] = {
+            "AIGatewayRoute": caches.routes,
+            "AIServiceBackend": caches.backends,
+            "BackendSecurityPolicy": caches.policies,
+            "InferencePool": caches.pools,
+            "InferenceModel": caches.models,
+        }
+
+    async def reconcile(self, req: Request) -> Result | None:
+        gw = ObjKey(req.namespace, req.name)
+        snap = self.caches.snapshot(gw)
+        hosts = hostnames_to_resolve(snap, self.options)
+        if hosts:
+            snap = replace(snap, dns=await self.resolver.resolve_all(hosts))
+        build = build_gateway(snap, self.options)
+        await self.apply(build)
+        await self.prune(gw, build)
+        for st in build.statuses:
+            await self.write_status(st)
+        self._dns_events(build)
+        if build.requeue_after is not None:
+            return Result(requeue_after=build.requeue_after)
+        return None
+
+    # --- apply and prune
+
+    async def apply(self, build: GatewayBuild) -> None:
+        # The config first: a Deployment rolled for a new config uuid must find the ConfigMap already there.
+        for obj in (*build.gateway_objects, *build.filters, *build.http_routes):
+            await self.apply_one(obj)
+
+    async def apply_one(self, obj: Obj) -> bool:
+        """Server-side apply ``obj`` unless the cached copy already holds it; whether it was written."""
+        kind = obj["kind"]
+        md = obj["metadata"]
+        live = self.owned[kind].get(f"{md['namespace']}/{md['name']}")
+        if live is not None and _hash(live) == _hash(obj) and contains(obj, live):
+            return False
+        await self.client.patch(
+            kinds.BY_KIND[kind],
+            name=md["name"],
+            namespace=md["namespace"],
+            body=obj,
+            content_type=APPLY_PATCH,
+            field_manager=n.FIELD_MANAGER,
+            force=True,
+        )
+        self.metrics.writes.labels(kind, "apply").inc()
+        log.info("applied %s %s/%s", kind, md["namespace"], md["name"])
+        return True
+
+    async def prune(self, gw: ObjKey, build: GatewayBuild) -> None:
+        wanted = {
+            (o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]) for o in build.gateway_objects
+        }
+        for kind in PRUNED_KINDS:
+            for obj in self.owned[kind].by_index(IDX_OWNER_GATEWAY, str(gw)):
+                md = obj["metadata"]
+                if _is_ours(obj) and (kind, md["namespace"], md["name"]) not in wanted:
+                    await self._delete(kind, md["namespace"], md["name"])
+        for hr in self.owned["HTTPRoute"].by_index(IDX_PARENT_GATEWAY, str(gw)):
+            key = f"{hr['metadata']['namespace']}/{hr['metadata']['name']}"
+            if _is_ours(hr) and key not in self.caches.routes:
+                await self._delete("HTTPRoute", hr["metadata"]["namespace"], hr["metadata"]["name"])
+
+    async def _delete(self, kind: str, namespace: str, name: str) -> None:
+        try:
+            await self.client.delete(kinds.BY_KIND[kind], name=name, namespace=namespace)
+        except Exception as e:
+            if not is_not_found(e):
+                raise
+        self.metrics.writes.labels(kind, "delete").inc()
+        log.info("pruned %s %s/%s", kind, namespace, name)
+
+    # --- status and events
+
+    async def write_status(self, st: ObjectStatus) -> None:
+        """Merge ``st`` into the object's status; Warning Events for conditions that turned False."""
+        store = self.status_stores[st.kind]
+        obj = store.get(str(st.key))
+        if obj is None:
+            return
+        failures: list[tuple[str, str]] = []
+
+        def merge(conditions: list[dict[str, Any]], desired: tuple[Any, ...]) -> None:
+            for c in desired:
+                if is_stale(conditions, c.type, st.generation):
+                    continue
+                before = next((x for x in conditions if x.get("type") == c.type), None)
+                prev = (before.get("status"), before.get("reason"), before.get("message")) if before else None
+                set_status_condition(
+                    conditions,
+                    new_condition(
+                        type=c.type,
+                        status=c.status,
+                        reason=c.reason,
+                        message=c.message,
+                        observed_generation=st.generation,
+                    ),
+                )
+                if c.status == "False" and prev != (c.status, c.reason, c.message):
+                    failures.append((c.reason, f"{c.type}: {c.message}"))
+
+        def mutate(status: dict[str, Any]) -> None:
+            failures.clear()
+            if st.kind == KIND_POOL:
+                old = {
+                    (p.get("parentRef", {}).get("namespace"), p.get("parentRef", {}).get("name")): p
+                    for p in status.get("parent") or []
+                }
+                parents = []
+                for gw, conds in st.parents:
+                    conditions = list((old.get((gw.namespace, gw.name)) or {}).get("conditions") or [])
+                    merge(conditions, conds)
+                    parents.append({
+                        "parentRef": {"apiVersion": f"{n.GATEWAY_GROUP}/v1", "kind": "Gateway",
+                                      "namespace": gw.namespace, "name": gw.name},
+                        "conditions": conditions,
+                    })  # fmt: skip
+                status["parent"] = parents
+                return
+            conditions = status.setdefault("conditions", [])
+            placeholder = next((c for c in conditions if c.get("type") == "Ready"), None)
+            if placeholder is not None and placeholder.get("reason") == "Pending":
+                remove_status_condition(conditions, "Ready")  # the InferenceModel CRD's default, never ours
+            merge(conditions, st.conditions)
+
+        written = await self.status.update(kinds.BY_KIND[st.kind], obj, mutate)
+        if written is None:
+            return
+        self.metrics.writes.labels(st.kind, "status").inc()
+        for reason, message in failures:
+            self.metrics.condition_failures.labels(st.kind, reason).inc()
+            log.warning("%s %s: %s (%s)", st.kind, st.key, message, reason)
+            self.recorder.warning(written, reason, message)
+
+    def _dns_events(self, build: GatewayBuild) -> None:
+        for pool, backend, host, error in build.dns_failures:
+            self.metrics.dns_failures.inc()
+            known = self.resolver.known(host)
+            kept = "keeping the last known addresses" if known and known.ips else "no address known"
+            msg = f"DNS lookup of {host} failed: {error}; {kept}"
+            for kind, key in (("InferencePool", pool), ("AIServiceBackend", backend)):
+                obj = self.status_stores[kind].get(str(key))
+                if obj is not None:
+                    log.warning("%s %s: %s", kind, key, msg)
+                    self.recorder.warning(obj, "DNSResolutionFailed", msg)
+
+
+class OrphanStatus:
+    """The sync function of a kind with status: writes the conditions of an object that no Gateway reads (an
+    object some Gateway reads gets them from that Gateway's reconcile)."""
+
+    def __init__(self, *, kind: str, reconciler: GatewayReconciler) -> None:
+        self.kind = kind
+        self.gateways = reconciler
+        self.store = reconciler.status_stores[kind]
+
+    async def reconcile(self, req: Request) -> Result | None:
+        from controller.build import resolve
+
+        obj = self.store.get(req.key)
+        if obj is None:
+            return None
+        caches = self.gateways.caches
+        if caches.gateways_for(self.kind, obj):
+            return None
+        snap = caches.object_snapshot(self.kind, obj)
+        key = ObjKey(req.namespace, req.name)
+        for st in resolve(snap, caches.options).statuses(snap):
+            if st.kind == self.kind and st.key == key:
+                await self.gateways.write_status(st)
+        return None
+
+
+__all__ = ["IDX_GATEWAY", "ControllerMetrics", "GatewayReconciler", "OrphanStatus", "contains"]

@@ -1,0 +1,217 @@
+"""``aigw-controller``: the AI Gateway controller, with the Envoy Gateway extension server in-process.
+
+Start order: the extension server first (Envoy Gateway blocks while it is down, so readiness waits for it),
+then the manager: probes and metrics, informers, leader election (optional), controllers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from kubernetes_asyncio import client, config
+
+from api.headers import DEFAULT_EXTENSION_REF_NAME
+from controller.build import BuildOptions, ExtprocAddress
+from controller.dns import DnsResolver
+from controller.extensionserver import ExtensionServer
+from controller.gateway.setup import ControllerSettings, missing_crds, setup_controllers
+from controller.runtime import KubeClient, LeaderElectionConfig, Manager
+
+log = logging.getLogger("aigw-controller")
+
+DEFAULT_EXTENSION_SERVER_ADDRESS = "0.0.0.0:1063"
+DEFAULT_EXTPROC_IMAGE = "ghcr.io/ai-gateway-py/extproc:latest"
+LEADER_ELECTION_ID = "envoy-ai-gateway-controller"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="aigw-controller",
+        description="The AI Gateway controller: turns AIGatewayRoutes, AIServiceBackends, "
+        "BackendSecurityPolicies, InferencePools and InferenceModels into one ext_proc config, HTTPRoutes "
+        "and an EnvoyExtensionPolicy per Gateway, and serves the Envoy Gateway extension server.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="kubeconfig file; without it, the in-cluster service account is used",
+    )
+    p.add_argument(
+        "--enable-inference-extension",
+        action="store_true",
+        help="reconcile InferencePools and InferenceModels (inference.networking.x-k8s.io/v1alpha2); "
+        "the controller exits at start if their CRDs are not installed",
+    )
+    p.add_argument(
+        "--extension-ref-name",
+        default=DEFAULT_EXTENSION_REF_NAME,
+        help="InferencePool spec.extensionRef.name served by the built-in endpoint picker; pools naming "
+        "anything else get ResolvedRefs=False, reason InvalidExtensionRef",
+    )
+    p.add_argument(
+        "--cluster-domain",
+        default="cluster.local",
+        help="cluster DNS domain: a Service resolves as <svc>.<ns>.svc.<cluster-domain>",
+    )
+    p.add_argument(
+        "--dns-server",
+        default=None,
+        help="nameserver (ip or ip:port) for pool member hostnames; default: the system resolver "
+        "(/etc/resolv.conf)",
+    )
+    p.add_argument("--extproc-image", default=DEFAULT_EXTPROC_IMAGE, help="image of the per-Gateway ext_proc")
+    p.add_argument(
+        "--extproc-log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="log level passed to the ext_proc",
+    )
+    p.add_argument(
+        "--extproc-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="use an ext_proc running outside the cluster at HOST:PORT: the EnvoyExtensionPolicy "
+        "points at an Envoy Gateway Backend ai-eg-extproc-<gw> with this endpoint, and no ext_proc "
+        "Deployment or Service is created (local development and the e2e harness)",
+    )
+    p.add_argument(
+        "--extension-server-address",
+        default=DEFAULT_EXTENSION_SERVER_ADDRESS,
+        help="where the Envoy Gateway extension server listens (host:port or unix:///path)",
+    )
+    p.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="elect a leader with a Lease, so that only one replica reconciles",
+    )
+    p.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("POD_NAMESPACE", "envoy-ai-gateway-system"),
+        help="namespace of the leader election Lease",
+    )
+    p.add_argument(
+        "--metrics-bind-address",
+        "--metrics-address",
+        default=":8080",
+        help="host:port serving Prometheus /metrics; 0 disables it",
+    )
+    p.add_argument(
+        "--health-probe-bind-address",
+        "--health-address",
+        default=":8081",
+        help="host:port serving /healthz and /readyz (and /metrics)",
+    )
+    p.add_argument(
+        "--watch-namespace", default=None, help="watch only this namespace (default: all namespaces)"
+    )
+    p.add_argument("--concurrent-reconciles", type=int, default=4, help="Gateways reconciled at once")
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the controller's log level",
+    )
+    return p.parse_args(argv)
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return (host.strip("[]") or "0.0.0.0", int(port))
+
+
+async def _api_client(kubeconfig: str | None) -> client.ApiClient:
+    cfg = client.Configuration()
+    if kubeconfig:
+        await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    else:
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    return client.ApiClient(configuration=cfg)
+
+
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    return BuildOptions(
+        cluster_domain=args.cluster_domain,
+        enable_inference_extension=args.enable_inference_extension,
+        extension_ref_name=args.extension_ref_name,
+        extproc_image=args.extproc_image,
+        extproc_log_level=args.extproc_log_level,
+        extproc_address=ExtprocAddress.parse(args.extproc_address) if args.extproc_address else None,
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    options = build_options(args)
+    api = await _api_client(args.kubeconfig)
+    try:
+        missing = await missing_crds(KubeClient(api), inference=options.enable_inference_extension)
+        if missing:
+            hint = (
+                " (the Gateway API Inference Extension v0.2 CRDs: install them, "
+                "or start without --enable-inference-extension)"
+                if any("inference.networking" in m for m in missing)
+                else ""
+            )
+            log.error("required CRDs are not installed: %s%s", ", ".join(missing), hint)
+            return 2
+        health_host, health_port = _host_port(args.health_probe_bind_address)
+        mgr = Manager(
+            api_client=api,
+            health_host=health_host,
+            health_port=health_port,
+            leader_election=LeaderElectionConfig(
+                name=LEADER_ELECTION_ID, namespace=args.leader_election_namespace
+            )
+            if args.leader_elect
+            else None,
+        )
+        resolver = DnsResolver(nameserver=args.dns_server, registry=mgr.metrics.registry)
+        setup_controllers(
+            mgr,
+            settings=ControllerSettings(
+                options=options,
+                watch_namespace=args.watch_namespace,
+                concurrent_reconciles=args.concurrent_reconciles,
+            ),
+            resolver=resolver,
+        )
+        ext = ExtensionServer(address=args.extension_server_address, registry=mgr.metrics.registry)
+        await ext.start()
+        mgr.add_readyz_check("extension-server", lambda: ext.started)
+        if args.metrics_bind_address not in ("0", ""):
+            from prometheus_client import start_http_server
+
+            mhost, mport = _host_port(args.metrics_bind_address)
+            if (mhost, mport) != (health_host, health_port):
+                start_http_server(mport, addr=mhost, registry=mgr.metrics.registry)
+        log.info(
+            "starting: inference extension %s, extension server %s, ext_proc %s",
+            "on" if options.enable_inference_extension else "off",
+            ext.address,
+            f"outside the cluster at {args.extproc_address}" if args.extproc_address else args.extproc_image,
+        )
+        try:
+            return await mgr.serve()
+        finally:
+            await ext.stop()
+    finally:
+        await api.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    sys.exit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()

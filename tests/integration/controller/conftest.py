@@ -1,0 +1,197 @@
+"""The AI Gateway controller in-process against the real API server and the real DNS server.
+
+``aigw`` starts a runtime ``Manager`` with ``setup_controllers`` watching only the test's namespace (the
+fixture
+namespace stays Terminating with its objects, so namespaces never leak into each other), resolving through the
+dnsmasq fixture, with the inference extension on. Helpers apply YAML with ``kubectl``, read objects, and poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from kubernetes_asyncio import client
+
+from api.filterconfig import CONFIG_KEY, FilterConfig
+from controller.build import BuildOptions, extproc_name
+from controller.dns import DnsResolver
+from controller.gateway.reconciler import GatewayReconciler
+from controller.gateway.setup import ControllerSettings, setup_controllers
+from controller.runtime import CONFIGMAPS, EVENTS, KubeClient, Manager, Resource, is_not_found
+from tests.realparts.controlplane import ControlPlane
+from tests.realparts.dns import DnsServer
+
+T = TypeVar("T")
+Obj = dict[str, Any]
+
+
+async def eventually(fn: Callable[[], Awaitable[T]], *, within: float = 20.0, interval: float = 0.1) -> T:
+    """Call ``fn`` until it returns a truthy value without raising AssertionError; that value."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            result = await fn()
+            if result:
+                return result
+            last: BaseException | None = AssertionError(f"falsy result {result!r}")
+        except AssertionError as e:
+            last = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within}s: {last}")
+        await asyncio.sleep(interval)
+
+
+@dataclass
+class Aigw:
+    """The running controller and helpers bound to one namespace."""
+
+    ns: str
+    cp: ControlPlane
+    kube: KubeClient
+    mgr: Manager
+    reconciler: GatewayReconciler
+    dns: DnsServer
+    task: asyncio.Task[None] | None = None
+    applied: list[str] = field(default_factory=list)
+
+    async def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        def run() -> str:
+            res = self.cp.kubectl(*args, input=input, check=check)
+            return str(getattr(res, "stdout", res))
+
+        return await asyncio.to_thread(run)
+
+    async def apply(self, text: str) -> None:
+        docs = [d for d in yaml.safe_load_all(text) if d]
+        for d in docs:
+            if d.get("kind") not in ("GatewayClass",):
+                d.setdefault("metadata", {})["namespace"] = self.ns
+        await self.kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=test",
+            "-f",
+            "-",
+            input=yaml.safe_dump_all(docs),
+        )
+
+    async def delete(self, kind: str, name: str) -> None:
+        await self.kubectl("-n", self.ns, "delete", kind, name, "--wait=false")
+
+    async def get(self, resource: Resource, name: str) -> Obj | None:
+        try:
+            return await self.kube.get(resource, name=name, namespace=self.ns)
+        except Exception as e:
+            if is_not_found(e):
+                return None
+            raise
+
+    async def config(self, gateway: str) -> FilterConfig | None:
+        cm = await self.get(CONFIGMAPS, extproc_name(gateway))
+        if cm is None:
+            return None
+        return FilterConfig.model_validate(yaml.safe_load(cm["data"][CONFIG_KEY]))
+
+    async def config_when(
+        self, gateway: str, pred: Callable[[FilterConfig], bool], within: float = 20
+    ) -> FilterConfig:
+        async def check() -> FilterConfig:
+            cfg = await self.config(gateway)
+            assert cfg is not None, f"no ConfigMap for Gateway {gateway}"
+            assert pred(cfg), f"config not as expected yet: {cfg.to_json_dict()}"
+            return cfg
+
+        return await eventually(check, within=within)
+
+    async def condition(
+        self, resource: Resource, name: str, typ: str, parent: int | None = None
+    ) -> Obj | None:
+        obj = await self.get(resource, name)
+        if obj is None:
+            return None
+        status = obj.get("status") or {}
+        if parent is not None:
+            parents = status.get("parent") or []
+            if len(parents) <= parent:
+                return None
+            conds = parents[parent].get("conditions") or []
+        else:
+            conds = status.get("conditions") or []
+        return next((c for c in conds if c.get("type") == typ), None)
+
+    async def wait_condition(
+        self,
+        resource: Resource,
+        name: str,
+        typ: str,
+        status: str,
+        reason: str | None = None,
+        parent: int | None = None,
+        within: float = 20,
+    ) -> Obj:
+        async def check() -> Obj:
+            c = await self.condition(resource, name, typ, parent)
+            assert c is not None, f"{resource.kind} {name}: no {typ} condition"
+            assert c["status"] == status and (reason is None or c["reason"] == reason), (
+                f"{resource.kind} {name}: {c}"
+            )
+            return c
+
+        return await eventually(check, within=within)
+
+    async def events(self, name: str) -> list[Obj]:
+        lst = await self.kube.list(EVENTS, namespace=self.ns)
+        return [e for e in lst.get("items", []) if e.get("involvedObject", {}).get("name") == name]
+
+
+GATEWAY_CLASS = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: envoy-ai-gateway}
+spec: {controllerName: gateway.envoyproxy.io/gatewayclass-controller}
+"""
+
+
+def gateway_yaml(name: str) -> str:
+    return f"""
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: {name}}}
+spec:
+  gatewayClassName: envoy-ai-gateway
+  listeners: [{{name: http, protocol: HTTP, port: 80}}]
+"""
+
+
+@pytest.fixture
+async def aigw(
+    control_plane: ControlPlane, api_client: client.ApiClient, namespace: str, dns_server: DnsServer
+) -> AsyncIterator[Aigw]:
+    mgr = Manager(api_client=api_client, health_port=None, graceful_shutdown_timeout=5)
+    resolver = DnsResolver(
+        nameserver=f"{dns_server.address}:{dns_server.port}", timeout=0.5, registry=mgr.metrics.registry
+    )
+    options = BuildOptions(enable_inference_extension=True, extproc_image="extproc:test")
+    rec = setup_controllers(
+        mgr, settings=ControllerSettings(options=options, watch_namespace=namespace), resolver=resolver
+    )
+    h = Aigw(
+        ns=namespace, cp=control_plane, kube=KubeClient(api_client), mgr=mgr, reconciler=rec, dns=dns_server
+    )
+    await h.kubectl("apply", "-f", "-", input=GATEWAY_CLASS)
+    h.task = asyncio.create_task(mgr.run())
+    await eventually(lambda: asyncio.sleep(0, result=mgr.caches_synced()), within=30)
+    try:
+        yield h
+    finally:
+        h.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await h.task
