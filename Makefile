@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml
 .PHONY: setup
 setup: $(VENV)/.installed ## Create .venv with the project (editable) and the dev tools
 
+.PHONY: run
+run: setup ## Try it: the gateway on real Envoy with 3 demo model servers, no cluster (ARGS="FILES --port N ...")
+	exec $(PY) -m aigw.cli run $(ARGS)
+
 .PHONY: envtest
 envtest: ## Build kube-apiserver, etcd and kubectl from the Go module proxy into the cache (idempotent)
 	bash hack/setup-envtest.sh

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``aigw`` console script; returns (and exits with) the exit code."""
+    """Entry point of the ``aigw`` console script; returns the exit code (0 after a clean stop)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -151,11 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     resolver = SyncResolver(nameserver=args.dns_server)
     try:
-        code = run(options, resolver=resolver)
+        return run(options, resolver=resolver)
     finally:
         resolver.close()
-    sys.exit(code)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
