@@ -7,7 +7,7 @@ ext_proc's ``ip:port`` header. Shared by the integration tests and ``bench/extpr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from api import headers as hdr
@@ -23,22 +23,20 @@ BUFFER_LIMIT_BYTES = 8 * 1024 * 1024
 """Envoy's per-connection buffer limit: a buffered request body larger than this gets 413."""
 
 
-def _static_cluster(name: str, *, host: str, port: int, http2: bool = False) -> dict[str, Any]:
+def _static_cluster(
+    name: str, *, host: str, port: int | Sequence[int], http2: bool = False
+) -> dict[str, Any]:
+    """A STATIC cluster on ``host`` at one port, or round-robin over several."""
+    ports = [port] if isinstance(port, int) else list(port)
+    lb_endpoints = [
+        {"endpoint": {"address": {"socket_address": {"address": host, "port_value": p}}}} for p in ports
+    ]
     cluster: dict[str, Any] = {
         "name": name,
         "type": "STATIC",
         "connect_timeout": "2s",
         "per_connection_buffer_limit_bytes": BUFFER_LIMIT_BYTES,
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [
-                {
-                    "lb_endpoints": [
-                        {"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}
-                    ]
-                }
-            ],
-        },
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": lb_endpoints}]},
     }
     if http2:
         cluster["typed_extension_protocol_options"] = {
@@ -47,6 +45,7 @@ def _static_cluster(name: str, *, host: str, port: int, http2: bool = False) -> 
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
         }
+        # every in-flight request holds one ext_proc stream: the default 1024 would cap concurrency
         cluster["circuit_breakers"] = {
             "thresholds": [{"max_requests": 100000, "max_pending_requests": 100000}]
         }
@@ -122,12 +121,13 @@ def _listener(*, port: int, routes: list[dict[str, Any]], filters: list[dict[str
 def gateway_bootstrap(
     *,
     listen_port: int,
-    ext_proc_port: int,
+    ext_proc_port: int | Sequence[int],
     backends: Mapping[str, int],
     original_dst_header: str = hdr.ORIGINAL_DST_HEADER,
     access_log: bool = True,
 ) -> dict[str, Any]:
-    """Envoy + our ext_proc: ``backends`` maps a backend name (``name.ns``) to its port on 127.0.0.1.
+    """Envoy + our ext_proc (several ports: one ext_proc process each, round-robin): ``backends`` maps a
+    backend name (``name.ns``) to its port on 127.0.0.1.
 
     With ``access_log`` each request is logged to Envoy's log with its cluster, upstream host and cost
     metadata.

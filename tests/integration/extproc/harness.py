@@ -69,9 +69,12 @@ class ExtProcProcess:
 
 
 @contextlib.contextmanager
-def running_extproc(*, config_path: Path, workdir: Path, seed: int | None = 1234) -> Iterator[ExtProcProcess]:
+def running_extproc(
+    *, config_path: Path, workdir: Path, seed: int | None = 1234, log_level: str = "info"
+) -> Iterator[ExtProcProcess]:
     """Start the ext_proc on free loopback ports and wait for its /health; stop it (SIGTERM) afterwards."""
     grpc_port, metrics_port = free_port(), free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "extproc.log"
     cmd = [
         sys.executable,

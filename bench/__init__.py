@@ -1,0 +1,1 @@
+"""Benchmarks; each subpackage is run by a `make bench-*` target."""

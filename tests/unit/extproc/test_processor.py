@@ -1,0 +1,185 @@
+"""The request state machine, fed Envoy's messages directly: every answer is a valid ProcessingResponse."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2 as core
+from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from api import headers as hdr
+from extproc.metrics import Metrics
+from extproc.picker import RandomPicker
+from extproc.processor import Dependencies, RequestProcessor
+from extproc.watch import ConfigHolder
+from tests.unit.extproc.conftest import simple_config, snapshot_of
+
+SNAPSHOT = snapshot_of(simple_config())
+
+
+def _deps(seed: int = 1) -> Dependencies:
+    rng = random.Random(seed)
+    return Dependencies(
+        holder=ConfigHolder(SNAPSHOT), picker=RandomPicker(rng=rng), metrics=Metrics(), rng=rng
+    )
+
+
+def _headers_msg(headers: dict[str, str], *, end_of_stream: bool = False) -> Any:
+    return ep.ProcessingRequest(
+        request_headers=ep.HttpHeaders(
+            headers=core.HeaderMap(
+                headers=[core.HeaderValue(key=k, raw_value=v.encode()) for k, v in headers.items()]
+            ),
+            end_of_stream=end_of_stream,
+        )
+    )
+
+
+def _body_msg(body: bytes) -> Any:
+    return ep.ProcessingRequest(request_body=ep.HttpBody(body=body, end_of_stream=True))
+
+
+def _answer(raw: bytes) -> Any:
+    return ep.ProcessingResponse.FromString(raw)
+
+
+def _set_headers(resp: Any) -> dict[str, str]:
+    return {
+        h.header.key: h.header.raw_value.decode()
+        for h in resp.request_body.response.header_mutation.set_headers
+    }
+
+
+def _route(model: str, extra: dict[str, str] | None = None, seed: int = 1) -> Any:
+    proc = RequestProcessor(deps=_deps(seed))
+    first = _answer(
+        proc.handle(_headers_msg({":path": "/v1/chat/completions", ":method": "POST", **(extra or {})}))
+    )
+    assert first.WhichOneof("response") == "request_headers"
+    return _answer(proc.handle(_body_msg(b'{"model": "%s"}' % model.encode())))
+
+
+def test_headers_phase_strips_every_client_routing_header() -> None:
+    proc = RequestProcessor(deps=_deps())
+    resp = _answer(proc.handle(_headers_msg({":path": "/v1/chat/completions"})))
+    removed = set(resp.request_headers.response.header_mutation.remove_headers)
+    assert set(hdr.CLIENT_ROUTING_HEADERS) <= removed
+
+
+def test_body_phase_sets_routing_headers_and_clears_the_route_cache() -> None:
+    resp = _route("m1", {hdr.SELECTED_BACKEND_HEADER: "evil.ns", hdr.ORIGINAL_DST_HEADER: "1.2.3.4:5"})
+    common = resp.request_body.response
+    assert common.clear_route_cache
+    assert _set_headers(resp)[hdr.SELECTED_BACKEND_HEADER] == "b1.ns"
+    assert _set_headers(resp)[hdr.MODEL_NAME_HEADER] == "m1"
+    assert hdr.ORIGINAL_DST_HEADER in common.header_mutation.remove_headers
+    assert all(
+        h.append_action == core.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+        for h in common.header_mutation.set_headers
+    )
+
+
+def test_pool_request_gets_an_endpoint_a_target_model_and_a_matching_content_length() -> None:
+    seen_hosts = set()
+    for seed in range(30):
+        resp = _route("p-model", seed=seed)
+        headers = _set_headers(resp)
+        assert headers[hdr.SELECTED_BACKEND_HEADER] == hdr.ORIGINAL_DST_CLUSTER
+        assert headers[hdr.ORIGINAL_DST_HEADER] in {"10.0.0.1:8000", "10.0.0.2:8000"}
+        if headers[hdr.ORIGINAL_DST_HEADER] == "10.0.0.2:8000":
+            assert headers[":authority"] == "pod2.example"
+        seen_hosts.add(headers[hdr.ORIGINAL_DST_HEADER])
+        body = resp.request_body.response.body_mutation.body
+        assert int(headers["content-length"]) == len(body)
+        assert body in (b'{"model":"t1"}', b'{"model":"t2"}')
+    assert len(seen_hosts) == 2
+
+
+def test_unknown_pool_model_is_a_404_immediate_response() -> None:
+    resp = _route("ghost")
+    assert resp.immediate_response.status.code == 404
+
+
+def test_models_path_is_answered_from_the_config() -> None:
+    proc = RequestProcessor(deps=_deps())
+    resp = _answer(
+        proc.handle(_headers_msg({":path": "/v1/models?x=1", ":method": "GET"}, end_of_stream=True))
+    )
+    assert resp.immediate_response.status.code == 200
+    assert resp.immediate_response.body == SNAPSHOT.models_body
+
+
+PATHS = st.sampled_from(["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/x", ""])
+
+
+@settings(max_examples=300)
+@given(
+    PATHS,
+    st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=5),
+    st.binary(max_size=120),
+    st.booleans(),
+)
+def test_no_input_crashes_the_processor(
+    path: str, headers: dict[str, str], body: bytes, bodyless: bool
+) -> None:
+    proc = RequestProcessor(deps=_deps())
+    first = _answer(proc.handle(_headers_msg({**headers, ":path": path}, end_of_stream=bodyless)))
+    kind = first.WhichOneof("response")
+    if kind == "immediate_response":
+        assert first.immediate_response.status.code in {200, 400, 404}
+    else:
+        second = _answer(proc.handle(_body_msg(body)))
+        assert second.WhichOneof("response") in {"request_body", "immediate_response"}
+        if second.WhichOneof("response") == "immediate_response":
+            assert second.immediate_response.status.code in {400, 404, 503}
+    proc.finish()
+
+
+@given(st.binary(max_size=200), st.sampled_from(["200", "500", "abc", ""]), st.booleans())
+def test_any_response_is_processed_without_crashing(body: bytes, status: str, stream: bool) -> None:
+    proc = RequestProcessor(deps=_deps())
+    proc.handle(_headers_msg({":path": "/v1/chat/completions"}))
+    proc.handle(_body_msg(b'{"model": "m1", "stream": %s}' % (b"true" if stream else b"false")))
+    proc.handle(
+        ep.ProcessingRequest(
+            response_headers=ep.HttpHeaders(
+                headers=core.HeaderMap(headers=[core.HeaderValue(key=":status", raw_value=status.encode())])
+            )
+        )
+    )
+    for chunk in (body[:50], body[50:]):
+        resp = _answer(
+            proc.handle(ep.ProcessingRequest(response_body=ep.HttpBody(body=chunk, end_of_stream=False)))
+        )
+        assert resp.WhichOneof("response") == "response_body"
+    resp = _answer(proc.handle(ep.ProcessingRequest(response_body=ep.HttpBody(body=b"", end_of_stream=True))))
+    assert resp.WhichOneof("response") == "response_body"
+    proc.finish()
+
+
+def test_costs_go_into_dynamic_metadata_at_the_end_of_the_response() -> None:
+    proc = RequestProcessor(deps=_deps())
+    proc.handle(_headers_msg({":path": "/v1/chat/completions"}))
+    proc.handle(_body_msg(b'{"model": "m1"}'))
+    proc.handle(
+        ep.ProcessingRequest(
+            response_headers=ep.HttpHeaders(
+                headers=core.HeaderMap(headers=[core.HeaderValue(key=":status", raw_value=b"200")])
+            )
+        )
+    )
+    resp = _answer(
+        proc.handle(
+            ep.ProcessingRequest(
+                response_body=ep.HttpBody(
+                    body=b'{"usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}}',
+                    end_of_stream=True,
+                )
+            )
+        )
+    )
+    ns = resp.dynamic_metadata.fields[hdr.METADATA_NAMESPACE].struct_value
+    assert ns.fields["tokens"].number_value == 5

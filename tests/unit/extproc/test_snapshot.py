@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import orjson
+import pytest
+
+from extproc.snapshot import ConfigError, Pool, compile_bytes, load_snapshot
+from tests.unit.extproc.conftest import simple_config, snapshot_of
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{{{", "not valid YAML"),
+        (b"- a\n", "mapping"),
+        (b"version: v2\n", "unknown filter config version"),
+        (b"rules: [{route: x, backendRefs: [{name: nope.ns}]}]\n", "not defined"),
+        (b"bogus: 1\n", "invalid filter config"),
+    ],
+)
+def test_bad_documents_raise_config_error_saying_why(raw: bytes, reason: str) -> None:
+    with pytest.raises(ConfigError, match=reason):
+        compile_bytes(raw, base_dir=Path("."))
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_snapshot(tmp_path / "absent.yaml")
+
+
+def test_models_list_has_rule_and_pool_models_once() -> None:
+    doc = orjson.loads(snapshot_of(simple_config()).models_body)
+    assert doc["object"] == "list"
+    assert [m["id"] for m in doc["data"]] == ["m1", "p-model", "ghost"]
+    assert {m["owned_by"] for m in doc["data"]} == {"Envoy AI Gateway"}
+
+
+def test_pool_is_compiled_with_endpoints_and_weighted_targets() -> None:
+    snap = snapshot_of(simple_config())
+    pool = snap.rules[1].backends.items[0]
+    assert isinstance(pool, Pool)
+    assert [e.address for e in pool.endpoints] == ["10.0.0.1:8000", "10.0.0.2:8000"]
+    assert pool.endpoints[1].hostname == "pod2.example"
+    targets = pool.models["p-model"].targets
+    assert targets is not None and targets.items == ("t1", "t2")
+
+
+def test_credentials_are_read_and_never_shown(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("sk-secret\n")
+    cfg = simple_config()
+    cfg["backends"][0]["auth"] = {"apiKey": {"filename": "key"}}
+    snap = snapshot_of(cfg, base_dir=tmp_path)
+    upstream = snap.rules[0].backends.items[0]
+    assert getattr(upstream, "authorization", None) == "Bearer sk-secret"
+    assert "sk-secret" not in repr(snap)
+    assert snap.credential_files == (tmp_path / "key",)
+
+
+def test_empty_credential_file_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("\n")
+    cfg = simple_config()
+    cfg["backends"][0]["auth"] = {"azure": {"filename": "key"}}
+    with pytest.raises(ConfigError, match="empty"):
+        snapshot_of(cfg, base_dir=tmp_path)
+
+
+def test_cel_costs_are_ignored_with_a_clear_log(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = simple_config()
+    cfg["llmRequestCosts"].append(
+        {"route": "ns/r1", "metadataKey": "cel", "type": "CEL", "cel": "input_tokens"}
+    )
+    with caplog.at_level(logging.WARNING):
+        snap = snapshot_of(cfg)
+    assert [c.metadata_key for c in snap.rules[0].costs] == ["tokens"]
+    assert "CEL costs are not supported yet" in caplog.text
