@@ -75,3 +75,7 @@ manifests: setup ## Generate config/crd/*.yaml from the pydantic models in api/
 .PHONY: generate
 generate: setup ## Regenerate controller/extensionserver/_generated (Envoy Gateway extension API) from its .proto
 	$(PY) -m controller.extensionserver.codegen
+
+.PHONY: bench-extproc
+bench-extproc: setup ## Benchmark: Envoy alone vs Envoy + our ext_proc (1 KB and 100 KB bodies), table with ratios
+	PYTHONPATH=. $(PY) -m bench.extproc.run $(ARGS)
