@@ -44,7 +44,8 @@ MAX_DOWNSTREAM_CONNECTIONS = 10_000
 """Envoy refuses connections above this (and warns at start when no limit is configured)."""
 
 _DOWNSTREAM_CONNECTIONS_TYPE = (
-    "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
+    "type.googleapis.com/envoy.extensions.resource_monitors."
+    "downstream_connections.v3.DownstreamConnectionsConfig"
 )
 _CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 _ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"

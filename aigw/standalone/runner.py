@@ -310,7 +310,7 @@ class StandaloneGateway:
             if current != self._fingerprint or self._reload_requested or dns_due:
                 self._fingerprint = current
                 self._reload_requested = False
-                self.reload(reason="DNS answers expired" if dns_due else "input files changed")
+                self.reload(reason="DNS answers expired" if dns_due else "input files changed", quiet=dns_due)
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -318,9 +318,12 @@ class StandaloneGateway:
     def request_reload(self) -> None:
         self._reload_requested = True
 
-    def reload(self, *, reason: str) -> bool:
-        """Rebuild and apply; on any problem keep serving the previous config. True when applied."""
-        log.info("reloading: %s", reason)
+    def reload(self, *, reason: str, quiet: bool = False) -> bool:
+        """Rebuild and apply; on any problem keep serving the previous config. True when applied.
+
+        ``quiet`` (periodic DNS refreshes) logs at debug level unless something changed.
+        """
+        log.log(logging.DEBUG if quiet else logging.INFO, "reloading: %s", reason)
         try:
             tr = self.build()
         except BuildError as e:
@@ -331,11 +334,16 @@ class StandaloneGateway:
         except Exception as e:  # a bug in a builder must not take down a running gateway
             log.exception("building the config failed: %s; the previous config keeps serving", e)
             return False
-        self._report(tr)
-        self._schedule_dns(tr)
         prev = self._applied
+        if not quiet or prev is None or prev.translation.problems != tr.problems:
+            self._report(tr)
+        self._schedule_dns(tr)
         if prev is not None and _same(prev, tr):
-            log.info("nothing changed (config %s)", tr.filter_config.uuid[:12])
+            log.log(
+                logging.DEBUG if quiet else logging.INFO,
+                "nothing changed (config %s)",
+                tr.filter_config.uuid[:12],
+            )
             self._sync_upstreams(tr.demo_upstreams, remove=True)
             return True
         self._sync_upstreams(tr.demo_upstreams, remove=False)
@@ -360,7 +368,9 @@ class StandaloneGateway:
         self._write_auth(tr, remove_stale=True)
         self._sync_upstreams(tr.demo_upstreams, remove=True)
         self._applied = _Applied(translation=tr, clusters=tr.clusters, routes=tr.routes)
-        log.info("config %s is serving", tr.filter_config.uuid[:12])
+        log.info(
+            "config %s is serving%s", tr.filter_config.uuid[:12], " (DNS answers changed)" if quiet else ""
+        )
         return True
 
     def _apply_xds(

@@ -260,3 +260,31 @@ def upstream_names(run: AigwRun, model: str, *, n: int) -> list[str]:
         assert r.status == 200, (r.status, r.body, run.output()[-3000:])
         names.append(r.headers["x-upstream-name"])
     return names
+
+
+def run_to_exit(
+    inputs: list[Path], *, extra_args: list[str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``aigw run`` expecting it to exit by itself (a start-up error); its merged output is ``stdout``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    argv = [sys.executable, "-m", "aigw.cli", "run", *map(str, inputs), *(extra_args or [])]
+    return subprocess.run(
+        argv,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def free_ports_args() -> list[str]:
+    """``--port``/``--admin-port``/``--extproc-port``/``--extproc-metrics-port`` flags with free ports."""
+    out: list[str] = []
+    for flag in ("--port", "--admin-port", "--extproc-port", "--extproc-metrics-port"):
+        out += [flag, str(free_port())]
+    return out

@@ -1,0 +1,153 @@
+"""How ``aigw run`` reports problems: at start-up, in conditions, and when a child process dies.
+
+What each test measures:
+- a broken input at start-up: exit code 1, the file path and the reason printed, no child process started;
+- a port already in use: exit code 1 and the flag to change it;
+- references that do not resolve are printed as the controller's conditions, naming the object's file, while
+  everything else keeps serving; a Service backend (which needs a cluster) answers 503 and says why;
+- a crashed child (the ext_proc, a demo upstream) is restarted and requests succeed again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.standalone.harness import (
+    Prepared,
+    aigw_run,
+    alive,
+    cmdline,
+    free_ports_args,
+    prepared_examples,
+    run_to_exit,
+    upstream_names,
+)
+
+pytestmark = pytest.mark.envoy
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Prepared:
+    return prepared_examples(tmp_path / "examples")
+
+
+def test_a_broken_file_at_start_exits_1_naming_the_file(examples: Prepared) -> None:
+    bad = examples.directory / "pool.yaml"
+    bad.write_text(bad.read_text().replace("targetPortNumber:", "targetPortNumbr:"))
+    result = run_to_exit([examples.directory], extra_args=free_ports_args())
+    assert result.returncode == 1, result.stdout
+    assert f"{bad} (document 1): InferencePool default/demo-pool is invalid" in result.stdout, result.stdout
+    assert "targetPortNumbr" in result.stdout
+    assert "aigw is serving" not in result.stdout
+
+
+def test_a_missing_input_path_exits_1(tmp_path: Path) -> None:
+    result = run_to_exit([tmp_path / "nope.yaml"], extra_args=free_ports_args())
+    assert result.returncode == 1
+    assert f"{tmp_path / 'nope.yaml'}: no such file or directory" in result.stdout
+
+
+def test_a_port_in_use_exits_1_naming_the_flag(examples: Prepared) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = free_ports_args()
+        args[args.index("--admin-port") + 1] = str(port)
+        result = run_to_exit([examples.directory], extra_args=args)
+    assert result.returncode == 1
+    assert (
+        f"127.0.0.1:{port} (Envoy's admin) is already in use: choose another with --admin-port"
+        in result.stdout
+    )
+
+
+def test_unresolved_references_are_printed_as_conditions_and_the_rest_serves(
+    examples: Prepared, tmp_path: Path
+) -> None:
+    route = examples.directory / "gateway.yaml"
+    route.write_text(
+        route.read_text()
+        + """\
+  - matches:
+    - headers:
+      - name: x-ai-eg-model
+        value: ghost-model
+    backendRefs:
+    - name: ghost
+  - matches:
+    - headers:
+      - name: x-ai-eg-model
+        value: in-cluster-model
+    backendRefs:
+    - name: in-cluster
+"""
+    )
+    (examples.directory / "service.yaml").write_text(
+        """\
+apiVersion: aigateway.envoyproxy.io/v1alpha1
+kind: AIServiceBackend
+metadata:
+  name: in-cluster
+spec:
+  schema:
+    name: OpenAI
+  backendRef:
+    name: my-model-server
+    port: 8000
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: my-model-server
+spec:
+  ports:
+  - port: 8000
+"""
+    )
+    with aigw_run([examples.directory], workdir=tmp_path / "work") as run:
+        line = run.wait_for(r"WARNING .*AIGatewayRoute default/demo \[.*gateway\.yaml \(document 2\)\]: ")
+        assert "ResolvedRefs=False BackendNotFound" in line.string
+        assert "ghost" in line.string
+        run.wait_for(
+            r"WARNING .*Service default/my-model-server: aigw run has no cluster to find Services in"
+        )
+        # Everything that resolves keeps working.
+        assert set(upstream_names(run, "demo-llm", n=6)) <= {"demo-llm-1", "demo-llm-2", "demo-llm-3"}
+        assert run.chat("gpt-4o-mini").status == 200
+        service = run.chat("in-cluster-model")
+        assert service.status == 503, service.body
+
+
+def _child(run_descendants: dict[int, int], needle: str) -> int:
+    pids = [p for p in run_descendants if needle in cmdline(p)]
+    assert len(pids) == 1, {p: cmdline(p) for p in run_descendants}
+    return pids[0]
+
+
+def test_a_crashed_child_is_restarted(examples: Prepared, tmp_path: Path) -> None:
+    with aigw_run([examples.directory], workdir=tmp_path / "work") as run:
+        extproc = _child(run.descendants(), "extproc.main")
+        upstream = _child(run.descendants(), "--name demo-llm-2")
+        since = run.mark()
+        os.kill(extproc, signal.SIGKILL)
+        os.kill(upstream, signal.SIGKILL)
+        run.wait_for(r"extproc exited with -9; restarting it", since=since, timeout=10)
+        run.wait_for(r"upstream\.demo-llm-2 exited with -9; restarting it", since=since, timeout=10)
+        deadline = time.monotonic() + 20
+        names: set[str] = set()
+        while time.monotonic() < deadline and names != {"demo-llm-1", "demo-llm-2", "demo-llm-3"}:
+            r = run.chat("demo-llm")
+            if r.status == 200:
+                names.add(r.headers["x-upstream-name"])
+            else:
+                time.sleep(0.1)
+        assert names == {"demo-llm-1", "demo-llm-2", "demo-llm-3"}, run.output()[-3000:]
+        assert not alive(extproc)
+        assert _child(run.descendants(), "extproc.main") != extproc
