@@ -187,6 +187,13 @@ class AigwRun:
         return self.proc.wait(timeout=timeout)
 
 
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 @contextlib.contextmanager
 def aigw_run(inputs: list[Path], *, workdir: Path, extra_args: list[str] | None = None) -> Iterator[AigwRun]:
     """Start ``python -m aigw.cli run INPUTS`` on free ports and yield once it printed its banner.
@@ -212,13 +219,10 @@ def aigw_run(inputs: list[Path], *, workdir: Path, extra_args: list[str] | None 
         str(workdir),
         *(extra_args or []),
     ]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.Popen(
         argv,
         cwd=REPO_ROOT,
-        env=env,
+        env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -266,13 +270,11 @@ def run_to_exit(
     inputs: list[Path], *, extra_args: list[str] | None = None, timeout: float = 60.0
 ) -> subprocess.CompletedProcess[str]:
     """Run ``aigw run`` expecting it to exit by itself (a start-up error); its merged output is ``stdout``."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     argv = [sys.executable, "-m", "aigw.cli", "run", *map(str, inputs), *(extra_args or [])]
     return subprocess.run(
         argv,
         cwd=REPO_ROOT,
-        env=env,
+        env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

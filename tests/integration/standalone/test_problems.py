@@ -24,17 +24,11 @@ from tests.integration.standalone.harness import (
     alive,
     cmdline,
     free_ports_args,
-    prepared_examples,
     run_to_exit,
     upstream_names,
 )
 
 pytestmark = pytest.mark.envoy
-
-
-@pytest.fixture
-def examples(tmp_path: Path) -> Prepared:
-    return prepared_examples(tmp_path / "examples")
 
 
 def test_a_broken_file_at_start_exits_1_naming_the_file(examples: Prepared) -> None:

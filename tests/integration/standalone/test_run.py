@@ -24,16 +24,10 @@ from tests.integration.standalone.harness import (
     aigw_run,
     alive,
     cmdline,
-    prepared_examples,
     upstream_names,
 )
 
 pytestmark = pytest.mark.envoy
-
-
-@pytest.fixture
-def examples(tmp_path: Path) -> Prepared:
-    return prepared_examples(tmp_path / "examples")
 
 
 def test_examples_route_through_envoy_and_spread_over_the_pool(examples: Prepared, tmp_path: Path) -> None:
