@@ -68,7 +68,9 @@ def _ext_proc_filter(*, message_timeout: str = "30s") -> dict[str, Any]:
             "failure_mode_allow": False,
             "message_timeout": message_timeout,
             "allow_mode_override": True,
+            # Host (:authority) may only be set with allow_all_routing; without it Envoy ignores the mutation
             "mutation_rules": {"allow_all_routing": True},
+            # without it Envoy 1.39 silently drops the cost metadata the ext_proc sends
             "metadata_options": {"receiving_namespaces": {"untyped": [hdr.METADATA_NAMESPACE]}},
             "processing_mode": {
                 "request_header_mode": "SEND",

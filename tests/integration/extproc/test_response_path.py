@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import re
 import time
 
@@ -128,3 +129,32 @@ def test_request_outcomes_are_counted(gateway: Gateway) -> None:
     while {o: outcome(o) for o in before} != expected:
         assert time.monotonic() < deadline, {o: outcome(o) for o in before}
         time.sleep(0.05)
+
+
+def test_sse_chunks_reach_the_client_as_they_are_produced(gateway: Gateway) -> None:
+    """Usage accounting must not buffer the stream: the first event arrives long before the last."""
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    try:
+        body = orjson.dumps({"model": "gpt-a", "stream": True})
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=body,
+            headers={
+                "content-type": "application/json",
+                "x-response-chunks": "5",
+                "x-response-delay-ms": "250",
+            },
+        )
+        resp = conn.getresponse()
+        assert resp.status == 200
+        start = time.monotonic()
+        first = resp.readline()
+        first_at = time.monotonic() - start
+        rest = resp.read()
+        total = time.monotonic() - start
+    finally:
+        conn.close()
+    assert first.startswith(b"data: ")
+    assert rest.rstrip().endswith(b"data: [DONE]")
+    assert total - first_at > 0.8, (first_at, total)  # 5 chunks 250 ms apart: ~1 s between first and last
