@@ -89,6 +89,15 @@ def _usage(request: web.BaseRequest, body_len: int) -> _Usage:
     return _Usage(max(1, body_len // 4), 5)
 
 
+@dataclass(frozen=True)
+class _Accepted:
+    body: dict[str, Any] | None
+    model: str | None
+    headers: dict[str, str]
+    echo: dict[str, Any]
+    usage: _Usage
+
+
 @dataclass
 class FakeUpstream:
     """The fake upstream as an aiohttp application; ``start``/``stop`` inside a running event loop.
@@ -195,7 +204,8 @@ class FakeUpstream:
         headers = {**headers, "content-type": ctype}
         return web.Response(status=status, body=body_bytes, headers=headers)
 
-    async def _completions(self, request: web.Request) -> web.StreamResponse:
+    async def _accept(self, request: web.Request) -> _Accepted | web.StreamResponse:
+        """Read and record a model request; a canned answer if the headers ask for one."""
         raw, body = await self._read(request)
         model = body.get("model") if body and isinstance(body.get("model"), str) else None
         headers = self._headers(request, model, len(raw))
@@ -203,7 +213,19 @@ class FakeUpstream:
         canned = await self._canned(request, headers)
         if canned is not None:
             return canned
-        usage = _usage(request, len(raw))
+        return _Accepted(body=body, model=model, headers=headers, echo=echo, usage=_usage(request, len(raw)))
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        accepted = await self._accept(request)
+        if not isinstance(accepted, _Accepted):
+            return accepted
+        body, model, headers, echo, usage = (
+            accepted.body,
+            accepted.model,
+            accepted.headers,
+            accepted.echo,
+            accepted.usage,
+        )
         no_usage = request.headers.get("x-response-no-usage") == "true"
         chat = request.path == "/v1/chat/completions"
         stream = request.headers.get("x-response-type") == "sse" or bool(body and body.get("stream") is True)
@@ -270,14 +292,10 @@ class FakeUpstream:
         return resp
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
-        raw, body = await self._read(request)
-        model = body.get("model") if body and isinstance(body.get("model"), str) else None
-        headers = self._headers(request, model, len(raw))
-        echo = self._record(request, model, len(raw))
-        canned = await self._canned(request, headers)
-        if canned is not None:
-            return canned
-        usage = _usage(request, len(raw))
+        accepted = await self._accept(request)
+        if not isinstance(accepted, _Accepted):
+            return accepted
+        model, headers, echo, usage = accepted.model, accepted.headers, accepted.echo, accepted.usage
         answer = {
             "object": "list",
             "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 0.5, 1.0]}],
