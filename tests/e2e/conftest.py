@@ -30,7 +30,7 @@ from tests.realparts.dns import DnsServer, DnsServerError
 from tests.realparts.envoygateway import EG_NAMESPACE, EnvoyGateway, EnvoyGatewayError
 from tests.realparts.ports import free_port
 
-DNS_TTL = 2
+DNS_TTL = 5
 """Seconds: the TTL of every dnsmasq answer (scenario 6 expects traffic to move within it plus a little)."""
 
 _failed = False
@@ -85,7 +85,7 @@ def control_plane() -> Iterator[ControlPlane]:
         cp.start()
     except ControlPlaneError as e:
         pytest.fail(f"the real control plane did not start: {e}")
-    artifacts.register("control plane", lambda: [cp.apiserver_log, cp.etcd_log])
+    artifacts.register("control plane", lambda: [cp.apiserver_log])
     yield cp
     if _failed:
         shutil.copytree(cp.logs_dir, artifacts.ARTIFACTS / "control-plane", dirs_exist_ok=True)

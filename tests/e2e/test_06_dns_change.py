@@ -11,7 +11,7 @@ from tests.e2e.conftest import DNS_TTL
 from tests.e2e.harness import Scenario, Upstreams, common_port
 from tests.realparts.dns import DnsServer
 
-SLACK_SECONDS = 8
+SLACK_SECONDS = 5
 
 
 def test_traffic_follows_a_dns_change(scn: Scenario, upstreams: Upstreams, dns_server: DnsServer) -> None:
