@@ -61,7 +61,7 @@ class StatusWriter:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(is_conflict),
             stop=stop_after_attempt(CONFLICT_ATTEMPTS),
-            wait=wait_exponential_jitter(initial=0.01, max=1.0),
+            wait=wait_exponential_jitter(multiplier=0.01, max=1.0, jitter=0.05),
             reraise=True,
         ):
             with attempt:
