@@ -26,14 +26,41 @@ if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/kube-apiserver" &&
   ASSETS="$KUBEBUILDER_ASSETS"
 fi
 
-command -v go >/dev/null 2>&1 || die "Go is not installed. kube-apiserver v$K8S_VERSION needs Go >= 1.26 (https://go.dev/dl)."
-GO_MINOR=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
-[[ "$GO_MINOR" -ge 26 ]] || die "Go $(go env GOVERSION) is too old: kube-apiserver v$K8S_VERSION needs Go >= 1.26."
-export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=mod" GOTOOLCHAIN=local
+# Go is needed only to build: a warm cache works on a machine without it.
+need_go() {
+  [[ -n "${GO_CHECKED:-}" ]] && return 0
+  command -v go >/dev/null 2>&1 \
+    || die "Go is not installed (or not on PATH). Building kube-apiserver v$K8S_VERSION needs Go >= 1.26 (https://go.dev/dl), or point KUBEBUILDER_ASSETS at prebuilt kube-apiserver, etcd and kubectl."
+  local minor
+  minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
+  [[ "$minor" =~ ^[0-9]+$ && "$minor" -ge 26 ]] \
+    || die "Go $(go env GOVERSION) is too old: kube-apiserver v$K8S_VERSION needs Go >= 1.26."
+  export CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -mod=mod" GOTOOLCHAIN=local
+  log "fetching k8s.io/kubernetes@v$K8S_VERSION's go.mod from $(go env GOPROXY)"
+  go list -m -json "k8s.io/kubernetes@v$K8S_VERSION" >/dev/null 2>"$CACHE_ROOT/proxy-check.log" \
+    || die "cannot fetch k8s.io/kubernetes@v$K8S_VERSION through the Go module proxy ($(go env GOPROXY)): $(tail -n 3 "$CACHE_ROOT/proxy-check.log")"
+  GO_CHECKED=1
+}
 
-check_proxy() {
-  go list -m -json "k8s.io/kubernetes@v$K8S_VERSION" >/dev/null 2>&1 \
-    || die "cannot reach the Go module proxy ($(go env GOPROXY)) to fetch k8s.io/kubernetes@v$K8S_VERSION."
+# Run a long command, printing a line every 60 s so a cold build never looks hung.
+with_heartbeat() {
+  local what="$1"; shift
+  local began=$SECONDS
+  # fd 9 (the build lock) is closed in the heartbeat, or its last `sleep` would hold the lock up to 60 s.
+  ( exec 9>&-; while sleep 60; do log "... still $what ($(( SECONDS - began )) s)"; done ) &
+  local beat=$! rc=0
+  "$@" || rc=$?
+  kill "$beat" 2>/dev/null; wait "$beat" 2>/dev/null || true
+  return "$rc"
+}
+
+# Check that a freshly built binary runs and reports the version we pinned.
+check_version() {
+  local bin="$1" want="$2" got
+  # Not `| head`: with pipefail an early-closed pipe would fail the check.
+  if [[ "$bin" == */kubectl* ]]; then got=$("$bin" version --client 2>&1) || die "$bin does not run: $got"
+  else got=$("$bin" --version 2>&1) || die "$bin does not run: $got"; fi
+  [[ "$got" == *"$want"* ]] || die "$bin reports '$got', expected $want"
 }
 
 build_kube() {
@@ -61,13 +88,17 @@ build_kube() {
     ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$k8s_minor -X $p.gitTreeState=clean"
   done
   if [[ ! -x "$ASSETS/kube-apiserver" ]]; then
-    log "compiling kube-apiserver v$K8S_VERSION (cold: 10-20 min on 2 cores)"
-    go build -trimpath -ldflags "$ld" -o "$ASSETS/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    log "compiling kube-apiserver v$K8S_VERSION (cold: 4-20 min on 2 cores)"
+    with_heartbeat "compiling kube-apiserver" \
+      go build -trimpath -ldflags "$ld" -o "$ASSETS/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    check_version "$ASSETS/kube-apiserver.tmp" "Kubernetes v$K8S_VERSION"
     mv "$ASSETS/kube-apiserver.tmp" "$ASSETS/kube-apiserver"
   fi
   if [[ ! -x "$ASSETS/kubectl" ]]; then
     log "compiling kubectl v$K8S_VERSION"
-    go build -trimpath -ldflags "$ld" -o "$ASSETS/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl
+    with_heartbeat "compiling kubectl" \
+      go build -trimpath -ldflags "$ld" -o "$ASSETS/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl
+    check_version "$ASSETS/kubectl.tmp" "Client Version: v$K8S_VERSION"
     mv "$ASSETS/kubectl.tmp" "$ASSETS/kubectl"
   fi
 }
@@ -79,7 +110,8 @@ build_etcd() {
   [[ -f go.mod ]] || { go mod init local/etcd-build >/dev/null 2>&1; go mod edit -go=1.26.0; }
   log "building etcd v$ETCD_VERSION (cold: 2-4 min)"
   go get -tool "go.etcd.io/etcd/server/v3@v$ETCD_VERSION"
-  go build -trimpath -ldflags "-s -w" -o "$ASSETS/etcd.tmp" go.etcd.io/etcd/server/v3
+  with_heartbeat "compiling etcd" go build -trimpath -ldflags "-s -w" -o "$ASSETS/etcd.tmp" go.etcd.io/etcd/server/v3
+  check_version "$ASSETS/etcd.tmp" "etcd Version: $ETCD_VERSION"
   mv "$ASSETS/etcd.tmp" "$ASSETS/etcd"
 }
 
@@ -87,7 +119,7 @@ extract_crds() {
   local dir
   log "extracting Gateway API and Envoy Gateway CRDs from github.com/envoyproxy/gateway@v$EG_VERSION"
   dir=$(cd "$CACHE_ROOT" && go mod download -json "github.com/envoyproxy/gateway@v$EG_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
-  mkdir -p "$CRDS.tmp"
+  rm -rf "$CRDS.tmp"; mkdir -p "$CRDS.tmp"
   cp "$dir/charts/gateway-helm/charts/crds/crds/gatewayapi-crds.yaml" "$CRDS.tmp/"
   cp "$dir"/charts/gateway-helm/charts/crds/crds/generated/gateway.envoyproxy.io_*.yaml "$CRDS.tmp/"
   chmod -R u+w "$CRDS.tmp"
@@ -95,9 +127,18 @@ extract_crds() {
 }
 
 start=$(date +%s)
-mkdir -p "$CACHE_ROOT"
-if [[ ! -x "$ASSETS/kube-apiserver" || ! -x "$ASSETS/kubectl" ]]; then check_proxy; build_kube; fi
-if [[ ! -x "$ASSETS/etcd" ]]; then check_proxy; build_etcd; fi
-if [[ ! -f "$CRDS/gatewayapi-crds.yaml" ]]; then check_proxy; extract_crds; fi
+mkdir -p "$CACHE_ROOT" || die "cannot create the cache directory $CACHE_ROOT (set AIGW_CACHE_DIR)"
+ready() { [[ -x "$ASSETS/kube-apiserver" && -x "$ASSETS/kubectl" && -x "$ASSETS/etcd" && -f "$CRDS/gatewayapi-crds.yaml" ]]; }
+if ! ready; then
+  # One build at a time per cache: a second caller waits, then finds the binaries built.
+  exec 9>"$CACHE_ROOT/.setup-envtest.lock"
+  if ! flock -n 9; then
+    log "another setup-envtest run holds $CACHE_ROOT/.setup-envtest.lock; waiting for it"
+    flock 9
+  fi
+  if [[ ! -x "$ASSETS/kube-apiserver" || ! -x "$ASSETS/kubectl" ]]; then need_go; build_kube; fi
+  if [[ ! -x "$ASSETS/etcd" ]]; then need_go; build_etcd; fi
+  if [[ ! -f "$CRDS/gatewayapi-crds.yaml" ]]; then need_go; extract_crds; fi
+fi
 log "ready in $(( $(date +%s) - start )) s: $ASSETS (CRDs: $CRDS)"
 echo "$ASSETS"

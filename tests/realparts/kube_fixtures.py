@@ -37,11 +37,14 @@ LOG_TAIL_LINES = 80
 def control_plane(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
     """The session's control plane; fails (never skips) when it cannot start."""
     cp = ControlPlane()
+    error = None
     try:
         cp.start()
     except ControlPlaneError as e:
+        error = str(e)
+    if error is not None:  # outside the except block, so the report shows the message alone
         cp.stop(keep_workdir=True)
-        pytest.fail(f"the real control plane did not start: {e}\nlogs: {cp.logs_dir}", pytrace=False)
+        pytest.fail(f"the real control plane did not start: {error}\nlogs: {cp.logs_dir}", pytrace=False)
     request.config.stash[_CONTROL_PLANE] = cp
     try:
         yield cp
@@ -85,11 +88,14 @@ async def namespace(api_client: client.ApiClient, request: pytest.FixtureRequest
 def dns_server(request: pytest.FixtureRequest) -> Iterator[DnsServer]:
     """dnsmasq on 127.0.0.1 with no records and a 5 s TTL; fails (never skips) when dnsmasq is missing."""
     server = DnsServer(ttl=5)
+    error = None
     try:
         server.start()
     except DnsServerError as e:
+        error = str(e)
+    if error is not None:
         server.close()
-        pytest.fail(f"the real DNS server did not start: {e}", pytrace=False)
+        pytest.fail(f"the real DNS server did not start: {error}", pytrace=False)
     request.node.stash[_DNS] = server
     try:
         yield server
