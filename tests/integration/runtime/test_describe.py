@@ -1,5 +1,5 @@
 """A reconciler run by a Manager writes a condition (status subresource) and an Event; ``kubectl describe``
-shows both. A second reconcile keeps ``lastTransitionTime`` and bumps the Event's count instead of adding one."""
+shows both. A second reconcile keeps ``lastTransitionTime`` and bumps the Event's count (no second Event)."""
 
 from __future__ import annotations
 
