@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
@@ -55,6 +57,20 @@ _TTFT_BUCKETS: Final = (
 _TPOT_BUCKETS: Final = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
 
 _COMMON: Final = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
+MAX_MODELS: Final = 1000
+"""Distinct label sets kept per process before new request models are labelled ``_other``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestMetrics:
+    """The histogram children of one (operation, provider, request model): observe without label lookups."""
+
+    tokens: dict[str, Histogram]
+    duration_ok: Histogram
+    duration: Callable[[str], Histogram]
+    """By ``error_type`` (the outcome) for requests that did not end ``ok``."""
+    ttft: Histogram
+    tpot: Histogram
 
 
 class Metrics:
@@ -113,10 +129,35 @@ class Metrics:
         )
         for res in ("ok", "error"):
             self.config_reloads.labels(res)
+        self._children: dict[tuple[str, str, str], RequestMetrics] = {}
         self.config_last_error = Gauge(
             "aigw_extproc_config_last_load_failed",
             "1 when the last attempt to load the config failed.",
             registry=r,
+        )
+
+    def for_request(self, *, operation: str, provider: str, model: str) -> RequestMetrics:
+        """The metric children for one label set, cached. Beyond ``MAX_MODELS`` distinct request models
+        (the model is client-chosen when a rule matches any model) new names are labelled ``_other``."""
+        key = (operation, provider, model)
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) >= MAX_MODELS:
+                return (
+                    self.for_request(operation=operation, provider=provider, model="_other")
+                    if (model != "_other")
+                    else self._build(key)
+                )
+            children = self._children[key] = self._build(key)
+        return children
+
+    def _build(self, key: tuple[str, str, str]) -> RequestMetrics:
+        return RequestMetrics(
+            tokens={t: self.token_usage.labels(*key, t) for t in ("input", "output", "total")},
+            duration_ok=self.request_duration.labels(*key, ""),
+            duration=lambda error_type: self.request_duration.labels(*key, error_type),
+            ttft=self.time_to_first_token.labels(*key),
+            tpot=self.time_per_output_token.labels(*key),
         )
 
     def set_config(self, *, version: str, uuid: str, content_hash: str) -> None:

@@ -320,18 +320,18 @@ class RequestProcessor:
         m.requests.labels(outcome).inc()
         if not self._operation or not self._model:
             return
-        labels = (self._operation, self._provider or "unknown", self._model)
+        if self._rule is None:  # never routed: the model may be any client string, keep it out of labels
+            return
+        rm = m.for_request(operation=self._operation, provider=self._provider or "unknown", model=self._model)
         now = time.perf_counter()
-        m.request_duration.labels(*labels, "" if outcome == "ok" else outcome).observe(now - self._started)
+        (rm.duration_ok if outcome == "ok" else rm.duration(outcome)).observe(now - self._started)
         usage = self._usage
         if usage is not None:
-            m.token_usage.labels(*labels, "input").observe(usage.input_tokens)
-            m.token_usage.labels(*labels, "output").observe(usage.output_tokens)
-            m.token_usage.labels(*labels, "total").observe(usage.total_tokens)
+            rm.tokens["input"].observe(usage.input_tokens)
+            rm.tokens["output"].observe(usage.output_tokens)
+            rm.tokens["total"].observe(usage.total_tokens)
         if self._first_chunk_at:
-            m.time_to_first_token.labels(*labels).observe(self._first_chunk_at - self._started)
+            rm.ttft.observe(self._first_chunk_at - self._started)
             out_tokens = usage.output_tokens if usage is not None else (self._sse.events if self._sse else 0)
             if out_tokens > 1:
-                m.time_per_output_token.labels(*labels).observe(
-                    (now - self._first_chunk_at) / (out_tokens - 1)
-                )
+                rm.tpot.observe((now - self._first_chunk_at) / (out_tokens - 1))

@@ -9,7 +9,6 @@ from envoy.config.core.v3 import base_pb2 as core
 from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2 as pm
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.type.v3 import http_status_pb2
-from google.protobuf import struct_pb2
 
 _OVERWRITE: Final = core.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 JSON_CONTENT_TYPE: Final = ("content-type", "application/json")
@@ -69,7 +68,7 @@ def response_body_response(
     *,
     body: bytes | None = None,
     set_headers: Iterable[tuple[str, str]] = (),
-    metadata: Mapping[str, Mapping[str, Any]] | None = None,
+    metadata: Mapping[str, Mapping[str, float]] | None = None,
 ) -> bytes:
     """Pass or replace the response body; optionally attach dynamic metadata ``{namespace: {key: value}}``."""
     resp = ep.ProcessingResponse(response_body=ep.BodyResponse())
@@ -78,9 +77,11 @@ def response_body_response(
         common.body_mutation.body = body
         common.header_mutation.CopyFrom(mutation(set_=set_headers))
     if metadata:
-        s = struct_pb2.Struct()
-        s.update({ns: dict(values) for ns, values in metadata.items()})
-        resp.dynamic_metadata.CopyFrom(s)
+        fields = resp.dynamic_metadata.fields
+        for ns, values in metadata.items():
+            inner = fields[ns].struct_value.fields
+            for key, value in values.items():
+                inner[key].number_value = value
     return _serialize(resp)
 
 
