@@ -355,7 +355,10 @@ class StandaloneGateway:
             if not self._apply_xds(
                 tuple(union_clusters.values()), tuple(union_routes.values()), tr.pool_timeout_seconds
             ):
-                self._apply_xds(prev.clusters, prev.routes, prev.translation.pool_timeout_seconds)
+                self._apply_xds(
+                    prev.clusters, prev.routes, prev.translation.pool_timeout_seconds, routes_first=True
+                )
+                log.error("the previous config keeps serving")
                 return False
         # 2. The ext_proc switches to the new config.
         write_atomically(self.filter_config_path, tr.filter_config_yaml.encode())
@@ -363,8 +366,8 @@ class StandaloneGateway:
             log.error(
                 "the ext_proc did not confirm config %s within 10s (see its log above)", tr.filter_config.uuid
             )
-        # 3. Clusters and routes nobody selects any more go away.
-        self._apply_xds(tr.clusters, tr.routes, tr.pool_timeout_seconds)
+        # 3. Routes, then clusters, that nothing selects any more go away.
+        self._apply_xds(tr.clusters, tr.routes, tr.pool_timeout_seconds, routes_first=True)
         self._write_auth(tr, remove_stale=True)
         self._sync_upstreams(tr.demo_upstreams, remove=True)
         self._applied = _Applied(translation=tr, clusters=tr.clusters, routes=tr.routes)
@@ -374,47 +377,61 @@ class StandaloneGateway:
         return True
 
     def _apply_xds(
-        self, clusters: Sequence[BackendCluster], routes: Sequence[HeaderRoute], pool_timeout: float
+        self,
+        clusters: Sequence[BackendCluster],
+        routes: Sequence[HeaderRoute],
+        pool_timeout: float,
+        *,
+        routes_first: bool = False,
     ) -> bool:
-        """Write clusters and routes, wait for Envoy to take them; False (logged) when Envoy rejects them."""
+        """Hand clusters and routes to Envoy, one file at a time, each acknowledged before the next.
+
+        Clusters go first when they are added (a route never points at a cluster Envoy lacks), routes first
+        when they are removed. False (logged) when Envoy rejects a file or does not take it within 10 s.
+        """
+        cds, rds = self._xds_documents(clusters, routes, pool_timeout)
+        steps = [
+            (envoyconfig.CDS_FILE, cds, "cluster_manager.cds.update"),
+            (envoyconfig.RDS_FILE, rds, "http.gateway.rds.aigw.update"),
+        ]
+        if routes_first:
+            steps.reverse()
+        return all(self._apply_file(name, data, counter) for name, data, counter in steps)
+
+    def _apply_file(self, name: str, data: bytes, counter: str) -> bool:
         before = probes.envoy_counters(self.options.admin)
-        changed = self._write_xds(clusters, routes, pool_timeout)
-        if not changed:
+        if not write_atomically(self.xds_dir / name, data):
             return True
-        wanted = {
-            "cluster_manager.cds.update": envoyconfig.CDS_FILE in changed,
-            "http.gateway.rds.aigw.update": envoyconfig.RDS_FILE in changed,
-        }
-
-        def settled() -> bool:
-            now = probes.envoy_counters(self.options.admin)
-            return all(
-                _total(now, prefix) > _total(before, prefix) for prefix, needed in wanted.items() if needed
-            )
-
-        if not wait_until(settled, timeout=10.0):
-            log.error("Envoy did not pick up %s within 10s", ", ".join(sorted(changed)))
+        if not wait_until(
+            lambda: _total(probes.envoy_counters(self.options.admin), counter) > _total(before, counter),
+            timeout=10.0,
+        ):
+            log.error("Envoy did not pick up the new %s within 10s", name)
             return False
-        now = probes.envoy_counters(self.options.admin)
-        rejected = [k for k in now if k.endswith("rejected") and now[k] > before.get(k, 0)]
-        if rejected:
-            log.error("Envoy rejected the new %s (see its log above)", " and ".join(rejected))
+        if probes.envoy_counters(self.options.admin).get(f"{counter}_rejected", 0) > before.get(
+            f"{counter}_rejected", 0
+        ):
+            log.error("Envoy rejected the new %s (see its log above)", name)
             return False
         return True
 
+    def _xds_documents(
+        self, clusters: Sequence[BackendCluster], routes: Sequence[HeaderRoute], pool_timeout: float
+    ) -> tuple[bytes, bytes]:
+        cds = envoyconfig.cds_document(clusters)
+        rds = envoyconfig.rds_document(routes, pool_timeout_seconds=pool_timeout)
+        return (
+            yaml.safe_dump(cds, sort_keys=False).encode(),
+            yaml.safe_dump(rds, sort_keys=False).encode(),
+        )
+
     def _write_xds(
         self, clusters: Sequence[BackendCluster], routes: Sequence[HeaderRoute], pool_timeout: float
-    ) -> set[str]:
-        changed: set[str] = set()
-        cds = yaml.safe_dump(envoyconfig.cds_document(clusters), sort_keys=False).encode()
-        if write_atomically(self.xds_dir / envoyconfig.CDS_FILE, cds):
-            changed.add(envoyconfig.CDS_FILE)
-        rds = envoyconfig.rds_document(routes, pool_timeout_seconds=pool_timeout)
-        if write_atomically(
-            self.xds_dir / envoyconfig.RDS_FILE, yaml.safe_dump(rds, sort_keys=False).encode()
-        ):
-            changed.add(envoyconfig.RDS_FILE)
-        return changed
+    ) -> None:
+        """Write both files without waiting (before Envoy starts)."""
+        cds, rds = self._xds_documents(clusters, routes, pool_timeout)
+        write_atomically(self.xds_dir / envoyconfig.CDS_FILE, cds)
+        write_atomically(self.xds_dir / envoyconfig.RDS_FILE, rds)
 
     def _write_auth(self, tr: Translation, *, remove_stale: bool = True) -> None:
         self.auth_dir.mkdir(parents=True, exist_ok=True)

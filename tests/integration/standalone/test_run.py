@@ -240,3 +240,22 @@ def test_after_a_stop_no_child_process_is_left(
             time.sleep(0.05)
         left = {p: commands[p] for p in tree if alive(p)}
         assert not left, f"left behind after {sig.name}: {left}"
+
+
+def test_a_changed_secret_reaches_the_backend_without_a_restart(examples: Prepared, tmp_path: Path) -> None:
+    with aigw_run([examples.directory], workdir=tmp_path / "work") as run:
+        before = run.chat("gpt-4o-mini").json()["echo"]["headers"]["authorization"]
+        assert before == f"<{len('Bearer sk-demo-not-a-real-key')} chars>"
+        secret = examples.directory / "openai.yaml"
+        rotated = "sk-rotated-0123456789-0123456789"
+        secret.write_text(secret.read_text().replace("sk-demo-not-a-real-key", rotated))
+        deadline = time.monotonic() + 15
+        seen = before
+        while time.monotonic() < deadline and seen == before:
+            time.sleep(0.2)
+            r = run.chat("gpt-4o-mini")
+            assert r.status == 200, r.body
+            seen = r.json()["echo"]["headers"]["authorization"]
+        assert seen == f"<{len('Bearer ' + rotated)} chars>", run.output()[-2000:]
+        key_files = list((run.workdir / "auth").iterdir())
+        assert [f.read_text() for f in key_files] == [rotated]
