@@ -242,6 +242,7 @@ def envoy_gateway(
         eg.start()
     except EnvoyGatewayError as e:
         pytest.fail(f"Envoy Gateway did not start: {e}")
+    kube.apply(*eg.certificate_secrets())
     yield eg
     eg.stop(keep_workdir=True)
     artifacts.unregister("envoy-gateway")

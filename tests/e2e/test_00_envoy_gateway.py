@@ -31,6 +31,7 @@ def bare_envoy_gateway(
         eg.start()
     except EnvoyGatewayError as e:
         pytest.fail(f"Envoy Gateway did not start: {e}")
+    kube.apply(*eg.certificate_secrets())
     yield eg
     eg.stop(keep_workdir=True)
     artifacts.unregister("envoy-gateway (bare)")

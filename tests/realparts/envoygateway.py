@@ -25,6 +25,7 @@ Contract (topology B of ``/work/shared/reference/controlplane.md`` §6.2):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import os
@@ -149,6 +150,20 @@ def _http_ok(url: str) -> bool:
             return 200 <= status < 300
     except (OSError, urllib.error.URLError):
         return False
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def _secret(name: str, type_: str, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": EG_NAMESPACE},
+        "type": type_,
+        "data": data,
+    }
 
 
 def envoy_gateway_config(
@@ -335,6 +350,22 @@ class EnvoyGateway:
         with urllib.request.urlopen(url, timeout=10) as resp:
             dump: dict[str, Any] = json.load(resp)
         return dump
+
+    def certificate_secrets(self) -> list[dict[str, Any]]:
+        """The Secrets an in-cluster ``certgen`` job would create in Envoy Gateway's namespace, from this
+        run's certificates (``envoy``, ``envoy-gateway``, ``envoy-rate-limit`` as TLS Secrets with ``ca.crt``,
+        and ``envoy-oidc-hmac``). Apply them after ``start()``: without them every translation logs errors."""
+        certs = self.workdir / "config" / "certs"
+        out: list[dict[str, Any]] = []
+        for name in ("envoy", "envoy-gateway", "envoy-rate-limit"):
+            data = {f: _b64(certs / name / f) for f in ("tls.crt", "tls.key", "ca.crt")}
+            out.append(_secret(name, "kubernetes.io/tls", data))
+        out.append(
+            _secret(
+                "envoy-oidc-hmac", "Opaque", {"hmac-secret": _b64(certs / "envoy-oidc-hmac" / "hmac-secret")}
+            )
+        )
+        return out
 
     def log_tails(self, lines: int = 80) -> dict[str, str]:
         """Last lines of Envoy Gateway's log and of every Envoy run log, keyed by path."""
