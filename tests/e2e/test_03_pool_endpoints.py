@@ -3,9 +3,10 @@ server) to three endpoints; 300 requests reach all three, and only them."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
-from tests.e2e import objects
+from tests.e2e import artifacts, objects
 from tests.e2e.client import chat
 from tests.e2e.harness import Scenario, Upstreams, common_port
 from tests.realparts.dns import DnsServer
@@ -37,10 +38,15 @@ def test_pool_spreads_over_exactly_the_resolved_endpoints(
     upstreams.reset()
 
     seen: Counter[str | None] = Counter()
+    began = time.monotonic()
     for _ in range(REQUESTS):
         reply = chat(scn.port, "llama-3")
         assert reply.status == 200, reply.body
         seen[reply.upstream] += 1
+    artifacts.measure(
+        f"3. pool spread over {REQUESTS} sequential requests ({time.monotonic() - began:.1f} s)",
+        {str(k): v for k, v in sorted(seen.items(), key=str)},
+    )
     assert set(seen) == {"ep-1", "ep-2", "ep-3"}, seen
     assert all(n >= REQUESTS // 10 for n in seen.values()), f"very uneven spread: {seen}"
     counts = upstreams.counts()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e import objects
+from tests.e2e import artifacts, objects
 from tests.e2e.client import chat
 from tests.e2e.conftest import DNS_TTL
 from tests.e2e.harness import Scenario, Upstreams, common_port
@@ -41,6 +41,7 @@ def test_traffic_follows_a_dns_change(scn: Scenario, upstreams: Upstreams, dns_s
             break
         time.sleep(0.1)
     assert moved_after is not None, f"traffic did not move within {DNS_TTL} s TTL + {SLACK_SECONDS} s"
+    artifacts.measure(f"6. traffic moved after a DNS change (TTL {DNS_TTL} s) in", f"{moved_after:.2f} s")
 
     upstreams.reset()
     for _ in range(20):

@@ -3,7 +3,7 @@ buffered to the end), and the ext_proc's usage metrics count the tokens the stre
 
 from __future__ import annotations
 
-from tests.e2e import objects
+from tests.e2e import artifacts, objects
 from tests.e2e.client import stream_chat
 from tests.e2e.harness import Scenario, Upstreams, metric_sum, metrics_text
 from tests.e2e.kube import wait_for
@@ -45,6 +45,9 @@ def test_sse_streams_through_and_usage_is_counted(scn: Scenario, upstreams: Upst
     assert len(content) == CHUNKS, reply.events
     # Sent DELAY_MS apart: if Envoy or the ext_proc buffered the stream, they would all arrive together.
     spread = content[-1] - content[0]
+    artifacts.measure(
+        f"9. SSE: {CHUNKS} chunks sent {DELAY_MS} ms apart arrived at (s)", [round(t, 2) for t in content]
+    )
     assert spread >= (CHUNKS - 1) * DELAY_MS / 1000 * 0.7, [round(t, 3) for t, _ in reply.events]
 
     def counted() -> bool:
