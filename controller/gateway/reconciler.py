@@ -62,9 +62,13 @@ PRUNED_KINDS = ("ConfigMap", "Secret", "Deployment", "Service", "EnvoyExtensionP
 
 
 def contains(want: Any, have: Any) -> bool:
-    """Whether ``have`` holds every field of ``want`` with the same value (lists: same length, item-wise)."""
+    """Whether ``have`` holds every field of ``want`` with the same value (lists: same length, item-wise;
+    an empty map or list in ``want`` also matches a missing field)."""
     if isinstance(want, dict):
-        return isinstance(have, dict) and all(k in have and contains(x, have[k]) for k, x in want.items())
+        # The API server drops empty maps and lists (a Secret with no data has no ``data``).
+        return isinstance(have, dict) and all(
+            contains(x, have[k]) if k in have else x in ({}, []) for k, x in want.items()
+        )
     if isinstance(want, list):
         return isinstance(have, list) and len(want) == len(have) and all(map(contains, want, have))
     return bool(want == have)

@@ -106,7 +106,11 @@ class Aigw:
         async def check() -> FilterConfig:
             cfg = await self.config(gateway)
             assert cfg is not None, f"no ConfigMap for Gateway {gateway}"
-            assert pred(cfg), f"config not as expected yet: {cfg.to_json_dict()}"
+            try:
+                ok = pred(cfg)
+            except (IndexError, KeyError, AttributeError):
+                ok = False  # the part the predicate looks at is not there yet
+            assert ok, f"config not as expected yet: {cfg.to_json_dict()}"
             return cfg
 
         return await eventually(check, within=within)
