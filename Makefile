@@ -79,3 +79,7 @@ generate: setup ## Regenerate controller/extensionserver/_generated (Envoy Gatew
 .PHONY: bench-extproc
 bench-extproc: setup ## Benchmark: Envoy alone vs Envoy + our ext_proc (1 KB and 100 KB bodies), table with ratios
 	PYTHONPATH=. $(PY) -m bench.extproc.run $(ARGS)
+
+.PHONY: bench-runtime
+bench-runtime: setup envtest ## Benchmark controller.runtime on the real API server: 10,000 CRs, sync, reconciles/s, latency
+	PYTHONPATH=. $(PY) -m bench.runtime.run $(ARGS)
