@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)-9s %(message)s",
+        format="%(asctime)s %(levelname)-7s %(name)-8s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )

@@ -7,8 +7,8 @@ Contract:
   kernel still stops the children;
 * Envoy stays a child of the long-lived ``aigw`` process (Envoy exits when the process that launched it goes
   away through a shell or a session leader, see dataplane.md §10.4);
-* a child's stdout and stderr are merged and logged as ``<name> | <line>``, and the last lines are kept for
-  error messages.
+* a child's stdout and stderr are merged and logged under the logger ``<name>``, at the level the line
+  starts with (its own timestamp removed), and the last lines are kept for error messages.
 """
 
 from __future__ import annotations
@@ -50,6 +50,29 @@ def _pdeathsig_preexec() -> Callable[[], None] | None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     return preexec
+
+
+_LEVELS = {
+    "trace": logging.DEBUG,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+_LEADING_LEVEL = re.compile(r"^\[?(?P<level>[A-Za-z]+)\]?\s+")
+
+
+def split_level(line: str) -> tuple[int, str]:
+    """A child's line as ``(logging level, text)``: a leading ``INFO``/``[warning]`` becomes the level.
+
+    Lines without one (Envoy's access log) are INFO.
+    """
+    m = _LEADING_LEVEL.match(line)
+    if m and (level := _LEVELS.get(m.group("level").lower())) is not None:
+        return level, line[m.end() :]
+    return logging.INFO, line
 
 
 @dataclass(kw_only=True)
@@ -120,7 +143,7 @@ def spawn(
         preexec_fn=_pdeathsig_preexec(),  # only prctl, preloaded: takes no lock
     )
     child = Child(name=name, argv=list(argv), proc=proc)
-    child_log = logging.getLogger(f"aigw.{name}")
+    child_log = logging.getLogger(name)
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -129,8 +152,9 @@ def spawn(
             if not line:
                 continue
             child.tail.append(line)
-            if echo:
-                child_log.info("%s", line)
+            level, text = split_level(line)
+            if echo and text:
+                child_log.log(level, "%s", text)
 
     child._reader = threading.Thread(target=pump, name=f"log-{name}", daemon=True)
     child._reader.start()

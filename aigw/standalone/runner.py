@@ -38,7 +38,7 @@ import yaml
 from aigw.envoybin import envoy_binary
 from aigw.standalone import envoyconfig, probes
 from aigw.standalone.atomic import write_atomically
-from aigw.standalone.banner import ready_banner
+from aigw.standalone.banner import ready_banner, routed_models
 from aigw.standalone.children import Child, Children, spawn, wait_until
 from aigw.standalone.envoyconfig import Address, BackendCluster, GatewayPorts, HeaderRoute
 from aigw.standalone.inputs import InputError, fingerprint, load_objects
@@ -372,7 +372,10 @@ class StandaloneGateway:
         self._sync_upstreams(tr.demo_upstreams, remove=True)
         self._applied = _Applied(translation=tr, clusters=tr.clusters, routes=tr.routes)
         log.info(
-            "config %s is serving%s", tr.filter_config.uuid[:12], " (DNS answers changed)" if quiet else ""
+            "config %s is serving%s; models: %s",
+            tr.filter_config.uuid[:12],
+            " (DNS answers changed)" if quiet else "",
+            ", ".join(m for m, _ in routed_models(tr.filter_config)) or "none",
         )
         return True
 
