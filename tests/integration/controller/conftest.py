@@ -48,6 +48,16 @@ async def eventually(fn: Callable[[], Awaitable[T]], *, within: float = 20.0, in
         await asyncio.sleep(interval)
 
 
+async def apply_yaml(cp: ControlPlane, ns: str, text: str) -> None:
+    """``kubectl apply --server-side`` every document of ``text`` into ``ns`` (as a user would)."""
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    for d in docs:
+        if d.get("kind") not in ("GatewayClass",):
+            d.setdefault("metadata", {})["namespace"] = ns
+    args = ("apply", "--server-side", "--force-conflicts", "--field-manager=test", "-f", "-")
+    await asyncio.to_thread(cp.kubectl, *args, input=yaml.safe_dump_all(docs))
+
+
 @dataclass
 class Aigw:
     """The running controller and helpers bound to one namespace."""
@@ -69,19 +79,7 @@ class Aigw:
         return await asyncio.to_thread(run)
 
     async def apply(self, text: str) -> None:
-        docs = [d for d in yaml.safe_load_all(text) if d]
-        for d in docs:
-            if d.get("kind") not in ("GatewayClass",):
-                d.setdefault("metadata", {})["namespace"] = self.ns
-        await self.kubectl(
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=test",
-            "-f",
-            "-",
-            input=yaml.safe_dump_all(docs),
-        )
+        await apply_yaml(self.cp, self.ns, text)
 
     async def delete(self, kind: str, name: str) -> None:
         await self.kubectl("-n", self.ns, "delete", kind, name, "--wait=false")

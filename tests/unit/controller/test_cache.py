@@ -1,0 +1,179 @@
+"""The map from any object to the Gateways it affects, snapshot assembly, the reconciler's pure helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controller.build import BuildOptions, ObjKey
+from controller.gateway.cache import Caches
+from controller.gateway.reconciler import contains
+from controller.gateway.setup import SpecChanged
+from controller.runtime import Store
+from tests.unit.controller.objects import (
+    NS,
+    api_key_policy,
+    b64,
+    backend,
+    eg_backend,
+    eg_ref,
+    gateway,
+    ip_ep,
+    model,
+    pool,
+    route,
+    rule,
+    service,
+)
+
+
+def store(*objs: dict[str, Any]) -> Store:
+    s = Store()
+    for o in objs:
+        s.upsert(o)
+    return s
+
+
+def secret(name: str, **data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS},
+            "data": {k: b64(v) for k, v in data.items()}}  # fmt: skip
+
+
+def caches(**objs: list[dict[str, Any]]) -> Caches:
+    c = Caches(
+        options=BuildOptions(enable_inference_extension=True),
+        gateways=store(*objs.get("gateways", [])),
+        routes=store(),
+        backends=store(),
+        policies=store(),
+        secrets=store(*objs.get("secrets", [])),
+        services=store(*objs.get("services", [])),
+        eg_backends=store(*objs.get("eg_backends", [])),
+        pools=store(*objs.get("pools", [])),
+        models=store(),
+    )
+    Caches.add_indexes(routes=c.routes.add_indexer, backends=c.backends.add_indexer,
+                       policies=c.policies.add_indexer, models=c.models.add_indexer)  # fmt: skip
+    for kind, st in (
+        ("routes", c.routes),
+        ("backends", c.backends),
+        ("policies", c.policies),
+        ("models", c.models),
+    ):
+        for o in objs.get(kind, []):
+            st.upsert(o)
+    return c
+
+
+GA, GB = ObjKey(NS, "ga"), ObjKey(NS, "gb")
+
+
+def world() -> Caches:
+    return caches(
+        gateways=[gateway("ga"), gateway("gb")],
+        routes=[
+            route("ra", [rule("a"), rule(("InferencePool", "p"))], gateways=("ga",)),
+            route("rb", [rule("b")], gateways=("gb",)),
+            route("rab", [rule("shared")], gateways=("ga", "gb")),
+        ],
+        backends=[
+            backend("a", bsp="pol"),
+            backend("b", ref=eg_ref("eb")),
+            backend("shared"),
+            backend("m1", labels={"app": "x"}),
+            backend("m2", labels={"app": "y"}),
+        ],
+        policies=[api_key_policy("pol", "sec")],
+        secrets=[secret("sec", apiKey="k"), secret("unrelated", apiKey="k")],
+        services=[service("svc-a"), service("svc-m1")],
+        eg_backends=[eg_backend("eb", ip_ep("192.0.2.1", 443))],
+        pools=[pool("p", {"app": "x"})],
+        models=[model("mod", "llama", "p")],
+    )
+
+
+def test_gateways_for_every_kind() -> None:
+    c = world()
+    g = c.gateways_for
+    assert g("Gateway", gateway("ga")) == {GA}
+    assert g("AIGatewayRoute", route("rab", [], gateways=("ga", "gb"))) == {GA, GB}
+    assert g("AIServiceBackend", backend("a")) == {GA}
+    assert g("AIServiceBackend", backend("shared")) == {GA, GB}
+    assert g("AIServiceBackend", backend("m1", labels={"app": "x"})) == {GA}  # through the pool's selector
+    assert g("AIServiceBackend", backend("m2", labels={"app": "y"})) == set()
+    assert g("BackendSecurityPolicy", api_key_policy("pol", "sec")) == {GA}
+    assert g("Secret", secret("sec")) == {GA}
+    assert g("Secret", secret("unrelated")) == set()
+    assert g("Service", service("svc-a")) == {GA}
+    assert g("Backend", eg_backend("eb")) == {GB}
+    assert g("InferencePool", pool("p", {})) == {GA}
+    assert g("InferenceModel", model("mod", "llama", "p")) == {GA}
+    assert g("InferenceModel", model("other", "llama", "nowhere")) == set()
+
+
+def test_owned_objects_map_to_their_gateway() -> None:
+    c = world()
+    owners = [{"kind": "Gateway", "name": "ga"}]
+    cm = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "ai-eg-extproc-ga", "namespace": NS, "ownerReferences": owners},
+    }
+    assert c.gateways_for("ConfigMap", cm) == {GA}
+    hr = {"kind": "HTTPRoute", "metadata": {"name": "r", "namespace": NS},
+          "spec": {"parentRefs": [{"name": "gb"}, {"kind": "Service", "name": "x"}]}}  # fmt: skip
+    assert c.gateways_for("HTTPRoute", hr) == {GB}
+
+
+def test_snapshot_holds_what_the_gateway_reads() -> None:
+    c = world()
+    s = c.snapshot(GA)
+    assert s.gateway_object is not None
+    assert sorted(r["metadata"]["name"] for r in s.routes) == ["ra", "rab"]
+    assert sorted(k.name for k in s.backends) == ["a", "m1", "shared"]
+    assert list(s.security_policies) == [ObjKey(NS, "pol")]
+    assert s.secrets == {ObjKey(NS, "sec"): {"apiKey": b64("k")}}
+    assert list(s.pools) == [ObjKey(NS, "p")]
+    assert [m["metadata"]["name"] for m in s.models] == ["mod"]
+    assert s.gateways == frozenset({GA, GB})
+    assert s.pool_parents == {ObjKey(NS, "p"): (GA,)}
+    assert sorted(k.name for k in s.services) == ["svc-a", "svc-m1"]
+    b = c.snapshot(GB)
+    assert sorted(k.name for k in b.backends) == ["b", "shared"] and list(b.eg_backends) == [ObjKey(NS, "eb")]
+
+
+def test_snapshot_of_a_missing_gateway_still_has_its_routes() -> None:
+    c = world()
+    c.gateways.delete(f"{NS}/ga")
+    s = c.snapshot(GA)
+    assert s.gateway_object is None and len(s.routes) == 2 and GA not in s.gateways
+
+
+def test_object_snapshots_for_orphans() -> None:
+    c = world()
+    s = c.object_snapshot("AIServiceBackend", backend("a", bsp="pol"))
+    assert list(s.backends) == [ObjKey(NS, "a")] and ObjKey(NS, "sec") in s.secrets
+    s = c.object_snapshot("InferenceModel", model("lost", "x", "nowhere"))
+    assert [m["metadata"]["name"] for m in s.models] == ["lost"] and not s.pools
+    s = c.object_snapshot("InferencePool", pool("p", {"app": "x"}))
+    assert ObjKey(NS, "m1") in s.backends
+
+
+def test_contains_ignores_server_defaults_and_dropped_empties() -> None:
+    want = {"spec": {"ports": [{"port": 80}]}, "data": {}}
+    assert contains(want, {"spec": {"ports": [{"port": 80, "protocol": "TCP"}], "clusterIP": "10.0.0.1"}})
+    assert not contains(want, {"spec": {"ports": [{"port": 81}]}})
+    assert not contains(want, {"spec": {"ports": []}})
+    assert not contains({"data": {"k": "v"}}, {})
+
+
+def test_spec_changed_ignores_status_and_resource_version() -> None:
+    p = SpecChanged()
+    old: dict[str, Any] = {
+        "metadata": {"name": "x", "resourceVersion": "1", "labels": {"a": "b"}},
+        "spec": {"x": 1},
+    }
+    assert not p.update(
+        old, {**old, "metadata": {**old["metadata"], "resourceVersion": "2"}, "status": {"c": 1}}
+    )
+    assert p.update(old, {**old, "spec": {"x": 2}})
+    assert p.update(old, {**old, "metadata": {**old["metadata"], "labels": {"a": "c"}}})
+    assert p.create(old) and p.delete(old)
