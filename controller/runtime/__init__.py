@@ -76,6 +76,7 @@ from controller.runtime.informer import (
     FuncHandler,
     Informer,
     ResourceEventHandler,
+    strip_managed_fields,
     unwrap_tombstone,
 )
 from controller.runtime.leaderelection import LeaderElectionConfig, LeaderElectionLost, LeaderElector
@@ -180,5 +181,6 @@ __all__ = [
     "remove_status_condition",
     "set_status_condition",
     "split_key",
+    "strip_managed_fields",
     "unwrap_tombstone",
 ]

@@ -17,7 +17,8 @@ The store is updated **before** handlers are called; each handler gets notificat
 Handlers run on the informer's task and must be quick and must not block (they only enqueue keys). A handler
 added late first receives an add for every cached object. ``has_synced`` turns true once the first list has
 been delivered. An optional resync re-delivers ``on_update(obj, obj)`` for every cached object to handlers
-that asked for it.
+that asked for it. An optional ``transform`` rewrites each freshly decoded object before it is stored, e.g.
+``strip_managed_fields`` (it may change the object it gets).
 """
 
 from __future__ import annotations
@@ -103,6 +104,17 @@ class _Registration:
     resync: bool
 
 
+def strip_managed_fields(obj: Object) -> Object:
+    """A ``transform`` that drops ``metadata.managedFields`` (c-r's ``TransformStripManagedFields``).
+
+    Server-side-apply bookkeeping is often the largest part of an object and reconcilers never read it.
+    """
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return obj
+
+
 def _rv(obj: Object) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -123,6 +135,7 @@ class Informer:
         watch_timeout_range: tuple[int, int] = WATCH_TIMEOUT_RANGE,
         backoff: Backoff | None = None,
         clock: Clock | None = None,
+        transform: Callable[[Object], Object] | None = None,
     ) -> None:
         if resync_period is not None and resync_period < 1.0:
             raise ValueError("resync_period must be at least 1 s")
@@ -137,6 +150,7 @@ class Informer:
         self._watch_timeout_range = watch_timeout_range
         self._clock = clock or RealClock()
         self._backoff = backoff or Backoff(clock=self._clock)
+        self._transform = transform
         self._handlers: list[_Registration] = []
         self._synced = asyncio.Event()
         self._last_sync_rv = ""
@@ -240,7 +254,7 @@ class Informer:
             # ones.
             item.setdefault("apiVersion", self.resource.api_version)
             item.setdefault("kind", kind)
-            items.append(item)
+            items.append(item if self._transform is None else self._transform(item))
         self._replace(items)
         self._last_sync_rv = str(resp.get("metadata", {}).get("resourceVersion", ""))
         self.relists += 1
@@ -293,6 +307,8 @@ class Informer:
             if rv:
                 self._last_sync_rv = rv
             return
+        if self._transform is not None and kind in ("ADDED", "MODIFIED", "DELETED"):
+            obj = self._transform(obj)
         if kind in ("ADDED", "MODIFIED"):
             old = self.store.upsert(obj)
             if old is None:

@@ -12,7 +12,7 @@ import pytest
 from controller.runtime.backoff import Backoff
 from controller.runtime.cache import Object
 from controller.runtime.client import ApiError
-from controller.runtime.informer import DeletedFinalStateUnknown, Informer
+from controller.runtime.informer import DeletedFinalStateUnknown, Informer, strip_managed_fields
 from controller.runtime.resources import CONFIGMAPS
 from tests.unit.runtime.fakes import FakeApi
 
@@ -223,3 +223,16 @@ async def test_run_twice_is_an_error(api: FakeApi, started: tuple[Informer, Log]
 def test_resync_period_below_one_second_is_refused(api: FakeApi) -> None:
     with pytest.raises(ValueError):
         Informer(client=api.client, resource=CONFIGMAPS, resync_period=0.5)
+
+
+async def test_transform_applies_to_listed_and_watched_objects(api: FakeApi) -> None:
+    api.put(CONFIGMAPS, {**cm("a"), "metadata": {**cm("a")["metadata"], "managedFields": [{"manager": "x"}]}})
+    informer = Informer(client=api.client, resource=CONFIGMAPS, transform=strip_managed_fields)
+    task = asyncio.create_task(informer.run())
+    await informer.wait_for_sync(within=1)
+    assert "managedFields" not in informer.store.get("ns/a")["metadata"]  # type: ignore[index]
+    api.put(CONFIGMAPS, {**cm("b"), "metadata": {**cm("b")["metadata"], "managedFields": [{"manager": "x"}]}})
+    await until(lambda: informer.store.get("ns/b") is not None)
+    assert "managedFields" not in informer.store.get("ns/b")["metadata"]  # type: ignore[index]
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
