@@ -214,6 +214,17 @@ def main() -> None:
                 env = stack.enter_context(running_envoy(boot, workdir=work / f"gw{count}"))
                 label = "envoy + ext_proc" + ("" if count == 1 else f" x{count} processes")
                 paths.append(Path_(label, port, env.pid, tuple(e.proc.pid for e in exts[:count])))
+            if args.routing_only:
+                port = free_port()
+                boot = gateway_bootstrap(
+                    listen_port=port,
+                    ext_proc_port=exts[0].grpc_port,
+                    backends={"bench.default": up_port},
+                    access_log=False,
+                    process_responses=False,
+                )
+                env = stack.enter_context(running_envoy(boot, workdir=work / "routing-only"))
+                paths.append(Path_("envoy + ext_proc, routing only", port, env.pid, (exts[0].proc.pid,)))
             for size in sizes:
                 body_file = work / f"body-{size}.json"
                 body_file.write_bytes(body_of(size))

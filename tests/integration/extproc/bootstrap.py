@@ -59,7 +59,7 @@ def _router_filter() -> dict[str, Any]:
     }
 
 
-def _ext_proc_filter(*, message_timeout: str = "30s") -> dict[str, Any]:
+def _ext_proc_filter(*, message_timeout: str = "30s", process_responses: bool = True) -> dict[str, Any]:
     return {
         "name": "envoy.filters.http.ext_proc",
         "typed_config": {
@@ -75,8 +75,8 @@ def _ext_proc_filter(*, message_timeout: str = "30s") -> dict[str, Any]:
             "processing_mode": {
                 "request_header_mode": "SEND",
                 "request_body_mode": "BUFFERED",
-                "response_header_mode": "SEND",
-                "response_body_mode": "BUFFERED",
+                "response_header_mode": "SEND" if process_responses else "SKIP",
+                "response_body_mode": "BUFFERED" if process_responses else "NONE",
                 "request_trailer_mode": "SKIP",
                 "response_trailer_mode": "SKIP",
             },
@@ -127,12 +127,14 @@ def gateway_bootstrap(
     backends: Mapping[str, int],
     original_dst_header: str = hdr.ORIGINAL_DST_HEADER,
     access_log: bool = True,
+    process_responses: bool = True,
 ) -> dict[str, Any]:
     """Envoy + our ext_proc (several ports: one ext_proc process each, round-robin): ``backends`` maps a
     backend name (``name.ns``) to its port on 127.0.0.1.
 
-    With ``access_log`` each request is logged to Envoy's log with its cluster, upstream host and cost
-    metadata.
+    ``process_responses=False`` skips the response phases (routing only: no usage, costs or error shapes); the
+    benchmark uses it to show what usage accounting costs. With ``access_log`` each request is logged to
+    Envoy's log with its cluster, upstream host and cost metadata.
     """
     routes: list[dict[str, Any]] = [
         {
@@ -176,7 +178,9 @@ def gateway_bootstrap(
         }
     )
     clusters.append(_static_cluster("ext_proc", host="127.0.0.1", port=ext_proc_port, http2=True))
-    listener = _listener(port=listen_port, routes=routes, filters=[_ext_proc_filter()])
+    listener = _listener(
+        port=listen_port, routes=routes, filters=[_ext_proc_filter(process_responses=process_responses)]
+    )
     if not access_log:
         listener["filter_chains"][0]["filters"][0]["typed_config"].pop("access_log")
     return {"static_resources": {"listeners": [listener], "clusters": clusters}}
