@@ -18,6 +18,8 @@ import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from api.errors import InvalidObjectError
+from api.kinds import parse_object
 from tests.realparts.controlplane import REPO_ROOT, ControlPlane
 
 SAMPLES = sorted((REPO_ROOT / "config" / "samples").glob("*.yaml"))
@@ -98,6 +100,22 @@ class Invalid:
     make: Callable[[], Obj]
     mutate: Callable[[Obj], None]
     message: str
+    cel: bool = False
+    """A CEL rule rejects it: the server prints the rule's message and no value."""
+
+    @property
+    def field(self) -> str:
+        """The field path the server names first, e.g. ``spec.rules[0].backendRefs``."""
+        return self.message.split(" is invalid: ", 1)[1].lstrip("[").split(":", 1)[0]
+
+    @property
+    def cel_message(self) -> str | None:
+        """The CEL rule's message, for a case a CEL rule rejects."""
+        return self.message.partition(f"{self.field}: Invalid value: ")[2] if self.cel else None
+
+
+def _cel(id: str, make: Callable[[], Obj], mutate: Callable[[Obj], None], message: str) -> Invalid:
+    return Invalid(id, make, mutate, message, cel=True)
 
 
 def _set(path: str, value: Any) -> Callable[[Obj], None]:
@@ -151,87 +169,87 @@ def _aws_with_both_credentials(obj: Obj) -> None:
 
 INVALID: list[Invalid] = [
     # CEL rules
-    Invalid(
+    _cel(
         "route-targetRefs-not-a-gateway",
         _route,
         _set("spec.targetRefs.0.kind", "HTTPRoute"),
         ROUTE + "spec.targetRefs: Invalid value: targetRefs must reference Gateways "
         "(group gateway.networking.k8s.io, kind Gateway)",
     ),
-    Invalid(
+    _cel(
         "route-input-schema-not-openai",
         _route,
         _set("spec.schema.name", "AWSBedrock"),
         ROUTE
         + "spec.schema: Invalid value: only the OpenAI schema is supported as the input schema of a route",
     ),
-    Invalid(
+    _cel(
         "route-all-weights-zero",
         _route,
         _set("spec.rules.0.backendRefs", [{"name": "a", "weight": 0}, {"name": "b", "weight": 0}]),
         ROUTE + "spec.rules[0].backendRefs: Invalid value: "
         "at least one backendRef must have a weight greater than 0",
     ),
-    Invalid(
+    _cel(
         "route-regex-header-match",
         _route,
         _set("spec.rules.0.matches.0.headers.0.type", "RegularExpression"),
         ROUTE + "spec.rules[0].matches[0].headers: Invalid value: currently only exact match is supported",
     ),
-    Invalid(
+    _cel(
         "route-external-processor-with-dynamic-module",
         _route,
         _set("spec.filterConfig", {"type": "DynamicModule", "externalProcessor": {"replicas": 2}}),
         ROUTE + "spec.filterConfig: Invalid value: "
         "externalProcessor can only be set when type is ExternalProcessor",
     ),
-    Invalid(
+    _cel(
         "route-cel-cost-without-expression",
         _route,
         _set("spec.llmRequestCosts", [{"metadataKey": "c", "type": "CEL"}]),
         ROUTE + "spec.llmRequestCosts[0]: Invalid value: cel must be set when type is CEL, and only then",
     ),
-    Invalid(
+    _cel(
         "backend-service-without-port",
         _backend,
         _set("spec.backendRef.port", None),
         BACKEND + "spec.backendRef: Invalid value: Must have port for Service reference",
     ),
-    Invalid(
+    _cel(
         "backend-ref-to-a-deployment",
         _backend,
         _set("spec.backendRef", {"group": "apps", "kind": "Deployment", "name": "d"}),
         BACKEND + "spec.backendRef: Invalid value: backendRef must be a Service or an Envoy Gateway Backend "
         "(group gateway.envoyproxy.io)",
     ),
-    Invalid(
+    _cel(
         "backend-security-policy-ref-to-a-secret",
         _backend,
         _set("spec.backendSecurityPolicyRef", {"group": "", "kind": "Secret", "name": "s"}),
         BACKEND + "spec.backendSecurityPolicyRef: Invalid value: backendSecurityPolicyRef must reference a "
         "BackendSecurityPolicy (group aigateway.envoyproxy.io)",
     ),
-    Invalid(
+    _cel(
         "backend-request-timeout-longer-than-request",
         _backend,
         _set("spec.timeouts", {"request": "10s", "backendRequest": "1m"}),
         BACKEND
         + "spec.timeouts: Invalid value: backendRequest timeout cannot be longer than request timeout",
     ),
-    Invalid(
+    _cel(
         "policy-apikey-type-without-apikey",
         _policy,
         _set("spec.apiKey", None),
         POLICY + "spec: Invalid value: apiKey must be set when type is APIKey",
     ),
-    Invalid(
+    _cel(
         "policy-aws-file-and-oidc",
         _policy,
         _aws_with_both_credentials,
         POLICY + "spec.awsCredentials: Invalid value: "
         "exactly one of credentialsFile or oidcExchangeToken must be set",
     ),
-    Invalid(
+    _cel(
         "model-weights-on-some-targets",
         _model,
         _set("spec.targetModels", [{"name": "a", "weight": 10}, {"name": "b"}]),
@@ -488,3 +506,18 @@ def test_kubectl_explain_shows_our_field_docs(control_plane: ControlPlane) -> No
         assert _words(schema["description"]) in text, field
     assert "name <string> -required-" in text
     assert "enum: AIServiceBackend, InferencePool" in text
+
+
+@pytest.mark.parametrize("case", INVALID, ids=[c.id for c in INVALID])
+def test_python_models_reject_what_the_server_rejects(case: Invalid) -> None:
+    # The controller and `aigw run` validate with the models in api/: they must refuse the same objects, at
+    # the same field, and say the same thing for CEL rules (whose Python mirrors live next to the rule).
+    obj = case.make()
+    case.mutate(obj)
+    obj["metadata"]["namespace"] = "ns"
+    with pytest.raises(InvalidObjectError) as rejected:
+        parse_object(obj)
+    first = rejected.value.errors[0]
+    assert first.path == case.field
+    if case.cel_message is not None:
+        assert first.message == case.cel_message
