@@ -316,19 +316,15 @@ def build_auth_secret(snap: Snapshot, *, data: Mapping[str, str]) -> Json:
 
 
 def extproc_args(options: BuildOptions) -> list[str]:
-    """The ext_proc container's command-line arguments."""
+    """The ext_proc container's arguments (``aigw-extproc``; see ``extproc/main.py``)."""
     from api.filterconfig import CONFIG_KEY as key
 
     return [
-        "--config",
-        f"{options.config_dir.rstrip('/')}/{key}",
-        "--address",
-        f":{n.EXTPROC_GRPC_PORT}",
-        "--metrics-address",
-        f":{n.EXTPROC_METRICS_PORT}",
-        "--log-level",
-        options.extproc_log_level,
-    ]
+        "--config", f"{options.config_dir.rstrip('/')}/{key}",
+        "--listen", f"0.0.0.0:{n.EXTPROC_GRPC_PORT}",
+        "--metrics-listen", f"0.0.0.0:{n.EXTPROC_METRICS_PORT}",
+        "--log-level", options.extproc_log_level,
+    ]  # fmt: skip
 
 
 def build_extproc_deployment(
@@ -350,13 +346,18 @@ def build_extproc_deployment(
         "name": "extproc",
         "image": options.extproc_image,
         "imagePullPolicy": "IfNotPresent",
+        "command": ["aigw-extproc"],
         "args": extproc_args(options),
         "ports": [
             {"name": "grpc", "containerPort": n.EXTPROC_GRPC_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": n.EXTPROC_METRICS_PORT, "protocol": "TCP"},
         ],
         "readinessProbe": {"grpc": {"port": n.EXTPROC_GRPC_PORT}, "periodSeconds": 5},
-        "livenessProbe": {"grpc": {"port": n.EXTPROC_GRPC_PORT}, "periodSeconds": 10, "failureThreshold": 6},
+        "livenessProbe": {
+            "httpGet": {"path": "/health", "port": n.EXTPROC_METRICS_PORT},
+            "periodSeconds": 10,
+            "failureThreshold": 6,
+        },
         "volumeMounts": [{"name": "config", "mountPath": options.config_dir, "readOnly": True}],
         "securityContext": {
             "allowPrivilegeEscalation": False,

@@ -1,0 +1,104 @@
+"""config/rbac is enough, and no more: the controller runs as its ServiceAccount (impersonated) against the
+real API server with only those permissions, and takes config/samples to Accepted=True."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes_asyncio import client
+
+from controller.build import BuildOptions
+from controller.dns import DnsResolver
+from controller.gateway import kinds
+from controller.gateway.setup import ControllerSettings, setup_controllers
+from controller.runtime import KubeClient, Manager, Resource
+from tests.integration.controller.conftest import GATEWAY_CLASS, apply_yaml, eventually
+from tests.realparts.controlplane import ControlPlane
+from tests.realparts.dns import DnsServer
+
+CONFIG = Path(__file__).resolve().parents[3] / "config"
+PODS = Resource("", "v1", "pods", "Pod")
+
+
+def rbac_for(namespace: str, cp: ControlPlane) -> str:
+    """config/rbac with the ServiceAccount in ``namespace`` and cluster-wide names made unique to it."""
+    docs = list(yaml.safe_load_all(cp.kubectl("kustomize", str(CONFIG / "rbac")).stdout))
+    for d in docs:
+        md = d["metadata"]
+        if d["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            md["name"] = f"{md['name']}-{namespace}"
+        else:
+            md["namespace"] = namespace
+        if "roleRef" in d and d["roleRef"]["kind"] == "ClusterRole":
+            d["roleRef"]["name"] = f"{d['roleRef']['name']}-{namespace}"
+        for s in d.get("subjects", []):
+            s["namespace"] = namespace
+    return yaml.safe_dump_all(docs)
+
+
+async def test_controller_works_with_only_its_rbac(
+    control_plane: ControlPlane, namespace: str, dns_server: DnsServer
+) -> None:
+    await asyncio.to_thread(
+        control_plane.kubectl, "apply", "-f", "-", input=rbac_for(namespace, control_plane)
+    )
+    await asyncio.to_thread(control_plane.kubectl, "apply", "-f", "-", input=GATEWAY_CLASS)
+    sa = f"system:serviceaccount:{namespace}:ai-gateway-controller"
+    api = client.ApiClient(
+        configuration=control_plane.client_configuration(), header_name="Impersonate-User", header_value=sa
+    )
+    mgr = Manager(api_client=api, health_port=None, graceful_shutdown_timeout=5)
+    kube = KubeClient(api)
+    with pytest.raises(Exception) as denied:
+        await kube.list(PODS, namespace=namespace)
+    assert getattr(denied.value, "status", None) == 403  # least privilege: no access beyond the role
+    resolver = DnsResolver(
+        nameserver=f"{dns_server.address}:{dns_server.port}", registry=mgr.metrics.registry
+    )
+    setup_controllers(
+        mgr,
+        settings=ControllerSettings(
+            options=BuildOptions(enable_inference_extension=True), watch_namespace=None
+        ),
+        resolver=resolver,
+    )
+    task = asyncio.create_task(mgr.run())
+    try:
+        dns_server.set_records({f"my-backend-a.{namespace}.svc.cluster.local": ["10.7.0.1"],
+                                f"my-backend-b.{namespace}.svc.cluster.local": ["10.7.0.2"]})  # fmt: skip
+        for f in ("gateway.yaml", "basic.yaml", "inference_extension.yaml"):
+            await apply_yaml(control_plane, namespace, (CONFIG / "samples" / f).read_text())
+
+        async def accepted(res: Resource, name: str, parent: bool = False) -> bool:
+            obj = await kube.get(res, name=name, namespace=namespace)
+            status = obj.get("status") or {}
+            conds = (
+                (status.get("parent") or [{}])[0].get("conditions", [])
+                if parent
+                else status.get("conditions")
+            )
+            return any(c["type"] == "Accepted" and c["status"] == "True" for c in conds or [])
+
+        for res, name in [
+            (kinds.AIGATEWAYROUTES, "basic"), (kinds.AIGATEWAYROUTES, "inference-extension"),
+            (kinds.AISERVICEBACKENDS, "openai"), (kinds.AISERVICEBACKENDS, "my-backend-a"),
+            (kinds.BACKENDSECURITYPOLICIES, "openai-apikey"), (kinds.INFERENCEMODELS, "mistral"),
+        ]:  # fmt: skip
+            await eventually(functools.partial(accepted, res, name), within=30)
+        await eventually(lambda: accepted(kinds.INFERENCEPOOLS, "my-pool", parent=True), within=30)
+        for res in (kinds.HTTPROUTES, kinds.ENVOYEXTENSIONPOLICIES):
+            await eventually(functools.partial(_exists, kube, res, namespace), within=30)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await api.close()
+
+
+async def _exists(kube: KubeClient, res: Resource, namespace: str) -> bool:
+    return bool((await kube.list(res, namespace=namespace)).get("items"))
