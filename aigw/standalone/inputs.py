@@ -93,7 +93,11 @@ def expand_inputs(paths: Sequence[Path]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def fingerprint(paths: Sequence[Path]) -> dict[Path, tuple[int, int]] | str:
+Fingerprint = dict[Path, tuple[int, int]] | str
+"""What ``fingerprint`` returns: file states, or the error text when the inputs cannot be listed."""
+
+
+def fingerprint(paths: Sequence[Path]) -> Fingerprint:
     """``path -> (mtime_ns, size)`` of every input file, or the error text when the inputs cannot be listed.
 
     Cheap enough to poll a few times a second; any difference means the inputs must be read again.

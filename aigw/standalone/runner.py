@@ -41,7 +41,7 @@ from aigw.standalone.atomic import write_atomically
 from aigw.standalone.banner import ready_banner, routed_models
 from aigw.standalone.children import Child, Children, spawn, wait_until
 from aigw.standalone.envoyconfig import Address, BackendCluster, GatewayPorts, HeaderRoute
-from aigw.standalone.inputs import InputError, fingerprint, load_objects
+from aigw.standalone.inputs import Fingerprint, InputError, fingerprint, load_objects
 from aigw.standalone.store import build_store
 from aigw.standalone.translate import DemoUpstream, Translation, choose_gateway, hostnames, translate
 from api.filterconfig import CONFIG_KEY
@@ -124,7 +124,7 @@ class StandaloneGateway:
         self._upstreams: dict[DemoUpstream, Child] = {}
         self._restarts: dict[str, list[float]] = {}
         self._applied: _Applied | None = None
-        self._fingerprint: object = None
+        self._fingerprint: Fingerprint | None = None
         self._dns_deadline: float | None = None
         self._stop_requested = False
         self._reload_requested = False
@@ -306,11 +306,30 @@ class StandaloneGateway:
                 break
             self._check_children()
             current = fingerprint(self.options.inputs)
+            if current != self._fingerprint:
+                current = self._settled_fingerprint(current)
             dns_due = self._dns_deadline is not None and time.monotonic() >= self._dns_deadline
             if current != self._fingerprint or self._reload_requested or dns_due:
                 self._fingerprint = current
                 self._reload_requested = False
                 self.reload(reason="DNS answers expired" if dns_due else "input files changed", quiet=dns_due)
+
+    def _settled_fingerprint(
+        self, current: Fingerprint, *, quiet_period: float = 0.2, limit: float = 2.0
+    ) -> Fingerprint:
+        """Wait until the inputs stop changing for ``quiet_period`` (an editor may write a file in steps)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            time.sleep(quiet_period)
+            again = fingerprint(self.options.inputs)
+            if again == current:
+                break
+            current = again
+        return current
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
 
     def request_stop(self) -> None:
         self._stop_requested = True
@@ -549,7 +568,7 @@ def run(options: RunOptions, *, resolver: Resolver, out: Any = None) -> int:
         if signum == signal.SIGHUP:
             gw.request_reload()
             return
-        if gw._stop_requested:  # a second Ctrl-C: stop now
+        if gw.stop_requested:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         log.info("%s received: stopping", signal.Signals(signum).name)
         gw.request_stop()
@@ -562,6 +581,8 @@ def run(options: RunOptions, *, resolver: Resolver, out: Any = None) -> int:
         except (BuildError, StartupError) as e:
             log.error("%s", e)
             return 1
+        if gw.stop_requested:
+            return 0
         print(gw.banner(tr), file=out or sys.stdout, flush=True)
         gw.run_forever()
         return 0
