@@ -194,10 +194,11 @@ class Manager:
             ]
             leading += [asyncio.create_task(r()) for r, needs in self._runnables if needs]
             watched = [*background, *leading, *([hold] if hold else [])]
-            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                if not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+            if watched:
+                done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
             await asyncio.Event().wait()  # everything returned normally: idle until cancelled
         finally:
             await self._stop(leading, hold, background)

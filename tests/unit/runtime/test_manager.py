@@ -133,5 +133,18 @@ async def test_nothing_can_be_added_after_start() -> None:
     await asyncio.sleep(0.01)
     with pytest.raises(RuntimeError):
         mgr.add_runnable(asyncio.sleep)  # type: ignore[arg-type]
+    assert not task.done()  # an empty manager idles until cancelled
     task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_failing_runnable_stops_the_manager() -> None:
+    mgr = Manager(api_client=None, health_port=None)
+
+    async def broken() -> None:
+        raise RuntimeError("cache sync timeout, say")
+
+    mgr.add_runnable(broken)
+    with pytest.raises(RuntimeError, match="cache sync timeout"):
+        await asyncio.wait_for(mgr.run(), 5)
