@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -145,3 +147,16 @@ def test_a_crashed_child_is_restarted(examples: Prepared, tmp_path: Path) -> Non
         assert names == {"demo-llm-1", "demo-llm-2", "demo-llm-3"}, run.output()[-3000:]
         assert not alive(extproc)
         assert _child(run.descendants(), "extproc.main") != extproc
+
+
+def test_the_aigw_console_script_runs_the_cli() -> None:
+    script = Path(sys.executable).parent / "aigw"
+    assert script.is_file(), (
+        f"{script} is missing: `make setup` installs the project with its console scripts"
+    )
+    result = subprocess.run(
+        [str(script), "run", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    for flag in ("--port", "--admin-port", "--extproc-port", "--workdir", "--dns-server", "--gateway"):
+        assert flag in result.stdout
