@@ -29,6 +29,8 @@ fi
 # Go is needed only to build: a warm cache works on a machine without it.
 need_go() {
   [[ -n "${GO_CHECKED:-}" ]] && return 0
+  # A non-interactive shell (CI) may not have the official tarball's bin directory on PATH.
+  if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then PATH="/usr/local/go/bin:$PATH"; fi
   command -v go >/dev/null 2>&1 \
     || die "Go is not installed (or not on PATH). Building kube-apiserver v$K8S_VERSION needs Go >= 1.26 (https://go.dev/dl), or point KUBEBUILDER_ASSETS at prebuilt kube-apiserver, etcd and kubectl."
   local minor
