@@ -83,3 +83,11 @@ bench-extproc: setup ## Benchmark: Envoy alone vs Envoy + our ext_proc (1 KB and
 .PHONY: bench-runtime
 bench-runtime: setup envtest ## Benchmark controller.runtime on the real API server: 10,000 CRs, sync, reconciles/s, latency
 	PYTHONPATH=. $(PY) -m bench.runtime.run $(ARGS)
+
+.PHONY: run-controller
+run-controller: setup ## Run aigw-controller against $KUBECONFIG (ARGS="--enable-inference-extension --extproc-address 127.0.0.1:1063")
+	$(VENV)/bin/aigw-controller --kubeconfig "$${KUBECONFIG:-$$HOME/.kube/config}" --health-probe-bind-address 127.0.0.1:8081 --metrics-bind-address 127.0.0.1:8080 --extension-server-address 127.0.0.1:1061 $(ARGS)
+
+.PHONY: bench-controller
+bench-controller: setup envtest ## Benchmark the AI Gateway controller: 50 Gateways, 1,000 routes, 100 pools; convergence, change p50/p99, writes, RSS
+	PYTHONPATH=. $(PY) -m bench.controller.run $(ARGS)
