@@ -24,14 +24,23 @@ def test_sse_streams_through_and_usage_is_counted(scn: Scenario, upstreams: Upst
     up = upstreams.start("streamer", "127.0.0.91")
     scn.apply(
         *objects.direct_backend("streamer", scn.ns, up.host, up.port),
-        objects.route_to_backend("stream", scn.ns, scn.gateway, "stream-model", "streamer"),
+        objects.ai_gateway_route(
+            "stream",
+            scn.ns,
+            scn.gateway,
+            [
+                objects.rule(model="stream-model", backends=[("AIServiceBackend", "streamer", 1)]),
+                objects.rule(model="stream-usage", backends=[("AIServiceBackend", "streamer", 1)]),
+            ],
+        ),
     )
+    # Probe with one model; measure with another that no other request used, so its token counters hold
+    # exactly this stream's usage (the ext_proc records metrics when its stream ends, after the client).
     scn.wait_ok("stream-model", upstream="streamer")
-    before = {k: _tokens(scn, "stream-model", k) for k in ("input", "output")}
 
     reply = stream_chat(
         scn.port,
-        "stream-model",
+        "stream-usage",
         headers={
             "x-response-chunks": str(CHUNKS),
             "x-response-delay-ms": str(DELAY_MS),
@@ -50,10 +59,11 @@ def test_sse_streams_through_and_usage_is_counted(scn: Scenario, upstreams: Upst
     )
     assert spread >= (CHUNKS - 1) * DELAY_MS / 1000 * 0.7, [round(t, 3) for t, _ in reply.events]
 
-    def counted() -> bool:
-        return (
-            _tokens(scn, "stream-model", "input") - before["input"] == PROMPT_TOKENS
-            and _tokens(scn, "stream-model", "output") - before["output"] == COMPLETION_TOKENS
-        )
+    def counted() -> tuple[float, float] | None:
+        got = (_tokens(scn, "stream-usage", "input"), _tokens(scn, "stream-usage", "output"))
+        return got if got != (0, 0) else None
 
-    wait_for(counted, "the ext_proc's token usage metrics to count the streamed usage", timeout=15)
+    assert wait_for(counted, "token usage metrics for model stream-usage", timeout=15) == (
+        PROMPT_TOKENS,
+        COMPLETION_TOKENS,
+    )
