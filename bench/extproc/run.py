@@ -172,10 +172,15 @@ def main() -> None:
     p.add_argument("--pace-ms", type=int, default=5, help="pause between paced requests (default 5 ms)")
     p.add_argument("--sizes", default="1024,102400", help="body sizes in bytes (default 1024,102400)")
     p.add_argument(
+        "--routing-only",
+        action="store_true",
+        help="also measure the ext_proc with Envoy's response phases off (no usage accounting)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
-        default=2,
-        help="also measure this many ext_proc processes (default 2; 1 = skip)",
+        default=1,
+        help="also measure this many ext_proc processes, round-robin (default 1 = skip)",
     )
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
