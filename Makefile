@@ -53,9 +53,10 @@ kind-up: ## A real kind cluster: Envoy Gateway via helm with our extensionManage
 	bash hack/kind-up.sh
 
 .PHONY: deploy
-deploy: ## Install our CRDs, RBAC and controller (config/) into the current kubectl context
+IMG ?= ai-gateway-py:dev
+deploy: ## Install our CRDs, RBAC and controller (config/) into the current kubectl context, image $(IMG)
 	kubectl apply --server-side -f config/crd
-	kubectl apply --server-side -k config/default
+	kubectl kustomize config/default | sed 's|ai-gateway-py:dev|$(IMG)|g' | kubectl apply --server-side -f -
 
 .PHONY: lint
 lint: setup ## ruff, and mypy --strict on api/, controller/, extproc/
