@@ -9,7 +9,8 @@ The loop follows client-go's reflector (``tools/cache/reflector.go``):
   relist from ``""`` (a quorum read). Objects that vanished meanwhile are delivered as deletes of a
   ``DeletedFinalStateUnknown`` tombstone carrying the last known object.
 - Connection errors, 429 and 5xx: back off (800 ms doubling to 30 s, jittered) and watch again from the same
-  resourceVersion. A watch that ends within 1 s having delivered nothing counts as an error too.
+  resourceVersion. A watch that ends within 1 s having delivered nothing counts as an error too. Any other
+  error (other 4xx, an undecodable line) backs off and relists: the informer task never dies of an error.
 - **Inactivity timeout** (70 s): the API server sends a bookmark about every minute, so a silent watch is
   dead; it is replaced (kubernetes_asyncio issue #360: watches can get stuck).
 
@@ -237,6 +238,10 @@ class Informer:
                     need_list, list_rv = True, self._last_sync_rv
             except (aiohttp.ClientError, OSError, TimeoutError, _VeryShortWatch) as e:
                 log.warning("[%s] watch ended with error: %s", self.resource, e or type(e).__name__)
+            except Exception:
+                # Anything else (a garbled line, a bug in a transform): never let the informer die.
+                log.exception("[%s] list/watch failed unexpectedly; relisting", self.resource)
+                need_list, list_rv = True, self._last_sync_rv or "0"
             await self._clock.sleep(self._backoff.next_delay())
 
     async def _list(self, resource_version: str) -> None:
