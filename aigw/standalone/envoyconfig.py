@@ -115,13 +115,26 @@ SYSTEM_CA_BUNDLES = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class ExtProcSettings:
+    """The ext_proc filter's settings, as Envoy Gateway derives them from an EnvoyExtensionPolicy."""
+
+    request_body_mode: str = "BUFFERED"
+    response_body_mode: str = "BUFFERED"
+    request_headers: bool = True
+    response_headers: bool = True
+    allow_mode_override: bool = True
+    message_timeout_seconds: float = 10.0
+    writable_namespaces: tuple[str, ...] = (headers.METADATA_NAMESPACE,)
+
+
 def bootstrap(
     *,
     ports: GatewayPorts,
     xds_dir: Path,
     original_dst_cluster: Mapping[str, Any],
+    extproc: ExtProcSettings,
     access_log: bool = True,
-    extproc_message_timeout_seconds: float = 10.0,
 ) -> dict[str, Any]:
     """The static bootstrap. ``original_dst_cluster`` is the extension server's cluster as a JSON dict."""
     http_filters: list[dict[str, Any]] = [
@@ -131,18 +144,19 @@ def bootstrap(
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
                 "grpc_service": {"envoy_grpc": {"cluster_name": EXTPROC_CLUSTER}, "timeout": "30s"},
                 "failure_mode_allow": False,
-                "allow_mode_override": True,
+                "allow_mode_override": extproc.allow_mode_override,
+                # The ext_proc sets Host for pool endpoints named by a hostname.
                 "mutation_rules": {"allow_all_routing": True},
-                "message_timeout": _duration(extproc_message_timeout_seconds),
+                "message_timeout": _duration(extproc.message_timeout_seconds),
                 "processing_mode": {
-                    "request_header_mode": "SEND",
-                    "request_body_mode": "BUFFERED",
+                    "request_header_mode": "SEND" if extproc.request_headers else "SKIP",
+                    "request_body_mode": extproc.request_body_mode,
                     "request_trailer_mode": "SKIP",
-                    "response_header_mode": "SEND",
-                    "response_body_mode": "BUFFERED",
+                    "response_header_mode": "SEND" if extproc.response_headers else "SKIP",
+                    "response_body_mode": extproc.response_body_mode,
                     "response_trailer_mode": "SKIP",
                 },
-                "metadata_options": {"receiving_namespaces": {"untyped": [headers.METADATA_NAMESPACE]}},
+                "metadata_options": {"receiving_namespaces": {"untyped": list(extproc.writable_namespaces)}},
             },
         },
         {

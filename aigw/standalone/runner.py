@@ -171,7 +171,7 @@ class StandaloneGateway:
         serving = wait_until(self._extproc_serving(tr.filter_config.uuid), timeout=self.options.ready_timeout)
         if not serving or self._extproc is None or not self._extproc.alive():
             raise StartupError(self._died("extproc", self._extproc, "did not load the filter config"))
-        self._write_bootstrap()
+        self._write_bootstrap(tr)
         self._start_envoy()
         self._applied = _Applied(translation=tr, clusters=tr.clusters, routes=tr.routes)
         self._schedule_dns(tr)
@@ -214,12 +214,13 @@ class StandaloneGateway:
             self.children.replace(self._extproc, child)
         self._extproc = child
 
-    def _write_bootstrap(self) -> None:
+    def _write_bootstrap(self, tr: Translation) -> None:
         o = self.options
         bootstrap = envoyconfig.bootstrap(
             ports=GatewayPorts(listener=o.listen, admin=o.admin, extproc=o.extproc),
             xds_dir=self.xds_dir,
             original_dst_cluster=envoyconfig.original_destination_cluster(options=ExtensionServerOptions()),
+            extproc=tr.extproc,
             access_log=o.access_log,
         )
         write_atomically(self.bootstrap_path, yaml.safe_dump(bootstrap, sort_keys=False).encode())

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aigw.standalone.envoyconfig import Address, BackendCluster, HeaderRoute, UpstreamTLS
+from aigw.standalone.envoyconfig import Address, BackendCluster, ExtProcSettings, HeaderRoute, UpstreamTLS
 from aigw.standalone.inputs import InputError
 from aigw.standalone.store import Store
 from api import headers
@@ -58,6 +58,8 @@ class Translation:
     requeue_after: float | None
     """Seconds until the DNS answers used expire (None: no hostname was resolved)."""
     demo_upstreams: tuple[DemoUpstream, ...] = field(default=())
+    extproc: ExtProcSettings = field(default_factory=ExtProcSettings)
+    """The ext_proc filter settings, from the builder's EnvoyExtensionPolicy."""
 
 
 def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict[str, Any]]:
@@ -158,6 +160,7 @@ def translate(
         problems=tuple(problems),
         requeue_after=build.requeue_after,
         demo_upstreams=demo_upstreams(store),
+        extproc=_extproc_settings(build),
     )
 
 
@@ -255,6 +258,36 @@ def _tls(body: Mapping[str, Any], endpoints: list[Address]) -> UpstreamTLS | Non
     tls_spec = tls_spec if isinstance(tls_spec, Mapping) else {}
     sni = str(tls_spec.get("sni") or next((a.host for a in endpoints if not a.host[:1].isdigit()), ""))
     return UpstreamTLS(sni=sni, verify=not bool(tls_spec.get("insecureSkipVerify")))
+
+
+_BODY_MODES = {
+    "Buffered": "BUFFERED",
+    "Streamed": "STREAMED",
+    "BufferedPartial": "BUFFERED_PARTIAL",
+    "FullDuplexStreamed": "FULL_DUPLEX_STREAMED",
+}
+
+
+def _extproc_settings(build: GatewayBuild) -> ExtProcSettings:
+    """Envoy Gateway's translation of the builder's EnvoyExtensionPolicy ``extProc[0]`` (Envoy's default
+    message timeout, 200 ms, when it sets none)."""
+    for obj in build.gateway_objects:
+        if obj.get("kind") != "EnvoyExtensionPolicy":
+            continue
+        ext = (obj.get("spec") or {}).get("extProc") or [{}]
+        mode = ext[0].get("processingMode") or {}
+        request, response = mode.get("request"), mode.get("response")
+        timeout = ext[0].get("messageTimeout")
+        return ExtProcSettings(
+            request_headers=request is not None,
+            response_headers=response is not None,
+            request_body_mode=_BODY_MODES.get(str((request or {}).get("body")), "NONE"),
+            response_body_mode=_BODY_MODES.get(str((response or {}).get("body")), "NONE"),
+            allow_mode_override=bool(mode.get("allowModeOverride", False)),
+            message_timeout_seconds=duration_seconds(str(timeout)) if timeout else 0.2,
+            writable_namespaces=tuple((ext[0].get("metadata") or {}).get("writableNamespaces") or ()),
+        )
+    return ExtProcSettings()  # pragma: no cover - the builder always makes the policy
 
 
 def _auth_files(build: GatewayBuild) -> dict[str, bytes]:

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from aigw.standalone import envoyconfig
-from aigw.standalone.envoyconfig import Address, BackendCluster, GatewayPorts, HeaderRoute, UpstreamTLS
+from aigw.standalone.envoyconfig import (
+    Address,
+    BackendCluster,
+    ExtProcSettings,
+    GatewayPorts,
+    HeaderRoute,
+    UpstreamTLS,
+)
 from aigw.standalone.inputs import fingerprint, load_objects
 from aigw.standalone.store import build_store
 from controller.build.names import ObjKey
@@ -99,6 +106,7 @@ def _static_equivalent(
         ),
         xds_dir=tmp_path,
         original_dst_cluster=envoyconfig.original_destination_cluster(options=ExtensionServerOptions()),
+        extproc=ExtProcSettings(),
     )
     boot.pop("dynamic_resources")
     for c in envoyconfig.cds_document(clusters)["resources"]:
