@@ -14,6 +14,7 @@ from aigw.standalone.runner import (
     DEFAULT_EXTPROC_METRICS,
     DEFAULT_LISTEN,
     RunOptions,
+    check,
     run,
 )
 from controller.build.names import ObjKey
@@ -105,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-access-log", dest="access_log", action="store_false", help="do not log one line per request"
     )
     p.add_argument(
+        "--check",
+        action="store_true",
+        help="only read and build the inputs, print every problem, and exit: 0 when all objects are accepted "
+        "and resolved, 1 otherwise (starts nothing)",
+    )
+    p.add_argument(
         "--dns-server",
         metavar="HOST[:PORT]",
         help="nameserver for pool members' hostnames (default: the system resolver)",
@@ -151,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     resolver = SyncResolver(nameserver=args.dns_server)
     try:
+        if args.check:
+            return check(options, resolver=resolver)
         return run(options, resolver=resolver)
     finally:
         resolver.close()

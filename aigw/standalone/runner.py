@@ -599,4 +599,27 @@ def run(options: RunOptions, *, resolver: Resolver, out: Any = None) -> int:
             signal.signal(sig, handler)
 
 
-__all__ = ["BuildError", "RunOptions", "StandaloneGateway", "StartupError", "run"]
+def check(options: RunOptions, *, resolver: Resolver, out: Any = None) -> int:
+    """Build once without starting anything: print every problem; 0 when all objects are accepted and
+    resolved, 1 otherwise."""
+    gw = StandaloneGateway(options, resolver=resolver)
+    try:
+        tr = gw.build()
+    except BuildError as e:
+        for p in e.problems:
+            log.error("%s", p)
+        return 1
+    finally:
+        gw.stop()
+    gw._report(tr)
+    models = ", ".join(m for m, _ in routed_models(tr.filter_config)) or "none"
+    verdict = "problems found" if tr.problems else "OK"
+    print(
+        f"{verdict}: Gateway {tr.gateway}, {len(tr.filter_config.rules)} rules, models: {models}",
+        file=out or sys.stdout,
+        flush=True,
+    )
+    return 1 if tr.problems else 0
+
+
+__all__ = ["BuildError", "RunOptions", "StandaloneGateway", "StartupError", "check", "run"]

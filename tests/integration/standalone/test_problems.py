@@ -160,3 +160,15 @@ def test_the_aigw_console_script_runs_the_cli() -> None:
     assert result.returncode == 0, result.stderr
     for flag in ("--port", "--admin-port", "--extproc-port", "--workdir", "--dns-server", "--gateway"):
         assert flag in result.stdout
+
+
+def test_check_builds_without_starting_anything(examples: Prepared) -> None:
+    ok = run_to_exit([examples.directory], extra_args=["--check"])
+    assert ok.returncode == 0, ok.stdout
+    assert "OK: Gateway default/aigw, 2 rules, models: demo-llm, gpt-4o-mini" in ok.stdout
+    assert "demo upstream" not in ok.stdout
+    route = examples.directory / "gateway.yaml"
+    route.write_text(route.read_text().replace("name: openai-compatible", "name: typo"))
+    bad = run_to_exit([examples.directory], extra_args=["--check"])
+    assert bad.returncode == 1, bad.stdout
+    assert "ResolvedRefs=False BackendNotFound: AIServiceBackend default/typo not found" in bad.stdout
