@@ -41,7 +41,7 @@ from aigw.standalone.atomic import write_atomically
 from aigw.standalone.banner import ready_banner, routed_models
 from aigw.standalone.children import Child, Children, spawn, wait_until
 from aigw.standalone.envoyconfig import Address, BackendCluster, GatewayPorts, HeaderRoute
-from aigw.standalone.inputs import Fingerprint, InputError, fingerprint, load_objects
+from aigw.standalone.inputs import Fingerprint, fingerprint, load_objects
 from aigw.standalone.store import build_store
 from aigw.standalone.translate import DemoUpstream, Translation, choose_gateway, hostnames, translate
 from api.filterconfig import CONFIG_KEY
@@ -147,7 +147,7 @@ class StandaloneGateway:
             raise BuildError(errors)
         try:
             gateway, gateway_object = choose_gateway(store, self.options.gateway)
-        except InputError as e:
+        except ValueError as e:
             raise BuildError([str(e)]) from e
         names = hostnames(store, gateway=gateway, gateway_object=gateway_object, options=self.build_options)
         dns = self._resolver(names) if names else {}

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigw.standalone.envoyconfig import Address, BackendCluster, ExtProcSettings, HeaderRoute, UpstreamTLS
-from aigw.standalone.inputs import InputError
 from aigw.standalone.store import Store
 from api import headers
 from api.filterconfig import FilterConfig
@@ -66,7 +65,7 @@ def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict
     """The Gateway this standalone gateway plays, and its object.
 
     ``requested`` (``--gateway``) wins; else the only Gateway in the inputs; else the only Gateway that the
-    AIGatewayRoutes target (a minimal Gateway object is made up for it). Raises ``InputError`` otherwise.
+    AIGatewayRoutes target (a minimal Gateway object is made up for it). Raises ``ValueError`` otherwise.
     """
     gateways = store.bodies("Gateway")
     targeted: list[ObjKey] = []
@@ -78,9 +77,8 @@ def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict
         candidates = list(gateways) or targeted
         if len(candidates) != 1:
             names = ", ".join(str(k) for k in candidates) or "none"
-            raise InputError(
-                path=_first_path(store),
-                reason=f"cannot tell which Gateway to serve (found: {names}); pass --gateway NAMESPACE/NAME",
+            raise ValueError(
+                f"cannot tell which Gateway to serve (found: {names}): pass --gateway NAMESPACE/NAME"
             )
         requested = candidates[0]
     if requested in gateways:
@@ -302,12 +300,3 @@ def _describe(status: ObjectStatus, store: Store) -> str:
     where = store.where(status.kind, status.key)
     conds = "; ".join(f"{c.type}={c.status} {c.reason}: {c.message}" for c in status.problems())
     return f"{status.kind} {status.key} [{where}]: {conds}"
-
-
-def _first_path(store: Store) -> Any:
-    for objs in store.objects.values():
-        for o in objs.values():
-            return o.path
-    from pathlib import Path
-
-    return Path(".")

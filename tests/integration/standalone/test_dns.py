@@ -106,7 +106,7 @@ def test_pool_member_hostnames_follow_dns(dns_server: DnsServer, tmp_path: Path)
         assert r.headers["x-echo-host"].split(":")[0] == NAME, "Host must be the member's hostname"
 
         dns_server.set_records({NAME: ["127.0.0.22"]})
-        deadline = time.monotonic() + dns_server.ttl + 10
+        deadline = time.monotonic() + 2 * dns_server.ttl + 10
         landed = "server-a"
         while time.monotonic() < deadline and landed != "server-b":
             time.sleep(0.25)

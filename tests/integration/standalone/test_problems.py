@@ -172,3 +172,17 @@ def test_check_builds_without_starting_anything(examples: Prepared) -> None:
     bad = run_to_exit([examples.directory], extra_args=["--check"])
     assert bad.returncode == 1, bad.stdout
     assert "ResolvedRefs=False BackendNotFound: AIServiceBackend default/typo not found" in bad.stdout
+
+
+def test_several_gateways_need_gateway_flag(examples: Prepared) -> None:
+    (examples.directory / "second.yaml").write_text(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+        "metadata: {name: other, namespace: default}\nspec: {gatewayClassName: x, listeners: []}\n"
+    )
+    ambiguous = run_to_exit([examples.directory], extra_args=["--check"])
+    assert ambiguous.returncode == 1
+    assert "cannot tell which Gateway to serve (found: default/aigw, default/other)" in ambiguous.stdout
+    chosen = run_to_exit([examples.directory], extra_args=["--check", "--gateway", "default/aigw"])
+    assert chosen.returncode == 0, chosen.stdout
+    other = run_to_exit([examples.directory], extra_args=["--check", "--gateway", "default/other"])
+    assert "OK: Gateway default/other, 0 rules, models: none" in other.stdout
