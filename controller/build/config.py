@@ -153,4 +153,8 @@ def config_hash(cfg: fc.FilterConfig) -> str:
 
 def render_filter_config(cfg: fc.FilterConfig) -> str:
     """The YAML document stored under ``filter-config.yaml`` (stable key order)."""
-    return yaml.safe_dump(cfg.to_json_dict(), sort_keys=False, default_flow_style=False)
+    return yaml.dump(cfg.to_json_dict(), Dumper=_DUMPER, sort_keys=False, default_flow_style=False)
+
+
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+"""libyaml's emitter when PyYAML has it (about 10x faster than the pure-Python one; same output)."""

@@ -219,8 +219,16 @@ def _valid_extension(pool: PoolView, options: BuildOptions) -> bool:
     )
 
 
-def plan_pool(pool: PoolView, snap: Snapshot, options: BuildOptions) -> PoolResolution:
-    """Select the pool's members, check their ports, and list what they resolve through."""
+def plan_pool(
+    pool: PoolView,
+    snap: Snapshot,
+    options: BuildOptions,
+    backends: Mapping[ObjKey, BackendResolution] | None = None,
+) -> PoolResolution:
+    """Select the pool's members, check their ports, and list what they resolve through. ``backends``: the
+    snapshot's backends already resolved (computed here when not given)."""
+    if backends is None:
+        backends = {k: resolve_backend(BackendView.of(o), snap) for k, o in snap.backends.items()}
     problems: list[Problem] = []
     if not _valid_extension(pool, options):
         problems.append(
@@ -231,18 +239,15 @@ def plan_pool(pool: PoolView, snap: Snapshot, options: BuildOptions) -> PoolReso
             )
         )
         return PoolResolution(pool, tuple(problems), ())
-    selected = sorted(
-        (b for k, b in snap.backends.items() if k.namespace == pool.key.namespace),
-        key=lambda b: views.key_of(b).name,
-    )
+    selected = sorted((k for k in backends if k.namespace == pool.key.namespace), key=lambda k: k.name)
     members: list[MemberPlan] = []
     any_selected = False
-    for obj in selected:
-        bv = BackendView.of(obj)
+    for key in selected:
+        res = backends[key]
+        bv = res.view
         if not pool.selects(bv.labels):
             continue
         any_selected = True
-        res = resolve_backend(bv, snap)
         if res.problems:
             problems.append(
                 Problem(res.problems[0].reason, f"AIServiceBackend {bv.key}: {res.problems[0].message}")
@@ -483,7 +488,7 @@ def resolve(snap: Snapshot, options: BuildOptions) -> Resolution:
     pools: dict[ObjKey, PoolResolution] = {}
     models: list[ModelResolution] = []
     if options.enable_inference_extension:
-        pools = {k: plan_pool(PoolView.of(o), snap, options) for k, o in snap.pools.items()}
+        pools = {k: plan_pool(PoolView.of(o), snap, options, backends) for k, o in snap.pools.items()}
         models = resolve_models((ModelView.of(o) for o in snap.models), snap.pools)
     routes = tuple(
         resolve_route(
