@@ -15,7 +15,9 @@ before the objects are created, as a user would run it. Measured:
 2. change latency: 100 single changes (a route's header value, one Gateway at a time), from just before the
    PATCH is sent to the watch event of that Gateway's ConfigMap with the new value; p50 / p99 / max;
 3. API writes per change: ``aigw_controller_api_writes_total`` before and after each change (after the config
-   arrived and 0.5 s more); and for 50 no-op changes (an annotation on a route): must be 0;
+   arrived and 1 s more); and for 50 no-op changes (an annotation on a route): must be 0. Changes start once
+   the controller has been quiet (no write) for 3 s after convergence, which also gives the time until the
+   last status was written;
 4. the controller's RSS (``VmRSS``, ``VmHWM``) after convergence and at the end.
 
 Prints a Markdown table and a JSON line.
@@ -293,6 +295,20 @@ def writes(metrics_port: int) -> float:
     )
 
 
+async def quiet(metrics_port: int, *, seconds: float, within: float) -> float:
+    """Wait until no API write happened for ``seconds``; the monotonic time of the last write seen."""
+    deadline = time.monotonic() + within
+    last_value, last_change = await asyncio.to_thread(writes, metrics_port), time.monotonic()
+    while time.monotonic() - last_change < seconds:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the controller kept writing")
+        await asyncio.sleep(0.25)
+        value = await asyncio.to_thread(writes, metrics_port)
+        if value != last_value:
+            last_value, last_change = value, time.monotonic()
+    return last_change
+
+
 def ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
@@ -388,7 +404,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         t_conv = await watch.wait_for(
             lambda c: all(complete(s, c.get(n)) for n in names), within=args.timeout
         )
-        await asyncio.sleep(2)
+        t_quiet = await quiet(metrics, seconds=3.0, within=args.timeout)
         rss_converged = rss_kib(proc.pid)
 
         latencies: list[float] = []
@@ -416,7 +432,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
             done = await watch.wait_for(seen, within=60)
             latencies.append(done - start)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
             change_writes.append(await asyncio.to_thread(writes, metrics) - before)
 
         noop_before = await asyncio.to_thread(writes, metrics)
@@ -437,6 +453,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "objects": len(objs),
             "create_seconds": round(t_last - t0, 2),
             "converge_after_last_apply_seconds": round(t_conv - t_last, 2),
+            "statuses_settled_after_last_apply_seconds": round(t_quiet - t_last, 2),
             "change_latency_ms": {
                 "p50": round(statistics.median(latencies) * 1000, 1),
                 "p99": round(pct(latencies, 99) * 1000, 1),
@@ -475,6 +492,7 @@ def table(r: dict[str, Any]) -> str:
         ("scale", r["scale"]),
         ("objects created", f"{r['objects']} in {r['create_seconds']} s"),
         ("last apply → every ConfigMap converged", f"{r['converge_after_last_apply_seconds']} s"),
+        ("last apply → last status written", f"{r['statuses_settled_after_last_apply_seconds']} s"),
         (
             "single change → ConfigMap updated",
             f"p50 {lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms (n={lat['n']})",
