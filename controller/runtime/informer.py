@@ -151,7 +151,8 @@ class Informer:
         self._watch_timeout_range = watch_timeout_range
         self._clock = clock or RealClock()
         self._backoff = backoff or Backoff(clock=self._clock)
-        self._transform = transform
+        self.transform = transform
+        """Applied to each decoded object before it is stored (None: objects are stored as received)."""
         self._handlers: list[_Registration] = []
         self._synced = asyncio.Event()
         self._last_sync_rv = ""
@@ -259,7 +260,7 @@ class Informer:
             # ones.
             item.setdefault("apiVersion", self.resource.api_version)
             item.setdefault("kind", kind)
-            items.append(item if self._transform is None else self._transform(item))
+            items.append(item if self.transform is None else self.transform(item))
         self._replace(items)
         self._last_sync_rv = str(resp.get("metadata", {}).get("resourceVersion", ""))
         self.relists += 1
@@ -312,8 +313,8 @@ class Informer:
             if rv:
                 self._last_sync_rv = rv
             return
-        if self._transform is not None and kind in ("ADDED", "MODIFIED", "DELETED"):
-            obj = self._transform(obj)
+        if self.transform is not None and kind in ("ADDED", "MODIFIED", "DELETED"):
+            obj = self.transform(obj)
         if kind in ("ADDED", "MODIFIED"):
             old = self.store.upsert(obj)
             if old is None:

@@ -24,6 +24,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from controller.runtime.cache import Object
 from controller.runtime.client import KubeClient
 from controller.runtime.clock import Clock
 from controller.runtime.controller import CACHE_SYNC_TIMEOUT, Controller
@@ -90,10 +91,18 @@ class Manager:
         namespace: str | None = None,
         label_selector: str | None = None,
         resync_period: float | None = None,
+        transform: Callable[[Object], Object] | None = None,
     ) -> Informer:
-        """The shared informer of ``resource`` (in ``namespace``, or all); created on first use."""
+        """The shared informer of ``resource`` (in ``namespace``, or all); created on first use.
+
+        Callers asking for the same resource, namespace and label selector share one informer; its
+        ``resync_period`` and ``transform`` are those of the first call. A later call with another
+        ``transform`` is an error: its caller would not see the objects it expects.
+        """
         key = (resource, namespace, label_selector)
         informer = self._informers.get(key)
+        if informer is not None and transform is not None and informer.transform is not transform:
+            raise ValueError(f"{informer!r} already exists with another transform")
         if informer is None:
             self._refuse_after_start("an informer")
             informer = Informer(
@@ -103,6 +112,7 @@ class Manager:
                 label_selector=label_selector,
                 resync_period=resync_period,
                 clock=self._clock,
+                transform=transform,
             )
             self._informers[key] = informer
         return informer

@@ -10,9 +10,11 @@ import signal
 import aiohttp
 import pytest
 
+from controller.runtime.informer import strip_managed_fields
 from controller.runtime.leaderelection import LeaderElectionLost
 from controller.runtime.manager import Manager
 from controller.runtime.reconcile import Request
+from controller.runtime.resources import CONFIGMAPS, SECRETS
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -148,3 +150,15 @@ async def test_a_failing_runnable_stops_the_manager() -> None:
     mgr.add_runnable(broken)
     with pytest.raises(RuntimeError, match="cache sync timeout"):
         await asyncio.wait_for(mgr.run(), 5)
+
+
+def test_informers_are_shared_per_resource_namespace_and_selector() -> None:
+    mgr = Manager(api_client=None, health_port=None)
+    a = mgr.informer(CONFIGMAPS, namespace="ns")
+    assert mgr.informer(CONFIGMAPS, namespace="ns") is a
+    assert mgr.informer(CONFIGMAPS) is not a
+    assert mgr.informer(CONFIGMAPS, namespace="ns", label_selector="app=x") is not a
+    stripped = mgr.informer(SECRETS, transform=strip_managed_fields)
+    assert mgr.informer(SECRETS) is stripped
+    with pytest.raises(ValueError):
+        mgr.informer(SECRETS, transform=lambda o: o)
