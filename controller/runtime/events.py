@@ -4,6 +4,8 @@
 queued (at most ``MAX_PENDING``; more are dropped, as client-go's broadcaster does) and posted by a background
 task. Like client-go's ``EventCorrelator``, a repeat of the same (object, type, reason, message) within the
 process bumps ``count`` and ``lastTimestamp`` of the Event already posted instead of creating another one.
+Like its ``EventSourceObjectSpamFilter``, each object gets a token bucket (burst 25, one token per 5 minutes):
+a reconciler stuck in a loop cannot flood etcd with Events about one object; the excess is dropped.
 A failed post is logged and forgotten: an Event must never fail a reconcile, nor cause Events of its own.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 
 from controller.runtime.cache import Object
 from controller.runtime.client import KubeClient, is_not_found
+from controller.runtime.clock import Clock, RealClock
 from controller.runtime.conditions import format_time
 from controller.runtime.resources import EVENTS
 
@@ -29,6 +32,8 @@ NORMAL, WARNING = "Normal", "Warning"
 MAX_PENDING = 1000
 MAX_MESSAGE = 1024
 CORRELATION_CACHE = 4096
+SPAM_BURST = 25
+SPAM_REFILL_SECONDS = 300.0
 
 
 @dataclass(slots=True)
@@ -55,20 +60,27 @@ def involved_object(obj: Object) -> dict[str, Any]:
 class EventRecorder:
     """Posts Events for one component (the ``From`` column of ``kubectl describe``)."""
 
-    def __init__(self, client: KubeClient, *, component: str, host: str | None = None) -> None:
+    def __init__(
+        self, client: KubeClient, *, component: str, host: str | None = None, clock: Clock | None = None
+    ) -> None:
         self._client = client
+        self._clock = clock or RealClock()
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # object -> (tokens, at)
         self._component = component
         self._host = host or socket.gethostname()
         self._pending: asyncio.Queue[tuple[Object, str, str, str]] = asyncio.Queue(maxsize=MAX_PENDING)
         self._posted: OrderedDict[tuple[str, ...], _Posted] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
-        """Events dropped because the queue was full."""
+        """Events dropped: the queue was full, or the object's spam bucket was empty."""
 
     def event(self, obj: Object, *, type: str, reason: str, message: str) -> None:
         """Queue an Event about ``obj``. ``type`` is ``Normal`` or ``Warning``; ``reason`` is CamelCase."""
         if type not in (NORMAL, WARNING):
             raise ValueError(f"event type must be Normal or Warning, not {type!r}")
+        if not self._take_token(obj):
+            self.dropped += 1
+            return
         try:
             self._pending.put_nowait((obj, type, reason, message))
         except asyncio.QueueFull:
@@ -78,6 +90,18 @@ class EventRecorder:
             self._task = asyncio.get_running_loop().create_task(
                 self._drain(), name=f"events-{self._component}"
             )
+
+    def _take_token(self, obj: Object) -> bool:
+        ref = involved_object(obj)
+        key = ref.get("uid") or f"{ref.get('kind')}/{ref.get('namespace')}/{ref.get('name')}"
+        now = self._clock.now()
+        tokens, at = self._buckets.pop(key, (float(SPAM_BURST), now))
+        tokens = min(float(SPAM_BURST), tokens + (now - at) / SPAM_REFILL_SECONDS)
+        allowed = tokens >= 1.0
+        self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+        while len(self._buckets) > CORRELATION_CACHE:
+            self._buckets.popitem(last=False)
+        return allowed
 
     def normal(self, obj: Object, reason: str, message: str) -> None:
         """Queue a Normal Event."""

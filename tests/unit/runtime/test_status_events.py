@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from controller.runtime.client import ApiError
+from controller.runtime.clock import FakeClock
 from controller.runtime.events import EventRecorder, involved_object
 from controller.runtime.resources import EVENTS, Resource
 from controller.runtime.status import StatusWriter, merge_patch
@@ -150,3 +151,22 @@ async def test_event_type_is_validated() -> None:
     with pytest.raises(ValueError):
         recorder.event({}, type="Error", reason="X", message="")
     await asyncio.sleep(0)
+
+
+async def test_spam_filter_caps_events_per_object() -> None:
+    api = FakeApi()
+    obj = thing(api)
+    other = api.put(THINGS, {"metadata": {"name": "u", "namespace": "ns", "uid": "uid-u"}, "spec": {}})
+    clock = FakeClock()
+    recorder = EventRecorder(api.client, component="ctrl", clock=clock)
+    for i in range(30):
+        recorder.normal(obj, "Looping", f"attempt {i}")
+    recorder.normal(other, "Synced", "another object has its own bucket")
+    await recorder.flush()
+    assert len(events_of(api)) == 26 and recorder.dropped == 5
+    clock.step(300)  # one token back
+    recorder.normal(obj, "Looping", "attempt 30")
+    recorder.normal(obj, "Looping", "attempt 31")
+    await recorder.flush()
+    assert len(events_of(api)) == 27 and recorder.dropped == 6
+    await recorder.close()
