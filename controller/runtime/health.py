@@ -63,10 +63,9 @@ class HealthServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = int(sockets[0].getsockname()[1])
+        addresses = self._runner.addresses
+        if addresses:
+            self.port = int(addresses[0][1])
         log.info("serving /healthz, /readyz and /metrics on %s:%d", self._host, self.port)
 
     async def stop(self) -> None:
