@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from extproc.app import ExtProcApp
 from extproc.server import SERVICE_NAME
 from tests.integration.extproc.harness import REPO_ROOT, running_extproc
-from tests.unit.extproc.conftest import simple_config
+from tests.unit.extproc.configs import simple_config
 
 pytestmark = pytest.mark.timeout(60)
 

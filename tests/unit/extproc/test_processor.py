@@ -15,7 +15,7 @@ from extproc.metrics import Metrics
 from extproc.picker import RandomPicker
 from extproc.processor import Dependencies, RequestProcessor
 from extproc.watch import ConfigHolder
-from tests.unit.extproc.conftest import simple_config, snapshot_of
+from tests.unit.extproc.configs import simple_config, snapshot_of
 
 SNAPSHOT = snapshot_of(simple_config())
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extproc.router import match_rule
-from tests.unit.extproc.conftest import snapshot_of
+from tests.unit.extproc.configs import snapshot_of
 
 NAMES = st.sampled_from(["x-ai-eg-model", "x-team", "x-tier"])
 VALUES = st.sampled_from(["a", "b", "c", ""])

@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from extproc.snapshot import ConfigError, Pool, compile_bytes, load_snapshot
-from tests.unit.extproc.conftest import simple_config, snapshot_of
+from tests.unit.extproc.configs import simple_config, snapshot_of
 
 
 @pytest.mark.parametrize(

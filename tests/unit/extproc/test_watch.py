@@ -7,7 +7,7 @@ import yaml
 
 from extproc.metrics import Metrics
 from extproc.watch import ConfigHolder, ConfigWatcher
-from tests.unit.extproc.conftest import simple_config
+from tests.unit.extproc.configs import simple_config
 
 
 def _write(path: Path, data: bytes) -> None:

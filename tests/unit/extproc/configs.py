@@ -1,4 +1,4 @@
-"""Helpers for the ext_proc unit tests: build filter configs and snapshots in memory."""
+"""Filter configs and snapshots for the ext_proc tests, built in memory."""
 
 from __future__ import annotations
 
