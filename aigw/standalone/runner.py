@@ -162,7 +162,7 @@ class StandaloneGateway:
         self._check_ports()
         self._fingerprint = fingerprint(self.options.inputs)
         tr = self.build()
-        self._report(tr)
+        self.report(tr)
         self._write_auth(tr)
         write_atomically(self.filter_config_path, tr.filter_config_yaml.encode())
         self._write_xds(tr.clusters, tr.routes, tr.pool_timeout_seconds)
@@ -356,7 +356,7 @@ class StandaloneGateway:
             return False
         prev = self._applied
         if not quiet or prev is None or prev.translation.problems != tr.problems:
-            self._report(tr)
+            self.report(tr)
         self._schedule_dns(tr)
         if prev is not None and _same(prev, tr):
             log.log(
@@ -515,7 +515,7 @@ class StandaloneGateway:
 
     # --- messages
 
-    def _report(self, tr: Translation) -> None:
+    def report(self, tr: Translation) -> None:
         for p in tr.problems:
             log.warning("%s", p)
 
@@ -611,7 +611,7 @@ def check(options: RunOptions, *, resolver: Resolver, out: Any = None) -> int:
         return 1
     finally:
         gw.stop()
-    gw._report(tr)
+    gw.report(tr)
     models = ", ".join(m for m, _ in routed_models(tr.filter_config)) or "none"
     verdict = "problems found" if tr.problems else "OK"
     print(
