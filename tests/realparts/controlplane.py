@@ -130,12 +130,22 @@ def _free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask the kernel to SIGTERM it when the parent thread dies, so a
-    # killed pytest leaves no etcd/apiserver behind.
+def die_with_parent() -> None:
+    # Runs in the child between fork and exec: ask the kernel to kill it when the parent thread dies, so a
+    # killed pytest leaves no etcd/apiserver behind. SIGKILL, not SIGTERM: both die at once, and a
+    # kube-apiserver whose etcd is gone hangs in its graceful shutdown forever.
     import ctypes
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+
+
+def parent_death_hook() -> Callable[[], None] | None:
+    """``preexec_fn`` for a child that must die with us.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked exits, so it is used only from the main thread (a
+    worker thread of ``asyncio.to_thread`` may exit long before the child should stop).
+    """
+    return die_with_parent if threading.current_thread() is threading.main_thread() else None
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -416,16 +426,13 @@ class ControlPlane:
         try:
             out.write(f"==== {time.strftime('%H:%M:%S')} starting {name}: {' '.join(args)}\n".encode())
             out.flush()
-            # PR_SET_PDEATHSIG fires when the *thread* that forked exits, so only use it from the main thread
-            # (a worker thread of asyncio.to_thread may exit long before the control plane should stop).
-            on_main = threading.current_thread() is threading.main_thread()
             return subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
-                preexec_fn=_die_with_parent if on_main else None,
+                preexec_fn=parent_death_hook(),
             )
         except OSError as e:
             raise ControlPlaneError(f"cannot run {args[0]}: {e}. {SETUP_HINT}") from e

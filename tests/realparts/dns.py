@@ -33,6 +33,8 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
+from tests.realparts.controlplane import parent_death_hook
+
 # A name whose A record encodes the record-set generation: reading it back proves dnsmasq re-read the file.
 GENERATION_NAME = "generation.aigw-dns-server"
 
@@ -111,7 +113,11 @@ class DnsServer:
             "--log-queries",
         ]
         self._proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=parent_death_hook(),  # a killed pytest leaves no dnsmasq behind
         )
         self._wait_for_generation()
         return self
