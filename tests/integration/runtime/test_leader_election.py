@@ -114,6 +114,7 @@ async def test_only_one_leads_and_successor_takes_over_after_kill(
     assert follower.leading_at is not None
     took = follower.leading_at - killed_at
     assert took < 20.0, f"takeover took {took:.1f}s"
+    print(f"takeover {took:.1f}s after SIGKILL of the leader")
 
 
 async def test_clean_shutdown_releases_the_lease(spawn: Spawn, api_client: object, namespace: str) -> None:

@@ -53,9 +53,10 @@ async def test_follower_takes_over_only_after_lease_duration_on_its_own_clock() 
     clock_b = FakeClock(start=5_000_000)  # another machine's clock: never compared with a's
     b = elector(api, "b", clock_b)
     task = asyncio.create_task(b.acquire())
-    await advance(clock_b, 14)
+    await settle()  # b's first attempt: it observes a's record now
+    await advance(clock_b, 14.75)
     assert not task.done() and not b.is_leader
-    await advance(clock_b, 6)  # 15 s after first observing the record, plus a retry period
+    await advance(clock_b, 0.5)  # tried right when the lease expires, not at the next jittered retry
     assert task.done() and b.is_leader
     spec = (await api.get(LEASES, name="lock", namespace="ns"))["spec"]
     assert spec["holderIdentity"] == "b" and spec["leaseTransitions"] == 1
