@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from api import headers as hdr
+from api.filterconfig import Criticality
 from extproc.metrics import Metrics
-from extproc.picker import RandomPicker
+from extproc.picker import PickRefusedError, PickRequest, RandomPicker
 from extproc.processor import Dependencies, RequestProcessor
+from extproc.snapshot import PoolEndpoint
 from extproc.watch import ConfigHolder
 from tests.unit.extproc.configs import simple_config, snapshot_of
 
@@ -183,3 +185,33 @@ def test_costs_go_into_dynamic_metadata_at_the_end_of_the_response() -> None:
     )
     ns = resp.dynamic_metadata.fields[hdr.METADATA_NAMESPACE].struct_value
     assert ns.fields["tokens"].number_value == 5
+
+
+class _SheddingPicker:
+    """Stands in for a metrics-aware picker: sheds non-critical requests, else picks the last endpoint."""
+
+    def __init__(self) -> None:
+        self.seen: list[PickRequest] = []
+
+    def pick(self, request: PickRequest) -> PoolEndpoint:
+        self.seen.append(request)
+        if request.model.criticality != Criticality.CRITICAL:
+            raise PickRefusedError(status=429, message="pool saturated: shedding non-critical requests")
+        return request.pool.endpoints[-1]
+
+
+def test_a_custom_picker_sees_the_request_and_can_shed_it() -> None:
+    picker = _SheddingPicker()
+    rng = random.Random(3)
+    deps = Dependencies(holder=ConfigHolder(SNAPSHOT), picker=picker, metrics=Metrics(), rng=rng)
+    proc = RequestProcessor(deps=deps)
+    proc.handle(_headers_msg({":path": "/v1/chat/completions", "x-user": "u1"}))
+    resp = _answer(proc.handle(_body_msg(b'{"model": "p-model"}')))
+    assert resp.immediate_response.status.code == 429
+    assert b"shedding" in resp.immediate_response.body
+    (seen,) = picker.seen
+    assert seen.pool.name == "pool.ns"
+    assert seen.model.name == "p-model"
+    assert seen.target_model in {"t1", "t2"}
+    assert seen.headers["x-user"] == "u1"
+    assert seen.body_size == len(b'{"model": "p-model"}')
