@@ -34,3 +34,20 @@ def normalize_upstream_error(*, status: int, body: bytes) -> bytes | None:
         return None
     message = body.decode("utf-8", errors="replace").strip() or f"upstream answered with status {status}"
     return error_body(message=message, type_=UPSTREAM, code=str(status))
+
+
+def normalize_local_reply(*, status: int, body: bytes) -> bytes | None:
+    """The body to send instead of an error Envoy itself produced before any upstream was chosen (e.g. 413
+    when the request exceeds its buffer limit), or None when it is already OpenAI-shaped."""
+    if is_openai_error(body):
+        return None
+    message = body.decode("utf-8", errors="replace").strip() or f"the gateway answered with status {status}"
+    if status == 413:
+        return error_body(
+            message=f"{message}: the request body exceeds the gateway's limit",
+            type_=INVALID_REQUEST,
+            code="request_too_large",
+        )
+    return error_body(
+        message=message, type_=INVALID_REQUEST if status < 500 else UNAVAILABLE, code=str(status)
+    )

@@ -85,6 +85,7 @@ class RequestProcessor:
         "_deps",
         "_first_chunk_at",
         "_headers",
+        "_local_reply",
         "_model",
         "_operation",
         "_outcome",
@@ -114,6 +115,7 @@ class RequestProcessor:
         self._sse: SSEUsageParser | None = None
         self._first_chunk_at = 0.0
         self._body_chunks: list[bytes] = []
+        self._local_reply = False
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -273,7 +275,12 @@ class RequestProcessor:
                     self._status = 0
                 break
         ok = 200 <= self._status < 300
-        self._outcome = "ok" if ok else "upstream_error"
+        if self._rule is None and self._outcome is None:
+            # never routed, yet a response: Envoy answered by itself (e.g. 413 over its buffer limit)
+            self._outcome = "ok" if ok else "bad_request" if self._status < 500 else "unavailable"
+            self._local_reply = not ok
+        else:
+            self._outcome = "ok" if ok else "upstream_error"
         if msg.end_of_stream:
             return wire.RESPONSE_HEADERS_CONTINUE
         if ok and self._stream:
@@ -291,8 +298,9 @@ class RequestProcessor:
                 return wire.RESPONSE_BODY_CONTINUE
             self._usage = self._sse.usage
             return self._finish_response()
-        if self._outcome == "upstream_error":
-            replacement = errors.normalize_upstream_error(status=self._status, body=body)
+        if self._outcome == "upstream_error" or self._local_reply:
+            normalize = errors.normalize_local_reply if self._local_reply else errors.normalize_upstream_error
+            replacement = normalize(status=self._status, body=body)
             if replacement is not None:
                 return wire.response_body_response(
                     body=replacement,

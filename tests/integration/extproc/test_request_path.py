@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.integration.extproc.bootstrap import BUFFER_LIMIT_BYTES
@@ -129,9 +131,17 @@ def test_unknown_paths_get_404_json(gateway: Gateway, path: str) -> None:
 
 
 def test_a_body_over_envoys_buffer_limit_gets_413(gateway: Gateway) -> None:
+    before = gateway.extproc.metric("aigw_extproc_requests_total", outcome="bad_request")
     prompt = "x" * (BUFFER_LIMIT_BYTES + 1024)
     r = gateway.chat("gpt-a", messages=[{"role": "user", "content": prompt}])
     assert r.status == 413
+    assert r.headers["content-type"] == "application/json"
+    assert_openai_error(r.json(), code="request_too_large")
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    deadline = time.monotonic() + 5
+    while gateway.extproc.metric("aigw_extproc_requests_total", outcome="bad_request") != before + 1:
+        assert time.monotonic() < deadline, "the 413 was not counted as a bad request"
+        time.sleep(0.05)
 
 
 def test_a_5mb_prompt_reaches_the_upstream_whole(gateway: Gateway) -> None:
