@@ -167,7 +167,9 @@ class RequestProcessor:
         )
 
     def _on_request_body(self, msg: Any) -> bytes:
-        if not msg.end_of_stream:  # only with a STREAMED request body: hold chunks until the last one
+        # BUFFERED (what Envoy must be configured with) sends one message; if a body ever arrives in parts,
+        # route on the whole of it
+        if not msg.end_of_stream:
             self._body_chunks.append(msg.body)
             return wire.REQUEST_BODY_CONTINUE
         raw: bytes = b"".join((*self._body_chunks, msg.body)) if self._body_chunks else msg.body
