@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tests.realparts.controlplane import ControlPlane, crd_files
+from tests.realparts.controlplane import REPO_ROOT, ControlPlane, crd_files
 
 
 async def test_server_reports_the_version_we_built(api_client: client.ApiClient) -> None:
@@ -111,3 +115,30 @@ async def test_compaction_expires_old_resource_versions(
             ):
                 pass
         assert expired.value.status == 410
+
+
+def test_fixtures_fail_and_never_skip_when_a_part_is_missing(tmp_path: Path) -> None:
+    (tmp_path / "test_needs_parts.py").write_text(
+        "def test_kube(control_plane):\n    pass\n\n\ndef test_dns(dns_server):\n    pass\n"
+    )
+    missing = str(tmp_path / "missing")
+    env = {
+        **os.environ,
+        "TEST_ASSET_KUBE_APISERVER": missing,
+        "DNSMASQ_BIN": missing,
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    plugin = ["-p", "no:cacheprovider", "-p", "tests.realparts.kube_fixtures", "--rootdir", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", *plugin, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "2 errors" in out and "skipped" not in out, out
+    assert f"missing control-plane binaries: kube-apiserver (looked at {missing}). run `make envtest`" in out
+    assert "dnsmasq not found: install the Debian package dnsmasq-base" in out
