@@ -224,8 +224,7 @@ class Informer:
                 continue
             except ApiError as e:
                 if is_gone(e):
-                    # The watch (or a list at lastSyncRV) is too old: relist; a second 410 means list from
-                    # etcd.
+                    # The watch (or a list at lastSyncRV) is too old: relist. A second 410: read etcd.
                     log.info("[%s] resourceVersion %s expired; relisting", self.resource, self._last_sync_rv)
                     list_rv = "" if need_list else self._last_sync_rv
                     need_list = True
@@ -234,8 +233,7 @@ class Informer:
                 if need_list:
                     list_rv = self._last_sync_rv or "0"
                 elif e.status != 429 and e.status < 500:
-                    # Not a transient server state (e.g. 403): relist once the error clears, as client-go
-                    # does.
+                    # Not transient (e.g. 403): relist once the error clears, as client-go does.
                     need_list, list_rv = True, self._last_sync_rv
             except (aiohttp.ClientError, OSError, TimeoutError, _VeryShortWatch) as e:
                 log.warning("[%s] watch ended with error: %s", self.resource, e or type(e).__name__)
@@ -256,8 +254,7 @@ class Informer:
         kind = self.resource.kind
         items: list[Object] = []
         for item in resp.get("items") or []:
-            # Items of a list carry no apiVersion/kind; put them back so cached objects look like watched
-            # ones.
+            # List items carry no apiVersion/kind: put them back, so all cached objects look alike.
             item.setdefault("apiVersion", self.resource.api_version)
             item.setdefault("kind", kind)
             items.append(item if self.transform is None else self.transform(item))
