@@ -29,8 +29,7 @@ class Resource:
     def path(
         self, *, namespace: str | None = None, name: str | None = None, subresource: str | None = None
     ) -> str:
-        """The REST path of the collection (all namespaces if ``namespace`` is None), an object, or a
-        subresource."""
+        """The REST path of a collection (all namespaces if ``namespace`` is None), object or subresource."""
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
         if self.namespaced and namespace is not None:
             base += f"/namespaces/{namespace}"
