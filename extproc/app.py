@@ -73,10 +73,11 @@ class ExtProcApp:
             self.metrics_port = sockets[0].getsockname()[1] if sockets else port
         await self.server.start()
         log.info(
-            "ext_proc listening on %s (port %s), metrics on %s",
+            "ext_proc listening on %s (port %s), metrics on %s, event loop %s",
             self.server.address,
             self.server.port,
             self.metrics_port,
+            type(asyncio.get_running_loop()).__module__,
         )
 
     async def stop(self, *, grace: float = 5.0) -> None:
