@@ -2,7 +2,8 @@
 
 Used by tests, benchmarks and as the demo upstream of ``aigw run``. Run it with
 ``python -m aigw.upstream --host 127.0.0.1 --port 8080 --name one`` or in-process (``FakeUpstream``,
-``serve_in_thread``).
+``serve_in_thread``). It answers ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
+``/v1/models``, ``/health``, and Azure OpenAI's ``/openai/deployments/<deployment>/chat/completions``.
 
 Every response carries ``x-upstream-name: <name>`` and echoes what arrived, so a test can tell where a request
 landed and with which model:
@@ -117,6 +118,7 @@ class FakeUpstream:
         app = web.Application(client_max_size=_MAX_BODY)
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
@@ -227,7 +229,7 @@ class FakeUpstream:
             accepted.usage,
         )
         no_usage = request.headers.get("x-response-no-usage") == "true"
-        chat = request.path == "/v1/chat/completions"
+        chat = request.path.endswith("/chat/completions")
         stream = request.headers.get("x-response-type") == "sse" or bool(body and body.get("stream") is True)
         if stream:
             return await self._sse(request, headers, model, usage, chat=chat, no_usage=no_usage)

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 UPSTREAMS = ["a", "b", "p1", "p2", "p3"]
-BACKENDS = {"openai-a.default": "a", "openai-b.default": "b"}
+BACKENDS = {"openai-a.default": "a", "openai-b.default": "b", "azure.default": "b"}
+"""Envoy clusters by backend name; ``azure.default`` is only in configs that tests apply."""
 POOL = "vllm-pool.default"
 
 

@@ -171,3 +171,24 @@ def test_a_pool_without_endpoints_answers_503_json(gateway: Gateway, restore: No
     r = gateway.chat("mistral")
     assert r.status == 503
     assert set(r.json()["error"]) == {"message", "type", "code"}
+
+
+def test_an_azure_backend_gets_the_deployment_path_and_its_token(
+    gateway: Gateway, restore: None, tmp_path: Path
+) -> None:
+    token = tmp_path / "azureAccessToken"
+    token.write_text("azure-token")
+    cfg = base_config(_ports(gateway))
+    cfg["backends"].append(
+        {
+            "name": "azure.default",
+            "schema": {"name": "AzureOpenAI", "version": "2024-10-21"},
+            "auth": {"azure": {"filename": str(token)}},
+        }
+    )
+    cfg["rules"][0]["backendRefs"] = [{"name": "azure.default"}]
+    gateway.apply(cfg)
+    r = gateway.chat("gpt-a")
+    assert r.status == 200, r.body
+    assert r.headers["x-echo-path"] == "/openai/deployments/gpt-a/chat/completions?api-version=2024-10-21"
+    assert r.json()["echo"]["headers"]["authorization"] == f"<{len('Bearer azure-token')} chars>"
