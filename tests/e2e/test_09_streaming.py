@@ -13,8 +13,7 @@ DELAY_MS = 400
 PROMPT_TOKENS, COMPLETION_TOKENS = 7, 11
 
 
-def _tokens(scn: Scenario, model: str, kind: str) -> float:
-    text = metrics_text(scn.extproc_metrics)
+def _tokens(text: str, model: str, kind: str) -> float:
     return metric_sum(
         text, "gen_ai_client_token_usage_sum", gen_ai_request_model=model, gen_ai_token_type=kind
     )
@@ -60,10 +59,10 @@ def test_sse_streams_through_and_usage_is_counted(scn: Scenario, upstreams: Upst
     assert spread >= (CHUNKS - 1) * DELAY_MS / 1000 * 0.7, [round(t, 3) for t, _ in reply.events]
 
     def counted() -> tuple[float, float] | None:
-        got = (_tokens(scn, "stream-usage", "input"), _tokens(scn, "stream-usage", "output"))
-        return got if got != (0, 0) else None
+        text = metrics_text(scn.extproc_metrics)  # one scrape: both values from the same instant
+        got = (_tokens(text, "stream-usage", "input"), _tokens(text, "stream-usage", "output"))
+        return got if all(got) else None  # both observed (the ext_proc observes one after the other)
 
-    assert wait_for(counted, "token usage metrics for model stream-usage", timeout=15) == (
-        PROMPT_TOKENS,
-        COMPLETION_TOKENS,
-    )
+    got = wait_for(counted, "token usage metrics for model stream-usage", timeout=15)
+    lines = [ln for ln in metrics_text(scn.extproc_metrics).splitlines() if "stream-usage" in ln]
+    assert got == (PROMPT_TOKENS, COMPLETION_TOKENS), "\n".join(lines)
