@@ -22,6 +22,27 @@ def _pool_condition(pool: dict[str, Any] | None, type_: str) -> dict[str, Any] |
     return None
 
 
+def described_conditions(text: str) -> list[dict[str, str]]:
+    """The conditions ``kubectl describe`` prints (each block starts with ``Last Transition Time``)."""
+    out: list[dict[str, str]] = []
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if not sep:
+            continue
+        if key == "Last Transition Time":
+            out.append({})
+        elif out and key in ("Message", "Reason", "Status", "Type"):
+            out[-1][key] = value.strip()
+    return out
+
+
+def described_events(text: str) -> list[list[str]]:
+    """Rows of the ``Events:`` table of ``kubectl describe`` (type, reason, age, from, message)."""
+    _, _, table = text.partition("\nEvents:")
+    rows = [ln.split(None, 4) for ln in table.splitlines()[3:] if ln.strip()]
+    return [r for r in rows if len(r) == 5]
+
+
 def test_status_conditions_and_events(scn: Scenario, upstreams: Upstreams, dns_server: DnsServer) -> None:
     up = upstreams.start("healthy", "127.0.0.81")
     dns_server.set_records({objects.service_fqdn("healthy", scn.ns): [up.host]})
@@ -47,19 +68,31 @@ def test_status_conditions_and_events(scn: Scenario, upstreams: Upstreams, dns_s
     assert pool_accepted["reason"] == "Accepted"
     for kind, name in (("aigatewayroute", "good"), ("inferencepool", "pool"), ("inferencemodel", "model")):
         described = kube.describe(kind, name, scn.ns)
-        assert "Accepted" in described and "True" in described, described
+        accepted = [c for c in described_conditions(described) if c.get("Type") == "Accepted"]
+        assert accepted and all(c["Status"] == "True" for c in accepted), described
 
     scn.apply(objects.route_to_backend("broken", scn.ns, scn.gateway, "broken-model", "missing"))
     resolved = kube.wait_condition("aigatewayroute", "broken", scn.ns, "ResolvedRefs", status="False")
     assert resolved["reason"] == "BackendNotFound", resolved
     assert "missing" in resolved["message"], resolved
     described = kube.describe("aigatewayroute", "broken", scn.ns)
-    assert "BackendNotFound" in described, described
+    shown = {c.get("Type"): c for c in described_conditions(described)}
+    assert shown["ResolvedRefs"]["Status"] == "False", described
+    assert shown["ResolvedRefs"]["Reason"] == "BackendNotFound", described
     events = wait_for(
         lambda: [e for e in kube.events(scn.ns, "broken") if e.get("reason") == "BackendNotFound"],
         "an Event with reason BackendNotFound on AIGatewayRoute broken",
     )
     assert events[0]["type"] == "Warning", events[0]
+    rows = wait_for(
+        lambda: [
+            r
+            for r in described_events(kube.describe("aigatewayroute", "broken", scn.ns))
+            if r[:2] == ["Warning", "BackendNotFound"]
+        ],
+        "kubectl describe to list the BackendNotFound Event",
+    )
+    assert "missing" in rows[0][4], rows
 
     failing = chat(scn.port, "broken-model")
     assert 400 <= failing.status < 600, (failing.status, failing.body)
