@@ -58,9 +58,9 @@ class Manager:
         graceful_shutdown_timeout: float = GRACEFUL_SHUTDOWN_TIMEOUT,
         clock: Clock | None = None,
     ) -> None:
-        self.client = KubeClient(api_client)
-        """JSON verbs for any ``Resource`` (writes; reads on the hot path go to the informers' stores)."""
         self.metrics = Metrics()
+        self.client = KubeClient(api_client, metrics=self.metrics)
+        """JSON verbs for any ``Resource`` (writes; reads on the hot path go to the informers' stores)."""
         self.status = StatusWriter(self.client)
         """Status subresource writes, retried on conflict."""
         self.elector = (

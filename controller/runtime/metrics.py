@@ -127,6 +127,19 @@ class Metrics:
             ["name"],
             registry=r,
         )
+        self.rest_requests = Counter(
+            "rest_client_requests_total",
+            "Number of HTTP requests, partitioned by status code, method, and host.",
+            ["code", "method", "host"],
+            registry=r,
+        )
+        self.rest_latency = Histogram(
+            "rest_client_request_duration_seconds",
+            "Request latency in seconds. Broken down by verb, and host.",
+            ["verb", "host"],
+            buckets=(0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0),
+            registry=r,
+        )
 
     def init_controller(self, controller: str, *, max_concurrent_reconciles: int) -> None:
         """Create every series of ``controller`` at 0 (controller-runtime's ``initMetrics``)."""

@@ -13,6 +13,7 @@ from aiohttp import web
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from controller.runtime.client import ApiError, KubeClient, is_gone, is_not_found
+from controller.runtime.metrics import Metrics
 from controller.runtime.resources import CONFIGMAPS
 
 pytestmark = pytest.mark.timeout(10)
@@ -58,7 +59,7 @@ async def served() -> AsyncIterator[tuple[Server, KubeClient]]:
     await site.start()
     port = runner.addresses[0][1]
     async with ApiClient(Configuration(host=f"http://127.0.0.1:{port}")) as api:
-        yield server, KubeClient(api)
+        yield server, KubeClient(api, metrics=Metrics())
     server.release.set()
     await runner.cleanup()
 
@@ -69,6 +70,14 @@ async def test_get_and_not_found(served: tuple[Server, KubeClient]) -> None:
     with pytest.raises(ApiError) as err:
         await kube.get(CONFIGMAPS, name="missing", namespace="ns")
     assert is_not_found(err.value) and err.value.reason == "NotFound"
+    metrics = kube._metrics
+    assert metrics is not None
+    host = kube._host
+    assert host.startswith("127.0.0.1:")
+    count = metrics.registry.get_sample_value
+    assert count("rest_client_requests_total", {"code": "200", "method": "GET", "host": host}) == 1
+    assert count("rest_client_requests_total", {"code": "404", "method": "GET", "host": host}) == 1
+    assert count("rest_client_request_duration_seconds_count", {"verb": "GET", "host": host}) == 2
 
 
 async def test_watch_streams_events_with_bookmarks_requested(served: tuple[Server, KubeClient]) -> None:
