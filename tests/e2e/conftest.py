@@ -36,10 +36,16 @@ DNS_TTL = 5
 _failed = False
 
 
+TEST_TIMEOUT = 300
+"""Seconds per test, harness start-up included (pytest-timeout): a hung part fails a test, not the CI job."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(TEST_TIMEOUT))
 
 
 @pytest.hookimpl(hookwrapper=True)
