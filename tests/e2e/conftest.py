@@ -9,6 +9,7 @@ report carries the tail of each log, and a session with a failure keeps the dire
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -83,6 +84,47 @@ def console_script(name: str) -> str:
             f"{path} is missing: run `make setup` (pip install -e '.[dev]') to install our console scripts"
         )
     return str(path)
+
+
+@contextlib.contextmanager
+def serving(proc: LoggedProcess, host: str, port: int, timeout: float = 60) -> Iterator[LoggedProcess]:
+    """Wait until the started ``proc`` listens on ``host:port`` (fail the test if it does not), keep its log
+    in failure reports while the block runs, stop it afterwards."""
+    artifacts.register(proc.name, lambda: [proc.log])
+    try:
+        try:
+            proc.wait_tcp(host, port, timeout=timeout)
+        except ProcessError as e:
+            pytest.fail(str(e))
+        yield proc
+    finally:
+        proc.stop()
+        artifacts.unregister(proc.name)
+
+
+@contextlib.contextmanager
+def running_envoy_gateway(
+    name: str,
+    control_plane: ControlPlane,
+    kube: Kube,
+    artifacts_dir: Path,
+    extension_server: tuple[str, int] | None = None,
+) -> Iterator[EnvoyGateway]:
+    """Envoy Gateway (logs under ``<artifacts>/<name>``) with the Secrets a certgen job would have made."""
+    eg = EnvoyGateway(
+        kubeconfig=control_plane.kubeconfig, extension_server=extension_server, workdir=artifacts_dir / name
+    )
+    artifacts.register(name, lambda: [eg.log, *eg.envoy_run_logs()])
+    try:
+        eg.start()
+    except EnvoyGatewayError as e:
+        pytest.fail(f"Envoy Gateway did not start: {e}")
+    try:
+        kube.apply(*eg.certificate_secrets())
+        yield eg
+    finally:
+        eg.stop(keep_workdir=True)
+        artifacts.unregister(name)
 
 
 def failed() -> bool:
@@ -182,15 +224,8 @@ def extproc(addresses: Addresses, artifacts_dir: Path) -> Iterator[LoggedProcess
         ],
         artifacts_dir,
     ).start()
-    artifacts.register("aigw-extproc", lambda: [proc.log])
-    try:
-        proc.wait_tcp(host, port)
-    except ProcessError as e:
-        proc.stop()
-        pytest.fail(str(e))
-    yield proc
-    proc.stop()
-    artifacts.unregister("aigw-extproc")
+    with serving(proc, host, port):
+        yield proc
 
 
 @pytest.fixture(scope="session")
@@ -224,16 +259,9 @@ def controller(
         ],
         artifacts_dir,
     ).start()
-    artifacts.register("aigw-controller", lambda: [proc.log])
-    try:
-        proc.wait_tcp(host, port, timeout=90)
-    except ProcessError as e:
-        proc.stop()
-        pytest.fail(str(e))
-    yield proc
     # Stopped after Envoy Gateway (fixture order): Envoy Gateway blocks on an extension server that is gone.
-    proc.stop()
-    artifacts.unregister("aigw-controller")
+    with serving(proc, host, port, timeout=90):
+        yield proc
 
 
 @pytest.fixture(scope="session")
@@ -245,20 +273,10 @@ def envoy_gateway(
     artifacts_dir: Path,
 ) -> Iterator[EnvoyGateway]:
     """Envoy Gateway with our extension server as its extensionManager."""
-    eg = EnvoyGateway(
-        kubeconfig=control_plane.kubeconfig,
-        extension_server=addresses.extension_server,
-        workdir=artifacts_dir / "envoy-gateway",
-    )
-    artifacts.register("envoy-gateway", lambda: [eg.log, *eg.envoy_run_logs()])
-    try:
-        eg.start()
-    except EnvoyGatewayError as e:
-        pytest.fail(f"Envoy Gateway did not start: {e}")
-    kube.apply(*eg.certificate_secrets())
-    yield eg
-    eg.stop(keep_workdir=True)
-    artifacts.unregister("envoy-gateway")
+    with running_envoy_gateway(
+        "envoy-gateway", control_plane, kube, artifacts_dir, extension_server=addresses.extension_server
+    ) as eg:
+        yield eg
 
 
 @pytest.fixture(scope="session")

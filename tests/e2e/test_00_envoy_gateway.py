@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from aigw.upstream import serve_in_thread
-from tests.e2e import artifacts, objects
+from tests.e2e import objects
 from tests.e2e.client import chat, ok
+from tests.e2e.conftest import running_envoy_gateway
 from tests.e2e.kube import Kube, wait_for
 from tests.realparts.controlplane import ControlPlane
-from tests.realparts.envoygateway import EnvoyGateway, EnvoyGatewayError
+from tests.realparts.envoygateway import EnvoyGateway
 
 NS = "e2e-eg-smoke"
 
@@ -25,16 +26,8 @@ def bare_envoy_gateway(
     control_plane: ControlPlane, kube: Kube, artifacts_dir: Path
 ) -> Iterator[EnvoyGateway]:
     """Envoy Gateway without an extension manager (nothing of ours involved)."""
-    eg = EnvoyGateway(kubeconfig=control_plane.kubeconfig, workdir=artifacts_dir / "envoy-gateway-bare")
-    artifacts.register("envoy-gateway (bare)", lambda: [eg.log, *eg.envoy_run_logs()])
-    try:
-        eg.start()
-    except EnvoyGatewayError as e:
-        pytest.fail(f"Envoy Gateway did not start: {e}")
-    kube.apply(*eg.certificate_secrets())
-    yield eg
-    eg.stop(keep_workdir=True)
-    artifacts.unregister("envoy-gateway (bare)")
+    with running_envoy_gateway("envoy-gateway-bare", control_plane, kube, artifacts_dir) as eg:
+        yield eg
 
 
 def test_gateway_httproute_backend_through_eg_started_envoy(
