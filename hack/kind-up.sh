@@ -60,6 +60,6 @@ helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version "v$E
 
 log "deploying our CRDs, RBAC and controller"
 make -C "$REPO" deploy IMG="$IMG"
-kubectl -n "$AIGW_NAMESPACE" rollout status deployment --timeout=180s
+kubectl -n "$AIGW_NAMESPACE" rollout status "deployment/$AIGW_SERVICE" --timeout=180s
 kubectl -n envoy-gateway-system rollout status deployment/envoy-gateway --timeout=180s
 log "ready: kubectl apply -f config/samples/ to try it"
