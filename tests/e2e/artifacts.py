@@ -3,8 +3,8 @@
 Contract: ``ARTIFACTS`` is this run's directory (``$AIGW_E2E_ARTIFACTS`` or ``/tmp/aigw-e2e/<timestamp>``);
 processes log under it. ``register(name, paths)`` names a callable that lists log files; a failed test gets
 the tail of each in its report and the directory's path. A session in which a test failed keeps the directory;
-a passing one removes it unless ``AIGW_E2E_KEEP=1``. ``measure(name, value)`` records what a scenario
-measured; the session prints them all at the end.
+a passing one removes it unless ``AIGW_E2E_KEEP=1`` or the user named the directory. ``measure(name, value)``
+records what a scenario measured; the session prints them all at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pathlib import Path
 from tests.realparts.envoygateway import tail
 
 ARTIFACTS = Path(os.environ.get("AIGW_E2E_ARTIFACTS") or f"/tmp/aigw-e2e/{time.strftime('%Y%m%d-%H%M%S')}")
+KEEP_ALWAYS = bool(os.environ.get("AIGW_E2E_ARTIFACTS")) or os.environ.get("AIGW_E2E_KEEP") == "1"
+"""A directory the user named is never removed; neither is any with ``AIGW_E2E_KEEP=1``."""
 _SOURCES: dict[str, Callable[[], list[Path]]] = {}
 MEASUREMENTS: dict[str, str] = {}
 """What the scenarios measured (``measure``), printed at the end of the session."""

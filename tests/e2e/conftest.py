@@ -10,7 +10,6 @@ report carries the tail of each log, and a session with a failure keeps the dire
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import sys
@@ -70,7 +69,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not artifacts.ARTIFACTS.exists():
         return
-    if _failed or exitstatus not in (0, 5) or os.environ.get("AIGW_E2E_KEEP") == "1":
+    if _failed or exitstatus not in (0, 5) or artifacts.KEEP_ALWAYS:
         print(f"\n[e2e] logs of every process are kept under {artifacts.ARTIFACTS}")
     else:
         shutil.rmtree(artifacts.ARTIFACTS, ignore_errors=True)
