@@ -13,6 +13,7 @@ AIServiceBackend             ``egbackend``        its backendRef, when an Envoy 
 AIServiceBackend             ``policy``           its BackendSecurityPolicy
 BackendSecurityPolicy        ``secret``           the Secrets it reads
 InferenceModel               ``pool``             its poolRef
+InferencePool                ``selector``         each ``key=value`` of its selector (``""`` when empty)
 owned objects                ``owner-gateway``    the Gateway in its ownerReferences
 ============================ ==================== ==========================================================
 
@@ -41,6 +42,7 @@ IDX_EGBACKEND = "egbackend"
 IDX_POLICY = "policy"
 IDX_SECRET = "secret"
 IDX_OWNER_GATEWAY = "owner-gateway"
+IDX_SELECTOR = "selector"
 
 Obj = dict[str, Any]
 
@@ -80,6 +82,12 @@ def policy_secrets(obj: Obj) -> list[str]:
     return [str(u.secret) for u in PolicyView.of(obj).uses]
 
 
+def pool_selector(obj: Obj) -> list[str]:
+    """``ns/key=value`` for each selector pair (``ns/`` for an empty selector, which selects everything)."""
+    p = PoolView.of(obj)
+    return [f"{p.key.namespace}/{a}={b}" for a, b in p.selector.items()] or [f"{p.key.namespace}/"]
+
+
 def model_pools(obj: Obj) -> list[str]:
     return [str(ModelView.of(obj).pool_key)]
 
@@ -102,6 +110,12 @@ def httproute_parents(obj: Obj) -> list[str]:
     ]
 
 
+def _store_with(index: str) -> Store:
+    st = Store()
+    st.add_indexer(index, lambda o: [])
+    return st
+
+
 def _key(s: str) -> ObjKey:
     ns, _, name = s.partition("/")
     return ObjKey(ns, name)
@@ -119,8 +133,8 @@ class Caches:
     secrets: Store
     services: Store
     eg_backends: Store
-    pools: Store = field(default_factory=Store)
-    models: Store = field(default_factory=Store)
+    pools: Store = field(default_factory=lambda: _store_with(IDX_SELECTOR))
+    models: Store = field(default_factory=lambda: _store_with(IDX_POOL))
 
     @staticmethod
     def add_indexes(
@@ -129,6 +143,7 @@ class Caches:
         backends: Callable[[str, Callable[[Obj], Iterable[str]]], None],
         policies: Callable[[str, Callable[[Obj], Iterable[str]]], None],
         models: Callable[[str, Callable[[Obj], Iterable[str]]], None] | None,
+        pools: Callable[[str, Callable[[Obj], Iterable[str]]], None] | None,
     ) -> None:
         """Register the indexes on the informers (pass each informer's ``add_indexer``)."""
         routes(IDX_GATEWAY, route_gateways)
@@ -140,6 +155,8 @@ class Caches:
         policies(IDX_SECRET, policy_secrets)
         if models is not None:
             models(IDX_POOL, model_pools)
+        if pools is not None:
+            pools(IDX_SELECTOR, pool_selector)
 
     # --- from any object to the Gateways it affects
 
@@ -147,10 +164,14 @@ class Caches:
         return {k for r in routes for k in RouteView.of(r).gateway_keys()}
 
     def pools_selecting(self, backend: Obj) -> list[Obj]:
-        """The pools of the backend's namespace whose selector matches its labels."""
+        """The pools of the backend's namespace whose selector matches its labels (through ``selector``)."""
         k = v.key_of(backend)
         lbl = v.labels(backend)
-        return [p for p in self.pools.list(k.namespace) if PoolView.of(p).selects(lbl)]
+        candidates: dict[str, Obj] = {}
+        for value in [f"{k.namespace}/", *(f"{k.namespace}/{a}={b}" for a, b in lbl.items())]:
+            for p in self.pools.by_index(IDX_SELECTOR, value):
+                candidates[str(v.key_of(p))] = p
+        return [p for p in candidates.values() if PoolView.of(p).selects(lbl)]
 
     def gateways_for_pool_key(self, pool: ObjKey) -> set[ObjKey]:
         return self.gateways_of_routes(self.routes.by_index(IDX_POOL, str(pool)))

@@ -22,8 +22,9 @@ only
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -56,6 +57,9 @@ Obj = dict[str, Any]
 
 IDX_PARENT_GATEWAY = "parent-gateway"
 """Index of our HTTPRoutes by the Gateways in their parentRefs."""
+
+STATUS_CONCURRENCY = 16
+"""Status writes in flight at once per reconcile."""
 
 PRUNED_KINDS = ("ConfigMap", "Secret", "Deployment", "Service", "EnvoyExtensionPolicy", "Backend")
 """Kinds of per-Gateway objects, listed by the ``owner-gateway`` index for pruning."""
@@ -145,8 +149,7 @@ class GatewayReconciler:
         build = build_gateway(snap, self.options)
         await self.apply(build)
         await self.prune(gw, build)
-        for st in build.statuses:
-            await self.write_status(st)
+        await self.write_statuses(build.statuses)
         self._dns_events(build)
         if build.requeue_after is not None:
             return Result(requeue_after=build.requeue_after)
@@ -203,6 +206,16 @@ class GatewayReconciler:
         log.info("pruned %s %s/%s", kind, namespace, name)
 
     # --- status and events
+
+    async def write_statuses(self, statuses: Iterable[ObjectStatus]) -> None:
+        """Write statuses ``STATUS_CONCURRENCY`` at a time (most are no-ops that never reach the server)."""
+        sem = asyncio.Semaphore(STATUS_CONCURRENCY)
+
+        async def one(st: ObjectStatus) -> None:
+            async with sem:
+                await self.write_status(st)
+
+        await asyncio.gather(*(one(st) for st in statuses))
 
     async def write_status(self, st: ObjectStatus) -> None:
         """Merge ``st`` into the object's status; Warning Events for conditions that turned False."""

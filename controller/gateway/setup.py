@@ -143,6 +143,7 @@ def setup_controllers(
         backends=backends.add_indexer,
         policies=policies.add_indexer,
         models=models.add_indexer if models is not None else None,
+        pools=pools.add_indexer if pools is not None else None,
     )
     for i in (configmaps, secrets, deployments, services, policies_ext, eg_backends):
         i.add_indexer(IDX_OWNER_GATEWAY, owner_gateways)

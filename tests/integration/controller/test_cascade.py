@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+from typing import Any
 
 from api.filterconfig import APISchemaName, Criticality, FilterConfig
 from controller.build import extproc_name
 from controller.gateway import kinds
-from controller.runtime import CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES, Request
+from controller.runtime import CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES, Request, Resource
 from tests.integration.controller.conftest import Aigw, eventually, gateway_yaml
 from tests.integration.controller.manifests import (
     api_key_policy,
@@ -55,19 +57,23 @@ async def test_two_routes_on_one_gateway_share_one_config_and_two_gateways_get_t
     b = await aigw.config_when("gw-b", lambda c: len(c.rules) == 1)
     assert b.rules[0].route == f"{ns}/r3" and b.gateway == f"{ns}/gw-b"
 
-    hr = await aigw.get(kinds.HTTPROUTES, "r1")
-    assert hr is not None
+    async def present(res: Resource, name: str) -> dict[str, Any]:
+        obj = await aigw.get(res, name)
+        assert obj is not None, f"{res.kind} {name} not there yet"
+        return obj
+
+    # The ConfigMap is applied first; the other objects of the same reconcile follow.
+    hr = await eventually(functools.partial(present, kinds.HTTPROUTES, "r1"))
     assert hr["spec"]["parentRefs"][0]["name"] == "gw-a"
     assert hr["spec"]["rules"][0]["matches"][0]["headers"][0]["value"] == f"b1.{ns}"
     assert hr["metadata"]["ownerReferences"][0]["kind"] == "AIGatewayRoute"
-    eep = await aigw.get(kinds.ENVOYEXTENSIONPOLICIES, extproc_name("gw-a"))
-    assert eep is not None and eep["spec"]["targetRefs"][0]["name"] == "gw-a"
-    dep = await aigw.get(DEPLOYMENTS, extproc_name("gw-a"))
-    assert dep is not None
+    eep = await eventually(functools.partial(present, kinds.ENVOYEXTENSIONPOLICIES, extproc_name("gw-a")))
+    assert eep["spec"]["targetRefs"][0]["name"] == "gw-a"
+    dep = await eventually(functools.partial(present, DEPLOYMENTS, extproc_name("gw-a")))
     annotations = dep["spec"]["template"]["metadata"]["annotations"]
     assert annotations["aigateway.envoyproxy.io/extproc-config-uuid"] == a.uuid
-    assert await aigw.get(SERVICES, extproc_name("gw-a")) is not None
-    assert await aigw.get(kinds.HTTPROUTEFILTERS, "ai-eg-host-rewrite") is not None
+    await eventually(functools.partial(present, SERVICES, extproc_name("gw-a")))
+    await eventually(functools.partial(present, kinds.HTTPROUTEFILTERS, "ai-eg-host-rewrite"))
 
 
 async def test_each_kind_cascades_to_its_gateway_only(aigw: Aigw) -> None:
@@ -205,7 +211,11 @@ async def test_deleting_a_route_prunes_its_httproute_and_shrinks_the_config(aigw
         )
     )
     await aigw.config_when("gw", lambda c: len(c.rules) == 2)
-    assert await aigw.get(kinds.HTTPROUTES, "r2") is not None
+
+    async def created() -> bool:
+        return await aigw.get(kinds.HTTPROUTES, "r2") is not None
+
+    await eventually(created)
     await aigw.delete("aigatewayroute", "r2")
     cfg = await aigw.config_when("gw", lambda c: len(c.rules) == 1)
     assert cfg.rules[0].route == f"{aigw.ns}/r1"

@@ -48,16 +48,17 @@ def caches(**objs: list[dict[str, Any]]) -> Caches:
         secrets=store(*objs.get("secrets", [])),
         services=store(*objs.get("services", [])),
         eg_backends=store(*objs.get("eg_backends", [])),
-        pools=store(*objs.get("pools", [])),
-        models=store(),
     )
+    c.pools, c.models = Store(), Store()
     Caches.add_indexes(routes=c.routes.add_indexer, backends=c.backends.add_indexer,
-                       policies=c.policies.add_indexer, models=c.models.add_indexer)  # fmt: skip
+                       policies=c.policies.add_indexer, models=c.models.add_indexer,
+                       pools=c.pools.add_indexer)  # fmt: skip
     for kind, st in (
         ("routes", c.routes),
         ("backends", c.backends),
         ("policies", c.policies),
         ("models", c.models),
+        ("pools", c.pools),
     ):
         for o in objs.get(kind, []):
             st.upsert(o)
@@ -177,3 +178,13 @@ def test_spec_changed_ignores_status_and_resource_version() -> None:
     assert p.update(old, {**old, "spec": {"x": 2}})
     assert p.update(old, {**old, "metadata": {**old["metadata"], "labels": {"a": "c"}}})
     assert p.create(old) and p.delete(old)
+
+
+def test_pools_selecting_uses_the_selector_index() -> None:
+    c = caches(pools=[pool("p1", {"app": "x", "tier": "a"}), pool("p2", {"app": "x"}), pool("all", {})])
+    names = sorted(p["metadata"]["name"] for p in c.pools_selecting(backend("b", labels={"app": "x"})))
+    assert names == ["all", "p2"]
+    names = sorted(
+        p["metadata"]["name"] for p in c.pools_selecting(backend("b", labels={"app": "x", "tier": "a"}))
+    )
+    assert names == ["all", "p1", "p2"]
