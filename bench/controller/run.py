@@ -381,7 +381,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "--metrics-bind-address",
             f"127.0.0.1:{metrics}",
             "--log-level",
-            "warning",
+            args.controller_log_level,
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = await asyncio.to_thread(
@@ -449,6 +449,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         rss_end = rss_kib(proc.pid)
         watch.task.cancel()
         return {
+            "log": str(log),
             "scale": s.describe(),
             "objects": len(objs),
             "create_seconds": round(t_last - t0, 2),
@@ -520,9 +521,15 @@ def main() -> None:
     p.add_argument("--noops", type=int, default=50)
     p.add_argument("--concurrency", type=int, default=16, help="concurrent creates")
     p.add_argument("--dns-ttl", type=int, default=30)
+    p.add_argument("--controller-log-level", default="warning", help="the controller's --log-level")
+    p.add_argument("--keep-log", action="store_true", help="print where the controller's log is")
     p.add_argument("--timeout", type=float, default=600, help="seconds allowed for convergence")
     args = p.parse_args()
     result = asyncio.run(bench(args))
+    if args.keep_log:
+        print(f"controller log: {result.pop('log')}")
+    else:
+        result.pop("log")
     print(table(result))
     print(json.dumps(result))
 

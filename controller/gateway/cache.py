@@ -11,6 +11,7 @@ AIGatewayRoute               ``pool``             the InferencePools its rules r
 AIServiceBackend             ``service``          its backendRef, when a Service
 AIServiceBackend             ``egbackend``        its backendRef, when an Envoy Gateway Backend
 AIServiceBackend             ``policy``           its BackendSecurityPolicy
+AIServiceBackend             ``label``            each ``key=value`` of its labels
 BackendSecurityPolicy        ``secret``           the Secrets it reads
 InferenceModel               ``pool``             its poolRef
 InferencePool                ``selector``         each ``key=value`` of its selector (``""`` when empty)
@@ -43,6 +44,7 @@ IDX_POLICY = "policy"
 IDX_SECRET = "secret"
 IDX_OWNER_GATEWAY = "owner-gateway"
 IDX_SELECTOR = "selector"
+IDX_LABEL = "label"
 
 Obj = dict[str, Any]
 
@@ -71,6 +73,12 @@ def backend_services(obj: Obj) -> list[str]:
 def backend_eg_backends(obj: Obj) -> list[str]:
     ref = BackendView.of(obj).backend_ref
     return [str(ref.key)] if ref.is_eg_backend else []
+
+
+def backend_labels(obj: Obj) -> list[str]:
+    """``ns/key=value`` for each label."""
+    ns = v.key_of(obj).namespace
+    return [f"{ns}/{a}={b}" for a, b in v.labels(obj).items()]
 
 
 def backend_policies(obj: Obj) -> list[str]:
@@ -152,6 +160,7 @@ class Caches:
         backends(IDX_SERVICE, backend_services)
         backends(IDX_EGBACKEND, backend_eg_backends)
         backends(IDX_POLICY, backend_policies)
+        backends(IDX_LABEL, backend_labels)
         policies(IDX_SECRET, policy_secrets)
         if models is not None:
             models(IDX_POOL, model_pools)
@@ -172,6 +181,14 @@ class Caches:
             for p in self.pools.by_index(IDX_SELECTOR, value):
                 candidates[str(v.key_of(p))] = p
         return [p for p in candidates.values() if PoolView.of(p).selects(lbl)]
+
+    def backends_selected(self, pool: PoolView) -> list[Obj]:
+        """The AIServiceBackends a pool selects (through ``label``: the objects carrying its first pair)."""
+        if not pool.selector:
+            return self.backends.list(pool.key.namespace)
+        first = min(pool.selector.items())
+        candidates = self.backends.by_index(IDX_LABEL, f"{pool.key.namespace}/{first[0]}={first[1]}")
+        return [b for b in candidates if pool.selects(v.labels(b))]
 
     def gateways_for_pool_key(self, pool: ObjKey) -> set[ObjKey]:
         return self.gateways_of_routes(self.routes.by_index(IDX_POOL, str(pool)))
@@ -286,9 +303,8 @@ class Caches:
                     continue
                 pools[pk] = p
                 pv = PoolView.of(p)
-                for b in self.backends.list(pk.namespace):
-                    if pv.selects(v.labels(b)):
-                        backends[v.key_of(b)] = b
+                for b in self.backends_selected(pv):
+                    backends[v.key_of(b)] = b
                 models.extend(self.models.by_index(IDX_POOL, str(pk)))
         services: dict[ObjKey, Obj] = {}
         eg_backends: dict[ObjKey, Obj] = {}

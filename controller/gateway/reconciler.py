@@ -23,7 +23,9 @@ only
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -142,15 +144,24 @@ class GatewayReconciler:
 
     async def reconcile(self, req: Request) -> Result | None:
         gw = ObjKey(req.namespace, req.name)
+        t = [time.perf_counter()]
         snap = self.caches.snapshot(gw)
         hosts = hostnames_to_resolve(snap, self.options)
         if hosts:
             snap = replace(snap, dns=await self.resolver.resolve_all(hosts))
+        t.append(time.perf_counter())
         build = build_gateway(snap, self.options)
+        t.append(time.perf_counter())
         await self.apply(build)
         await self.prune(gw, build)
+        t.append(time.perf_counter())
         await self.write_statuses(build.statuses)
         self._dns_events(build)
+        t.append(time.perf_counter())
+        if log.isEnabledFor(logging.DEBUG):
+            ms = [round((b - a) * 1000, 1) for a, b in itertools.pairwise(t)]
+            log.debug("Gateway %s reconciled: snapshot+dns %s ms, build %s ms, apply+prune %s ms, "
+                      "status %s ms", gw, *ms)  # fmt: skip
         if build.requeue_after is not None:
             return Result(requeue_after=build.requeue_after)
         return None
