@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e import objects
+from tests.e2e import artifacts, objects
 from tests.e2e.client import chat
 from tests.e2e.harness import Scenario, Upstreams
 from tests.e2e.kube import condition, wait_for
@@ -95,6 +95,9 @@ def test_status_conditions_and_events(scn: Scenario, upstreams: Upstreams, dns_s
     assert "missing" in rows[0][4], rows
 
     failing = chat(scn.port, "broken-model")
+    artifacts.measure(
+        "8. a request whose route has a missing backend got", f"{failing.status} {failing.body[:120]!r}"
+    )
     assert 400 <= failing.status < 600, (failing.status, failing.body)
     assert failing.body, "an error without a body"
     assert chat(scn.port, "healthy-model").upstream == "healthy"
