@@ -18,6 +18,8 @@ PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
 log() { printf '[setup-envoy-gateway] %s\n' "$*" >&2; }
 die() { printf '[setup-envoy-gateway] ERROR: %s\n' "$*" >&2; exit 1; }
 
+# A non-interactive shell (CI) may lack the Go toolchain's usual directory on PATH.
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then export PATH="/usr/local/go/bin:$PATH"; fi
 command -v go >/dev/null 2>&1 || die "Go is not installed: envoy-gateway v$EG_VERSION needs Go >= 1.26."
 export CGO_ENABLED=0 GOTOOLCHAIN=local
 mkdir -p "$OUT/bin"
