@@ -32,7 +32,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
-from controller.build import BuildOptions, ObjectStatus, ObjKey, build_gateway, hostnames_to_resolve
+from controller.build import BuildOptions, ObjectStatus, ObjKey, build_gateway, hostnames_to_resolve, resolve
 from controller.build import names as n
 from controller.build.gateway import GatewayBuild
 from controller.build.status import KIND_POOL
@@ -303,25 +303,36 @@ class GatewayReconciler:
 
 class OrphanStatus:
     """The sync function of a kind with status: writes the conditions of an object that no Gateway reads (an
-    object some Gateway reads gets them from that Gateway's reconcile)."""
+    object some Gateway reads gets them from that Gateway's reconcile).
+
+    InferencePools are always written here too: their ``status.parent`` lists every Gateway that reaches them,
+    and a route that stops referencing a pool reconciles only its own Gateways, not the others that still
+    reach the pool. DNS answers come from the resolver's cache (no lookups), so these conditions agree with
+    the Gateway reconciles'.
+    """
 
     def __init__(self, *, kind: str, reconciler: GatewayReconciler) -> None:
         self.kind = kind
         self.gateways = reconciler
         self.store = reconciler.status_stores[kind]
+        self.always = kind == KIND_POOL
 
     async def reconcile(self, req: Request) -> Result | None:
-        from controller.build import resolve
-
         obj = self.store.get(req.key)
         if obj is None:
             return None
         caches = self.gateways.caches
-        if caches.gateways_for(self.kind, obj):
+        if not self.always and caches.gateways_for(self.kind, obj):
             return None
         snap = caches.object_snapshot(self.kind, obj)
+        res = resolve(snap, caches.options)
+        hosts = {h for p in res.pools.values() for m in p.members for h in m.hostnames}
+        known = {h: a for h in hosts if (a := self.gateways.resolver.known(h)) is not None}
+        if known:
+            snap = replace(snap, dns=known)
+            res = resolve(snap, caches.options)
         key = ObjKey(req.namespace, req.name)
-        for st in resolve(snap, caches.options).statuses(snap):
+        for st in res.statuses(snap):
             if st.kind == self.kind and st.key == key:
                 await self.gateways.write_status(st)
         return None

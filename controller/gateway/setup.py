@@ -25,6 +25,7 @@ from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.cache import (
     IDX_EGBACKEND,
+    IDX_GATEWAY,
     IDX_OWNER_GATEWAY,
     IDX_POLICY,
     IDX_POOL,
@@ -33,6 +34,7 @@ from controller.gateway.cache import (
     Caches,
     httproute_parents,
     owner_gateways,
+    route_pools,
 )
 from controller.gateway.reconciler import (
     IDX_PARENT_GATEWAY,
@@ -237,6 +239,13 @@ def setup_controllers(
     if pools is not None and models is not None:
         pool_also = status_controller("InferencePool", pools)
         pool_also(backends, caches.pools_selecting)
+        # status.parent follows the routes that reference the pool and the Gateways they target
+        pool_also(routes, lambda o: [p for k in route_pools(o) if (p := pools.store.get(k)) is not None])
+        pool_also(
+            gateways,
+            lambda o: [p for r in routes.store.by_index(IDX_GATEWAY, str(v.key_of(o)))
+                       for k in route_pools(r) if (p := pools.store.get(k)) is not None],
+        )  # fmt: skip
         model_also = status_controller("InferenceModel", models)
         model_also(pools, by(models.store.by_index, IDX_POOL))
         model_also(models, lambda o: models.store.by_index(IDX_POOL, str(ModelView.of(o).pool_key)))
