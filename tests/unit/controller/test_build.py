@@ -763,3 +763,48 @@ def test_extproc_name_is_a_dns_label() -> None:
     long = extproc_name("g" * 80)
     assert len(long) <= 63 and long.startswith("ai-eg-extproc-g")
     assert long != extproc_name("g" * 81)
+
+
+def test_mixed_rule_keeps_order_weights_and_kinds() -> None:
+    r = {"backendRefs": [{"name": "a", "weight": 2}, {"kind": "InferencePool", "name": "p", "weight": 5}],
+         "matches": [{"headers": [{"type": "Exact", "name": "x-ai-eg-model", "value": "m"}]}]}  # fmt: skip
+    s = pool_snap(routes=(route("r1", [r]),),
+                  backends=dict(pool_snap().backends) | keyed(backend("a")),
+                  services=dict(pool_snap().services) | keyed(service("svc-a")))  # fmt: skip
+    cfg = build_filter_config(s, INF)
+    assert [(x.kind, x.name, x.weight) for x in cfg.rules[0].backend_refs] == [
+        (fc.BackendKind.AI_SERVICE_BACKEND, "a.default", 2),
+        (fc.BackendKind.INFERENCE_POOL, "p.default", 5),
+    ]
+    rules = build_gateway(s, INF).http_routes[0]["spec"]["rules"]
+    assert [r["matches"][0].get("headers", [{}])[0].get("value") for r in rules] == [
+        "a.default",
+        headers.ORIGINAL_DST_CLUSTER,
+        None,
+    ]
+
+
+def test_a_backend_shared_by_two_routes_appears_once_in_the_config_and_in_each_httproute() -> None:
+    s = simple(routes=(route("r1", [rule("a")]), route("r2", [rule("a")])))
+    b = build_gateway(s, BuildOptions())
+    assert b.filter_config is not None and [x.name for x in b.filter_config.backends] == ["a.default"]
+    assert [h["metadata"]["name"] for h in b.http_routes] == ["r1", "r2"]
+    assert all(len(h["spec"]["rules"]) == 2 for h in b.http_routes)
+
+
+def test_backend_ref_namespace_and_both_timeouts_are_copied() -> None:
+    ref = {"name": "svc", "namespace": "other", "port": 80}
+    s = simple(backends=keyed(backend("a", ref=ref, timeouts={"request": "30s", "backendRequest": "10s"})),
+               services=keyed(service("svc", 80, ns="other")))  # fmt: skip
+    rule0 = build_gateway(s, BuildOptions()).http_routes[0]["spec"]["rules"][0]
+    assert rule0["backendRefs"][0]["namespace"] == "other"
+    assert rule0["timeouts"] == {"request": "30s", "backendRequest": "10s"}
+
+
+def test_route_on_two_gateways_gets_both_parent_refs_whichever_gateway_builds_it() -> None:
+    s = simple(routes=(route("r1", [rule("a")], gateways=("gw", "gw2")),),
+               gateways=frozenset({GW, ObjKey(NS, "gw2")}))  # fmt: skip
+    a = build_gateway(s, BuildOptions()).http_routes[0]
+    b = build_gateway(replace(s, gateway=ObjKey(NS, "gw2"), gateway_object=gateway("gw2")), BuildOptions())
+    assert a == b.http_routes[0]
+    assert [p["name"] for p in a["spec"]["parentRefs"]] == ["gw", "gw2"]
