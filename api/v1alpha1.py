@@ -374,7 +374,8 @@ ONE_METHOD = CelRule(
 class BackendSecurityPolicySpec(CelValidatedModel):
     """Credentials for an AI service: a type and exactly the one method that type names."""
 
-    model_config = {"json_schema_extra": {"maxProperties": 2}}
+    # No maxProperties here: it would reject a second credential before ONE_METHOD runs, with the API server's
+    # "Too many: 3: must have at most 2 items", which names neither the fields nor the fix.
     CEL_RULES = (API_KEY_FOR_API_KEY_TYPE, AWS_FOR_AWS_TYPE, AZURE_FOR_AZURE_TYPE, ONE_METHOD)
 
     type: BackendSecurityPolicyType

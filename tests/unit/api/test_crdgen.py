@@ -220,9 +220,11 @@ def test_route_limits_and_list_map_keys() -> None:
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
 
 
-def test_security_policy_spec_has_at_most_two_properties() -> None:
+def test_security_policy_spec_limits_credentials_by_cel_not_max_properties() -> None:
+    # maxProperties would pre-empt the CEL rule with a message that names neither the fields nor the fix.
     spec = _at("aigateway.envoyproxy.io_backendsecuritypolicies.yaml", ".spec")
-    assert spec["maxProperties"] == 2
+    assert "maxProperties" not in spec
+    assert any("only one of apiKey" in r["message"] for r in spec["x-kubernetes-validations"])
     assert spec["properties"]["type"]["enum"] == ["APIKey", "AWSCredentials", "AzureCredentials"]
     azure = spec["properties"]["azureCredentials"]
     assert azure["properties"]["clientID"]["minLength"] == 1
