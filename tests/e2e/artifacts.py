@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.realparts.envoygateway import tail
+from tests.realparts.processes import tail
 
 ARTIFACTS = Path(os.environ.get("AIGW_E2E_ARTIFACTS") or f"/tmp/aigw-e2e/{time.strftime('%Y%m%d-%H%M%S')}")
 KEEP_ALWAYS = bool(os.environ.get("AIGW_E2E_ARTIFACTS")) or os.environ.get("AIGW_E2E_KEEP") == "1"

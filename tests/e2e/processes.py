@@ -12,11 +12,10 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
-from tests.realparts.envoygateway import die_with_parent, tail
+from tests.realparts.processes import spawn_logged, stop_process, tail
 
 
 class ProcessError(RuntimeError):
@@ -35,22 +34,12 @@ class LoggedProcess:
 
     def start(self) -> LoggedProcess:
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            out.write(f"==== {time.strftime('%H:%M:%S')} starting: {' '.join(self.argv)}\n".encode())
-            out.flush()
-            on_main = threading.current_thread() is threading.main_thread()
-            try:
-                self.proc = subprocess.Popen(
-                    self.argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=self.env,
-                    start_new_session=True,
-                    preexec_fn=die_with_parent if on_main else None,
-                )
-            except OSError as e:
-                raise ProcessError(f"cannot run {self.name} ({self.argv[0]}): {e}") from e
+        try:
+            self.proc = spawn_logged(
+                self.name, self.argv, self.log, death_signal=signal.SIGTERM, env=self.env, new_session=True
+            )
+        except OSError as e:
+            raise ProcessError(f"cannot run {self.name} ({self.argv[0]}): {e}") from e
         return self
 
     def running(self) -> bool:
@@ -80,11 +69,4 @@ class LoggedProcess:
 
     def stop(self, grace: float = 15) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, grace=grace)

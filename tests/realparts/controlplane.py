@@ -26,11 +26,9 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,11 +36,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import yaml
 from kubernetes_asyncio.client import Configuration
 
+from tests.realparts.ports import free_port
+from tests.realparts.processes import cache_root, spawn_logged, stop_process, tail, wait_until
 from tests.realparts.tinyca import TinyCA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -61,14 +61,6 @@ class KubectlError(subprocess.CalledProcessError):
 
     def __str__(self) -> str:
         return f"{super().__str__()}\nstderr: {self.stderr}"
-
-
-def cache_root() -> Path:
-    """The cache directory ``hack/setup-envtest.sh`` writes to."""
-    if env := os.environ.get("AIGW_CACHE_DIR"):
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "ai-gateway-py"
 
 
 def upstream_crd_dir() -> Path:
@@ -120,40 +112,6 @@ def crd_files() -> list[Path]:
     if not (upstream / "gatewayapi-crds.yaml").is_file():
         raise ControlPlaneError(f"missing Gateway API / Envoy Gateway CRDs in {upstream}. {SETUP_HINT}")
     return sorted((REPO_ROOT / "config" / "crd").glob("*.yaml")) + sorted(upstream.glob("*.yaml"))
-
-
-def _free_port() -> int:
-    # The kernel picks a free port; there is a small window before the server binds it.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask the kernel to kill it when the parent thread dies, so a
-    # killed pytest leaves no etcd/apiserver behind. SIGKILL, not SIGTERM: both die at once, and a
-    # kube-apiserver whose etcd is gone hangs in its graceful shutdown forever.
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-
-
-def parent_death_hook() -> Callable[[], None] | None:
-    """``preexec_fn`` for a child that must die with us.
-
-    PR_SET_PDEATHSIG fires when the *thread* that forked exits, so it is used only from the main thread (a
-    worker thread of ``asyncio.to_thread`` may exit long before the child should stop).
-    """
-    return die_with_parent if threading.current_thread() is threading.main_thread() else None
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        data = path.read_bytes()[-200_000:]
-    except OSError:
-        return ""
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
 
 def _served_names(crd: dict[str, Any]) -> Iterable[tuple[str, str]]:
@@ -219,7 +177,7 @@ class ControlPlane:
             self.binaries  # noqa: B018 -- fail early, before generating anything
             self._write_certs()
             self._start_etcd()
-            self.secure_port = _free_port()
+            self.secure_port = free_port()
             self._write_kubeconfig()
             self.start_apiserver()
             if crds:
@@ -265,7 +223,8 @@ class ControlPlane:
 
     def stop_apiserver(self) -> None:
         """Stop kube-apiserver (SIGTERM, then SIGKILL after 30 s). etcd keeps running."""
-        self._apiserver = self._terminate(self._apiserver)
+        stop_process(self._apiserver, grace=30)
+        self._apiserver = None
 
     def start_apiserver(self) -> None:
         """(Re)start kube-apiserver on the same port with the same certificates and etcd; wait for /readyz."""
@@ -329,7 +288,7 @@ class ControlPlane:
 
     def log_tails(self, lines: int = 60) -> dict[str, str]:
         """The last ``lines`` lines of each process log, keyed by log file name."""
-        return {p.name: _tail(p, lines) for p in (self.etcd_log, self.apiserver_log)}
+        return {p.name: tail(p, lines) for p in (self.etcd_log, self.apiserver_log)}
 
     # ---- internals --------------------------------------------------------------------------------------
 
@@ -379,7 +338,7 @@ class ControlPlane:
         self.kubeconfig.chmod(0o600)
 
     def _start_etcd(self) -> None:
-        self.etcd_port, peer = _free_port(), _free_port()
+        self.etcd_port, peer = free_port(), free_port()
         args = [
             str(self.binaries.etcd),
             f"--data-dir={self.workdir / 'etcd'}",
@@ -422,22 +381,12 @@ class ControlPlane:
         ]
 
     def _spawn(self, name: str, args: list[str], log: Path) -> subprocess.Popen[bytes]:
-        out: IO[bytes] = log.open("ab")
         try:
-            out.write(f"==== {time.strftime('%H:%M:%S')} starting {name}: {' '.join(args)}\n".encode())
-            out.flush()
-            return subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                preexec_fn=parent_death_hook(),
-            )
+            # SIGKILL, not SIGTERM, when pytest dies: etcd and kube-apiserver die at once, and a
+            # kube-apiserver whose etcd is gone hangs in its graceful shutdown forever.
+            return spawn_logged(name, args, log, death_signal=signal.SIGKILL, cwd=self.workdir)
         except OSError as e:
             raise ControlPlaneError(f"cannot run {args[0]}: {e}. {SETUP_HINT}") from e
-        finally:
-            out.close()
 
     def _ssl_context(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self._certs / "serving-ca.crt"))
@@ -489,38 +438,18 @@ class ControlPlane:
     def _wait_until(
         self, check: Callable[[], bool], what: str, proc: subprocess.Popen[bytes] | None, log: Path
     ) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        last_error = "no attempt"
-        while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise ControlPlaneError(
-                    f"{log.stem} exited with code {proc.returncode} while waiting for {what}; "
-                    f"last lines of {log}:\n{_tail(log, 40)}"
-                )
-            try:
-                if check():
-                    return
-                last_error = "not ready yet"
-            except (OSError, urllib.error.URLError, ValueError, KeyError) as e:
-                last_error = repr(e)
-            time.sleep(0.2)
-        raise ControlPlaneError(
-            f"timed out after {self.start_timeout:.0f} s waiting for {what} ({last_error}); "
-            f"last lines of {log}:\n{_tail(log, 40)}"
+        wait_until(
+            check,
+            what,
+            proc=proc,
+            log=log,
+            timeout=self.start_timeout,
+            error=ControlPlaneError,
+            tail_lines=40,
         )
 
-    @staticmethod
-    def _terminate(proc: subprocess.Popen[bytes] | None) -> None:
-        if proc is None or proc.poll() is not None:
-            return None
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        return None
-
     def _terminate_all(self) -> None:
-        self._apiserver = self._terminate(self._apiserver)
-        self._etcd = self._terminate(self._etcd)
+        stop_process(self._apiserver, grace=30)
+        self._apiserver = None
+        stop_process(self._etcd, grace=30)
+        self._etcd = None

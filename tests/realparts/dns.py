@@ -33,7 +33,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 
-from tests.realparts.controlplane import parent_death_hook
+from tests.realparts.processes import parent_death_hook, stop_process, tail
 
 # A name whose A record encodes the record-set generation: reading it back proves dnsmasq re-read the file.
 GENERATION_NAME = "generation.aigw-dns-server"
@@ -117,7 +117,7 @@ class DnsServer:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=parent_death_hook(),  # a killed pytest leaves no dnsmasq behind
+            preexec_fn=parent_death_hook(signal.SIGKILL),  # a killed pytest leaves no dnsmasq behind
         )
         self._wait_for_generation()
         return self
@@ -127,12 +127,8 @@ class DnsServer:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
-        proc.terminate()
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            stop_process(proc, grace=10)
         finally:
             if proc.stderr is not None:
                 proc.stderr.close()
@@ -165,10 +161,7 @@ class DnsServer:
             self._wait_for_generation()
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return tail(self.log_file, lines)
 
     def _write_hosts(self) -> None:
         self._generation += 1

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from tests.realparts.envoy_binary import envoy_binary
+from tests.realparts.processes import stop_process
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,13 +128,7 @@ def running_envoy(
             time.sleep(0.05)
         yield RunningEnvoy(admin_url=admin_url, log_path=log_path, pid=proc.pid)
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc, grace=10, kill_wait=10)
 
 
 def _tail(path: Path, *, lines: int = 60) -> str:

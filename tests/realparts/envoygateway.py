@@ -34,16 +34,19 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 import yaml
+
+from tests.realparts.ports import free_port
+from tests.realparts.processes import cache_root, spawn_logged, stop_process, tail, wait_until
 
 EG_VERSION = os.environ.get("EG_VERSION", "1.9.0")
 ENVOY_VERSION = os.environ.get("ENVOY_VERSION", "1.39.0")
@@ -63,14 +66,6 @@ FIXED_PORTS: dict[int, str] = {
 
 class EnvoyGatewayError(RuntimeError):
     """Envoy Gateway could not be found, started or used. The message says what to do."""
-
-
-def cache_root() -> Path:
-    """The cache directory ``hack/setup-envoy-gateway.sh`` writes to."""
-    if env := os.environ.get("AIGW_CACHE_DIR"):
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "ai-gateway-py"
 
 
 @dataclass(frozen=True)
@@ -98,26 +93,6 @@ def find_install() -> Install:
     return install
 
 
-def die_with_parent() -> None:
-    """``preexec_fn``: the kernel SIGTERMs the child when the forking thread dies (PR_SET_PDEATHSIG).
-
-    A killed pytest then leaves no Envoy Gateway behind (which stops its Envoys). Use it only from the main
-    thread: the signal fires when the *thread* that forked exits.
-    """
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
-def tail(path: Path, lines: int = 60) -> str:
-    """The last ``lines`` lines of a log file ('' when unreadable)."""
-    try:
-        data = path.read_bytes()[-400_000:]
-    except OSError:
-        return ""
-    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
-
-
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -126,13 +101,6 @@ def _port_in_use(port: int) -> bool:
         except OSError:
             return True
         return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _tcp_open(host: str, port: int) -> bool:
@@ -282,7 +250,7 @@ class EnvoyGateway:
             self._take_lock()
             self._check_fixed_ports()
             self._certgen()
-            self.admin_port = _free_port()
+            self.admin_port = free_port()
             config = envoy_gateway_config(
                 workdir=self.workdir,
                 data_home=self.install.data_home,
@@ -429,52 +397,36 @@ class EnvoyGateway:
     def _spawn(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "ENVOY_GATEWAY_NAMESPACE": EG_NAMESPACE}
         args = [str(self.install.binary), "server", "--config-path", str(self.config_path)]
-        with self.log.open("ab") as out:
-            out.write(f"==== {time.strftime('%H:%M:%S')} starting: {' '.join(args)}\n".encode())
-            out.flush()
-            try:
-                self._proc = subprocess.Popen(
-                    args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=self.workdir,
-                    env=env,
-                    start_new_session=True,  # its own group: stop() can reach the Envoys it forked
-                    preexec_fn=die_with_parent
-                    if threading.current_thread() is threading.main_thread()
-                    else None,
-                )
-            except OSError as e:
-                raise EnvoyGatewayError(f"cannot run {args[0]}: {e}. {SETUP_HINT}") from e
+        try:
+            # SIGTERM when pytest dies: Envoy Gateway then stops its Envoys. Its own session: stop() can reach
+            # the Envoys it forked.
+            self._proc = spawn_logged(
+                "envoy-gateway",
+                args,
+                self.log,
+                death_signal=signal.SIGTERM,
+                cwd=self.workdir,
+                env=env,
+                new_session=True,
+            )
+        except OSError as e:
+            raise EnvoyGatewayError(f"cannot run {args[0]}: {e}. {SETUP_HINT}") from e
 
-    def _wait_until(self, check: Any, what: str, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout or self.start_timeout)
-        while time.monotonic() < deadline:
-            if self._proc is not None and self._proc.poll() is not None:
-                raise EnvoyGatewayError(
-                    f"envoy-gateway exited with code {self._proc.returncode} while waiting for {what}; "
-                    f"last lines of {self.log}:\n{tail(self.log, 60)}"
-                )
-            if check():
-                return
-            time.sleep(0.2)
-        raise EnvoyGatewayError(
-            f"timed out after {timeout or self.start_timeout:.0f} s waiting for {what}; "
-            f"last lines of {self.log}:\n{tail(self.log, 60)}"
+    def _wait_until(self, check: Callable[[], bool], what: str, timeout: float | None = None) -> None:
+        wait_until(
+            check,
+            what,
+            proc=self._proc,
+            log=self.log,
+            timeout=timeout or self.start_timeout,
+            error=EnvoyGatewayError,
         )
 
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, grace=30)
         # Envoys func-e started share the session: make sure none outlives Envoy Gateway.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from aigw.upstream import FakeUpstream, serve_in_thread
 from tests.integration.extproc.bootstrap import gateway_bootstrap
 from tests.realparts.envoy import RunningEnvoy, running_envoy
 from tests.realparts.ports import free_port
+from tests.realparts.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -122,13 +122,7 @@ def running_extproc(
             time.sleep(0.05)
         yield handle
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, grace=10)
 
 
 @dataclass

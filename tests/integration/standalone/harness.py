@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from tests.realparts.ports import free_port
+from tests.realparts.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO_ROOT / "examples" / "standalone"
@@ -242,13 +243,7 @@ def aigw_run(inputs: list[Path], *, workdir: Path, extra_args: list[str] | None 
         yield run
     finally:
         tree = run.descendants()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc, grace=20, kill_wait=10)
         for pid in tree:
             with contextlib.suppress(ProcessLookupError):
                 if alive(pid):
