@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 import uuid
+from typing import TypedDict
 
 from controller.runtime.cache import Object
 from controller.runtime.client import is_conflict
@@ -40,6 +41,17 @@ from controller.runtime.workqueue import ShutDown, WorkQueue
 log = logging.getLogger(__name__)
 
 CACHE_SYNC_TIMEOUT = 120.0
+
+
+class ControllerOptions(TypedDict, total=False):
+    """How a controller runs: the keyword arguments ``Controller`` takes (its defaults apply to the ones left
+    out) that ``Manager.new_controller`` passes through."""
+
+    max_concurrent_reconciles: int
+    rate_limiter: RateLimiter | None
+    reconcile_timeout: float | None
+    cache_sync_timeout: float
+    need_leader_election: bool
 
 
 class CacheSyncTimeoutError(Exception):

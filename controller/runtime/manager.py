@@ -22,21 +22,23 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.runtime.cache import Object
 from controller.runtime.client import KubeClient
 from controller.runtime.clock import Clock
-from controller.runtime.controller import CACHE_SYNC_TIMEOUT, Controller
+from controller.runtime.controller import Controller, ControllerOptions
 from controller.runtime.events import EventRecorder
 from controller.runtime.health import Check, HealthServer
 from controller.runtime.informer import Informer
 from controller.runtime.leaderelection import LeaderElectionConfig, LeaderElectionLost, LeaderElector
 from controller.runtime.metrics import Metrics
-from controller.runtime.ratelimit import RateLimiter
 from controller.runtime.reconcile import Reconciler
 from controller.runtime.resources import Resource
 from controller.runtime.status import StatusWriter
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -118,30 +120,15 @@ class Manager:
         return informer
 
     def new_controller(
-        self,
-        *,
-        name: str,
-        reconcile: Reconciler,
-        max_concurrent_reconciles: int = 1,
-        rate_limiter: RateLimiter | None = None,
-        reconcile_timeout: float | None = None,
-        cache_sync_timeout: float = CACHE_SYNC_TIMEOUT,
-        need_leader_election: bool = True,
+        self, *, name: str, reconcile: Reconciler, **options: Unpack[ControllerOptions]
     ) -> Controller:
-        """A controller registered with this manager; wire its sources with ``controller.watch``."""
+        """A controller registered with this manager (its metrics and clock; ``options`` as ``Controller``
+        takes them, same defaults); wire its sources with ``controller.watch``."""
         self._refuse_after_start("a controller")
         if any(c.name == name for c in self._controllers):
             raise ValueError(f"controller {name!r} already exists")
         controller = Controller(
-            name=name,
-            reconcile=reconcile,
-            max_concurrent_reconciles=max_concurrent_reconciles,
-            rate_limiter=rate_limiter,
-            reconcile_timeout=reconcile_timeout,
-            cache_sync_timeout=cache_sync_timeout,
-            need_leader_election=need_leader_election,
-            metrics=self.metrics,
-            clock=self._clock,
+            name=name, reconcile=reconcile, metrics=self.metrics, clock=self._clock, **options
         )
         self._controllers.append(controller)
         return controller
