@@ -23,8 +23,29 @@ from api.base import KubeModel
 VALIDATIONS_KEY = "x-kubernetes-validations"
 
 
+class _AnnotatedValidator:
+    """What the ``Annotated`` markers here share: pydantic runs ``enforce`` on a value after the field's own
+    validation, and the field's JSON schema gets what ``extend_json_schema`` adds to it."""
+
+    def enforce(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def extend_json_schema(self, json_schema: JsonSchemaValue) -> None:
+        raise NotImplementedError
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.enforce, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        self.extend_json_schema(json_schema)
+        return json_schema
+
+
 @dataclass(frozen=True)
-class CelRule:
+class CelRule(_AnnotatedValidator):
     """One ``x-kubernetes-validations`` entry and, optionally, its Python mirror.
 
     ``holds(value)`` returns False exactly when the API server would reject ``value`` (the parsed Python
@@ -46,15 +67,9 @@ class CelRule:
             raise ValueError(self.message)
         return value
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self.enforce, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
+    def extend_json_schema(self, json_schema: JsonSchemaValue) -> None:
+        """Append the rule to the node's ``x-kubernetes-validations``."""
         json_schema.setdefault(VALIDATIONS_KEY, []).append(self.to_schema())
-        return json_schema
 
 
 class CelValidatedModel(KubeModel):
@@ -80,7 +95,7 @@ class CelValidatedModel(KubeModel):
 
 
 @dataclass(frozen=True)
-class ListMap:
+class ListMap(_AnnotatedValidator):
     """Marks a list as ``x-kubernetes-list-type: map`` keyed by ``keys``: the API server merges it by key
     and rejects two entries with the same key; parsing rejects them too.
 
@@ -108,15 +123,9 @@ class ListMap:
             seen.add(key)
         return items
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self.enforce, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
+    def extend_json_schema(self, json_schema: JsonSchemaValue) -> None:
+        """Mark the node as a list map (``schema_extra``)."""
         json_schema.update(self.schema_extra())
-        return json_schema
 
 
 def _attribute(json_name: str) -> str:
