@@ -73,24 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default=DEFAULT_LISTEN.host, help="address the gateway listens on (default %(default)s)"
     )
     p.add_argument("--port", type=int, default=DEFAULT_LISTEN.port, help="gateway port (default %(default)s)")
-    p.add_argument(
-        "--admin-port",
-        type=int,
-        default=DEFAULT_ADMIN.port,
-        help="Envoy admin port on 127.0.0.1 (default %(default)s)",
-    )
-    p.add_argument(
-        "--extproc-port",
-        type=int,
-        default=DEFAULT_EXTPROC.port,
-        help="ext_proc gRPC port on 127.0.0.1 (default %(default)s)",
-    )
-    p.add_argument(
-        "--extproc-metrics-port",
-        type=int,
-        default=DEFAULT_EXTPROC_METRICS.port,
-        help="ext_proc /metrics and /health port on 127.0.0.1 (default %(default)s)",
-    )
+    for flag, default, what in (
+        ("--admin-port", DEFAULT_ADMIN, "Envoy admin port"),
+        ("--extproc-port", DEFAULT_EXTPROC, "ext_proc gRPC port"),
+        ("--extproc-metrics-port", DEFAULT_EXTPROC_METRICS, "ext_proc /metrics and /health port"),
+    ):
+        p.add_argument(
+            flag, type=int, default=default.port, help=f"{what} on 127.0.0.1 (default %(default)s)"
+        )
     p.add_argument(
         "--workdir",
         type=Path,
