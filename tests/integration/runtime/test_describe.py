@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -62,14 +63,19 @@ async def test_condition_and_event_show_in_kubectl_describe(
     ctrl.watch(widgets)
     run = asyncio.create_task(mgr.run())
     try:
+
+        def ready_says(message: str) -> Callable[[], Awaitable[bool]]:
+            """Whether w1's Ready condition carries ``message`` (false while it has none)."""
+
+            async def check() -> bool:
+                obj = await kube.get(WIDGETS, name="w1", namespace=namespace)
+                cond = find_status_condition(obj.get("status", {}).get("conditions", []), "Ready")
+                return cond is not None and cond["message"] == message
+
+            return check
+
         await kube.create(WIDGETS, widget("w1", namespace, size=1))
-
-        async def ready() -> bool:
-            obj = await kube.get(WIDGETS, name="w1", namespace=namespace)
-            cond = find_status_condition(obj.get("status", {}).get("conditions", []), "Ready")
-            return cond is not None and cond["message"] == "size is 1"
-
-        await eventually(ready, what="Ready condition written")
+        await eventually(ready_says("size is 1"), what="Ready condition written")
         await events.flush()
         first = await kube.get(WIDGETS, name="w1", namespace=namespace)
         first_ltt = first["status"]["conditions"][0]["lastTransitionTime"]
@@ -87,13 +93,7 @@ async def test_condition_and_event_show_in_kubectl_describe(
         # A spec change: the condition's message changes, its status does not, so lastTransitionTime stays.
         await asyncio.sleep(1.1)  # so that a wrongly moved timestamp would differ at second precision
         await kube.patch(WIDGETS, name="w1", namespace=namespace, body={"spec": {"size": 2}})
-
-        async def updated() -> bool:
-            obj = await kube.get(WIDGETS, name="w1", namespace=namespace)
-            cond = find_status_condition(obj.get("status", {}).get("conditions", []), "Ready")
-            return cond is not None and cond["message"] == "size is 2"
-
-        await eventually(updated, what="condition updated")
+        await eventually(ready_says("size is 2"), what="condition updated")
         await events.flush()
         second = await kube.get(WIDGETS, name="w1", namespace=namespace)
         assert second["status"]["conditions"][0]["lastTransitionTime"] == first_ltt
