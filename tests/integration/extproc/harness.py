@@ -67,6 +67,17 @@ class ExtProcProcess:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
+    def wait_for_metric(
+        self, name: str, value: float, *, within: float, what: str | None = None, **labels: str
+    ) -> None:
+        """Poll ``metric(name, **labels)`` every 50 ms until it equals ``value``; raise AssertionError
+        (``what``, or the metric and the value it never reached) after ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while self.metric(name, **labels) != value:
+            if time.monotonic() > deadline:
+                raise AssertionError(what or f"{name}{labels} did not reach {value} within {within}s")
+            time.sleep(0.05)
+
 
 @contextlib.contextmanager
 def running_extproc(
@@ -176,11 +187,13 @@ class Gateway:
         return digest
 
     def wait_for_hash(self, digest: str, *, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.extproc.metric("aigw_extproc_config_info", hash=digest) != 1:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"ext_proc did not load config {digest} within {timeout}s")
-            time.sleep(0.05)
+        self.extproc.wait_for_metric(
+            "aigw_extproc_config_info",
+            1,
+            within=timeout,
+            what=f"ext_proc did not load config {digest} within {timeout}s",
+            hash=digest,
+        )
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -13,6 +13,8 @@ from tests.integration.extproc.harness import Gateway
 
 pytestmark = [pytest.mark.envoy, pytest.mark.timeout(120)]
 
+TOKEN_USAGE_SUM = "gen_ai_client_token_usage_sum"
+
 
 def cost_logged_for(gateway: Gateway, *, marker_path: str, timeout: float = 10.0) -> dict[str, int]:
     """The cost metadata Envoy's access log recorded for the request to ``marker_path`` (a unique query)."""
@@ -28,9 +30,7 @@ def cost_logged_for(gateway: Gateway, *, marker_path: str, timeout: float = 10.0
 
 
 def token_sum(gateway: Gateway, model: str, token_type: str) -> float:
-    return gateway.extproc.metric(
-        "gen_ai_client_token_usage_sum", gen_ai_request_model=model, gen_ai_token_type=token_type
-    )
+    return gateway.extproc.metric(TOKEN_USAGE_SUM, gen_ai_request_model=model, gen_ai_token_type=token_type)
 
 
 def test_json_usage_becomes_cost_metadata_and_metrics(gateway: Gateway) -> None:
@@ -40,10 +40,14 @@ def test_json_usage_becomes_cost_metadata_and_metrics(gateway: Gateway) -> None:
     assert r.status == 200
     assert r.json()["usage"] == {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
     assert cost_logged_for(gateway, marker_path=path) == {"input": 11, "output": 7, "total": 18}
-    deadline = time.monotonic() + 5
-    while token_sum(gateway, "gpt-a", "output") != before + 7:
-        assert time.monotonic() < deadline, "token usage metric did not grow by 7"
-        time.sleep(0.05)
+    gateway.extproc.wait_for_metric(
+        TOKEN_USAGE_SUM,
+        before + 7,
+        within=5,
+        what="token usage metric did not grow by 7",
+        gen_ai_request_model="gpt-a",
+        gen_ai_token_type="output",
+    )
     assert (
         gateway.extproc.metric(
             "gen_ai_server_request_duration_count",
@@ -71,10 +75,14 @@ def test_streaming_usage_is_counted_and_the_stream_passes_intact(gateway: Gatewa
     assert len(events) == 5 + 2  # content chunks, the usage chunk, [DONE]
     assert events[-1] == "data: [DONE]"
     assert cost_logged_for(gateway, marker_path=path) == {"input": 21, "output": 9, "total": 30}
-    deadline = time.monotonic() + 5
-    while token_sum(gateway, "gpt-a", "input") != before + 21:
-        assert time.monotonic() < deadline, "streamed input tokens were not counted"
-        time.sleep(0.05)
+    gateway.extproc.wait_for_metric(
+        TOKEN_USAGE_SUM,
+        before + 21,
+        within=5,
+        what="streamed input tokens were not counted",
+        gen_ai_request_model="gpt-a",
+        gen_ai_token_type="input",
+    )
     assert (
         gateway.extproc.metric("gen_ai_server_time_to_first_token_count", gen_ai_request_model="gpt-a")
         == ttft_before + 1
@@ -103,10 +111,9 @@ def test_a_non_json_upstream_error_is_normalised_to_the_openai_shape(gateway: Ga
     assert r.json() == {
         "error": {"message": "overloaded, try later", "type": "upstream_error", "code": "503"}
     }
-    deadline = time.monotonic() + 5
-    while gateway.extproc.metric("aigw_extproc_requests_total", outcome="upstream_error") != before + 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    gateway.extproc.wait_for_metric(
+        "aigw_extproc_requests_total", before + 1, within=5, outcome="upstream_error"
+    )
 
 
 def test_an_openai_shaped_upstream_error_passes_unchanged(gateway: Gateway) -> None:
