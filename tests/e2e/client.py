@@ -14,20 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def upstream(self) -> str | None:
-        """Name of the fake upstream that answered (``x-upstream-name``)."""
-        return self.headers.get("x-upstream-name")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
+from tests.realparts.httpclient import Reply
+from tests.realparts.httpclient import request as http_request
 
 
 @dataclass
@@ -52,14 +40,7 @@ def request(
     host: str = "127.0.0.1",
     timeout: float = 30,
 ) -> Reply:
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("POST", path, body=body, headers={"content-type": "application/json", **(headers or {})})
-        resp = conn.getresponse()
-        data = resp.read()
-        return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-    finally:
-        conn.close()
+    return http_request(port, path, body=body, headers=headers, method="POST", host=host, timeout=timeout)
 
 
 def chat_body(model: str, **extra: Any) -> bytes:

@@ -32,9 +32,10 @@ from typing import Any
 from aigw.upstream import FakeUpstream, serve_in_thread
 from api.filterconfig import CONFIG_KEY
 from tests.e2e import objects
-from tests.e2e.client import Reply, chat
+from tests.e2e.client import chat
 from tests.e2e.kube import Kube, Obj, wait_for
 from tests.realparts.envoygateway import EnvoyGateway
+from tests.realparts.httpclient import Reply
 
 CONFIGMAP_PREFIX = "ai-eg-extproc-"
 

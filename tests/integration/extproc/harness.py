@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import os
 import re
 import subprocess
@@ -26,20 +25,11 @@ import yaml
 from aigw.upstream import FakeUpstream, serve_in_thread
 from tests.integration.extproc.bootstrap import gateway_bootstrap
 from tests.realparts.envoy import RunningEnvoy, running_envoy
+from tests.realparts.httpclient import Reply, request
 from tests.realparts.ports import free_port
 from tests.realparts.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
 
 
 @dataclass
@@ -155,22 +145,13 @@ class Gateway:
         headers: Mapping[str, str] | None = None,
         method: str | None = None,
         timeout: float = 30.0,
-    ) -> Response:
+    ) -> Reply:
         """One HTTP/1.1 request through Envoy (a fresh connection each time)."""
         if json is not None:
             body = orjson.dumps(json)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            hdrs = {"content-type": "application/json", **(headers or {})}
-            conn.request(method or ("POST" if body is not None else "GET"), path, body=body, headers=hdrs)
-            resp = conn.getresponse()
-            return Response(
-                status=resp.status, headers={k.lower(): v for k, v in resp.getheaders()}, body=resp.read()
-            )
-        finally:
-            conn.close()
+        return request(self.port, path, body=body, headers=headers, method=method, timeout=timeout)
 
-    def chat(self, model: str, *, headers: Mapping[str, str] | None = None, **fields: Any) -> Response:
+    def chat(self, model: str, *, headers: Mapping[str, str] | None = None, **fields: Any) -> Reply:
         return self.request(
             "/v1/chat/completions",
             json={"model": model, "messages": [{"role": "user", "content": "hi"}], **fields},

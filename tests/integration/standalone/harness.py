@@ -9,7 +9,6 @@ for its ready banner, sends requests through its Envoy, reads its log, lists its
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import re
 import shutil
@@ -25,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from tests.realparts.httpclient import Reply, request
 from tests.realparts.ports import free_port
 from tests.realparts.processes import stop_process
 
@@ -70,16 +70,6 @@ def prepared_examples(dest: Path) -> Prepared:
         )
         f.write_text(text)
     return Prepared(directory=dest, pool_port=pool_port, direct_port=direct_port)
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
 
 
 def children_of(pid: int) -> dict[int, int]:
@@ -161,15 +151,8 @@ class AigwRun:
     def request(
         self, path: str, *, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 10.0
     ) -> Reply:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            data = orjson.dumps(body) if body is not None else None
-            hdrs = {"content-type": "application/json", **(headers or {})}
-            conn.request("POST" if data is not None else "GET", path, body=data, headers=hdrs)
-            resp = conn.getresponse()
-            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-        finally:
-            conn.close()
+        data = orjson.dumps(body) if body is not None else None
+        return request(self.port, path, body=data, headers=headers, timeout=timeout)
 
     def chat(self, model: str, **kw: Any) -> Reply:
         return self.request(
