@@ -6,8 +6,8 @@ Contracts:
   and writes its ``filter-config.yaml`` to ``path`` atomically (write + rename, a new inode, as the kubelet's
   ``..data`` swap does), every time its content changes. ``writes`` counts the files written.
 - ``Upstreams``: ``start(name, host, port)`` runs an ``aigw.upstream.FakeUpstream`` in a thread; ``close()``
-  stops them all. ``common_port(hosts)`` finds one port free on every given address (pool members share
-  the InferencePool's ``targetPortNumber``).
+  stops them all. Pool members share the InferencePool's ``targetPortNumber``: pick it with
+  ``tests.realparts.ports.common_port(hosts)``.
 - ``Scenario``: one test's namespace and Gateway (its own listener port, its own Envoy started by Envoy
   Gateway); ``apply`` tracks what it created so ``close()`` deletes it all (an apiserver-only control plane
   has no namespace garbage collector); ``wait_ok`` polls until a request is answered as expected.
@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import threading
 import urllib.request
@@ -125,27 +124,6 @@ class ConfigMapProjector:
             self.writes += 1
         with self.log.open("a") as f:
             f.write(f"---- projected {len(content)} bytes (write #{self.writes})\n")
-
-
-def port_free_on(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def common_port(hosts: list[str]) -> int:
-    """A port free on every address in ``hosts`` right now."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((hosts[0], 0))
-            port: int = s.getsockname()[1]
-        if all(port_free_on(h, port) for h in hosts):
-            return port
-    raise RuntimeError(f"no port free on all of {hosts}")
 
 
 class Upstreams:

@@ -5,10 +5,10 @@ Pure functions: names and ports in, plain dicts out.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 from tests.realparts.envoygateway import CONTROLLER_NAME
+from tests.realparts.ports import free_port
 
 Obj = dict[str, Any]
 AIGW = "aigateway.envoyproxy.io/v1alpha1"
@@ -20,10 +20,7 @@ GATEWAY_CLASS = "aigw-e2e"
 
 def listener_port() -> int:
     """A port free on every interface: Envoy Gateway's Host infrastructure binds listeners on 0.0.0.0."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("0.0.0.0", 0))
-        port: int = s.getsockname()[1]
-        return port
+    return free_port("0.0.0.0")
 
 
 def namespace(name: str) -> Obj:

@@ -8,8 +8,9 @@ from collections import Counter
 
 from tests.e2e import artifacts, objects
 from tests.e2e.client import chat
-from tests.e2e.harness import Scenario, Upstreams, common_port
+from tests.e2e.harness import Scenario, Upstreams
 from tests.realparts.dns import DnsServer
+from tests.realparts.ports import common_port
 
 REQUESTS = 300
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from tests.e2e import objects
 from tests.e2e.client import chat
-from tests.e2e.harness import Scenario, Upstreams, common_port
+from tests.e2e.harness import Scenario, Upstreams
 from tests.realparts.dns import DnsServer
+from tests.realparts.ports import common_port
 
 
 def test_client_destination_headers_are_ignored(

@@ -45,7 +45,7 @@ from typing import IO, Any
 
 import yaml
 
-from tests.realparts.ports import free_port
+from tests.realparts.ports import free_port, port_free_on
 from tests.realparts.processes import cache_root, spawn_logged, stop_process, tail, wait_until
 
 EG_VERSION = os.environ.get("EG_VERSION", "1.9.0")
@@ -91,16 +91,6 @@ def find_install() -> Install:
     if not (install.envoy.exists() and os.access(install.envoy, os.X_OK)):
         raise EnvoyGatewayError(f"no Envoy {ENVOY_VERSION} seeded at {install.envoy}: {SETUP_HINT}")
     return install
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return True
-        return False
 
 
 def _tcp_open(host: str, port: int) -> bool:
@@ -364,7 +354,7 @@ class EnvoyGateway:
             self._lock = None
 
     def _check_fixed_ports(self) -> None:
-        busy = [f"{port} ({what})" for port, what in FIXED_PORTS.items() if _port_in_use(port)]
+        busy = [f"{port} ({what})" for port, what in FIXED_PORTS.items() if not port_free_on("0.0.0.0", port)]
         if busy:
             who = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True, check=False).stdout
             raise EnvoyGatewayError(

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from tests.realparts.httpclient import Reply, request
-from tests.realparts.ports import free_port
+from tests.realparts.ports import common_port, free_port
 from tests.realparts.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -44,23 +44,9 @@ class Prepared:
     direct_port: int
 
 
-def _port_free_on_all(port: int, hosts: tuple[str, ...]) -> bool:
-    import socket
-
-    for host in hosts:
-        with socket.socket() as s:
-            try:
-                s.bind((host, port))
-            except OSError:
-                return False
-    return True
-
-
 def prepared_examples(dest: Path) -> Prepared:
     """Copy the shipped examples to ``dest``, with free ports instead of 18081 and 18084 (nothing else)."""
-    pool_port = free_port("127.0.0.11")
-    while not _port_free_on_all(pool_port, POOL_HOSTS):
-        pool_port = free_port("127.0.0.11")
+    pool_port = common_port(POOL_HOSTS)
     direct_port = free_port()
     shutil.copytree(EXAMPLES, dest)
     for f in dest.glob("*.yaml"):
