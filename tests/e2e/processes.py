@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from tests.realparts.processes import spawn_logged, stop_process, tail
+from tests.realparts.ports import tcp_open
+from tests.realparts.processes import spawn_logged, stop_process, tail, wait_until
 
 
 class ProcessError(RuntimeError):
@@ -54,17 +53,13 @@ class LoggedProcess:
             )
 
     def wait_tcp(self, host: str, port: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                with socket.create_connection((host, port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise ProcessError(
-            f"{self.name} did not listen on {host}:{port} within {timeout:.0f} s; last lines of {self.log}:\n"
-            f"{tail(self.log, 60)}"
+        wait_until(
+            lambda: tcp_open(host, port),
+            f"{self.name} to listen on {host}:{port}",
+            proc=self.proc,
+            log=self.log,
+            timeout=timeout,
+            error=ProcessError,
         )
 
     def stop(self, grace: float = 15) -> None:

@@ -31,7 +31,6 @@ import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -45,7 +44,7 @@ from typing import IO, Any
 
 import yaml
 
-from tests.realparts.ports import free_port, port_free_on
+from tests.realparts.ports import free_port, port_free_on, tcp_open
 from tests.realparts.processes import cache_root, spawn_logged, stop_process, tail, wait_until
 
 EG_VERSION = os.environ.get("EG_VERSION", "1.9.0")
@@ -91,14 +90,6 @@ def find_install() -> Install:
     if not (install.envoy.exists() and os.access(install.envoy, os.X_OK)):
         raise EnvoyGatewayError(f"no Envoy {ENVOY_VERSION} seeded at {install.envoy}: {SETUP_HINT}")
     return install
-
-
-def _tcp_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _http_ok(url: str) -> bool:
@@ -251,7 +242,7 @@ class EnvoyGateway:
             self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
             self._spawn()
             self._wait_until(lambda: _http_ok("http://127.0.0.1:8081/readyz"), "the health probe /readyz")
-            self._wait_until(lambda: _tcp_open("127.0.0.1", 18000), "the xDS server on 18000")
+            self._wait_until(lambda: tcp_open("127.0.0.1", 18000), "the xDS server on 18000")
         except BaseException:
             self._terminate()
             self._release_lock()
@@ -296,9 +287,7 @@ class EnvoyGateway:
 
     def wait_for_listener(self, port: int, host: str = "127.0.0.1", timeout: float = 60) -> None:
         """Wait until something (an Envoy that Envoy Gateway started) accepts TCP on ``host:port``."""
-        self._wait_until(
-            lambda: _tcp_open(host, port), f"an Envoy listener on {host}:{port}", timeout=timeout
-        )
+        self._wait_until(lambda: tcp_open(host, port), f"an Envoy listener on {host}:{port}", timeout=timeout)
 
     def config_dump(self, admin_address: str) -> dict[str, Any]:
         """Envoy's ``/config_dump`` (with EDS) from the given admin address."""

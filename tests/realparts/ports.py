@@ -19,6 +19,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def tcp_open(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` (within 1 s)."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def port_free_on(host: str, port: int) -> bool:
     """Whether a server could bind ``host:port`` right now. With SO_REUSEADDR, as servers bind: a port held
     only by connections in TIME_WAIT counts as free."""
