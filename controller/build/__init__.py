@@ -47,6 +47,7 @@ from controller.build.resources import (
     build_extproc_service,
     build_host_rewrite_filter,
     build_http_route,
+    build_http_routes,
 )
 from controller.build.snapshot import BuildOptions, DnsAnswer, ExtprocAddress, Snapshot, clamp_requeue
 from controller.build.status import Cond, ObjectStatus, Resolution, resolve
@@ -71,6 +72,7 @@ __all__ = [
     "build_gateway",
     "build_host_rewrite_filter",
     "build_http_route",
+    "build_http_routes",
     "clamp_requeue",
     "config_hash",
     "extproc_name",

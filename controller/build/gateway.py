@@ -18,7 +18,7 @@ from controller.build.resources import (
     build_extproc_deployment,
     build_extproc_service,
     build_host_rewrite_filter,
-    build_http_route,
+    build_http_routes,
 )
 from controller.build.snapshot import MAX_REQUEUE_SECONDS, BuildOptions, Snapshot, clamp_requeue
 from controller.build.status import BackendResolution, ObjectStatus, Resolution, dns_failures, resolve
@@ -75,15 +75,16 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
     }
     uids = {key_of(o): uid(o) for o in snap.routes}
     routes = tuple(
-        build_http_route(
+        hr
+        for r in res.routes
+        if not any(p.reason == "UnsupportedValue" for p in r.accepted)
+        for hr in build_http_routes(
             r,
             route_uid=uids.get(r.view.key, ""),
             backends=res.backends,
             pool_members=pool_members,
             options=options,
         )
-        for r in res.routes
-        if not any(p.reason == "UnsupportedValue" for p in r.accepted)
     )
     namespaces = sorted({r.view.key.namespace for r in res.routes})
     filters = tuple(build_host_rewrite_filter(namespace=ns) for ns in namespaces)

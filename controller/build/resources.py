@@ -92,6 +92,13 @@ def _max_timeout(values: list[str], default: str) -> str:
     return best
 
 
+MAX_HTTPROUTE_RULES = 16
+"""Gateway API's limit on the rules of one HTTPRoute."""
+
+ROUTE_NAME_LABEL = "aigateway.envoyproxy.io/route-name"
+"""On each HTTPRoute: the AIGatewayRoute it was built from (one route may need several HTTPRoutes)."""
+
+
 def build_http_route(
     route: RouteResolution | RouteView,
     *,
@@ -100,13 +107,32 @@ def build_http_route(
     pool_members: Mapping[ObjKey, tuple[BackendResolution, ...]],
     options: BuildOptions,
 ) -> Json:
-    """The HTTPRoute of one AIGatewayRoute. It depends on the route and its backends only (never on which
-    Gateway's reconcile builds it), so reconciles of different Gateways always agree on it.
+    """The first (usually the only) HTTPRoute of ``build_http_routes``."""
+    return build_http_routes(
+        route, route_uid=route_uid, backends=backends, pool_members=pool_members, options=options
+    )[0]
+
+
+def build_http_routes(
+    route: RouteResolution | RouteView,
+    *,
+    route_uid: str,
+    backends: Mapping[ObjKey, BackendResolution],
+    pool_members: Mapping[ObjKey, tuple[BackendResolution, ...]],
+    options: BuildOptions,
+) -> list[Json]:
+    """The HTTPRoutes of one AIGatewayRoute. They depend on the route and its backends only (never on which
+    Gateway's reconcile builds them), so reconciles of different Gateways always agree on them.
+
+    An HTTPRoute holds at most 16 rules, an AIGatewayRoute up to 128 backends: the rules are cut into
+    HTTPRoutes
+    named ``<route>``, ``<route>-2``, ``<route>-3``, ... (15 rules each, plus the catch-all in the first), all
+    labelled with the route's name.
 
     Rules: one per distinct AIServiceBackend the route references (header ``x-ai-eg-selected-backend`` exact
     ``<backend>.<ns>`` → the backend's ``spec.backendRef``, its ``timeouts``, and the host-rewrite filter);
-    one
-    for all its InferencePools (header value ``original_destination_cluster``, no backendRefs: the extension
+    one for all its InferencePools (header value ``original_destination_cluster``, no backendRefs: the
+    extension
     server points it at the ORIGINAL_DST cluster; timeout the largest member ``timeouts.request``, else
     ``options.pool_request_timeout``); and a final catch-all on path ``/`` without backends, so that a request
     the ext_proc did not route still reaches the ext_proc, which answers it (404).
@@ -148,7 +174,10 @@ def build_http_route(
                 "timeouts": {"request": _max_timeout(requests, options.pool_request_timeout)},
             }
         )
-    rules.append({"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]})
+    catch_all = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
+    size = MAX_HTTPROUTE_RULES - 1
+    chunks = [rules[i : i + size] for i in range(0, len(rules), size)] or [[]]
+    chunks[0] = [*chunks[0], catch_all]
     parents = [
         {
             "group": t.group,
@@ -170,14 +199,23 @@ def build_http_route(
         if route_uid
         else []
     )
-    return with_desired_hash(
-        {
-            "apiVersion": f"{n.GATEWAY_GROUP}/v1",
-            "kind": "HTTPRoute",
-            "metadata": _meta(view.key.name, view.key.namespace, {n.MANAGED_BY_KEY: n.MANAGED_BY}, owners),
-            "spec": {"parentRefs": parents, "rules": rules},
-        }
-    )
+    labels = {n.MANAGED_BY_KEY: n.MANAGED_BY, ROUTE_NAME_LABEL: n.label_value(view.key.name)}
+    return [
+        with_desired_hash(
+            {
+                "apiVersion": f"{n.GATEWAY_GROUP}/v1",
+                "kind": "HTTPRoute",
+                "metadata": _meta(
+                    view.key.name if i == 0 else f"{view.key.name}-{i + 1}",
+                    view.key.namespace,
+                    labels,
+                    owners,
+                ),
+                "spec": {"parentRefs": parents, "rules": chunk},
+            }
+        )
+        for i, chunk in enumerate(chunks)
+    ]
 
 
 # --- EnvoyExtensionPolicy, ext_proc Backend/Service/Deployment

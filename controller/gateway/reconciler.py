@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from controller.build import BuildOptions, ObjectStatus, ObjKey, build_gateway, hostnames_to_resolve, resolve
 from controller.build import names as n
+from controller.build import views as v
 from controller.build.gateway import GatewayBuild
 from controller.build.status import KIND_POOL
 from controller.dns import DnsResolver
@@ -41,6 +42,7 @@ from controller.gateway import kinds
 from controller.gateway.cache import IDX_GATEWAY, IDX_OWNER_GATEWAY, Caches
 from controller.runtime import (
     APPLY_PATCH,
+    ApiError,
     EventRecorder,
     KubeClient,
     Request,
@@ -59,6 +61,10 @@ Obj = dict[str, Any]
 
 IDX_PARENT_GATEWAY = "parent-gateway"
 """Index of our HTTPRoutes by the Gateways in their parentRefs."""
+
+REJECTED_RETRY = 60.0
+"""Seconds before a Gateway with an object the API server rejected is reconciled again (absent other
+events)."""
 
 STATUS_CONCURRENCY = 16
 """Status writes in flight at once per reconcile."""
@@ -84,6 +90,15 @@ def _hash(obj: Obj) -> str | None:
     return ((obj.get("metadata") or {}).get("annotations") or {}).get(n.DESIRED_HASH_ANNOTATION)
 
 
+def _route_owner(hr: Obj) -> str:
+    """The AIGatewayRoute an HTTPRoute of ours was built from (its owner reference; else its own name)."""
+    md = hr.get("metadata") or {}
+    for ref in md.get("ownerReferences") or []:
+        if ref.get("kind") == "AIGatewayRoute":
+            return str(ref.get("name", ""))
+    return str(md.get("name", ""))
+
+
 def _is_ours(obj: Obj) -> bool:
     return ((obj.get("metadata") or {}).get("labels") or {}).get(n.MANAGED_BY_KEY) == n.MANAGED_BY
 
@@ -102,6 +117,12 @@ class ControllerMetrics:
             "aigw_controller_condition_failures_total",
             "Conditions that turned False (or changed reason), by kind and reason",
             ["kind", "reason"],
+            registry=registry,
+        )
+        self.apply_rejections = Counter(
+            "aigw_controller_apply_rejections_total",
+            "Desired objects the API server refused (400/422), by kind",
+            ["kind"],
             registry=registry,
         )
         self.dns_failures = Counter(
@@ -152,7 +173,7 @@ class GatewayReconciler:
         t.append(time.perf_counter())
         build = build_gateway(snap, self.options)
         t.append(time.perf_counter())
-        await self.apply(build)
+        rejected = await self.apply(build, gw)
         await self.prune(gw, build)
         t.append(time.perf_counter())
         await self.write_statuses(build.statuses)
@@ -162,16 +183,38 @@ class GatewayReconciler:
             ms = [round((b - a) * 1000, 1) for a, b in itertools.pairwise(t)]
             log.debug("Gateway %s reconciled: snapshot+dns %s ms, build %s ms, apply+prune %s ms, "
                       "status %s ms", gw, *ms)  # fmt: skip
+        if rejected:  # a rejection does not heal by retrying at once: come back slowly, the Event says why
+            return Result(requeue_after=min(build.requeue_after or REJECTED_RETRY, REJECTED_RETRY))
         if build.requeue_after is not None:
             return Result(requeue_after=build.requeue_after)
         return None
 
     # --- apply and prune
 
-    async def apply(self, build: GatewayBuild) -> None:
+    async def apply(self, build: GatewayBuild, gw: ObjKey) -> list[str]:
+        """Apply every desired object; the objects the API server rejected (400/422), each already reported
+        with a Warning Event ``ApplyRejected`` (on the AIGatewayRoute of an HTTPRoute, else on the Gateway), a
+        log line and ``aigw_controller_apply_rejections_total{kind}``. Other errors are raised (retried)."""
+        rejected: list[str] = []
         # The config first: a Deployment rolled for a new config uuid must find the ConfigMap already there.
         for obj in (*build.gateway_objects, *build.filters, *build.http_routes):
-            await self.apply_one(obj)
+            try:
+                await self.apply_one(obj)
+            except ApiError as e:
+                if e.status not in (400, 422):
+                    raise
+                md = obj["metadata"]
+                msg = f"the API server rejected {obj['kind']} {md['namespace']}/{md['name']}: {e.message}"
+                rejected.append(msg)
+                self.metrics.apply_rejections.labels(obj["kind"]).inc()
+                log.error("Gateway %s: %s", gw, msg)
+                target = None
+                if obj["kind"] == "HTTPRoute":
+                    target = self.caches.routes.get(f"{md['namespace']}/{_route_owner(obj)}")
+                target = target or self.caches.gateways.get(str(gw))
+                if target is not None:
+                    self.recorder.warning(target, "ApplyRejected", msg)
+        return rejected
 
     async def apply_one(self, obj: Obj) -> bool:
         """Server-side apply ``obj`` unless the cached copy already holds it; whether it was written."""
@@ -202,10 +245,19 @@ class GatewayReconciler:
                 md = obj["metadata"]
                 if _is_ours(obj) and (kind, md["namespace"], md["name"]) not in wanted:
                     await self._delete(kind, md["namespace"], md["name"])
+        # An HTTPRoute goes when its AIGatewayRoute is gone, or when that route (read by this Gateway) no
+        # longer needs it (fewer rules: fewer HTTPRoutes).
+        desired = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in build.http_routes}
+        mine = {str(v.key_of(r)) for r in self.caches.routes.by_index(IDX_GATEWAY, str(gw))}
         for hr in self.owned["HTTPRoute"].by_index(IDX_PARENT_GATEWAY, str(gw)):
-            key = f"{hr['metadata']['namespace']}/{hr['metadata']['name']}"
-            if _is_ours(hr) and key not in self.caches.routes:
-                await self._delete("HTTPRoute", hr["metadata"]["namespace"], hr["metadata"]["name"])
+            md = hr["metadata"]
+            if not _is_ours(hr):
+                continue
+            owner = f"{md['namespace']}/{_route_owner(hr)}"
+            if owner not in self.caches.routes or (
+                owner in mine and (md["namespace"], md["name"]) not in desired
+            ):
+                await self._delete("HTTPRoute", md["namespace"], md["name"])
 
     async def _delete(self, kind: str, namespace: str, name: str) -> None:
         try:

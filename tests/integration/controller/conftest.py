@@ -74,7 +74,7 @@ class Aigw:
     async def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
         def run() -> str:
             res = self.cp.kubectl(*args, input=input, check=check)
-            return str(getattr(res, "stdout", res))
+            return res.stdout if check else res.stdout + res.stderr  # unchecked: the error text too
 
         return await asyncio.to_thread(run)
 

@@ -258,3 +258,20 @@ async def test_nothing_is_written_when_nothing_changed(aigw: Aigw) -> None:
     for _ in range(3):
         await aigw.reconciler.reconcile(Request(namespace=aigw.ns, name="gw"))
     assert writes(aigw) == before
+
+
+async def test_a_route_with_many_backends_gets_several_httproutes_and_they_shrink_with_it(aigw: Aigw) -> None:
+    names = [f"b{i}" for i in range(20)]
+    await aigw.apply(docs(gateway_yaml("gw"), service("s"), *(backend(x, service="s") for x in names),
+                          route("big", "gw", *names)))  # fmt: skip
+    await aigw.config_when("gw", lambda c: len(c.backends) == 20)
+
+    async def httproutes(expected: list[str]) -> bool:
+        out = await aigw.kubectl("-n", aigw.ns, "get", "httproutes", "-o", "name")
+        return sorted(x.rpartition("/")[2] for x in out.split()) == expected
+
+    await eventually(functools.partial(httproutes, ["big", "big-2"]))
+    await aigw.wait_condition(kinds.AIGATEWAYROUTES, "big", "Accepted", "True")
+    await aigw.apply(route("big", "gw", *names[:3]))
+    await aigw.config_when("gw", lambda c: len(c.backends) == 3)
+    await eventually(functools.partial(httproutes, ["big"]))

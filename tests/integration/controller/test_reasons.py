@@ -109,3 +109,55 @@ async def test_every_reason_is_visible_in_kubectl_describe(aigw: Aigw) -> None:
     assert c is not None and f"InferenceModel {ns}/m-old" in c["message"]
     out = await aigw.kubectl("-n", ns, "get", "aiservicebackends")
     assert "b-nosvc" in out
+
+
+def _deny_httproute(namespace: str, name: str) -> str:
+    """A ValidatingAdmissionPolicy that makes the real API server refuse one HTTPRoute in ``namespace``."""
+    policy = f"deny-{namespace}"
+    return docs(
+        json.dumps({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": policy},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{
+                    "apiGroups": ["gateway.networking.k8s.io"], "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["httproutes"]}]},
+                "validations": [{"expression": f"object.metadata.name != '{name}'",
+                                 "message": "refused by the test's admission policy"}],
+            },
+        }),
+        json.dumps({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": policy},
+            "spec": {"policyName": policy, "validationActions": ["Deny"],
+                     "matchResources": {"namespaceSelector": {
+                         "matchLabels": {"kubernetes.io/metadata.name": namespace}}}},
+        }),
+    )  # fmt: skip
+
+
+async def test_an_object_the_api_server_refuses_is_reported_and_the_rest_still_applies(aigw: Aigw) -> None:
+    await aigw.kubectl("apply", "-f", "-", input=_deny_httproute(aigw.ns, "refused"))
+    probe = json.dumps({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                        "metadata": {"name": "refused", "namespace": aigw.ns}, "spec": {}})  # fmt: skip
+
+    async def policy_active() -> bool:  # the API server loads admission policies asynchronously
+        out = await aigw.kubectl("create", "--dry-run=server", "-f", "-", input=probe, check=False)
+        return "refused by the test's admission policy" in out
+
+    await eventually(policy_active, within=30, interval=0.5)
+    await aigw.apply(docs(gateway_yaml("gw"), service("s"), backend("b", service="s"),
+                          route("refused", "gw", "b"), route("fine", "gw", "b")))  # fmt: skip
+    cfg = await aigw.config_when("gw", lambda c: len(c.rules) == 2)
+    assert {r.route for r in cfg.rules} == {f"{aigw.ns}/refused", f"{aigw.ns}/fine"}
+
+    async def reported() -> bool:
+        evs = await aigw.events("refused")
+        return any(e["reason"] == "ApplyRejected" and "refused by the test's admission policy" in e["message"]
+                   for e in evs)  # fmt: skip
+
+    await eventually(reported, within=30)
+    assert await aigw.get(kinds.HTTPROUTES, "fine") is not None
+    assert await aigw.get(kinds.HTTPROUTES, "refused") is None
+    assert aigw.reconciler.metrics.apply_rejections.labels("HTTPRoute")._value.get() >= 1

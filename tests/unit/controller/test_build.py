@@ -808,3 +808,24 @@ def test_route_on_two_gateways_gets_both_parent_refs_whichever_gateway_builds_it
     b = build_gateway(replace(s, gateway=ObjKey(NS, "gw2"), gateway_object=gateway("gw2")), BuildOptions())
     assert a == b.http_routes[0]
     assert [p["name"] for p in a["spec"]["parentRefs"]] == ["gw", "gw2"]
+
+
+def test_many_backends_are_split_into_httproutes_of_at_most_16_rules() -> None:
+    names = [f"b{i:02d}" for i in range(20)]
+    s = snap(
+        routes=(route("big", [rule(*names)]),),
+        backends=keyed(*(backend(x) for x in names)),
+        services=keyed(*(service(f"svc-{x}") for x in names)),
+    )
+    hrs = build_gateway(s, BuildOptions()).http_routes
+    assert [h["metadata"]["name"] for h in hrs] == ["big", "big-2"]
+    assert [len(h["spec"]["rules"]) for h in hrs] == [16, 5]
+    assert hrs[0]["spec"]["rules"][-1] == {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
+    assert all(h["metadata"]["labels"]["aigateway.envoyproxy.io/route-name"] == "big" for h in hrs)
+    values = [
+        r["matches"][0]["headers"][0]["value"]
+        for h in hrs
+        for r in h["spec"]["rules"]
+        if "headers" in r["matches"][0]
+    ]
+    assert values == [f"{x}.default" for x in names]
