@@ -9,7 +9,7 @@ Tombstones are unwrapped before handlers and predicates see a delete.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from controller.runtime.cache import Object
 from controller.runtime.reconcile import Request
@@ -104,38 +104,31 @@ class EnqueueRequestForOwner(EnqueueRequestsFromMapFunc):
         )
 
 
-def _generation(obj: Object) -> object:
-    return (obj.get("metadata") or {}).get("generation")
+class _MetadataChangedPredicate:
+    """Pass every create and delete, and the updates whose ``metadata.<FIELD>`` changed."""
+
+    FIELD: ClassVar[str]
+
+    def create(self, obj: Object) -> bool:
+        return True
+
+    def update(self, old: Object, new: Object) -> bool:
+        return (old.get("metadata") or {}).get(self.FIELD) != (new.get("metadata") or {}).get(self.FIELD)
+
+    def delete(self, obj: Object) -> bool:
+        return True
 
 
-def _resource_version(obj: Object) -> object:
-    return (obj.get("metadata") or {}).get("resourceVersion")
-
-
-class GenerationChangedPredicate:
+class GenerationChangedPredicate(_MetadataChangedPredicate):
     """Pass updates whose ``metadata.generation`` changed: drops status-only updates and resyncs.
 
     Beware: a status someone else overwrote is then never repaired, and Secrets/ConfigMaps have no generation.
     """
 
-    def create(self, obj: Object) -> bool:
-        return True
-
-    def update(self, old: Object, new: Object) -> bool:
-        return _generation(old) != _generation(new)
-
-    def delete(self, obj: Object) -> bool:
-        return True
+    FIELD = "generation"
 
 
-class ResourceVersionChangedPredicate:
+class ResourceVersionChangedPredicate(_MetadataChangedPredicate):
     """Pass updates whose ``resourceVersion`` changed: drops resyncs only."""
 
-    def create(self, obj: Object) -> bool:
-        return True
-
-    def update(self, old: Object, new: Object) -> bool:
-        return _resource_version(old) != _resource_version(new)
-
-    def delete(self, obj: Object) -> bool:
-        return True
+    FIELD = "resourceVersion"
