@@ -62,22 +62,24 @@ def hostnames_to_resolve(
 
 
 def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
-    """Desired objects, config and conditions for ``snap.gateway``. With no Gateway object, nothing is wanted
-    (the reconcile prunes what it owned) but the statuses of the objects that named it are still computed."""
+    """Desired objects, config and conditions for ``snap.gateway``.
+
+    With no Gateway object, no per-Gateway object is wanted (the reconcile prunes what it owned), but the
+    statuses of the objects that named it are still computed, and the HTTPRoutes of routes that still have
+    another existing Gateway are still wanted (a route's HTTPRoutes are wanted exactly when it is Accepted,
+    whichever of its Gateways builds them, so reconciles of different Gateways never undo each other).
+    """
     res = resolve(snap, options)
     statuses = tuple(res.statuses(snap))
     failures = tuple(dns_failures(res, snap.dns))
-    if snap.gateway_object is None:
-        return GatewayBuild(None, (), (), (), statuses, failures, None)
-    cfg = build_filter_config(snap, options, res)
     pool_members: Mapping[ObjKey, tuple[BackendResolution, ...]] = {
         k: tuple(m.backend for m in p.members) for k, p in res.pools.items()
     }
     uids = {key_of(o): uid(o) for o in snap.routes}
+    accepted = [r for r in res.routes if not r.accepted]
     routes = tuple(
         hr
-        for r in res.routes
-        if not any(p.reason == "UnsupportedValue" for p in r.accepted)
+        for r in accepted
         for hr in build_http_routes(
             r,
             route_uid=uids.get(r.view.key, ""),
@@ -86,8 +88,11 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
             options=options,
         )
     )
-    namespaces = sorted({r.view.key.namespace for r in res.routes})
+    namespaces = sorted({r.view.key.namespace for r in accepted})
     filters = tuple(build_host_rewrite_filter(namespace=ns) for ns in namespaces)
+    if snap.gateway_object is None:
+        return GatewayBuild(None, (), routes, filters, statuses, failures, None)
+    cfg = build_filter_config(snap, options, res)
 
     uses: list[SecretUse] = []
     for b in cfg.backends:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from typing import Any
 
 from api.filterconfig import APISchemaName, Criticality, FilterConfig
@@ -275,3 +276,31 @@ async def test_a_route_with_many_backends_gets_several_httproutes_and_they_shrin
     await aigw.apply(route("big", "gw", *names[:3]))
     await aigw.config_when("gw", lambda c: len(c.backends) == 3)
     await eventually(functools.partial(httproutes, ["big"]))
+
+
+async def test_deleting_one_of_two_gateways_keeps_the_shared_route(aigw: Aigw) -> None:
+    await aigw.apply(docs(gateway_yaml("g1"), gateway_yaml("g2"), service("s"), backend("b", service="s"),
+                          route("r", "g1", "b"), route("shared", "g1", "b")))  # fmt: skip
+    doc = json.loads(route("shared", "g1", "b"))
+    doc["spec"]["targetRefs"].append({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "g2"})
+    await aigw.apply(json.dumps(doc))
+    await aigw.config_when("g2", lambda c: [r.route for r in c.rules] == [f"{aigw.ns}/shared"])
+    await aigw.delete("gateway", "g1")
+
+    async def g1_gone() -> bool:
+        return await aigw.get(CONFIGMAPS, extproc_name("g1")) is None
+
+    await eventually(g1_gone)
+    await aigw.wait_condition(kinds.AIGATEWAYROUTES, "r", "Accepted", "False", "NoMatchingParent")
+    await aigw.wait_condition(kinds.AIGATEWAYROUTES, "shared", "Accepted", "True")
+
+    async def httproutes() -> list[str]:
+        out = await aigw.kubectl("-n", aigw.ns, "get", "httproutes", "-o", "name")
+        return sorted(x.rpartition("/")[2] for x in out.split())
+
+    async def only_shared() -> bool:
+        return await httproutes() == ["shared"]
+
+    await eventually(only_shared)
+    await asyncio.sleep(1.0)
+    assert await httproutes() == ["shared"]  # and it stays

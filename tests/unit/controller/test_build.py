@@ -753,9 +753,20 @@ def test_desired_objects_are_deterministic() -> None:
 
 
 def test_no_gateway_object_wants_nothing_but_still_has_statuses() -> None:
-    b = build_gateway(simple(gateway_object=None), BuildOptions())
+    b = build_gateway(simple(gateway_object=None, gateways=frozenset()), BuildOptions())
     assert b.filter_config is None and b.gateway_objects == () and b.http_routes == ()
-    assert status_of(b.statuses, "AIGatewayRoute", "r1")
+    st = status_of(b.statuses, "AIGatewayRoute", "r1")
+    assert cond(st, "Accepted")[1] == "NoMatchingParent"
+
+
+def test_a_deleted_gateway_keeps_the_httproutes_of_routes_with_another_gateway() -> None:
+    gw2 = ObjKey(NS, "gw2")
+    s = simple(routes=(route("r1", [rule("a")], gateways=("gw", "gw2")),), gateway_object=None,
+               gateways=frozenset({gw2}))  # fmt: skip
+    b = build_gateway(s, BuildOptions())
+    assert b.gateway_objects == () and [h["metadata"]["name"] for h in b.http_routes] == ["r1"]
+    assert b.http_routes == build_gateway(replace(s, gateway=gw2, gateway_object=gateway("gw2")),
+                                          BuildOptions()).http_routes  # fmt: skip
 
 
 def test_extproc_name_is_a_dns_label() -> None:
