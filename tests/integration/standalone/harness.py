@@ -33,6 +33,7 @@ EXAMPLES = REPO_ROOT / "examples" / "standalone"
 POOL_HOSTS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 EXAMPLE_POOL_PORT = 18081
 EXAMPLE_DIRECT_PORT = 18084
+PORT_FLAGS = ("--port", "--admin-port", "--extproc-port", "--extproc-metrics-port")
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,11 @@ class AigwRun:
         return self.proc.wait(timeout=timeout)
 
 
+def _aigw_run_argv(inputs: list[Path], *args: str) -> list[str]:
+    """``python -m aigw.cli run INPUTS ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "aigw.cli", "run", *map(str, inputs), *args]
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
@@ -170,25 +176,9 @@ def aigw_run(inputs: list[Path], *, workdir: Path, extra_args: list[str] | None 
 
     Whatever happens, the process is stopped at the end (SIGTERM, then SIGKILL of its whole tree).
     """
-    port, admin, extproc, metrics = free_port(), free_port(), free_port(), free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "aigw.cli",
-        "run",
-        *map(str, inputs),
-        "--port",
-        str(port),
-        "--admin-port",
-        str(admin),
-        "--extproc-port",
-        str(extproc),
-        "--extproc-metrics-port",
-        str(metrics),
-        "--workdir",
-        str(workdir),
-        *(extra_args or []),
-    ]
+    ports = _free_ports()
+    port, admin = ports["--port"], ports["--admin-port"]
+    argv = _aigw_run_argv(inputs, *_port_args(ports), "--workdir", str(workdir), *(extra_args or []))
     proc = subprocess.Popen(
         argv,
         cwd=REPO_ROOT,
@@ -234,7 +224,7 @@ def run_to_exit(
     inputs: list[Path], *, extra_args: list[str] | None = None, timeout: float = 60.0
 ) -> subprocess.CompletedProcess[str]:
     """Run ``aigw run`` expecting it to exit by itself (a start-up error); its merged output is ``stdout``."""
-    argv = [sys.executable, "-m", "aigw.cli", "run", *map(str, inputs), *(extra_args or [])]
+    argv = _aigw_run_argv(inputs, *(extra_args or []))
     return subprocess.run(
         argv,
         cwd=REPO_ROOT,
@@ -248,9 +238,15 @@ def run_to_exit(
     )
 
 
+def _free_ports() -> dict[str, int]:
+    """A free port for each of ``aigw run``'s port flags, by flag."""
+    return {flag: free_port() for flag in PORT_FLAGS}
+
+
+def _port_args(ports: dict[str, int]) -> list[str]:
+    return [arg for flag, port in ports.items() for arg in (flag, str(port))]
+
+
 def free_ports_args() -> list[str]:
     """``--port``/``--admin-port``/``--extproc-port``/``--extproc-metrics-port`` flags with free ports."""
-    out: list[str] = []
-    for flag in ("--port", "--admin-port", "--extproc-port", "--extproc-metrics-port"):
-        out += [flag, str(free_port())]
-    return out
+    return _port_args(_free_ports())
