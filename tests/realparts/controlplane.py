@@ -24,25 +24,22 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import signal
 import ssl
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 from kubernetes_asyncio.client import Configuration
 
 from tests.realparts.ports import free_port
-from tests.realparts.processes import cache_root, spawn_logged, stop_process, tail, wait_until
+from tests.realparts.processes import RealPart, cache_root, spawn_logged, stop_process, tail, wait_until
 from tests.realparts.tinyca import TinyCA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -122,7 +119,7 @@ def _served_names(crd: dict[str, Any]) -> Iterable[tuple[str, str]]:
             yield f"{spec['group']}/{version['name']}", spec["names"]["plural"]
 
 
-class ControlPlane:
+class ControlPlane(RealPart):
     """etcd + kube-apiserver on loopback. See the module docstring for the contract."""
 
     def __init__(self, *, start_timeout: float | None = None, install_crds: bool = True) -> None:
@@ -138,7 +135,6 @@ class ControlPlane:
         self._etcd: subprocess.Popen[bytes] | None = None
         self._apiserver: subprocess.Popen[bytes] | None = None
         self._binaries: Binaries | None = None
-        self.start_seconds = 0.0
 
     # ---- public surface ---------------------------------------------------------------------------------
 
@@ -169,38 +165,17 @@ class ControlPlane:
     def apiserver_log(self) -> Path:
         return self.logs_dir / "kube-apiserver.log"
 
-    def start(self) -> ControlPlane:
-        """Start etcd, kube-apiserver, install the CRDs; raise ControlPlaneError (and clean up) on failure."""
-        began = time.monotonic()
-        try:
-            crds = crd_files() if self.install_crds else []
-            self.binaries  # noqa: B018 -- fail early, before generating anything
-            self._write_certs()
-            self._start_etcd()
-            self.secure_port = free_port()
-            self._write_kubeconfig()
-            self.start_apiserver()
-            if crds:
-                self.apply_crds(crds)
-        except BaseException:
-            self._terminate_all()
-            raise
-        self.start_seconds = time.monotonic() - began
-        return self
-
-    def stop(self, *, keep_workdir: bool = False) -> None:
-        """Stop both processes; remove the work directory (logs included) unless ``keep_workdir``."""
-        self._terminate_all()
-        if not keep_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> ControlPlane:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop(keep_workdir=exc is not None)
+    def _start(self) -> None:
+        """Start etcd, kube-apiserver, install the CRDs; raise ControlPlaneError on failure."""
+        crds = crd_files() if self.install_crds else []
+        self.binaries  # noqa: B018 -- fail early, before generating anything
+        self._write_certs()
+        self._start_etcd()
+        self.secure_port = free_port()
+        self._write_kubeconfig()
+        self.start_apiserver()
+        if crds:
+            self.apply_crds(crds)
 
     def client_configuration(self) -> Configuration:
         """A fresh kubernetes_asyncio Configuration authenticated as the admin (system:masters)."""
@@ -448,7 +423,8 @@ class ControlPlane:
             tail_lines=40,
         )
 
-    def _terminate_all(self) -> None:
+    def _shutdown(self) -> None:
+        """Stop both processes (SIGTERM, then SIGKILL after 30 s)."""
         stop_process(self._apiserver, grace=30)
         self._apiserver = None
         stop_process(self._etcd, grace=30)

@@ -39,13 +39,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 import yaml
 
 from tests.realparts.ports import free_port, port_free_on, tcp_open
-from tests.realparts.processes import cache_root, spawn_logged, stop_process, tail, wait_until
+from tests.realparts.processes import RealPart, cache_root, spawn_logged, stop_process, tail, wait_until
 
 EG_VERSION = os.environ.get("EG_VERSION", "1.9.0")
 ENVOY_VERSION = os.environ.get("ENVOY_VERSION", "1.39.0")
@@ -175,7 +174,7 @@ def envoy_gateway_config(
     return config
 
 
-class EnvoyGateway:
+class EnvoyGateway(RealPart):
     """``envoy-gateway server`` with Host infrastructure. See the module docstring for the contract."""
 
     def __init__(
@@ -198,7 +197,6 @@ class EnvoyGateway:
         self.config_path = self.workdir / "envoy-gateway.yaml"
         self.log = self.logs_dir / "envoy-gateway.log"
         self.admin_port = 0
-        self.start_seconds = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock: IO[bytes] | None = None
         self._install: Install | None = None
@@ -223,47 +221,29 @@ class EnvoyGateway:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
-    def start(self) -> EnvoyGateway:
-        """Make certs, write the config, start Envoy Gateway, wait until it serves; clean up on failure."""
-        began = time.monotonic()
-        try:
-            self.install  # noqa: B018 -- fail early, before touching /certs
-            self._take_lock()
-            self._check_fixed_ports()
-            self._certgen()
-            self.admin_port = free_port()
-            config = envoy_gateway_config(
-                workdir=self.workdir,
-                data_home=self.install.data_home,
-                admin_port=self.admin_port,
-                extension_server=self.extension_server,
-                log_level=self.log_level,
-            )
-            self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-            self._spawn()
-            self._wait_until(lambda: _http_ok("http://127.0.0.1:8081/readyz"), "the health probe /readyz")
-            self._wait_until(lambda: tcp_open("127.0.0.1", 18000), "the xDS server on 18000")
-        except BaseException:
-            self._terminate()
-            self._release_lock()
-            raise
-        self.start_seconds = time.monotonic() - began
-        return self
+    def _start(self) -> None:
+        """Make certs, write the config, start Envoy Gateway, wait until it serves."""
+        self.install  # noqa: B018 -- fail early, before touching /certs
+        self._take_lock()
+        self._check_fixed_ports()
+        self._certgen()
+        self.admin_port = free_port()
+        config = envoy_gateway_config(
+            workdir=self.workdir,
+            data_home=self.install.data_home,
+            admin_port=self.admin_port,
+            extension_server=self.extension_server,
+            log_level=self.log_level,
+        )
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self._spawn()
+        self._wait_until(lambda: _http_ok("http://127.0.0.1:8081/readyz"), "the health probe /readyz")
+        self._wait_until(lambda: tcp_open("127.0.0.1", 18000), "the xDS server on 18000")
 
-    def stop(self, *, keep_workdir: bool = False) -> None:
-        """SIGTERM Envoy Gateway (it stops its Envoys), SIGKILL after 30 s; drop the workdir unless kept."""
+    def _shutdown(self) -> None:
+        """SIGTERM Envoy Gateway (it stops its Envoys), SIGKILL after 30 s; release the machine lock."""
         self._terminate()
         self._release_lock()
-        if not keep_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> EnvoyGateway:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop(keep_workdir=exc is not None)
 
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -14,11 +14,16 @@ Contract:
 - ``stop_process(proc, grace=)`` sends SIGTERM, then SIGKILL after ``grace`` seconds, and reaps the
   process; nothing happens when ``proc`` is None or has already exited.
 - ``tail(path, lines)`` is the last lines of a log file ('' when it cannot be read).
+- ``RealPart`` is the lifecycle of a part with a work directory: ``start()`` runs ``_start()`` and records
+  ``start_seconds``, or runs ``_shutdown()`` and re-raises when starting fails; ``stop(keep_workdir=False)``
+  runs ``_shutdown()`` and removes the work directory unless kept. As a context manager it starts, and stops
+  at the end, keeping the work directory (logs) when the block raised.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -26,6 +31,8 @@ import time
 import urllib.error
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 TAIL_BYTES = 400_000
 
@@ -139,3 +146,43 @@ def stop_process(
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=kill_wait)
+
+
+class RealPart:
+    """The lifecycle of a real part with a work directory; subclasses give ``_start`` and ``_shutdown``."""
+
+    workdir: Path
+    start_seconds: float = 0.0
+
+    def _start(self) -> None:
+        """Bring the part up; raise when it cannot."""
+        raise NotImplementedError
+
+    def _shutdown(self) -> None:
+        """Stop whatever runs and release what was taken; safe to call on a part that is partly started."""
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        """``_start()``, timed into ``start_seconds``; on failure ``_shutdown()`` and the error propagates."""
+        began = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self._shutdown()
+            raise
+        self.start_seconds = time.monotonic() - began
+        return self
+
+    def stop(self, *, keep_workdir: bool = False) -> None:
+        """``_shutdown()``; remove the work directory (logs included) unless ``keep_workdir``."""
+        self._shutdown()
+        if not keep_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop(keep_workdir=exc is not None)
