@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from tests.realparts.envoy_binary import envoy_binary
-from tests.realparts.processes import stop_process
+from tests.realparts.processes import stop_process, tail
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,21 +118,18 @@ def running_envoy(
         admin_url = ""
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"envoy exited with {proc.returncode}:\n{_tail(log_path)}")
+                raise AssertionError(f"envoy exited with {proc.returncode}:\n{_log_tail(log_path)}")
             if not admin_url and admin_path.exists() and (addr := admin_path.read_text().strip()):
                 admin_url = f"http://{addr}"
             if admin_url and _admin_ready(admin_url):
                 break
             if time.monotonic() > deadline:
-                raise AssertionError(f"envoy not live after {ready_timeout}s:\n{_tail(log_path)}")
+                raise AssertionError(f"envoy not live after {ready_timeout}s:\n{_log_tail(log_path)}")
             time.sleep(0.05)
         yield RunningEnvoy(admin_url=admin_url, log_path=log_path, pid=proc.pid)
     finally:
         stop_process(proc, grace=10, kill_wait=10)
 
 
-def _tail(path: Path, *, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+def _log_tail(path: Path) -> str:
+    return tail(path, 60) or "(no log)"
