@@ -1,5 +1,6 @@
 """config/rbac is enough, and no more: the controller runs as its ServiceAccount (impersonated) against the
-real API server with only those permissions, and takes config/samples to Accepted=True."""
+real API server with only those permissions, and takes config/samples to Accepted=True; with --leader-elect it
+acquires, renews and releases its Lease under the leader election Role, which reaches no other Lease."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from controller.build import BuildOptions
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.setup import ControllerSettings, setup_controllers
-from controller.runtime import KubeClient, Manager, Resource
+from controller.main import LEADER_ELECTION_ID
+from controller.runtime import LEASES, KubeClient, LeaderElectionConfig, Manager, Resource
+from controller.runtime.leaderelection import LeaderElector
 from tests.integration.controller.conftest import GATEWAY_CLASS, apply_yaml, eventually
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.dns import DnsServer
@@ -98,6 +101,44 @@ async def test_controller_works_with_only_its_rbac(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await api.close()
+
+
+async def test_leader_election_works_with_only_its_role(control_plane: ControlPlane, namespace: str) -> None:
+    await asyncio.to_thread(
+        control_plane.kubectl, "apply", "-f", "-", input=rbac_for(namespace, control_plane)
+    )
+    sa = f"system:serviceaccount:{namespace}:ai-gateway-controller"
+    api = client.ApiClient(
+        configuration=control_plane.client_configuration(), header_name="Impersonate-User", header_value=sa
+    )
+    admin = client.ApiClient(configuration=control_plane.client_configuration())
+    cfg = LeaderElectionConfig(
+        name=LEADER_ELECTION_ID, namespace=namespace, lease_duration=3.0, renew_deadline=2.0, retry_period=0.5
+    )
+    elector = LeaderElector(client=KubeClient(api), config=cfg)
+    try:
+        await asyncio.wait_for(elector.acquire(), timeout=10)  # GET (404), then create
+        assert elector.is_leader
+        first = await KubeClient(admin).get(LEASES, name=LEADER_ELECTION_ID, namespace=namespace)
+        holding = asyncio.create_task(elector.hold())  # renews with PUT every retry_period
+
+        async def renewed() -> bool:
+            assert not holding.done(), holding  # LeaderElectionLost: a renewal was refused
+            lease = await KubeClient(admin).get(LEASES, name=LEADER_ELECTION_ID, namespace=namespace)
+            return bool(lease["spec"]["renewTime"] != first["spec"]["renewTime"])
+
+        await eventually(renewed, within=5)
+        holding.cancel()  # releases the Lease (PUT)
+        with contextlib.suppress(asyncio.CancelledError):
+            await holding
+        released = await KubeClient(admin).get(LEASES, name=LEADER_ELECTION_ID, namespace=namespace)
+        assert not released["spec"].get("holderIdentity")
+        with pytest.raises(Exception) as denied:  # the Role names its one Lease
+            await KubeClient(api).get(LEASES, name="some-other-lease", namespace=namespace)
+        assert getattr(denied.value, "status", None) == 403
+    finally:
+        await api.close()
+        await admin.close()
 
 
 async def _exists(kube: KubeClient, res: Resource, namespace: str) -> bool:
