@@ -13,7 +13,7 @@ cross-references compared with the controller's own argument parser, constants a
   Events created and patched; nothing else. The leader election Role reaches only the controller's Lease.
 - The ServiceAccount, bindings, namespace and image names refer to each other; ``make deploy`` applies the
   CRDs of every kind of ours the controller needs; the Dockerfile copies every package the console scripts
-  import.
+  import; the ext_proc container the controller writes runs ``aigw-extproc`` with arguments it accepts.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ import pytest
 import yaml
 
 from controller.build import BuildOptions
-from controller.build.names import AIGW_GROUP, INFERENCE_GROUP
+from controller.build.names import AIGW_GROUP, EXTPROC_GRPC_PORT, EXTPROC_METRICS_PORT, INFERENCE_GROUP
+from controller.build.resources import extproc_args
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.reconciler import PRUNED_KINDS, GatewayReconciler
@@ -38,6 +39,7 @@ from controller.gateway.setup import ControllerSettings, setup_controllers
 from controller.main import LEADER_ELECTION_ID, parse_args
 from controller.runtime import Informer, Manager, Resource
 from controller.runtime.resources import EVENTS, LEASES
+from extproc.main import parse_args as extproc_parse_args
 from tests.realparts.envoygateway import envoy_gateway_config
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -176,6 +178,18 @@ def test_one_image_built_loaded_and_run() -> None:
     # The image runs as a numeric non-root user, as runAsNonRoot requires.
     assert re.search(r"^USER \d+:\d+$", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
     assert POD["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_extproc_container_the_controller_writes_runs_with_arguments_it_accepts() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["aigw-extproc"] == "extproc.main:main"
+    argv = extproc_args(BuildOptions())
+    try:
+        args = extproc_parse_args(argv)
+    except SystemExit:
+        raise AssertionError(f"aigw-extproc rejects the args the controller gives it: {argv}") from None
+    assert bound_port(args.listen) == EXTPROC_GRPC_PORT
+    assert bound_port(args.metrics_listen) == EXTPROC_METRICS_PORT
 
 
 def test_service_account_and_bindings_refer_to_each_other() -> None:
