@@ -43,15 +43,33 @@ if ! kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
 fi
 kubectl config use-context "kind-$KIND_CLUSTER" >/dev/null
 
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
 if [[ -f "$REPO/Dockerfile" ]]; then
   log "building $IMG and loading it into the cluster"
   "$RUNTIME" build -t "$IMG" "$REPO"
-  kind load docker-image "$IMG" --name "$KIND_CLUSTER"
+  if [[ "$RUNTIME" == docker ]]; then
+    kind load docker-image "$IMG" --name "$KIND_CLUSTER"
+  else
+    # `kind load docker-image` reads docker's image store only, and podman stores an unqualified name as
+    # localhost/<name>, which the kubelet would not match with the manifests' <name> (docker.io/library/<name>):
+    # save the image under the name the kubelet resolves and load that archive.
+    ref="$IMG"
+    first="${IMG%%/*}"
+    if [[ "$IMG" != */* ]]; then
+      ref="docker.io/library/$IMG"
+    elif [[ "$first" != *.* && "$first" != *:* && "$first" != localhost ]]; then
+      ref="docker.io/$IMG"
+    fi
+    podman tag "$IMG" "$ref"
+    podman save --format docker-archive -o "$work/image.tar" "$ref"
+    kind load image-archive "$work/image.tar" --name "$KIND_CLUSTER"
+  fi
 fi
 
 # Envoy Gateway first: its chart installs the Gateway API CRDs our controller watches.
-values=$(mktemp)
-trap 'rm -f "$values"' EXIT
+values="$work/envoy-gateway-values.yaml"
 sed -e "s/__AIGW_SERVICE__/$AIGW_SERVICE/" -e "s/__AIGW_NAMESPACE__/$AIGW_NAMESPACE/" \
     -e "s/__AIGW_EXTSERVER_PORT__/$AIGW_EXTSERVER_PORT/" "$REPO/hack/kind/envoy-gateway-values.yaml" >"$values"
 log "installing Envoy Gateway v$EG_VERSION (extensionManager -> $AIGW_SERVICE.$AIGW_NAMESPACE:$AIGW_EXTSERVER_PORT)"
