@@ -19,6 +19,7 @@ cross-references compared with the controller's own argument parser, constants a
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import functools
 import re
 import tomllib
@@ -320,6 +321,30 @@ def test_the_dockerfile_copies_every_package_and_what_the_build_reads() -> None:
     assert {"pyproject.toml", project["project"]["readme"]} <= copied
     for target in project["project"]["scripts"].values():
         assert target.split(".", 1)[0] in packages, target
+    # .dockerignore drops nothing of that (a `**/build` line would drop the controller.build package).
+    patterns = [
+        ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln.strip() and ln[0] != "#"
+    ]
+    assert not any(p.startswith("!") for p in patterns), "negations are not modelled here"
+    needed = [
+        *copied - packages,
+        *(str(f.relative_to(ROOT)) for d in packages for f in (ROOT / d).rglob("*.py")),
+    ]
+    for rel in needed:
+        if "__pycache__" not in rel:
+            assert not [p for p in patterns if dockerignored(rel, p)], rel
+
+
+def dockerignored(rel: str, pattern: str) -> bool:
+    """Whether .dockerignore ``pattern`` (Go filepath.Match syntax, ``**/`` prefix) excludes ``rel`` or a
+    directory above it."""
+    parts = rel.split("/")
+    anywhere = pattern.startswith("**/")
+    pat = pattern.removeprefix("**/").strip("/")
+    n = pat.count("/") + 1
+    return any(
+        fnmatch.fnmatchcase("/".join(parts[i : i + n]), pat) for i in (range(len(parts)) if anywhere else [0])
+    )
 
 
 # --- Envoy Gateway's Helm values in kind
