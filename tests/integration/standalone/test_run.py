@@ -26,6 +26,7 @@ from tests.integration.standalone.harness import (
     cmdline,
     upstream_names,
 )
+from tests.realparts.ports import free_port
 
 pytestmark = pytest.mark.envoy
 
@@ -110,7 +111,9 @@ def test_editing_a_file_changes_routing_without_a_restart_or_a_failed_request(
 
             # 2. A new file: a new backend with its own cluster and demo upstream, and a rule for a new model.
             since = run.mark()
-            new_port = examples.direct_port + 1 if examples.direct_port < 65000 else examples.direct_port - 1
+            # A port the kernel says is free now. A neighbour of a free port is not: it may be the local
+            # end of one of Envoy's client connections, and then aigw refuses to start a demo upstream there.
+            new_port = free_port()
             (examples.directory / "zz-new.yaml").write_text(_NEW_BACKEND.format(port=new_port))
             route.write_text(route.read_text() + _NEW_RULE)
             run.wait_for(r"config \w+ is serving", since=since, timeout=20)
