@@ -59,10 +59,11 @@ deploy: ## Install our CRDs, RBAC and controller (config/) into the current kube
 	kubectl kustomize config/default | sed 's|ai-gateway-py:dev|$(IMG)|g' | kubectl apply --server-side -f -
 
 .PHONY: lint
-lint: setup ## ruff, and mypy --strict on api/, controller/, extproc/
+lint: setup ## ruff, mypy --strict, and the package layers (import-linter contracts in pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check api controller extproc aigw tests bench hack
 	$(VENV)/bin/mypy api controller extproc aigw
+	$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: fmt
 fmt: setup ## Format and auto-fix with ruff
