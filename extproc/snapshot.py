@@ -106,7 +106,7 @@ class Snapshot:
     match_header_names: frozenset[str]
     """Every header name some rule matches on: the only request headers the router needs."""
     models_body: bytes
-    """The ``/v1/models`` answer, pre-serialized."""
+    """The ``/v1/models`` answer (the models a request can reach, ``reachable_models``), pre-serialized."""
     credential_files: tuple[Path, ...]
     """Files the snapshot read credentials from: a change to one of them triggers a reload."""
 
@@ -189,17 +189,18 @@ def compile_config(config: fc.FilterConfig, *, content_hash: str, base_dir: Path
                 costs=tuple(costs_by_route.get(r.route, ())),
             )
         )
+    model_header = config.model_name_header_key.lower()
     return Snapshot(
         version=config.version,
         uuid=config.uuid,
         content_hash=content_hash,
-        model_header=config.model_name_header_key.lower(),
+        model_header=model_header,
         selected_backend_header=config.selected_backend_header_key.lower(),
         original_dst_header=config.original_destination_header_key.lower(),
         metadata_namespace=config.metadata_namespace,
         rules=tuple(rules),
         match_header_names=frozenset(match_names),
-        models_body=_models_body(config),
+        models_body=_models_body(reachable_models(tuple(rules), model_header=model_header)),
         credential_files=tuple(credential_files),
     )
 
@@ -248,17 +249,40 @@ def _authorization(name: str, auth: fc.BackendAuth | None, *, base_dir: Path, re
     return f"Bearer {secret}"
 
 
-def _models_body(config: fc.FilterConfig) -> bytes:
-    model_header = config.model_name_header_key.lower()
-    ids: dict[str, None] = {}
-    for r in config.rules:
-        for m in r.matches:
-            for h in m.headers:
-                if h.name == model_header:
-                    ids[h.value] = None
-    for p in config.pools:
-        for im in p.models:
-            ids[im.model_name] = None
+def reachable_models(rules: tuple[Rule, ...], *, model_header: str) -> list[str]:
+    """The model names some request can reach, in first-seen order: the ``/v1/models`` list.
+
+    Candidates are the model-header values of the rules' matches and the InferenceModels of the rules' pools.
+    A name is reachable when a rule that a request for it can reach (``match_rule``'s order: the first rule
+    that matches wins) serves it: the rule has an AIServiceBackend, or a pool with an InferenceModel of that
+    name. A rule that takes every request for the name (no matches, or a match on nothing but the model
+    header with that value) ends the walk; a rule that needs other headers too may or may not take the
+    request, so the walk goes on past it. A rule without backends (its pool or backends were deleted) serves
+    nothing: requests for its models get 404, so they are not listed.
+    """
+    names: dict[str, None] = {}
+    for r in rules:
+        for match in r.matches:
+            names.update((v, None) for h, v in match if h == model_header)
+        for b in r.backends.items:
+            if isinstance(b, Pool):
+                names.update(dict.fromkeys(b.models))
+    return [n for n in names if _reachable(n, rules, model_header=model_header)]
+
+
+def _reachable(name: str, rules: tuple[Rule, ...], *, model_header: str) -> bool:
+    for r in rules:
+        fits = [m for m in r.matches if all(v == name for h, v in m if h == model_header)]
+        if r.matches and not fits:
+            continue
+        if any(isinstance(b, Upstream) or name in b.models for b in r.backends.items):
+            return True
+        if not r.matches or any(all(h == model_header for h, _ in m) for m in fits):
+            return False
+    return False
+
+
+def _models_body(ids: list[str]) -> bytes:
     created = int(time.time())
     return orjson.dumps(
         {

@@ -162,6 +162,7 @@ def test_models_lists_rule_and_pool_models_in_openai_shape(gateway: Gateway) -> 
     assert doc["object"] == "list"
     ids = [m["id"] for m in doc["data"]]
     assert {"gpt-a", "gpt-split", "gpt-team", "llama", "mistral"} <= set(ids)
+    assert "ghost" not in ids  # routed to the pool, which has no InferenceModel of that name: 404
     assert len(ids) == len(set(ids))
     assert all(m["object"] == "model" and isinstance(m["created"], int) for m in doc["data"])
     assert "x-upstream-name" not in r.headers  # answered by the ext_proc, no upstream involved

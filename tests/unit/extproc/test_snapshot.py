@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -30,11 +31,54 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         load_snapshot(tmp_path / "absent.yaml")
 
 
+def models_of(cfg: dict[str, Any]) -> list[str]:
+    return [m["id"] for m in orjson.loads(snapshot_of(cfg).models_body)["data"]]
+
+
 def test_models_list_has_rule_and_pool_models_once() -> None:
     doc = orjson.loads(snapshot_of(simple_config()).models_body)
     assert doc["object"] == "list"
-    assert [m["id"] for m in doc["data"]] == ["m1", "p-model", "ghost"]
+    # "ghost" matches the pool's rule, but the pool has no InferenceModel of that name: 404, so not listed
+    assert [m["id"] for m in doc["data"]] == ["m1", "p-model"]
     assert {m["owned_by"] for m in doc["data"]} == {"Envoy AI Gateway"}
+
+
+def test_models_of_a_rule_without_backends_are_not_listed() -> None:
+    """The controller keeps a rule whose pool (or every backend) is gone, with no backends, so that its
+    requests get 404 instead of another rule's backend: its models can't be reached."""
+    cfg = simple_config()
+    cfg["rules"][1]["backendRefs"] = []
+    cfg["pools"] = []
+    assert models_of(cfg) == ["m1"]
+    cfg["rules"][0]["backendRefs"] = []
+    assert models_of(cfg) == []
+
+
+def _rule(route: str, refs: list[dict[str, Any]], *matches: dict[str, str]) -> dict[str, Any]:
+    return {
+        "route": route,
+        "matches": [{"headers": [{"name": k, "value": v} for k, v in m.items()]} for m in matches],
+        "backendRefs": refs,
+    }
+
+
+def test_models_follow_first_match_order() -> None:
+    b1 = [{"name": "b1.ns"}]
+    pool = [{"kind": "InferencePool", "name": "pool.ns"}]
+    cfg = simple_config()
+    # an empty rule for m1 first takes every request for m1: the later rule never sees them
+    m1 = {"x-ai-eg-model": "m1"}
+    cfg["rules"] = [_rule("ns/dead", [], m1), _rule("ns/r1", b1, m1)]
+    assert models_of(cfg) == []
+    # an empty rule that also needs another header only takes some requests: m1 stays reachable
+    cfg["rules"][0] = _rule("ns/dead", [], {"x-ai-eg-model": "m1", "x-tenant": "a"})
+    assert models_of(cfg) == ["m1"]
+    # a rule with no matches takes everything after it; its pool serves p-model only
+    cfg["rules"] = [_rule("ns/pool", pool), _rule("ns/r1", b1, m1)]
+    assert models_of(cfg) == ["p-model"]
+    # a pool rule that matches on another header first, then a backend that serves any name
+    cfg["rules"] = [_rule("ns/pool", pool, {"x-tenant": "a"}), _rule("ns/r1", b1, m1)]
+    assert models_of(cfg) == ["p-model", "m1"]
 
 
 def test_pool_is_compiled_with_endpoints_and_weighted_targets() -> None:
