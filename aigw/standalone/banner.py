@@ -11,7 +11,7 @@ from api import headers
 from api.filterconfig import BackendKind, FilterConfig
 
 if TYPE_CHECKING:
-    from aigw.standalone.runner import RunOptions
+    from aigw.standalone.envoyconfig import Address
     from aigw.standalone.translate import DemoUpstream, Translation
 
 
@@ -47,19 +47,22 @@ def example_model(cfg: FilterConfig) -> str:
 def ready_banner(
     *,
     translation: Translation,
-    options: RunOptions,
+    listen: Address,
+    admin: Address,
+    inputs: Sequence[Path],
     workdir: Path,
     upstreams: Sequence[DemoUpstream],
 ) -> str:
-    """The multi-line message printed when the gateway is ready."""
+    """The multi-line message printed when the gateway listening on ``listen`` (Envoy admin on ``admin``),
+    configured from ``inputs``, is ready."""
     cfg = translation.filter_config
-    base = f"http://{_host(options.listen.host)}:{options.listen.port}"
+    base = f"http://{_host(listen.host)}:{listen.port}"
     body = '{"model": "' + example_model(cfg) + '", "messages": [{"role": "user", "content": "Hello!"}]}'
     lines = [
         "",
         f"aigw is serving Gateway {translation.gateway} on {base}  (Envoy admin: "
-        f"http://{_host(options.admin.host)}:{options.admin.port})",
-        f"  inputs: {' '.join(str(p) for p in options.inputs)}",
+        f"http://{_host(admin.host)}:{admin.port})",
+        f"  inputs: {' '.join(str(p) for p in inputs)}",
         f"  generated files: {workdir}",
     ]
     models = routed_models(cfg)

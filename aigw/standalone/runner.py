@@ -526,8 +526,14 @@ class StandaloneGateway:
         return f"{name} {what} ({state}). Its last lines:\n{child.tail_text()}"
 
     def banner(self, tr: Translation) -> str:
+        o = self.options
         return ready_banner(
-            translation=tr, options=self.options, workdir=self.workdir, upstreams=tuple(self._upstreams)
+            translation=tr,
+            listen=o.listen,
+            admin=o.admin,
+            inputs=o.inputs,
+            workdir=self.workdir,
+            upstreams=tuple(self._upstreams),
         )
 
 

@@ -1,9 +1,10 @@
 """The package layers in ``pyproject.toml`` (``[tool.importlinter]``) are enforced by ``lint-imports``.
 
-Each case copies the four packages and ``pyproject.toml`` into a temporary directory, adds one module that
-breaks one contract (it imports a module that contract forbids), and runs ``lint-imports`` on the copy: that
-contract, and only that one, must be reported broken and the command must fail. The untouched copy must pass.
-The cases are derived from the contracts themselves, so a contract added later is covered too.
+Each case copies the four packages and ``pyproject.toml`` into a temporary directory, adds modules that break
+one contract (one that imports a module a ``forbidden`` contract forbids, or two siblings that import each
+other for an ``acyclic_siblings`` contract), and runs ``lint-imports`` on the copy: that contract, and only
+that one, must be reported broken and the command must fail. The untouched copy must pass. The cases are
+derived from the contracts themselves, so a contract added later is covered too.
 """
 
 from __future__ import annotations
@@ -29,14 +30,29 @@ def _contracts() -> list[dict[str, Any]]:
     return contracts
 
 
-def _violations() -> list[tuple[str, str, str]]:
-    """(contract, source package, module to import): its first forbidden module, and asyncio if listed."""
-    cases = []
+def _violations() -> list[tuple[str, dict[str, str]]]:
+    """(contract, {module: what it imports}): a forbidden contract's first forbidden module (and asyncio when
+    listed) imported from its first source; for an acyclic contract, two siblings importing each other."""
+    cases: list[tuple[str, dict[str, str]]] = []
     for contract in _contracts():
-        assert contract["type"] == "forbidden", "a new contract type needs its own violation here"
-        forbidden = contract["forbidden_modules"]
-        picks = [forbidden[0]] + (["asyncio"] if "asyncio" in forbidden[1:] else [])
-        cases += [(contract["name"], contract["source_modules"][0], module) for module in picks]
+        name = contract["name"]
+        if contract["type"] == "forbidden":
+            source = contract["source_modules"][0]
+            forbidden = contract["forbidden_modules"]
+            picks = [forbidden[0]] + (["asyncio"] if "asyncio" in forbidden[1:] else [])
+            cases += [(name, {f"{source}._layer_violation": module}) for module in picks]
+        else:
+            assert contract["type"] == "acyclic_siblings", "a new contract type needs its own violation here"
+            package = contract["ancestors"][-1]
+            cases.append(
+                (
+                    name,
+                    {
+                        f"{package}._cycle_a": f"{package}._cycle_b",
+                        f"{package}._cycle_b": f"{package}._cycle_a",
+                    },
+                )
+            )
     return cases
 
 
@@ -84,14 +100,15 @@ def test_the_tree_as_committed_keeps_every_contract(tmp_path: Path) -> None:
     assert _verdicts(result.stdout) == {c["name"]: "KEPT" for c in _contracts()}
 
 
-@pytest.mark.parametrize(("contract", "source", "target"), _violations())
+@pytest.mark.parametrize(("contract", "modules"), _violations())
 def test_a_forbidden_import_fails_lint_imports(
-    tmp_path: Path, contract: str, source: str, target: str
+    tmp_path: Path, contract: str, modules: dict[str, str]
 ) -> None:
     _copy_tree(tmp_path)
-    imported = _concrete(target, tmp_path)
-    violation = tmp_path / source.replace(".", "/") / "_layer_violation.py"
-    violation.write_text(f'"""A deliberate layer violation."""\n\nimport {imported}  # noqa: F401\n')
+    imports = {module: _concrete(target, tmp_path) for module, target in modules.items()}
+    for module, imported in imports.items():
+        path = tmp_path / (module.replace(".", "/") + ".py")
+        path.write_text(f'"""A deliberate layer violation."""\n\nimport {imported}  # noqa: F401\n')
 
     result = _lint(tmp_path)
 
@@ -99,4 +116,8 @@ def test_a_forbidden_import_fails_lint_imports(
     verdicts = _verdicts(result.stdout)
     assert verdicts[contract] == "BROKEN", result.stdout
     assert [name for name, verdict in verdicts.items() if verdict == "BROKEN"] == [contract]
-    assert f"{source}._layer_violation -> {imported}" in result.stdout
+    module, imported = next(iter(imports.items()))
+    reported = (
+        (module, imported) if len(imports) == 1 else (module.rpartition(".")[2], imported.rpartition(".")[2])
+    )
+    assert all(part in result.stdout for part in reported), result.stdout
