@@ -18,7 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 .PHONY: setup
-setup: $(VENV)/.installed ## Create .venv with the project (editable) and the dev tools
+setup: $(VENV)/.installed system-packages ## Create .venv with the project and the dev tools; install dnsmasq and wrk if missing
+
+.PHONY: system-packages
+system-packages: ## Install the system programs the tests need (dnsmasq-base, wrk) when missing: apt-get as root, else print the command
+	@bash hack/system-packages.sh
 
 .PHONY: run
 run: setup ## Try it: the gateway on real Envoy with 3 demo model servers, no cluster (ARGS="FILES --port N ...")

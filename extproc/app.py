@@ -63,7 +63,7 @@ class ExtProcApp:
         if self._metrics_listen is not None:
             host, port = split_host_port(self._metrics_listen)
             self._runner = web.AppRunner(
-                metrics_app(metrics=self.metrics), access_log=None, handle_signals=False
+                metrics_app(metrics=self.metrics, health=self.health), access_log=None, handle_signals=False
             )
             await self._runner.setup()
             site = web.TCPSite(self._runner, host, port)
@@ -79,6 +79,19 @@ class ExtProcApp:
             self.metrics_port,
             type(asyncio.get_running_loop()).__module__,
         )
+
+    def health(self) -> tuple[bool, str]:
+        """Liveness: healthy while the config watcher runs, since then the process serves its last good config
+        and will load the next good one. A rejected config is reported in the text but stays healthy: a
+        restart would serve nothing better (and an empty config until the file is fixed). A dead watcher is
+        unhealthy, so the kubelet restarts the process."""
+        task = self._watch_task
+        if task is None or task.done():
+            return False, "unhealthy: the config watcher is not running"
+        serving = f"serving hash={self.holder.current.content_hash or '(none)'}"
+        if self.watcher.last_error is not None:
+            return True, f"ok: {serving}; the last config load failed: {self.watcher.last_error}"
+        return True, f"ok: {serving}"
 
     async def stop(self, *, grace: float = 5.0) -> None:
         await self.server.stop(grace=grace)

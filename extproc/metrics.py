@@ -166,17 +166,19 @@ class Metrics:
         self.config_info.labels(version, uuid, content_hash).set(1)
 
 
-def metrics_app(*, metrics: Metrics) -> web.Application:
-    """``/metrics`` (Prometheus text) and ``/health`` (200 ``ok`` while the process serves)."""
+def metrics_app(*, metrics: Metrics, health: Callable[[], tuple[bool, str]] | None = None) -> web.Application:
+    """``/metrics`` (Prometheus text) and ``/health``: ``health()`` gives (healthy, text); 200 with the text
+    when healthy, else 503. Without ``health``, 200 ``ok`` while the process serves."""
 
     async def serve_metrics(_: web.Request) -> web.Response:
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"content-type": CONTENT_TYPE_LATEST})
 
-    async def health(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
+    async def serve_health(_: web.Request) -> web.Response:
+        healthy, text = health() if health is not None else (True, "ok")
+        return web.Response(text=text, status=200 if healthy else 503)
 
     app = web.Application()
     app.router.add_get("/metrics", serve_metrics)
-    app.router.add_get("/health", health)
+    app.router.add_get("/health", serve_health)
     return app

@@ -31,7 +31,14 @@ _UpstreamFactory = Callable[[str, "fc.VersionedAPISchema", "fc.BackendAuth | Non
 
 
 class ConfigError(Exception):
-    """The filter config file cannot be read, parsed, validated or compiled. The message says why."""
+    """The filter config file cannot be read, parsed, validated or compiled. The message says why.
+
+    ``files`` are the credential files the failed attempt read or tried to read: the watcher watches them, so
+    fixing one of them (not only the config file) triggers the next attempt."""
+
+    def __init__(self, message: str, *, files: tuple[Path, ...] = ()) -> None:
+        super().__init__(message)
+        self.files = files
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,8 +149,20 @@ def compile_bytes(raw: bytes, *, base_dir: Path) -> Snapshot:
 
 
 def compile_config(config: fc.FilterConfig, *, content_hash: str, base_dir: Path) -> Snapshot:
-    """Compile a validated FilterConfig. Raises ConfigError when a credential file cannot be read."""
+    """Compile a validated FilterConfig. Raises ConfigError (with ``files`` set) when a credential file cannot
+    be read, is not UTF-8, is empty or holds characters an HTTP header can't carry."""
     credential_files: list[Path] = []
+    try:
+        return _compile(
+            config, content_hash=content_hash, base_dir=base_dir, credential_files=credential_files
+        )
+    except ConfigError as e:
+        raise ConfigError(str(e), files=tuple(credential_files)) from e
+
+
+def _compile(
+    config: fc.FilterConfig, *, content_hash: str, base_dir: Path, credential_files: list[Path]
+) -> Snapshot:
 
     def upstream(name: str, schema: fc.VersionedAPISchema, auth: fc.BackendAuth | None) -> Upstream:
         if schema.name == fc.APISchemaName.AWS_BEDROCK:
@@ -239,14 +258,27 @@ def _authorization(name: str, auth: fc.BackendAuth | None, *, base_dir: Path, re
         auth.api_key.filename if auth.api_key is not None else auth.azure.filename if auth.azure else ""
     )
     path = base_dir / filename
+    read.append(path)  # before reading: a file that fails is watched too, so fixing it retries
     try:
-        secret = path.read_text().strip()
+        secret = path.read_bytes().decode("utf-8").strip()
     except OSError as e:
         raise ConfigError(f"backend {name}: cannot read credential file {path}: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"backend {name}: credential file {path} is not UTF-8 (byte {e.start})") from e
     if not secret:
         raise ConfigError(f"backend {name}: credential file {path} is empty")
-    read.append(path)
+    if not _is_header_value_safe(secret):
+        # a newline or control character would be rejected by Envoy (or split the header): say so at load
+        # time, never echoing the secret itself
+        raise ConfigError(
+            f"backend {name}: credential file {path} holds characters not allowed in an HTTP header"
+        )
     return f"Bearer {secret}"
+
+
+def _is_header_value_safe(value: str) -> bool:
+    """Visible ASCII, space and tab only (RFC 9110 field-value, without obs-text)."""
+    return all(c == "\t" or " " <= c <= "~" for c in value)
 
 
 def reachable_models(rules: tuple[Rule, ...], *, model_header: str) -> list[str]:

@@ -36,10 +36,12 @@ def usage_from_json(body: bytes) -> Usage | None:
 
 
 class SSEUsageParser:
-    """Feed SSE bytes as they pass; ``usage`` holds the first usage seen, ``events`` counts content events.
+    """Feed SSE bytes as they pass; ``usage`` holds the LAST usage seen, ``events`` counts content events.
 
-    Lines may be split across chunks; only complete ``data:`` lines are decoded. Once usage is found, later
-    bytes are only scanned for event boundaries, not decoded.
+    The last, because servers may send usage on many chunks (vLLM's ``continuous_usage_stats`` sends running
+    totals on every chunk): the final one is the total. A chunk whose usage is ``null`` or unusable keeps the
+    previous one. Lines may be split across chunks; only complete ``data:`` lines that mention ``"usage"`` are
+    decoded, so plain content chunks cost a substring search.
     """
 
     __slots__ = ("_pending", "events", "usage")
@@ -62,11 +64,11 @@ class SSEUsageParser:
             if payload == b"[DONE]":
                 continue
             self.events += 1
-            if self.usage is not None:
+            if b'"usage"' not in payload:
                 continue
             try:
                 doc = orjson.loads(payload)
             except orjson.JSONDecodeError:
                 continue
             if isinstance(doc, dict):
-                self.usage = _from_usage_object(doc.get("usage"))
+                self.usage = _from_usage_object(doc.get("usage")) or self.usage

@@ -7,6 +7,8 @@ import copy
 import http.client
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 
 from tests.integration.extproc.gatewayconfig import POOL, base_config
 from tests.integration.extproc.harness import Gateway, write_atomically
@@ -195,3 +198,48 @@ def test_an_azure_backend_gets_the_deployment_path_and_its_token(
     assert r.status == 200, r.body
     assert r.headers["x-echo-path"] == "/openai/deployments/gpt-a/chat/completions?api-version=2024-10-21"
     assert r.json()["echo"]["headers"]["authorization"] == f"<{len('Bearer azure-token')} chars>"
+
+
+def _health(gateway: Gateway) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"{gateway.extproc.metrics_url}/health", timeout=5) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_a_non_utf8_credential_file_is_a_config_error_and_its_fix_loads(
+    gateway: Gateway, restore: None, tmp_path: Path
+) -> None:
+    """The watcher used to die on UnicodeDecodeError: /health still said ok and nothing loaded again."""
+    good = gateway.apply(base_config(_ports(gateway)))
+    key_file = tmp_path / "apiKey"
+    key_file.write_bytes(b"sk-\xff\xfe-latin1-\xe9")
+    cfg = base_config(_ports(gateway))
+    cfg["uuid"] = "non-utf8"
+    cfg["backends"][0]["auth"] = {"apiKey": {"filename": str(key_file)}}
+    errors_before = gateway.extproc.metric("aigw_extproc_config_reloads_total", result="error")
+    write_atomically(gateway.config_path, yaml.safe_dump(cfg, sort_keys=False).encode())
+    gateway.extproc.wait_for_metric(
+        "aigw_extproc_config_reloads_total", errors_before + 1, within=10, result="error"
+    )
+    assert gateway.extproc.metric("aigw_extproc_config_last_load_failed") == 1
+    assert gateway.extproc.metric("aigw_extproc_config_info", hash=good) == 1
+    status, text = _health(gateway)
+    assert status == 200, text  # still serving the last good config: a restart would not do better
+    assert f"serving hash={good}" in text and "not UTF-8" in text and str(key_file) in text
+    r = gateway.chat("gpt-a")
+    assert (r.status, r.headers["x-upstream-name"]) == (200, "a")
+    assert "not UTF-8" in gateway.extproc.log_path.read_text()
+
+    # fixing only the credential file (the config file is unchanged) is a change, and it loads
+    write_atomically(key_file, b"sk-fixed-key")
+    gateway.extproc.wait_for_metric(
+        "aigw_extproc_config_last_load_failed", 0, within=10, what="the fixed credential file was not loaded"
+    )
+    assert (
+        gateway.chat("gpt-a").json()["echo"]["headers"]["authorization"]
+        == f"<{len('Bearer sk-fixed-key')} chars>"
+    )
+    status, text = _health(gateway)
+    assert status == 200 and "failed" not in text, text

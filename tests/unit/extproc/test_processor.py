@@ -96,7 +96,7 @@ def test_pool_request_gets_an_endpoint_a_target_model_and_a_matching_content_len
         seen_hosts.add(headers[hdr.ORIGINAL_DST_HEADER])
         body = resp.request_body.response.body_mutation.body
         assert int(headers["content-length"]) == len(body)
-        assert body in (b'{"model":"t1"}', b'{"model":"t2"}')
+        assert body in (b'{"model": "t1"}', b'{"model": "t2"}')  # only the value changes
     assert len(seen_hosts) == 2
 
 

@@ -63,3 +63,21 @@ def test_no_usage_gives_none() -> None:
         b'{"usage": {"prompt_tokens": -1}}',
     ):
         assert usage_from_json(body) is None
+
+
+def test_sse_keeps_the_last_usage_when_every_chunk_carries_one() -> None:
+    """vLLM with ``stream_options: {include_usage, continuous_usage_stats}``: totals on every chunk."""
+    chunks = [
+        {
+            "choices": [{"delta": {"content": f"t{i}"}}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": i + 1},
+        }
+        for i in range(5)
+    ]
+    chunks.append({"choices": [{"delta": {}}], "usage": None})  # a null usage keeps the last real one
+    parser = SSEUsageParser()
+    for c in chunks:
+        parser.feed(b"data: " + orjson.dumps(c) + b"\n\n")
+    parser.feed(b"data: [DONE]\n\n")
+    assert parser.usage == Usage(7, 5, 12)
+    assert parser.events == 6
