@@ -17,7 +17,7 @@ from aigw.standalone.runner import (
     check,
     run,
 )
-from controller.build import ObjKey
+from controller.translate import ObjKey
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "standalone"
 """The default inputs: the repository's standalone examples (a pool of demo upstreams, an API-key backend)."""

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from kubernetes_asyncio import client, config
 
 from api.headers import DEFAULT_EXTENSION_REF_NAME
-from controller.build import BuildOptions, ExtprocAddress
 from controller.dns import DnsResolver
 from controller.extensionserver import ExtensionServer
 from controller.gateway.setup import ControllerSettings, missing_crds, setup_controllers
 from controller.runtime import KubeClient, LeaderElectionConfig, Manager
+from controller.translate import BuildOptions, ExtprocAddress
 
 log = logging.getLogger("aigw-controller")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from controller.build.snapshot import DnsAnswer
 from controller.dns import DnsResolver
+from controller.translate import DnsAnswer
 
 
 class SyncResolver:

@@ -45,9 +45,8 @@ from aigw.standalone.inputs import Fingerprint, fingerprint, load_objects
 from aigw.standalone.store import build_store
 from aigw.standalone.translate import DemoUpstream, Translation, choose_gateway, hostnames, translate
 from api.filterconfig import CONFIG_KEY
-from controller.build.names import ObjKey
-from controller.build.snapshot import BuildOptions, DnsAnswer
 from controller.extensionserver.options import ExtensionServerOptions
+from controller.translate import BuildOptions, DnsAnswer, ObjKey
 
 log = logging.getLogger("aigw")
 

@@ -19,7 +19,7 @@ from typing import Any
 from aigw.standalone.inputs import InputError, SourcedObject
 from api.errors import InvalidObjectError
 from api.kinds import kind_for, parse_object
-from controller.build.names import ObjKey
+from controller.translate import ObjKey
 
 _EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 

@@ -18,13 +18,20 @@ from aigw.standalone.envoyconfig import Address, BackendCluster, ExtProcSettings
 from aigw.standalone.store import Store
 from api import headers
 from api.filterconfig import FilterConfig
-from api.gatewayapi import duration_seconds
-from controller.build.config import render_filter_config
-from controller.build.gateway import GatewayBuild, build_gateway, hostnames_to_resolve
-from controller.build.names import GATEWAY_GROUP, ObjKey
-from controller.build.snapshot import BuildOptions, DnsAnswer, Snapshot
-from controller.build.status import ObjectStatus
-from controller.build.views import RouteView, eg_backend_endpoints
+from api.gatewayapi import GATEWAY_GROUP, duration_seconds
+from controller.translate import (
+    BuildOptions,
+    DnsAnswer,
+    GatewayBuild,
+    ObjectStatus,
+    ObjKey,
+    RouteView,
+    Snapshot,
+    build_gateway,
+    eg_backend_endpoints,
+    hostnames_to_resolve,
+    render_filter_config,
+)
 
 DEMO_UPSTREAM_ANNOTATION = "standalone.aigateway.envoyproxy.io/demo-upstream"
 """On an Envoy Gateway ``Backend``: ``"true"`` makes ``aigw run`` start demo upstreams on its IP endpoints."""

@@ -42,9 +42,9 @@ import yaml
 from kubernetes_asyncio import client
 
 from api.filterconfig import CONFIG_KEY
-from controller.build import extproc_name
 from controller.gateway import kinds
 from controller.runtime import CONFIGMAPS, NAMESPACES, SERVICES, KubeClient, Resource
+from controller.translate import extproc_name
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.dns import DnsServer
 from tests.realparts.ports import free_port

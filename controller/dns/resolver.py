@@ -31,7 +31,7 @@ import dns.rdatatype
 import dns.resolver
 from prometheus_client import CollectorRegistry, Counter
 
-from controller.build.snapshot import DnsAnswer
+from controller.translate.snapshot import DnsAnswer
 
 log = logging.getLogger(__name__)
 

@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.build import BuildOptions, ObjKey, Snapshot
-from controller.build import views as v
-from controller.build.views import BackendView, ModelView, PolicyView, PoolView, RouteView
 from controller.runtime import Store
+from controller.translate import BuildOptions, ObjKey, Snapshot
+from controller.translate import views as v
+from controller.translate.views import BackendView, ModelView, PolicyView, PoolView, RouteView
 
 IDX_GATEWAY = "gateway"
 IDX_BACKEND = "backend"

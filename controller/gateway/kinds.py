@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from controller.build.names import (
+from controller.runtime import CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES, Resource
+from controller.translate.names import (
     AIGW_GROUP,
     AIGW_VERSION,
     EG_GROUP,
@@ -13,7 +14,6 @@ from controller.build.names import (
     INFERENCE_GROUP,
     INFERENCE_VERSION,
 )
-from controller.runtime import CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES, Resource
 
 AIGATEWAYROUTES: Final = Resource(AIGW_GROUP, AIGW_VERSION, "aigatewayroutes", "AIGatewayRoute")
 AISERVICEBACKENDS: Final = Resource(AIGW_GROUP, AIGW_VERSION, "aiservicebackends", "AIServiceBackend")

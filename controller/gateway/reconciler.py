@@ -32,11 +32,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
-from controller.build import BuildOptions, ObjectStatus, ObjKey, build_gateway, hostnames_to_resolve, resolve
-from controller.build import names as n
-from controller.build import views as v
-from controller.build.gateway import GatewayBuild
-from controller.build.status import KIND_POOL
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.cache import IDX_GATEWAY, IDX_OWNER_GATEWAY, Caches
@@ -54,6 +49,18 @@ from controller.runtime import (
     set_status_condition,
 )
 from controller.runtime.conditions import is_stale, remove_status_condition
+from controller.translate import (
+    BuildOptions,
+    ObjectStatus,
+    ObjKey,
+    build_gateway,
+    hostnames_to_resolve,
+    resolve,
+)
+from controller.translate import names as n
+from controller.translate import views as v
+from controller.translate.gateway import GatewayBuild
+from controller.translate.status import KIND_POOL
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from controller.build import BuildOptions
-from controller.build import names as n
-from controller.build import views as v
-from controller.build.views import ModelView
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.cache import (
@@ -55,6 +51,10 @@ from controller.runtime import (
     Request,
     Resource,
 )
+from controller.translate import BuildOptions
+from controller.translate import names as n
+from controller.translate import views as v
+from controller.translate.views import ModelView
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ import yaml
 from kubernetes_asyncio import client
 
 from api.filterconfig import CONFIG_KEY, FilterConfig
-from controller.build import BuildOptions, extproc_name
 from controller.dns import DnsResolver
 from controller.gateway.reconciler import GatewayReconciler
 from controller.gateway.setup import ControllerSettings, setup_controllers
 from controller.runtime import CONFIGMAPS, EVENTS, KubeClient, Manager, Resource, is_not_found
+from controller.translate import BuildOptions, extproc_name
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.dns import DnsServer
 

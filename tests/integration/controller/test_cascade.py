@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 from api.filterconfig import APISchemaName, Criticality, FilterConfig
-from controller.build import extproc_name
 from controller.gateway import kinds
 from controller.runtime import CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES, Request, Resource
+from controller.translate import extproc_name
 from tests.integration.controller.conftest import Aigw, eventually, gateway_yaml
 from tests.integration.controller.manifests import (
     api_key_policy,

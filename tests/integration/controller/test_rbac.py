@@ -13,13 +13,13 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from controller.build import BuildOptions
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.setup import ControllerSettings, setup_controllers
 from controller.main import LEADER_ELECTION_ID
 from controller.runtime import LEASES, KubeClient, LeaderElectionConfig, Manager, Resource
 from controller.runtime.leaderelection import LeaderElector
+from controller.translate import BuildOptions
 from tests.integration.controller.conftest import GATEWAY_CLASS, apply_yaml, eventually
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.dns import DnsServer

@@ -21,8 +21,8 @@ from aigw.standalone.envoyconfig import (
 )
 from aigw.standalone.inputs import fingerprint, load_objects
 from aigw.standalone.store import build_store
-from controller.build.names import ObjKey
 from controller.extensionserver.options import ExtensionServerOptions
+from controller.translate.names import ObjKey
 from tests.realparts.envoy import validate_envoy_config
 
 _BACKEND = """\

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from controller.build import ObjKey
+from controller.translate import ObjKey
 
 NS = "default"
 GW = ObjKey(NS, "gw")

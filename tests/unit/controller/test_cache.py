@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.build import BuildOptions, ObjKey
 from controller.gateway.cache import Caches
 from controller.gateway.reconciler import contains
 from controller.gateway.setup import SpecChanged
 from controller.runtime import Store
+from controller.translate import BuildOptions, ObjKey
 from tests.unit.controller.objects import (
     NS,
     api_key_policy,

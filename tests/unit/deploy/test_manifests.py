@@ -30,9 +30,6 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.build import BuildOptions
-from controller.build.names import AIGW_GROUP, EXTPROC_GRPC_PORT, EXTPROC_METRICS_PORT, INFERENCE_GROUP
-from controller.build.resources import extproc_args
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.reconciler import PRUNED_KINDS, GatewayReconciler
@@ -40,6 +37,9 @@ from controller.gateway.setup import ControllerSettings, setup_controllers
 from controller.main import LEADER_ELECTION_ID, parse_args
 from controller.runtime import Informer, Manager, Resource
 from controller.runtime.resources import EVENTS, LEASES
+from controller.translate import BuildOptions
+from controller.translate.names import AIGW_GROUP, EXTPROC_GRPC_PORT, EXTPROC_METRICS_PORT, INFERENCE_GROUP
+from controller.translate.resources import extproc_args
 from extproc.main import parse_args as extproc_parse_args
 from tests.realparts.envoygateway import envoy_gateway_config
 
@@ -321,7 +321,7 @@ def test_the_dockerfile_copies_every_package_and_what_the_build_reads() -> None:
     assert {"pyproject.toml", project["project"]["readme"]} <= copied
     for target in project["project"]["scripts"].values():
         assert target.split(".", 1)[0] in packages, target
-    # .dockerignore drops nothing of that (a `**/build` line would drop the controller.build package).
+    # .dockerignore drops nothing of that (a `**/build` line would drop any build/ directory).
     patterns = [
         ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln.strip() and ln[0] != "#"
     ]

@@ -9,7 +9,7 @@ import yaml
 
 from api import filterconfig as fc
 from api import headers
-from controller.build import (
+from controller.translate import (
     BuildOptions,
     DnsAnswer,
     ExtprocAddress,

@@ -12,11 +12,11 @@ import orjson
 
 from api import headers
 from api.filterconfig import CONFIG_KEY
-from controller.build import names as n
-from controller.build.names import ObjKey
-from controller.build.snapshot import BuildOptions, Obj, Snapshot
-from controller.build.status import BackendResolution, RouteResolution
-from controller.build.views import RouteView, SecretUse, uid
+from controller.translate import names as n
+from controller.translate.names import ObjKey
+from controller.translate.snapshot import BuildOptions, Obj, Snapshot
+from controller.translate.status import BackendResolution, RouteResolution
+from controller.translate.views import RouteView, SecretUse, uid
 
 Json = dict[str, Any]
 
@@ -329,7 +329,7 @@ def auth_secret_data(snap: Snapshot, uses: list[SecretUse]) -> dict[str, str]:
     namespace: pods can only mount Secrets of their own namespace, and routes and backends may live
     elsewhere."""
     out: dict[str, str] = {}
-    from controller.build.config import secret_file_key
+    from controller.translate.config import secret_file_key
 
     for use in sorted(uses, key=secret_file_key):
         value = snap.secrets.get(use.secret, {}).get(use.key)

@@ -3,7 +3,7 @@
 Objects are the Kubernetes JSON documents as the API server returns them (camelCase dicts with ``metadata``,
 ``spec`` and, where present, ``status``): the informer cache and the standalone CLI (YAML files) both have
 them in
-that form, and the builders read them through ``controller.build.views``. A snapshot holds references, not
+that form, and the builders read them through ``controller.translate.views``. A snapshot holds references, not
 copies: callers must not mutate the documents while a build runs.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.headers import DEFAULT_EXTENSION_REF_NAME
-from controller.build.names import EXTPROC_AUTH_DIR, EXTPROC_CONFIG_DIR, ObjKey
+from controller.translate.names import EXTPROC_AUTH_DIR, EXTPROC_CONFIG_DIR, ObjKey
 
 Obj = Mapping[str, Any]
 """A Kubernetes object as a JSON dict."""

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from api.filterconfig import FilterConfig
-from controller.build.config import build_filter_config, render_filter_config
-from controller.build.names import ObjKey
-from controller.build.resources import (
+from controller.translate.config import build_filter_config, render_filter_config
+from controller.translate.names import ObjKey
+from controller.translate.resources import (
     Json,
     auth_secret_data,
     build_auth_secret,
@@ -20,9 +20,9 @@ from controller.build.resources import (
     build_host_rewrite_filter,
     build_http_routes,
 )
-from controller.build.snapshot import MAX_REQUEUE_SECONDS, BuildOptions, Snapshot, clamp_requeue
-from controller.build.status import BackendResolution, ObjectStatus, Resolution, dns_failures, resolve
-from controller.build.views import SecretUse, key_of, uid
+from controller.translate.snapshot import MAX_REQUEUE_SECONDS, BuildOptions, Snapshot, clamp_requeue
+from controller.translate.status import BackendResolution, ObjectStatus, Resolution, dns_failures, resolve
+from controller.translate.views import SecretUse, key_of, uid
 
 
 @dataclass(frozen=True, slots=True)

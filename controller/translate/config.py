@@ -9,10 +9,10 @@ import orjson
 import yaml
 
 from api import filterconfig as fc
-from controller.build.names import ObjKey
-from controller.build.snapshot import BuildOptions, DnsAnswer, Snapshot
-from controller.build.status import BackendResolution, PoolResolution, Resolution, resolve
-from controller.build.views import BackendView, PolicyView, SecretUse
+from controller.translate.names import ObjKey
+from controller.translate.snapshot import BuildOptions, DnsAnswer, Snapshot
+from controller.translate.status import BackendResolution, PoolResolution, Resolution, resolve
+from controller.translate.views import BackendView, PolicyView, SecretUse
 
 
 def secret_file_key(use: SecretUse) -> str:

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controller.build.names import AIGW_GROUP, EG_GROUP, GATEWAY_GROUP, INFERENCE_GROUP, ObjKey
-from controller.build.snapshot import Obj
+from controller.translate.names import AIGW_GROUP, EG_GROUP, GATEWAY_GROUP, INFERENCE_GROUP, ObjKey
+from controller.translate.snapshot import Obj
 
 
 def _m(value: Any) -> Mapping[str, Any]:
@@ -289,7 +289,7 @@ class PolicyView:
 
     @classmethod
     def of(cls, obj: Obj) -> PolicyView:
-        from controller.build.names import BSP_ROTATED_SECRET_PREFIX
+        from controller.translate.names import BSP_ROTATED_SECRET_PREFIX
 
         s = spec(obj)
         k = key_of(obj)

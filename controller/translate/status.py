@@ -30,10 +30,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from controller.build import views
-from controller.build.names import AIGW_GROUP, INFERENCE_GROUP, ObjKey, service_hostname
-from controller.build.snapshot import BuildOptions, DnsAnswer, Snapshot
-from controller.build.views import (
+from controller.translate import views
+from controller.translate.names import AIGW_GROUP, INFERENCE_GROUP, ObjKey, service_hostname
+from controller.translate.snapshot import BuildOptions, DnsAnswer, Snapshot
+from controller.translate.views import (
     BackendView,
     EgEndpoint,
     ModelView,

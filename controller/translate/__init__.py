@@ -1,0 +1,88 @@
+"""Pure builders ("translate"): one Gateway's snapshot in; filter config, desired objects and conditions out.
+
+No I/O. Used by the controller's per-Gateway reconcile and by the standalone CLI (``aigw run``), which reads
+the same objects from files.
+
+Inputs
+------
+``Snapshot`` (``controller.translate.snapshot``): the Gateway key and object, the AIGatewayRoutes that target
+it, and what they reference (AIServiceBackends, BackendSecurityPolicies, Services, EG Backends, Secret data,
+InferencePools, InferenceModels), the keys of all existing Gateways, each pool's parent Gateways, and DNS
+answers ``{hostname: DnsAnswer(ips, ttl, error)}``. ``BuildOptions`` carries the command-line settings
+(cluster domain, inference extension on/off, extensionRef name, ext_proc image / log level / out-of-cluster
+address).
+
+Functions
+---------
+- ``hostnames_to_resolve(snapshot, options) -> list[str]``: what to look up before building (pool members'
+  ``<svc>.<ns>.svc.<cluster-domain>`` and EG Backend FQDN endpoints).
+- ``build_gateway(snapshot, options) -> GatewayBuild``: everything at once (config, per-Gateway objects,
+  HTTPRoutes, host-rewrite filters, statuses, DNS failures, ``requeue_after``).
+- ``build_filter_config(snapshot, options) -> FilterConfig`` and ``render_filter_config(cfg) -> str``
+  (deterministic; ``uuid`` = content hash).
+- ``build_http_route``, ``build_host_rewrite_filter``, ``build_extension_policy``,
+  ``build_extproc_deployment``, ``build_extproc_service``, ``build_extproc_backend``, ``build_config_map``,
+  ``build_auth_secret``.
+- ``resolve(snapshot, options) -> Resolution`` and ``Resolution.statuses(snapshot)``: the conditions of
+  every object (reasons listed in ``controller.translate.status``).
+
+Names: per Gateway ``<ns>/<gw>`` the ConfigMap (key ``filter-config.yaml``), auth Secret, Deployment,
+Service, EnvoyExtensionPolicy (and EG Backend with ``--extproc-address``) are all ``ai-eg-extproc-<gw>`` in
+the Gateway's namespace; an HTTPRoute is named like its AIGatewayRoute; the HTTPRouteFilter is
+``ai-eg-host-rewrite``.
+"""
+
+from controller.translate.config import (
+    build_filter_config,
+    config_hash,
+    render_filter_config,
+    secret_file_key,
+)
+from controller.translate.gateway import GatewayBuild, build_gateway, hostnames_to_resolve
+from controller.translate.names import ObjKey, extproc_name
+from controller.translate.resources import (
+    build_auth_secret,
+    build_config_map,
+    build_extension_policy,
+    build_extproc_backend,
+    build_extproc_deployment,
+    build_extproc_service,
+    build_host_rewrite_filter,
+    build_http_route,
+    build_http_routes,
+)
+from controller.translate.snapshot import BuildOptions, DnsAnswer, ExtprocAddress, Snapshot, clamp_requeue
+from controller.translate.status import Cond, ObjectStatus, Resolution, resolve
+from controller.translate.views import RouteView, eg_backend_endpoints
+
+__all__ = [
+    "BuildOptions",
+    "Cond",
+    "DnsAnswer",
+    "ExtprocAddress",
+    "GatewayBuild",
+    "ObjKey",
+    "ObjectStatus",
+    "Resolution",
+    "RouteView",
+    "Snapshot",
+    "build_auth_secret",
+    "build_config_map",
+    "build_extension_policy",
+    "build_extproc_backend",
+    "build_extproc_deployment",
+    "build_extproc_service",
+    "build_filter_config",
+    "build_gateway",
+    "build_host_rewrite_filter",
+    "build_http_route",
+    "build_http_routes",
+    "clamp_requeue",
+    "config_hash",
+    "eg_backend_endpoints",
+    "extproc_name",
+    "hostnames_to_resolve",
+    "render_filter_config",
+    "resolve",
+    "secret_file_key",
+]
