@@ -39,6 +39,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from aigw.httpserve import start_app
+
 UPSTREAM_NAME_HEADER = "x-upstream-name"
 """Response header naming the instance that served the request."""
 
@@ -127,15 +129,7 @@ class FakeUpstream:
 
     async def start(self) -> None:
         """Bind and serve; afterwards ``port`` holds the bound port."""
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        server = site._server
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self._runner, self.port = await start_app(self.app(), host=self.host, port=self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:
