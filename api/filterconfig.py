@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from api import headers
 from api.base import KubeModel
+from api.picker import EndpointPickerConfig
 from api.shared import (
     TARGET_MODEL_WEIGHTS_ALL_OR_NONE,
     APISchemaName,
@@ -42,6 +43,7 @@ __all__ = [
     "CostType",
     "Criticality",
     "Endpoint",
+    "EndpointPickerConfig",
     "FilterConfig",
     "HeaderMatch",
     "InferenceModel",
@@ -186,6 +188,8 @@ class InferencePool(KubeModel):
     """``<pool>.<namespace>``."""
     members: list[PoolMember] = Field(default_factory=list)
     models: list[InferenceModel] = Field(default_factory=list)
+    picker: EndpointPickerConfig = Field(default_factory=EndpointPickerConfig)
+    """How the ext_proc picks this pool's endpoint (defaults in ``api.picker``)."""
 
     @model_validator(mode="after")
     def _unique_model_names(self) -> Self:

@@ -1,4 +1,5 @@
-"""The assembled ext_proc: config holder and watcher, picker, metrics endpoint and gRPC server."""
+"""The assembled ext_proc: config holder and watcher, endpoint signals and their scraper, picker, metrics
+endpoint and gRPC server."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+from extproc.loadaware import LoadAwarePicker
 from extproc.metrics import Metrics, metrics_app
-from extproc.picker import EndpointPicker, RandomPicker
+from extproc.picker import EndpointPicker
 from extproc.processor import Dependencies
+from extproc.scrape import Scraper
 from extproc.server import ExtProcServer
+from extproc.signals import SignalStore
 from extproc.watch import ConfigHolder, ConfigWatcher
 
 log = logging.getLogger(__name__)
@@ -48,18 +52,26 @@ class ExtProcApp:
         self.watcher = ConfigWatcher(
             path=config_path, holder=self.holder, metrics=self.metrics, interval=reload_interval
         )
+        self.signals = SignalStore()
+        self.scraper = Scraper(store=self.signals, current=lambda: self.holder.current)
         deps = Dependencies(
-            holder=self.holder, picker=picker or RandomPicker(rng=rng), metrics=self.metrics, rng=rng
+            holder=self.holder,
+            picker=picker or LoadAwarePicker(store=self.signals, rng=rng),
+            metrics=self.metrics,
+            rng=rng,
+            signals=self.signals,
         )
         self.server = ExtProcServer(deps=deps, address=listen, reuse_port=reuse_port)
         self._metrics_listen = metrics_listen
         self._runner: web.AppRunner | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._scrape_task: asyncio.Task[None] | None = None
         self.metrics_port: int | None = None
 
     async def start(self) -> None:
         self.watcher.load_once()
         self._watch_task = asyncio.create_task(self.watcher.run(), name="config-watcher")
+        self._scrape_task = asyncio.create_task(self.scraper.run(), name="endpoint-scraper")
         if self._metrics_listen is not None:
             host, port = split_host_port(self._metrics_listen)
             self._runner = web.AppRunner(
@@ -95,9 +107,10 @@ class ExtProcApp:
 
     async def stop(self, *, grace: float = 5.0) -> None:
         await self.server.stop(grace=grace)
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch_task
+        for task in (self._watch_task, self._scrape_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._runner is not None:
             await self._runner.cleanup()

@@ -10,6 +10,7 @@ INVALID_REQUEST: Final = "invalid_request_error"
 NOT_FOUND: Final = "not_found_error"
 UPSTREAM: Final = "upstream_error"
 UNAVAILABLE: Final = "service_unavailable"
+RATE_LIMITED: Final = "rate_limit_exceeded"
 
 
 def error_body(*, message: str, type_: str, code: str) -> bytes:

@@ -129,6 +129,13 @@ class Metrics:
         )
         for res in ("ok", "error"):
             self.config_reloads.labels(res)
+        self.shed = Counter(
+            "aigw_extproc_shed_requests",
+            "Requests refused with 429 because their InferencePool was saturated, by pool, model and "
+            "criticality.",
+            ["pool", "model", "criticality"],
+            registry=r,
+        )
         self._children: dict[tuple[str, str, str], RequestMetrics] = {}
         self.config_last_error = Gauge(
             "aigw_extproc_config_last_load_failed",

@@ -1,16 +1,17 @@
-"""Endpoint pickers for InferencePools. The default draws uniformly from the pool's precomputed endpoints.
+"""Endpoint pickers for InferencePools: the interface, and the uniform draw over the pool's endpoints.
 
 The interface carries what a metrics-aware picker needs (pool, model and its criticality, target model,
-request
-headers and size) and lets it refuse a request with a status (429 to shed load, 503 when nothing can serve).
+request headers, size and parsed body) and lets it refuse a request with a status (429 with a
+``retry-after`` to shed load, 503 when nothing can serve). The load-aware picker is ``extproc.loadaware``.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol
 
 from extproc.snapshot import Pool, PoolEndpoint, PoolModel
 
@@ -24,15 +25,19 @@ class PickRequest:
     target_model: str
     headers: Mapping[str, str]
     body_size: int
+    document: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    """The parsed JSON body (read-only use)."""
 
 
 class PickRefusedError(Exception):
-    """The picker declines to serve the request; the client gets ``status`` with ``message``."""
+    """The picker declines to serve the request; the client gets ``status`` with ``message`` (and a
+    ``retry-after`` header when ``retry_after`` is set)."""
 
-    def __init__(self, *, status: int, message: str) -> None:
+    def __init__(self, *, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after
 
 
 class EndpointPicker(Protocol):

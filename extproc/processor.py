@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from api import headers as hdr
@@ -21,6 +21,7 @@ from extproc.costs import cost_values
 from extproc.metrics import Metrics
 from extproc.picker import EndpointPicker, PickRefusedError, PickRequest
 from extproc.router import match_rule, pick_backend
+from extproc.signals import Lease, SignalStore
 from extproc.snapshot import Pool, Rule, Snapshot, Upstream
 from extproc.usage import SSEUsageParser, Usage, usage_from_json
 from extproc.watch import ConfigHolder
@@ -38,12 +39,14 @@ MODELS_PATH: Final = "/v1/models"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Dependencies:
-    """What every request processor shares: the config holder, the picker, metrics and randomness."""
+    """What every request processor shares: the config holder, the picker, metrics and randomness, and the
+    pool endpoints' signals (in-flight counts and response times, which the picker reads)."""
 
     holder: ConfigHolder
     picker: EndpointPicker
     metrics: Metrics
     rng: random.Random
+    signals: SignalStore = field(default_factory=SignalStore)
 
 
 class _Prepared:
@@ -85,6 +88,7 @@ class RequestProcessor:
         "_deps",
         "_first_chunk_at",
         "_headers",
+        "_lease",
         "_local_reply",
         "_model",
         "_operation",
@@ -116,6 +120,8 @@ class RequestProcessor:
         self._first_chunk_at = 0.0
         self._body_chunks: list[bytes] = []
         self._local_reply = False
+        self._lease: Lease | None = None
+        """The picked pool endpoint's in-flight claim; ended when the response ends or the stream does."""
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -239,12 +245,27 @@ class RequestProcessor:
         try:
             endpoint = self._deps.picker.pick(
                 PickRequest(
-                    pool=pool, model=model, target_model=target, headers=self._headers, body_size=body_size
+                    pool=pool,
+                    model=model,
+                    target_model=target,
+                    headers=self._headers,
+                    body_size=body_size,
+                    document=parsed.document,
                 )
             )
         except PickRefusedError as e:
-            outcome = "unavailable"
-            return self._reject(e.status, outcome, errors.UNAVAILABLE, str(e.status), e.message)
+            if e.status == 429:
+                self._deps.metrics.shed.labels(pool.name, model.name, model.criticality.value).inc()
+                return self._reject(
+                    429,
+                    "unavailable",
+                    errors.RATE_LIMITED,
+                    "pool_saturated",
+                    e.message,
+                    retry_after=e.retry_after,
+                )
+            return self._reject(e.status, "unavailable", errors.UNAVAILABLE, str(e.status), e.message)
+        self._lease = self._deps.signals.begin(endpoint.address)
         set_headers = self._common_headers(endpoint.member, target)
         set_headers.append(wire.header(snapshot.selected_backend_header, hdr.ORIGINAL_DST_CLUSTER))
         set_headers.append(wire.header(snapshot.original_dst_header, endpoint.address))
@@ -261,10 +282,24 @@ class RequestProcessor:
         ]
         return wire.request_body_response(set_headers=set_headers, remove=remove, body=body)
 
-    def _reject(self, status: int, outcome: str, type_: str, code: str, message: str) -> bytes:
+    def _reject(
+        self,
+        status: int,
+        outcome: str,
+        type_: str,
+        code: str,
+        message: str,
+        *,
+        retry_after: int | None = None,
+    ) -> bytes:
         self._outcome = outcome
         log.debug("rejected %s %s: %s", status, code, message)
-        return wire.immediate(status=status, body=errors.error_body(message=message, type_=type_, code=code))
+        headers = [wire.JSON_CONTENT_TYPE]
+        if retry_after is not None:
+            headers.append(("retry-after", str(retry_after)))
+        return wire.immediate(
+            status=status, body=errors.error_body(message=message, type_=type_, code=code), headers=headers
+        )
 
     # -- response ---------------------------------------------------------------------------------
 
@@ -284,10 +319,13 @@ class RequestProcessor:
         else:
             self._outcome = "ok" if ok else "upstream_error"
         if msg.end_of_stream:
+            self._end_lease()
             return wire.RESPONSE_HEADERS_CONTINUE
         if ok and self._stream:
             self._sse = SSEUsageParser()
             return wire.RESPONSE_HEADERS_STREAM_BODY
+        if self._lease is not None:
+            self._lease.first_byte()  # a buffered answer starts when its headers arrive
         return wire.RESPONSE_HEADERS_CONTINUE
 
     def _on_response_body(self, msg: Any) -> bytes:
@@ -295,11 +333,16 @@ class RequestProcessor:
         if self._sse is not None:
             if not self._first_chunk_at and body:
                 self._first_chunk_at = time.perf_counter()
+                if self._lease is not None:
+                    self._lease.first_byte()
             self._sse.feed(body)
             if not msg.end_of_stream:
                 return wire.RESPONSE_BODY_CONTINUE
+            self._end_lease()
             self._usage = self._sse.usage
             return self._finish_response()
+        if msg.end_of_stream:
+            self._end_lease()
         if self._outcome == "upstream_error" or self._local_reply:
             normalize = errors.normalize_local_reply if self._local_reply else errors.normalize_upstream_error
             replacement = normalize(status=self._status, body=body)
@@ -323,8 +366,15 @@ class RequestProcessor:
 
     # -- end --------------------------------------------------------------------------------------
 
+    def _end_lease(self) -> None:
+        if self._lease is not None:
+            self._lease.end(status=self._status)
+
     def finish(self) -> None:
-        """Record this request's metrics. Call once, when the ext_proc stream ends."""
+        """Record this request's metrics and release its endpoint. Call once, when the ext_proc stream ends
+        (normally or not: an error, a client that went away or a stream reset all end here)."""
+        if self._lease is not None:
+            self._lease.end(status=0)  # no-op when the response already ended it
         m = self._deps.metrics
         outcome = self._outcome or "cancelled"
         m.requests.labels(outcome).inc()

@@ -78,6 +78,7 @@ class Pool:
     name: str
     endpoints: tuple[PoolEndpoint, ...]
     models: Mapping[str, PoolModel]
+    picker: fc.EndpointPickerConfig = field(default_factory=fc.EndpointPickerConfig)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,7 +246,7 @@ def _compile_pool(p: fc.InferencePool, upstream: _UpstreamFactory) -> Pool:
         )
         for im in p.models
     }
-    return Pool(name=p.name, endpoints=tuple(endpoints), models=MappingProxyType(models))
+    return Pool(name=p.name, endpoints=tuple(endpoints), models=MappingProxyType(models), picker=p.picker)
 
 
 def _authorization(name: str, auth: fc.BackendAuth | None, *, base_dir: Path, read: list[Path]) -> str | None:

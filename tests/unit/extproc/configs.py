@@ -59,3 +59,31 @@ def simple_config(**overrides: Any) -> dict[str, Any]:
     }
     cfg.update(overrides)
     return cfg
+
+
+def pool_config(
+    endpoints: list[tuple[str, int]],
+    *,
+    models: list[dict[str, Any]] | None = None,
+    picker: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One rule sending everything to pool ``p.ns`` with ``endpoints`` (ip, port) and an optional picker
+    section."""
+    pool: dict[str, Any] = {
+        "name": "p.ns",
+        "members": [
+            {
+                "name": "m.ns",
+                "schema": {"name": "OpenAI"},
+                "endpoints": [{"ip": i, "port": p} for i, p in endpoints],
+            }
+        ],
+        "models": models or [],
+    }
+    if picker is not None:
+        pool["picker"] = picker
+    return {
+        "version": "v1",
+        "rules": [{"route": "ns/r", "backendRefs": [{"kind": "InferencePool", "name": "p.ns"}]}],
+        "pools": [pool],
+    }

@@ -1,0 +1,149 @@
+"""The load-aware endpoint picker: filters, weighted scorers and criticality shedding over the fused signals.
+
+Per request, over the pool's endpoints:
+1. fuse each endpoint's scraped and passive signals (``scorers.fuse``) into load, queue and KV-cache use;
+2. filter: drop unhealthy endpoints (unreachable scrape, recent failures), then saturated ones (queue or KV
+   past the pool's thresholds); a filter that would drop every endpoint keeps them all;
+3. shed: when every endpoint is saturated, a ``Sheddable`` model's request gets 429 (with ``retry-after``),
+   a ``Standard`` one only when every endpoint is past ``standardFactor`` times the thresholds, a
+   ``Critical`` one never;
+4. score the survivors (load, KV cache, prefix affinity, LoRA affinity, latency, health), weigh and sum;
+   the best wins, ties broken at random;
+5. remember the prompt's prefix blocks as served by the winner.
+
+A pool configured ``type: Random`` gets the uniform draw and none of the above.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+from api import picker as pk
+from api.shared import Criticality
+from extproc import scorers as sc
+from extproc.picker import PickRefusedError, PickRequest, RandomPicker
+from extproc.prefix import PrefixIndex, block_hashes, prompt_bytes
+from extproc.signals import EndpointSignals, SignalStore
+from extproc.snapshot import PoolEndpoint
+
+
+class LoadAwarePicker:
+    """The ``EndpointPicker`` for every pool: load-aware unless the pool's config says ``Random``."""
+
+    __slots__ = ("_prefix", "_random", "_rng", "store")
+
+    def __init__(self, *, store: SignalStore, rng: random.Random) -> None:
+        self.store = store
+        self._rng = rng
+        self._random = RandomPicker(rng=rng)
+        self._prefix: dict[str, tuple[int, PrefixIndex]] = {}
+
+    def prefix_index(self, pool: str, *, capacity: int) -> PrefixIndex:
+        entry = self._prefix.get(pool)
+        if entry is None or entry[0] != capacity:
+            entry = self._prefix[pool] = (capacity, PrefixIndex(capacity=capacity))
+        return entry[1]
+
+    def pick(self, request: PickRequest) -> PoolEndpoint:
+        pool = request.pool
+        cfg = pool.picker
+        endpoints = pool.endpoints
+        if cfg.type == pk.PickerType.RANDOM or not endpoints:
+            return self._random.pick(request)
+        store = self.store
+        now = store.clock()
+        stale_after = cfg.scrape.staleness_ms / 1000
+        sat_cfg = cfg.saturation
+        q_limit, kv_limit = sat_cfg.queue_depth, sat_cfg.kv_cache
+
+        # 1-2: fuse, then filter (health, then saturation)
+        rows: list[tuple[PoolEndpoint, EndpointSignals, float, float | None, float, float]] = []
+        healthy_rows = 0
+        least_sat = float("inf")
+        for e in endpoints:
+            s = store.get(e.address)
+            load, queue, kv = sc.fuse(s, now=now, stale_after=stale_after)
+            sat = sc.saturation(queue=queue, kv_cache=kv, queue_limit=q_limit, kv_limit=kv_limit)
+            penalty = s.penalty_now(now)
+            ok = sc.healthy(s, penalty=penalty)
+            healthy_rows += ok
+            rows.append((e, s, load, kv, sat if ok else -1.0, penalty))
+        if healthy_rows and healthy_rows < len(rows):
+            rows = [r for r in rows if r[4] >= 0.0]
+        least_sat = min(r[4] for r in rows)
+        if least_sat >= 1.0:
+            _maybe_shed(request, least_sat=least_sat, settings=sat_cfg)
+        else:
+            rows = [r for r in rows if r[4] < 1.0]
+
+        # 4: score
+        w = cfg.weights
+        least = min(r[2] for r in rows)
+        spread = max(max(r[2] for r in rows) - least, cfg.load_scale)
+        hashes: list[int] = []
+        matches: Mapping[str, int] = {}
+        index: PrefixIndex | None = None
+        if w.prefix > 0.0:
+            p = cfg.prefix
+            index = self.prefix_index(pool.name, capacity=p.capacity)
+            hashes = block_hashes(
+                model=request.target_model,
+                prompt=prompt_bytes(request.document),
+                block_chars=p.block_chars,
+                max_blocks=p.max_blocks,
+            )
+            matches = index.matches(hashes)
+        target = request.target_model
+        use_lora = w.lora > 0.0 and any(
+            r[1].lora is not None and (target in r[1].lora.running or target in r[1].lora.waiting)
+            for r in rows
+        )
+        best_latency = 0.0
+        if w.latency > 0.0:
+            known = [r[1].latency for r in rows if r[1].latency]
+            best_latency = min(known) if known else 0.0
+        n = len(rows)
+        start = self._rng.randrange(n) if n > 1 else 0
+        best_score = -1.0
+        best_row = rows[start]
+        total_blocks = len(hashes)
+        for k in range(n):
+            r = rows[(start + k) % n]
+            e, s, load, kv, _, penalty = r
+            score = w.load * sc.load_score(load, least=least, spread=spread)
+            if w.kv_cache > 0.0:
+                score += w.kv_cache * sc.kv_score(kv)
+            if matches:
+                score += w.prefix * sc.prefix_score(matches.get(e.address, 0), total_blocks=total_blocks)
+            if use_lora:
+                score += w.lora * sc.lora_score(s.lora, target=target)
+            if best_latency:
+                score += w.latency * sc.latency_score(s.latency, best=best_latency)
+            if penalty:  # w * health_score, less the constant w every healthy endpoint would add
+                score += w.health * (sc.health_score(penalty) - 1.0)
+            if score > best_score:
+                best_score = score
+                best_row = r
+        chosen = best_row[0]
+        # 5: affinity for the next requests with this prefix
+        if index is not None and hashes:
+            index.record(hashes, chosen.address)
+        return chosen
+
+
+def _maybe_shed(request: PickRequest, *, least_sat: float, settings: pk.SaturationSettings) -> None:
+    """Every endpoint is saturated (the least saturated at ``least_sat``): refuse what may be shed."""
+    crit = request.model.criticality
+    if crit == Criticality.CRITICAL:
+        return
+    if crit == Criticality.STANDARD and least_sat < settings.standard_factor:
+        return
+    raise PickRefusedError(
+        status=429,
+        message=(
+            f"InferencePool {request.pool.name} is saturated; {crit.value} request for model "
+            f"{request.model.name!r} dropped, retry later"
+        ),
+        retry_after=settings.retry_after_seconds,
+    )
