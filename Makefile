@@ -48,6 +48,10 @@ test-integration: setup envtest ## Integration tests against the real kube-apise
 envoy-gateway: setup ## Build envoy-gateway v1.9.0 (go install) and seed Envoy 1.39.0 for its Host infrastructure (idempotent)
 	bash hack/setup-envoy-gateway.sh >/dev/null
 
+.PHONY: epp
+epp: ## Build the Inference Extension's endpoint picker (EPP v1.5.0, go install) and its CRDs into the cache (idempotent)
+	bash hack/setup-epp.sh >/dev/null
+
 .PHONY: test-e2e
 test-e2e: setup envtest envoy-gateway ## End-to-end: real API server, Envoy Gateway, Envoy, DNS, our controller and ext_proc (serial; root)
 	$(PYTEST) -q -p no:cacheprovider tests/e2e

@@ -3,7 +3,9 @@
 The step loop sleeps for each step's modelled duration (timers, not CPU work), so many replicas share a core.
 Endpoints: ``POST /v1/chat/completions`` and ``/v1/completions`` (streaming with SSE or not; ``usage`` in the
 answer, and in a last chunk when ``stream_options.include_usage`` is true), ``GET /v1/models``, ``/health``,
-``/metrics``. Every answer carries ``x-upstream-name: <replica name>``. A request naming neither the base
+``/metrics``. Every answer carries ``x-upstream-name: <replica name>`` and ``x-upstream-address:
+<host:port>``, and echoes a request's ``x-gateway-destination-endpoint`` (an endpoint picker's choice) as
+``x-echo-destination-endpoint``. A request naming neither the base
 model nor a configured adapter gets an OpenAI-style 404; malformed JSON, a missing field or a request too
 long for the model a 400. A client that goes away frees its place in the batch.
 """
@@ -28,6 +30,12 @@ from aigw.sim.kvcache import block_hashes
 from aigw.sim.metrics import ReplicaMetrics
 from aigw.sim.tokenizer import chat_prompt_text, tokenize
 from aigw.upstream import UPSTREAM_NAME_HEADER
+
+UPSTREAM_ADDRESS_HEADER = "x-upstream-address"
+"""Response header: the replica's own ``host:port``."""
+DESTINATION_HEADER = "x-gateway-destination-endpoint"
+ECHO_DESTINATION_HEADER = "x-echo-destination-endpoint"
+"""Response header: the request's ``x-gateway-destination-endpoint``, when it had one."""
 
 _MAX_BODY = 16 * 1024 * 1024
 # Every word has at most 4 characters, so the answer re-tokenizes to exactly the reported completion tokens.
@@ -131,8 +139,11 @@ class Replica:
 
     # -- handlers ---------------------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
-        return {UPSTREAM_NAME_HEADER: self.name}
+    def _headers(self, request: web.Request | None = None) -> dict[str, str]:
+        out = {UPSTREAM_NAME_HEADER: self.name, UPSTREAM_ADDRESS_HEADER: f"{self.host}:{self.port}"}
+        if request is not None and (chosen := request.headers.get(DESTINATION_HEADER)) is not None:
+            out[ECHO_DESTINATION_HEADER] = chosen
+        return out
 
     async def _health(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok", headers=self._headers())
@@ -215,7 +226,7 @@ class Replica:
         try:
             p = self._parse(request.path, await request.read())
         except _BadRequestError as e:
-            e.response.headers.update(self._headers())
+            e.response.headers.update(self._headers(request))
             return e.response
         salt = p.adapter or self.config.model
         hashes = block_hashes(p.tokens, block_size=self.config.block_size, salt=salt)
@@ -229,7 +240,9 @@ class Replica:
                 now=now,
             )
         except RequestRejectedError as e:
-            return _error(400, str(e), "BadRequestError")
+            resp = _error(400, str(e), "BadRequestError")
+            resp.headers.update(self._headers(request))
+            return resp
         waiter = asyncio.Event()
         self._waiters[seq.rid] = waiter
         self._wake.set()
@@ -240,7 +253,9 @@ class Replica:
             while not seq.done:
                 await waiter.wait()
                 waiter.clear()
-            return web.json_response(self._full_answer(p, seq, word0), headers=self._headers(), dumps=_dumps)
+            return web.json_response(
+                self._full_answer(p, seq, word0), headers=self._headers(request), dumps=_dumps
+            )
         finally:
             self._waiters.pop(seq.rid, None)
             if not seq.done:
@@ -280,7 +295,7 @@ class Replica:
     async def _stream(
         self, request: web.Request, p: _Parsed, seq: Sequence, waiter: asyncio.Event, word0: int
     ) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={**self._headers(), "Content-Type": "text/event-stream"})
+        resp = web.StreamResponse(headers={**self._headers(request), "Content-Type": "text/event-stream"})
         await resp.prepare(request)
         base = {
             "id": f"cmpl-{self.name}-{seq.rid}",
