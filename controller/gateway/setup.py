@@ -1,5 +1,8 @@
 """Wiring: informers, indexes, the Gateway controller and the status sync functions, on a runtime ``Manager``.
 
+``setup_controllers`` composes three parts: ``new_informers`` (informers and cache indexes),
+``watch_gateways`` (the Gateway controller's watches) and ``watch_statuses`` (the status controllers).
+
 Controllers:
 - ``gateway``: the one reconcile per Gateway (``GatewayReconciler``). It watches every kind it reads, each
   through a map function that follows the cache indexes to the Gateways the object affects
@@ -50,6 +53,7 @@ from controller.runtime import (
     Manager,
     Request,
     Resource,
+    Store,
 )
 from controller.translate import BuildOptions
 from controller.translate import names as n
@@ -119,91 +123,135 @@ def _requests(keys: Any) -> list[Request]:
     return [Request(namespace=k.namespace, name=k.name) for k in keys]
 
 
-def setup_controllers(
-    mgr: Manager, *, settings: ControllerSettings, resolver: DnsResolver
-) -> GatewayReconciler:
-    """Register everything on ``mgr`` (before ``mgr.run()``); the Gateway reconciler, for tests and
-    benchmarks."""
-    options = settings.options
+@dataclass(frozen=True, kw_only=True)
+class Informers:
+    """One informer per kind the controller reads (``pools`` and ``models`` only with the inference
+    extension) and per kind it owns (label-selected to ``managed-by``); ``secrets``, ``services`` and
+    ``eg_backends`` serve both roles."""
+
+    gateways: Informer
+    routes: Informer
+    backends: Informer
+    policies: Informer
+    secrets: Informer
+    services: Informer
+    eg_backends: Informer
+    pools: Informer | None
+    models: Informer | None
+    configmaps: Informer
+    deployments: Informer
+    policies_ext: Informer
+    httproutes: Informer
+    filters: Informer
+
+    def owned(self) -> dict[str, Store]:
+        """The stores of the kinds a Gateway's reconcile writes and prunes, by kind."""
+        return {
+            "ConfigMap": self.configmaps.store,
+            "Secret": self.secrets.store,
+            "Deployment": self.deployments.store,
+            "Service": self.services.store,
+            "EnvoyExtensionPolicy": self.policies_ext.store,
+            "Backend": self.eg_backends.store,
+            "HTTPRoute": self.httproutes.store,
+            "HTTPRouteFilter": self.filters.store,
+        }
+
+    def caches(self, options: BuildOptions) -> Caches:
+        """The read side of the reconcile, over these informers' stores."""
+        caches = Caches(
+            options=options,
+            gateways=self.gateways.store,
+            routes=self.routes.store,
+            backends=self.backends.store,
+            policies=self.policies.store,
+            secrets=self.secrets.store,
+            services=self.services.store,
+            eg_backends=self.eg_backends.store,
+        )
+        if self.pools is not None and self.models is not None:
+            caches.pools, caches.models = self.pools.store, self.models.store
+        return caches
+
+
+def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
+    """Create every informer on ``mgr`` and register the cache indexes the sync functions follow."""
     ns = settings.watch_namespace
     managed = f"{n.MANAGED_BY_KEY}={n.MANAGED_BY}"
+    inference = settings.options.enable_inference_extension
 
     def inf(resource: Resource, *, owned: bool = False) -> Informer:
         return mgr.informer(resource, namespace=ns, label_selector=managed if owned else None)
 
-    gateways, routes = inf(kinds.GATEWAYS), inf(kinds.AIGATEWAYROUTES)
-    backends, policies = inf(kinds.AISERVICEBACKENDS), inf(kinds.BACKENDSECURITYPOLICIES)
-    secrets, services, eg_backends = inf(SECRETS), inf(SERVICES), inf(kinds.EG_BACKENDS)
-    pools = inf(kinds.INFERENCEPOOLS) if options.enable_inference_extension else None
-    models = inf(kinds.INFERENCEMODELS) if options.enable_inference_extension else None
-    configmaps, deployments = inf(CONFIGMAPS, owned=True), inf(DEPLOYMENTS, owned=True)
-    policies_ext = inf(kinds.ENVOYEXTENSIONPOLICIES, owned=True)
-    httproutes, filters = inf(kinds.HTTPROUTES, owned=True), inf(kinds.HTTPROUTEFILTERS, owned=True)
-
+    infs = Informers(
+        gateways=inf(kinds.GATEWAYS),
+        routes=inf(kinds.AIGATEWAYROUTES),
+        backends=inf(kinds.AISERVICEBACKENDS),
+        policies=inf(kinds.BACKENDSECURITYPOLICIES),
+        secrets=inf(SECRETS),
+        services=inf(SERVICES),
+        eg_backends=inf(kinds.EG_BACKENDS),
+        pools=inf(kinds.INFERENCEPOOLS) if inference else None,
+        models=inf(kinds.INFERENCEMODELS) if inference else None,
+        configmaps=inf(CONFIGMAPS, owned=True),
+        deployments=inf(DEPLOYMENTS, owned=True),
+        policies_ext=inf(kinds.ENVOYEXTENSIONPOLICIES, owned=True),
+        httproutes=inf(kinds.HTTPROUTES, owned=True),
+        filters=inf(kinds.HTTPROUTEFILTERS, owned=True),
+    )
     Caches.add_indexes(
-        routes=routes.add_indexer,
-        backends=backends.add_indexer,
-        policies=policies.add_indexer,
-        models=models.add_indexer if models is not None else None,
-        pools=pools.add_indexer if pools is not None else None,
+        routes=infs.routes.add_indexer,
+        backends=infs.backends.add_indexer,
+        policies=infs.policies.add_indexer,
+        models=infs.models.add_indexer if infs.models is not None else None,
+        pools=infs.pools.add_indexer if infs.pools is not None else None,
     )
-    for i in (configmaps, secrets, deployments, services, policies_ext, eg_backends):
+    for i in (
+        infs.configmaps,
+        infs.secrets,
+        infs.deployments,
+        infs.services,
+        infs.policies_ext,
+        infs.eg_backends,
+    ):
         i.add_indexer(IDX_OWNER_GATEWAY, owner_gateways)
-    httproutes.add_indexer(IDX_PARENT_GATEWAY, httproute_parents)
+    infs.httproutes.add_indexer(IDX_PARENT_GATEWAY, httproute_parents)
+    return infs
 
-    caches = Caches(
-        options=options,
-        gateways=gateways.store,
-        routes=routes.store,
-        backends=backends.store,
-        policies=policies.store,
-        secrets=secrets.store,
-        services=services.store,
-        eg_backends=eg_backends.store,
-    )
-    if pools is not None and models is not None:
-        caches.pools, caches.models = pools.store, models.store
-    owned = {
-        "ConfigMap": configmaps.store,
-        "Secret": secrets.store,
-        "Deployment": deployments.store,
-        "Service": services.store,
-        "EnvoyExtensionPolicy": policies_ext.store,
-        "Backend": eg_backends.store,
-        "HTTPRoute": httproutes.store,
-        "HTTPRouteFilter": filters.store,
-    }
-    reconciler = GatewayReconciler(
-        caches=caches,
-        owned=owned,
-        client=mgr.client,
-        status=mgr.status,
-        recorder=mgr.event_recorder(COMPONENT),
-        resolver=resolver,
-        options=options,
-        metrics=ControllerMetrics(mgr.metrics.registry),
-    )
 
+def watch_gateways(
+    mgr: Manager,
+    *,
+    infs: Informers,
+    caches: Caches,
+    reconciler: GatewayReconciler,
+    concurrent_reconciles: int,
+) -> None:
+    """The ``gateway`` controller: every kind the reconcile reads or owns is mapped, through the cache
+    indexes, to the Gateways it affects; status-only updates are dropped."""
     gw_ctrl = mgr.new_controller(
-        name="gateway",
-        reconcile=reconciler.reconcile,
-        max_concurrent_reconciles=settings.concurrent_reconciles,
+        name="gateway", reconcile=reconciler.reconcile, max_concurrent_reconciles=concurrent_reconciles
     )
 
     def to_gateways(kind: str) -> Callable[[Obj], list[Request]]:
         return lambda obj: _requests(caches.gateways_for(kind, obj))
 
     watched: list[tuple[Informer, str]] = [
-        (gateways, "Gateway"), (routes, "AIGatewayRoute"), (backends, "AIServiceBackend"),
-        (policies, "BackendSecurityPolicy"), (secrets, "Secret"), (services, "Service"), (eg_backends,
-        "Backend"),
-        (configmaps, "ConfigMap"), (deployments, "Deployment"), (policies_ext, "EnvoyExtensionPolicy"),
-        (httproutes, "HTTPRoute"),
+        (infs.gateways, "Gateway"), (infs.routes, "AIGatewayRoute"), (infs.backends, "AIServiceBackend"),
+        (infs.policies, "BackendSecurityPolicy"), (infs.secrets, "Secret"), (infs.services, "Service"),
+        (infs.eg_backends, "Backend"), (infs.configmaps, "ConfigMap"), (infs.deployments, "Deployment"),
+        (infs.policies_ext, "EnvoyExtensionPolicy"), (infs.httproutes, "HTTPRoute"),
     ]  # fmt: skip
-    if pools is not None and models is not None:
-        watched += [(pools, "InferencePool"), (models, "InferenceModel")]
+    if infs.pools is not None and infs.models is not None:
+        watched += [(infs.pools, "InferencePool"), (infs.models, "InferenceModel")]
     for informer, kind in watched:
         gw_ctrl.watch(informer, EnqueueRequestsFromMapFunc(to_gateways(kind)), SpecChanged())
+
+
+def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler: GatewayReconciler) -> None:
+    """The ``<kind>-status`` controllers: each watches its kind and the kinds its conditions depend on, mapped
+    back through the cache indexes to the objects to re-check."""
+    backends, policies, secrets = infs.backends, infs.policies, infs.secrets
 
     def status_controller(
         kind: str, informer: Informer
@@ -226,8 +274,8 @@ def setup_controllers(
         return lambda o: store_index(index, str(v.key_of(o)))
 
     backend_also = status_controller("AIServiceBackend", backends)
-    backend_also(services, by(backends.store.by_index, IDX_SERVICE))
-    backend_also(eg_backends, by(backends.store.by_index, IDX_EGBACKEND))
+    backend_also(infs.services, by(backends.store.by_index, IDX_SERVICE))
+    backend_also(infs.eg_backends, by(backends.store.by_index, IDX_EGBACKEND))
     backend_also(policies, by(backends.store.by_index, IDX_POLICY))
     backend_also(
         secrets,
@@ -236,17 +284,45 @@ def setup_controllers(
     )  # fmt: skip
     policy_also = status_controller("BackendSecurityPolicy", policies)
     policy_also(secrets, by(policies.store.by_index, IDX_SECRET))
+    pools, models, routes = infs.pools, infs.models, infs.routes
     if pools is not None and models is not None:
         pool_also = status_controller("InferencePool", pools)
         pool_also(backends, caches.pools_selecting)
         # status.parent follows the routes that reference the pool and the Gateways they target
         pool_also(routes, lambda o: [p for k in route_pools(o) if (p := pools.store.get(k)) is not None])
         pool_also(
-            gateways,
+            infs.gateways,
             lambda o: [p for r in routes.store.by_index(IDX_GATEWAY, str(v.key_of(o)))
                        for k in route_pools(r) if (p := pools.store.get(k)) is not None],
         )  # fmt: skip
         model_also = status_controller("InferenceModel", models)
         model_also(pools, by(models.store.by_index, IDX_POOL))
         model_also(models, lambda o: models.store.by_index(IDX_POOL, str(ModelView.of(o).pool_key)))
+
+
+def setup_controllers(
+    mgr: Manager, *, settings: ControllerSettings, resolver: DnsResolver
+) -> GatewayReconciler:
+    """Register everything on ``mgr`` (before ``mgr.run()``): informers and indexes, the Gateway controller
+    and its watches, the status controllers. Returns the Gateway reconciler, for tests and benchmarks."""
+    infs = new_informers(mgr, settings=settings)
+    caches = infs.caches(settings.options)
+    reconciler = GatewayReconciler(
+        caches=caches,
+        owned=infs.owned(),
+        client=mgr.client,
+        status=mgr.status,
+        recorder=mgr.event_recorder(COMPONENT),
+        resolver=resolver,
+        options=settings.options,
+        metrics=ControllerMetrics(mgr.metrics.registry),
+    )
+    watch_gateways(
+        mgr,
+        infs=infs,
+        caches=caches,
+        reconciler=reconciler,
+        concurrent_reconciles=settings.concurrent_reconciles,
+    )
+    watch_statuses(mgr, infs=infs, caches=caches, reconciler=reconciler)
     return reconciler
