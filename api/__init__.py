@@ -1,8 +1,11 @@
 """The typed API shared by the controller and the ext_proc.
 
-This package holds pydantic models only: our CRDs (``aigateway.envoyproxy.io/v1alpha1``), the Gateway API
+This package holds pydantic models: our CRDs (``aigateway.envoyproxy.io/v1alpha1``), the Gateway API
 Inference Extension kinds (``inference.networking.x-k8s.io/v1alpha2``), metav1 conditions and the filter
-config that the controller writes and the ext_proc reads. It performs no I/O and imports nothing else of ours.
+config that the controller writes and the ext_proc reads. It imports nothing else of ours, and its models
+perform no I/O. The one module that writes files is the CRD generator, ``crdgen`` (``write_all`` and
+``python -m api.crdgen config/crd``, run by ``make manifests``); the other generator of the repository, for
+the extension server's protobuf code, is ``controller/extensionserver/codegen.py`` (``make generate``).
 
 Modules:
 - ``v1alpha1``: AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy (spec, status, CEL rules).

@@ -1,6 +1,6 @@
-"""Header names, metadata namespaces and special names shared by the controller, the extension server and
-the ext_proc. One place, so that the routes the controller writes and the headers the ext_proc sets
-always agree."""
+"""Header names, metadata namespaces and special names shared by the controller, the extension server and the
+ext_proc. One place, so that the routes the controller writes and the headers the ext_proc sets always
+agree."""
 
 from typing import Final
 

@@ -2,9 +2,8 @@
 
 Contract:
 - ``await resolver.resolve(name)`` returns a ``DnsAnswer``: the IPv4 and IPv6 addresses of ``name`` (A and
-AAAA,
-  queried together, sorted), and ``ttl``, the seconds until the answer should be looked up again (the smallest
-  record TTL; what is left of it when served from the cache).
+  AAAA, queried together, sorted), and ``ttl``, the seconds until the answer should be looked up again (the
+  smallest record TTL; what is left of it when served from the cache).
 - Names are looked up as absolute names (no search list). An IP literal is answered as itself.
 - The cache serves an answer until its TTL runs out; concurrent lookups of one name share one query.
 - A failed lookup (timeout, NXDOMAIN, no address records, server down) keeps the **last known addresses** and

@@ -11,9 +11,8 @@ The ``.proto`` is staged under ``controller/extensionserver/_generated/`` in a s
 the generated module registers as that path and imports nothing outside the package. No gRPC stub is
 generated: the server and the client in ``service.py`` are built from the service descriptor.
 
-Run ``make generate`` (``python -m controller.extensionserver.codegen``). ``render()`` is what the
-staleness test compares with the committed files; output is deterministic for a given grpcio-tools and
-xds-protos pair.
+Run ``make generate`` (``python -m controller.extensionserver.codegen``). ``render()`` is what the staleness
+test compares with the committed files; output is deterministic for a given grpcio-tools and xds-protos pair.
 """
 
 from __future__ import annotations

@@ -5,9 +5,8 @@ method paths are exactly ``/envoygateway.extension.EnvoyGatewayExtension/<Rpc>``
 ``.proto``.
 
 Each handler returns the response plus a result for the metrics (``ok``, ``passthrough``) and a one-line
-summary of what changed for the debug log. An exception in a handler means we cannot produce valid xDS:
-the call fails with INTERNAL, and Envoy Gateway keeps its previous xDS (with ``failOpen``, the unmodified
-one).
+summary of what changed for the debug log. An exception in a handler means we cannot produce valid xDS: the
+call fails with INTERNAL, and Envoy Gateway keeps its previous xDS (with ``failOpen``, the unmodified one).
 """
 
 from __future__ import annotations

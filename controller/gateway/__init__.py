@@ -3,6 +3,6 @@
 - ``kinds``: the Resources read and written.
 - ``cache``: indexes, the map from any object to the Gateways it affects, snapshot assembly.
 - ``reconciler``: the per-Gateway reconcile (apply, prune, status, Events) and the orphan-status sync
-function.
+  function.
 - ``setup``: wiring on a ``controller.runtime.Manager``; the CRD presence check.
 """

@@ -19,9 +19,8 @@ owned objects                ``owner-gateway``    the Gateway in its ownerRefere
 ============================ ==================== ==========================================================
 
 ``gateways_for(kind, obj)`` follows these indexes (and pools' label selectors) from any object to every
-Gateway
-whose reconcile reads it: the map functions of the Gateway controller. ``snapshot(gateway)`` assembles the
-frozen input of the builders for one Gateway.
+Gateway whose reconcile reads it: the map functions of the Gateway controller. ``snapshot(gateway)`` assembles
+the frozen input of the builders for one Gateway.
 """
 
 from __future__ import annotations

@@ -8,11 +8,9 @@ One reconcile per Gateway key: every change to any kind ends here (the map funct
   is skipped when the cached copy has that hash and still contains every field we set.
 - **Prune**: objects labelled as ours and owned by the Gateway that are not wanted any more are deleted (the
   test API server has no garbage collector, and owner references alone would leave them in a real one until
-  the
-  Gateway goes). An HTTPRoute is deleted once its AIGatewayRoute is gone.
+  the Gateway goes). An HTTPRoute is deleted once its AIGatewayRoute is gone.
 - **Status**: the conditions of every object in the snapshot, merged by type (``lastTransitionTime`` moves
-only
-  when the status does; ``observedGeneration`` is the generation read). A condition that turns False (or
+  only when the status does; ``observedGeneration`` is the generation read). A condition that turns False (or
   changes reason) gets a Warning Event, a log line with the object's key, and
   ``aigw_controller_condition_failures_total{kind,reason}``.
 - **DNS**: the pool members' hostnames are resolved first; a failed lookup gives a Warning Event

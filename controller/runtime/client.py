@@ -215,9 +215,8 @@ class KubeClient:
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Stream watch events (``{"type", "object"}`` dicts, bookmarks included) until the server closes.
 
-        Raises ``TimeoutError`` when nothing (not even a bookmark) arrives for ``inactivity_timeout``
-        seconds, and ``ApiError`` for an HTTP error. ``ERROR`` events are yielded as they are: the caller
-        decides.
+        Raises ``TimeoutError`` when nothing (not even a bookmark) arrives for ``inactivity_timeout`` seconds,
+        and ``ApiError`` for an HTTP error. ``ERROR`` events are yielded as they are: the caller decides.
         """
         query = {
             "watch": "true",

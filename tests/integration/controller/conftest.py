@@ -1,9 +1,9 @@
 """The AI Gateway controller in-process against the real API server and the real DNS server.
 
 ``aigw`` starts a runtime ``Manager`` with ``setup_controllers`` watching only the test's namespace (the
-fixture
-namespace stays Terminating with its objects, so namespaces never leak into each other), resolving through the
-dnsmasq fixture, with the inference extension on. Helpers apply YAML with ``kubectl``, read objects, and poll.
+fixture namespace stays Terminating with its objects, so namespaces never leak into each other), resolving
+through the dnsmasq fixture, with the inference extension on. Helpers apply YAML with ``kubectl``, read
+objects, and poll.
 """
 
 from __future__ import annotations
