@@ -1,7 +1,8 @@
 """The real Envoy Gateway v1.9 as a local process: Kubernetes resources from our API server, Envoy on the
 host.
 
-Contract (topology B of ``/work/shared/reference/controlplane.md`` §6.2):
+Contract (provider Custom with Kubernetes resources read through a kubeconfig and Host infrastructure, the
+topology Envoy Gateway accepts since v1.9.0; the README's e2e section says how it differs from a cluster):
 - ``EnvoyGateway(kubeconfig=...).start()`` runs ``envoy-gateway certgen --local`` into its own config home,
   copies the control-plane certificates to ``/certs`` (Envoy Gateway hard-codes that path for the xDS server
   and the topology-injector webhook when its resources come from Kubernetes; needs root), writes an
