@@ -3,13 +3,16 @@
 Used by tests, benchmarks and as the demo upstream of ``aigw run``. Run it with
 ``python -m aigw.upstream --host 127.0.0.1 --port 8080 --name one`` or in-process (``FakeUpstream``,
 ``serve_in_thread``). It answers ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
-``/v1/models``, ``/health``, and Azure OpenAI's ``/openai/deployments/<deployment>/chat/completions``.
+``/v1/models``, ``/health``, and Azure OpenAI's ``/openai/deployments/<deployment>/{chat/completions,
+completions,embeddings}``, which, as Azure does, refuse a request without ``api-version`` (404) or without an
+``api-key`` or ``Authorization`` header (401).
 
 Every response carries ``x-upstream-name: <name>`` and echoes what arrived, so a test can tell where a request
 landed and with which model:
 
 * response headers ``x-echo-path``, ``x-echo-model``, ``x-echo-host``, ``x-echo-content-length``,
-  ``x-echo-body-bytes``, ``x-echo-authorization-present`` (``true``/``false``; never the key itself);
+  ``x-echo-body-bytes``, ``x-echo-authorization-present`` and ``x-echo-api-key-present`` (``true``/``false``;
+  never the key itself);
 * in JSON answers, a top-level ``"echo"`` object with the same facts plus ``headers``: the request's
   ``host``, ``content-type``, ``x-ai-eg-*``, ``x-gateway-*`` headers (Authorization replaced by its length).
 
@@ -32,7 +35,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +43,8 @@ import orjson
 from aiohttp import web
 
 from aigw.httpserve import start_app
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 UPSTREAM_NAME_HEADER = "x-upstream-name"
 """Response header naming the instance that served the request."""
@@ -79,7 +84,7 @@ def _selected_headers(request: web.BaseRequest) -> dict[str, str]:
         low = name.lower()
         if low in _ECHOED_HEADERS or low.startswith(_ECHOED_HEADER_PREFIXES):
             out[low] = value
-        elif low == "authorization":
+        elif low in ("authorization", "api-key"):
             out[low] = f"<{len(value)} chars>"
     return out
 
@@ -120,7 +125,11 @@ class FakeUpstream:
         app = web.Application(client_max_size=_MAX_BODY)
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_post("/v1/completions", self._completions)
-        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._completions)
+        app.router.add_post(
+            "/openai/deployments/{deployment}/chat/completions", self._azure(self._completions)
+        )
+        app.router.add_post("/openai/deployments/{deployment}/completions", self._azure(self._completions))
+        app.router.add_post("/openai/deployments/{deployment}/embeddings", self._azure(self._embeddings))
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/health", self._health)
@@ -151,7 +160,25 @@ class FakeUpstream:
             "x-echo-content-length": request.headers.get("content-length", ""),
             "x-echo-body-bytes": str(body_len),
             "x-echo-authorization-present": "true" if "authorization" in request.headers else "false",
+            "x-echo-api-key-present": "true" if "api-key" in request.headers else "false",
         }
+
+    def _azure(self, handler: _Handler) -> _Handler:
+        """``handler`` behind Azure OpenAI's checks: an ``api-version`` query and a credential header."""
+
+        async def checked(request: web.Request) -> web.StreamResponse:
+            if not request.query.get("api-version"):
+                status, code, message = 404, "404", "Resource not found"
+            elif "api-key" not in request.headers and "authorization" not in request.headers:
+                status, code = 401, "401"
+                message = "Access denied due to missing subscription key or Authorization header."
+            else:
+                return await handler(request)
+            await request.read()
+            err = {"error": {"code": code, "message": message}}
+            return web.Response(status=status, body=orjson.dumps(err), content_type="application/json")
+
+        return checked
 
     async def _read(self, request: web.BaseRequest) -> tuple[bytes, dict[str, Any] | None]:
         raw = await request.read()

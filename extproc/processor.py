@@ -20,6 +20,7 @@ from extproc.body import BadBodyError, ParsedBody, parse_request_body, with_mode
 from extproc.costs import cost_values
 from extproc.metrics import Metrics
 from extproc.picker import EndpointPicker, PickRefusedError, PickRequest
+from extproc.providers.translate import BedrockResponse, TranslationError, edit_request, signed
 from extproc.router import match_rule, pick_backend
 from extproc.signals import Lease, SignalStore
 from extproc.snapshot import Pool, Rule, Snapshot, Upstream
@@ -95,11 +96,13 @@ class RequestProcessor:
         "_outcome",
         "_prepared",
         "_provider",
+        "_response_headers",
         "_rule",
         "_sse",
         "_started",
         "_status",
         "_stream",
+        "_translator",
         "_usage",
     )
 
@@ -122,6 +125,8 @@ class RequestProcessor:
         self._local_reply = False
         self._lease: Lease | None = None
         """The picked pool endpoint's in-flight claim; ended when the response ends or the stream does."""
+        self._translator: BedrockResponse | None = None
+        self._response_headers: dict[str, str] = {}
 
     # -- dispatch ---------------------------------------------------------------------------------
 
@@ -209,28 +214,56 @@ class RequestProcessor:
                 f"model {parsed.model!r}: route {rule.route} has no backend",
             )
         if isinstance(backend, Pool):
-            return self._route_to_pool(backend, parsed, len(raw))
-        return self._route_to_backend(backend, parsed)
+            return self._route_to_pool(backend, parsed, raw)
+        return self._route_to_backend(backend, parsed, raw)
 
-    def _common_headers(self, upstream: Upstream, model: str) -> list[Any]:
+    def _upstream_request(
+        self, upstream: Upstream, parsed: ParsedBody, *, model: str, raw: bytes, body: bytes | None
+    ) -> tuple[list[Any], bytes | None]:
+        """Headers and body for ``upstream`` (``model`` after any rewrite; ``body`` the rewritten body or
+        None): the schema's translation and credential, then SigV4 over the final path and body, last."""
         snapshot = self._prepared.snapshot
-        out = [wire.header(snapshot.model_header, self._model)]
-        if upstream.authorization is not None:
-            out.append(wire.header("authorization", upstream.authorization))
-        if upstream.schema == "AzureOpenAI" and self._operation == "chat":
-            version = f"?api-version={upstream.schema_version}" if upstream.schema_version else ""
-            out.append(wire.header(":path", f"/openai/deployments/{model}/chat/completions{version}"))
         self._provider = upstream.provider
-        return out
+        edit = edit_request(
+            upstream=upstream,
+            operation=self._operation,
+            document=parsed.document,
+            model=model,
+            stream=parsed.stream,
+            client_model=self._model,
+            id_=f"chatcmpl-{self._deps.rng.getrandbits(96):024x}",
+            created=int(time.time()),
+        )
+        self._translator = edit.response
+        if edit.body is not None:
+            body = edit.body
+        pairs = [(snapshot.model_header, self._model), *edit.headers]
+        if edit.path is not None:
+            pairs.append((":path", edit.path))
+        if body is not None:
+            pairs.append(("content-length", str(len(body))))
+        pairs.extend(
+            signed(
+                upstream,
+                path=edit.path or self._headers.get(":path", ""),
+                body=body if body is not None else raw,
+            )
+        )
+        return [wire.header(k, v) for k, v in pairs], body
 
-    def _route_to_backend(self, backend: Upstream, parsed: ParsedBody) -> bytes:
+    def _route_to_backend(self, backend: Upstream, parsed: ParsedBody, raw: bytes) -> bytes:
         snapshot = self._prepared.snapshot
-        set_headers = self._common_headers(backend, parsed.model)
+        try:
+            set_headers, body = self._upstream_request(
+                backend, parsed, model=parsed.model, raw=raw, body=None
+            )
+        except TranslationError as e:
+            return self._reject(400, "bad_request", errors.INVALID_REQUEST, "unsupported_request", str(e))
         set_headers.append(wire.header(snapshot.selected_backend_header, backend.name))
         remove = [n for n in self._prepared.strip_names if n != snapshot.selected_backend_header]
-        return wire.request_body_response(set_headers=set_headers, remove=remove, body=None)
+        return wire.request_body_response(set_headers=set_headers, remove=remove, body=body)
 
-    def _route_to_pool(self, pool: Pool, parsed: ParsedBody, body_size: int) -> bytes:
+    def _route_to_pool(self, pool: Pool, parsed: ParsedBody, raw: bytes) -> bytes:
         snapshot = self._prepared.snapshot
         model = pool.models.get(parsed.model)
         if model is None:
@@ -249,7 +282,7 @@ class RequestProcessor:
                     model=model,
                     target_model=target,
                     headers=self._headers,
-                    body_size=body_size,
+                    body_size=len(raw),
                     document=parsed.document,
                 )
             )
@@ -265,16 +298,21 @@ class RequestProcessor:
                     retry_after=e.retry_after,
                 )
             return self._reject(e.status, "unavailable", errors.UNAVAILABLE, str(e.status), e.message)
+        body = with_model(parsed, target) if target != parsed.model else None
+        try:
+            upstream_headers, body = self._upstream_request(
+                endpoint.member, parsed, model=target, raw=raw, body=body
+            )
+        except TranslationError as e:
+            return self._reject(400, "bad_request", errors.INVALID_REQUEST, "unsupported_request", str(e))
         self._lease = self._deps.signals.begin(endpoint.address)
-        set_headers = self._common_headers(endpoint.member, target)
-        set_headers.append(wire.header(snapshot.selected_backend_header, hdr.ORIGINAL_DST_CLUSTER))
-        set_headers.append(wire.header(snapshot.original_dst_header, endpoint.address))
+        set_headers = [
+            wire.header(snapshot.selected_backend_header, hdr.ORIGINAL_DST_CLUSTER),
+            wire.header(snapshot.original_dst_header, endpoint.address),
+        ]
         if endpoint.hostname:
             set_headers.append(wire.header(":authority", endpoint.hostname))
-        body = None
-        if target != parsed.model:
-            body = with_model(parsed, target)
-            set_headers.append(wire.header("content-length", str(len(body))))
+        set_headers.extend(upstream_headers)  # last: a signature's :authority wins over the hostname
         remove = [
             n
             for n in self._prepared.strip_names
@@ -310,7 +348,10 @@ class RequestProcessor:
                     self._status = int(_header_value(h))
                 except ValueError:
                     self._status = 0
-                break
+                if self._translator is None:
+                    break
+            elif self._translator is not None:
+                self._response_headers[h.key] = _header_value(h)
         ok = 200 <= self._status < 300
         if self._rule is None and self._outcome is None:
             # never routed, yet a response: Envoy answered by itself (e.g. 413 over its buffer limit)
@@ -321,7 +362,11 @@ class RequestProcessor:
         if msg.end_of_stream:
             self._end_lease()
             return wire.RESPONSE_HEADERS_CONTINUE
-        if ok and self._stream:
+        if self._translator is not None:
+            self._translator.on_headers(self._response_headers)
+            if ok and self._translator.stream is not None:
+                return wire.RESPONSE_HEADERS_STREAM_TRANSLATED
+        elif ok and self._stream:
             self._sse = SSEUsageParser()
             return wire.RESPONSE_HEADERS_STREAM_BODY
         if self._lease is not None:
@@ -330,6 +375,8 @@ class RequestProcessor:
 
     def _on_response_body(self, msg: Any) -> bytes:
         body: bytes = msg.body
+        if self._translator is not None and not self._local_reply:
+            return self._translated_body(self._translator, body, end_of_stream=msg.end_of_stream)
         if self._sse is not None:
             if not self._first_chunk_at and body:
                 self._first_chunk_at = time.perf_counter()
@@ -357,12 +404,48 @@ class RequestProcessor:
         self._usage = usage_from_json(body)
         return self._finish_response()
 
-    def _finish_response(self) -> bytes:
+    def _translated_body(self, translator: BedrockResponse, body: bytes, *, end_of_stream: bool) -> bytes:
+        """Replace the upstream's body (each chunk of a stream, or the whole buffered body) with OpenAI's."""
+        stream = translator.stream
+        if stream is not None and self._outcome == "ok":
+            if not self._first_chunk_at and body:
+                self._first_chunk_at = time.perf_counter()
+                if self._lease is not None:
+                    self._lease.first_byte()
+            out = stream.feed(body, end_of_stream=end_of_stream)
+            if not end_of_stream:
+                return wire.response_body_response(body=out)
+            self._end_lease()
+            self._usage = stream.usage
+            return wire.response_body_response(body=out, metadata=self._cost_metadata())
+        if not end_of_stream:
+            return wire.RESPONSE_BODY_CONTINUE
+        self._end_lease()
+        status = self._status
+        if self._outcome == "ok":
+            try:
+                out, self._usage = translator.complete(body)
+            except TranslationError as e:
+                self._outcome, status = "upstream_error", 502
+                out = errors.error_body(message=str(e), type_=errors.UPSTREAM, code="502")
+        else:
+            out = translator.error(status=status, body=body)
+        set_headers = [wire.JSON_CONTENT_TYPE, ("content-length", str(len(out)))]
+        if status != self._status:
+            set_headers.append((":status", str(status)))
+        return wire.response_body_response(body=out, set_headers=set_headers, metadata=self._cost_metadata())
+
+    def _cost_metadata(self) -> dict[str, dict[str, float]] | None:
         usage, rule = self._usage, self._rule
         if usage is None or rule is None or not rule.costs:
+            return None
+        return {self._prepared.snapshot.metadata_namespace: cost_values(rule.costs, usage)}
+
+    def _finish_response(self) -> bytes:
+        metadata = self._cost_metadata()
+        if metadata is None:
             return wire.RESPONSE_BODY_CONTINUE
-        ns = self._prepared.snapshot.metadata_namespace
-        return wire.response_body_response(metadata={ns: cost_values(rule.costs, usage)})
+        return wire.response_body_response(metadata=metadata)
 
     # -- end --------------------------------------------------------------------------------------
 
@@ -392,6 +475,9 @@ class RequestProcessor:
             rm.tokens["total"].observe(usage.total_tokens)
         if self._first_chunk_at:
             rm.ttft.observe(self._first_chunk_at - self._started)
-            out_tokens = usage.output_tokens if usage is not None else (self._sse.events if self._sse else 0)
+            chunks = self._sse.events if self._sse else 0
+            if self._translator is not None and self._translator.stream is not None:
+                chunks = self._translator.stream.chunks
+            out_tokens = usage.output_tokens if usage is not None else chunks
             if out_tokens > 1:
                 rm.tpot.observe((now - self._first_chunk_at) / (out_tokens - 1))

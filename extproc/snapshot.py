@@ -16,6 +16,7 @@ import pydantic
 import yaml
 
 from api import filterconfig as fc
+from extproc.providers.sigv4 import CredentialsFileError, SigV4Signer, read_credentials_file
 from extproc.weighted import WeightedTable
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,11 @@ class Upstream:
     schema_version: str | None
     provider: str
     """``gen_ai.provider.name`` label value."""
-    authorization: str | None = field(default=None, repr=False)
-    """The full ``Authorization`` header value, read from the credential file; never logged."""
+    auth_header: tuple[str, str] | None = field(default=None, repr=False)
+    """``(name, value)`` of the credential header (``authorization: Bearer …`` or Azure's ``api-key``), read
+    from the credential file; never logged."""
+    signer: SigV4Signer | None = field(default=None, repr=False)
+    """Set for AWS credentials: the request is SigV4-signed after every other mutation."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,17 +170,13 @@ def _compile(
 ) -> Snapshot:
 
     def upstream(name: str, schema: fc.VersionedAPISchema, auth: fc.BackendAuth | None) -> Upstream:
-        if schema.name == fc.APISchemaName.AWS_BEDROCK:
-            log.warning(
-                "backend %s: AWSBedrock translation and SigV4 are not implemented; requests pass as OpenAI",
-                name,
-            )
         return Upstream(
             name=name,
             schema=schema.name,
             schema_version=schema.version,
             provider=_PROVIDERS[schema.name],
-            authorization=_authorization(name, auth, base_dir=base_dir, read=credential_files),
+            auth_header=_auth_header(name, schema, auth, base_dir=base_dir, read=credential_files),
+            signer=_signer(name, auth, base_dir=base_dir, read=credential_files),
         )
 
     backends = {b.name: upstream(b.name, b.schema_, b.auth) for b in config.backends}
@@ -249,11 +249,10 @@ def _compile_pool(p: fc.InferencePool, upstream: _UpstreamFactory) -> Pool:
     return Pool(name=p.name, endpoints=tuple(endpoints), models=MappingProxyType(models), picker=p.picker)
 
 
-def _authorization(name: str, auth: fc.BackendAuth | None, *, base_dir: Path, read: list[Path]) -> str | None:
-    if auth is None:
-        return None
-    if auth.aws is not None:
-        log.warning("backend %s: AWS SigV4 auth is not implemented yet; requests go unsigned", name)
+def _auth_header(
+    name: str, schema: fc.VersionedAPISchema, auth: fc.BackendAuth | None, *, base_dir: Path, read: list[Path]
+) -> tuple[str, str] | None:
+    if auth is None or auth.aws is not None:
         return None
     filename = (
         auth.api_key.filename if auth.api_key is not None else auth.azure.filename if auth.azure else ""
@@ -274,7 +273,23 @@ def _authorization(name: str, auth: fc.BackendAuth | None, *, base_dir: Path, re
         raise ConfigError(
             f"backend {name}: credential file {path} holds characters not allowed in an HTTP header"
         )
-    return f"Bearer {secret}"
+    if auth.api_key is not None and schema.name == fc.APISchemaName.AZURE_OPENAI:
+        return ("api-key", secret)  # an Azure OpenAI resource key; Entra ID tokens go as bearer
+    return ("authorization", f"Bearer {secret}")
+
+
+def _signer(
+    name: str, auth: fc.BackendAuth | None, *, base_dir: Path, read: list[Path]
+) -> SigV4Signer | None:
+    if auth is None or auth.aws is None:
+        return None
+    path = base_dir / auth.aws.credential_file_name
+    read.append(path)  # before reading, as above; rotated credentials are picked up by the watcher's reload
+    try:
+        credentials = read_credentials_file(path, profile=auth.aws.profile)
+    except CredentialsFileError as e:
+        raise ConfigError(f"backend {name}: {e}") from e
+    return SigV4Signer(region=auth.aws.region, credentials=credentials)
 
 
 def _is_header_value_safe(value: str) -> bool:

@@ -96,6 +96,15 @@ RESPONSE_HEADERS_STREAM_BODY: Final[bytes] = ep.ProcessingResponse(
     mode_override=pm.ProcessingMode(response_body_mode=pm.ProcessingMode.STREAMED),
 ).SerializeToString()
 """Continue, and receive the response body chunk by chunk (SSE) instead of buffered."""
+RESPONSE_HEADERS_STREAM_TRANSLATED: Final[bytes] = ep.ProcessingResponse(
+    response_headers=ep.HeadersResponse(
+        response=ep.CommonResponse(
+            header_mutation=mutation(set_=[("content-type", "text/event-stream")], remove=["content-length"])
+        )
+    ),
+    mode_override=pm.ProcessingMode(response_body_mode=pm.ProcessingMode.STREAMED),
+).SerializeToString()
+"""Stream the body chunk by chunk, re-framed as SSE by the ext_proc (a translated provider stream)."""
 RESPONSE_HEADERS_SKIP_BODY: Final[bytes] = ep.ProcessingResponse(
     response_headers=ep.HeadersResponse(),
     mode_override=pm.ProcessingMode(response_body_mode=pm.ProcessingMode.NONE),

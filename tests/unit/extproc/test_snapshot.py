@@ -97,7 +97,7 @@ def test_credentials_are_read_and_never_shown(tmp_path: Path) -> None:
     cfg["backends"][0]["auth"] = {"apiKey": {"filename": "key"}}
     snap = snapshot_of(cfg, base_dir=tmp_path)
     upstream = snap.rules[0].backends.items[0]
-    assert getattr(upstream, "authorization", None) == "Bearer sk-secret"
+    assert getattr(upstream, "auth_header", None) == ("authorization", "Bearer sk-secret")
     assert "sk-secret" not in repr(snap)
     assert snap.credential_files == (tmp_path / "key",)
 

@@ -53,7 +53,7 @@ def test_a_credential_file_change_is_a_change(tmp_path: Path) -> None:
     _write(tmp_path / "key", b"k2-rotated")
     assert watcher.changed()
     assert watcher.load_once()
-    assert holder.current.rules[0].backends.items[0].authorization == "Bearer k2-rotated"  # type: ignore[union-attr]
+    assert holder.current.rules[0].backends.items[0].auth_header == ("authorization", "Bearer k2-rotated")  # type: ignore[union-attr]
 
 
 def _config_with_key(tmp_path: Path, key: Path) -> Path:
@@ -80,7 +80,7 @@ def test_a_non_utf8_credential_file_is_a_config_error_and_fixing_it_reloads(tmp_
     assert watcher.changed()
     assert watcher.load_once()
     assert watcher.last_error is None
-    assert holder.current.rules[0].backends.items[0].authorization == "Bearer k-fixed"  # type: ignore[union-attr]
+    assert holder.current.rules[0].backends.items[0].auth_header == ("authorization", "Bearer k-fixed")  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""Fakes of hosted providers (ours), run in-process by the integration tests."""
