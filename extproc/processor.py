@@ -20,10 +20,10 @@ from extproc.body import BadBodyError, ParsedBody, parse_request_body, with_mode
 from extproc.costs import cost_values
 from extproc.metrics import Metrics
 from extproc.picker import EndpointPicker, PickRefusedError, PickRequest
-from extproc.providers.translate import BedrockResponse, TranslationError, edit_request, signed
 from extproc.router import match_rule, pick_backend
 from extproc.signals import Lease, SignalStore
 from extproc.snapshot import Pool, Rule, Snapshot, Upstream
+from extproc.translate import BedrockResponse, TranslationError, edit_request, signed
 from extproc.usage import SSEUsageParser, Usage, usage_from_json
 from extproc.watch import ConfigHolder
 

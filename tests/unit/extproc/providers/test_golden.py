@@ -17,7 +17,7 @@ import pytest
 from extproc.providers import bedrock
 from extproc.providers.bedrock_stream import ConverseStream
 from extproc.providers.eventstream import event_frame, exception_frame
-from extproc.providers.translate import BedrockResponse
+from extproc.translate import BedrockResponse
 from tests.unit.extproc.providers import corpus
 
 GOLDEN = Path(__file__).with_name("golden")

@@ -1,4 +1,5 @@
-"""Per request: the edits that turn an OpenAI request into the upstream's, and the way its answer returns.
+"""Per request: the edits that turn an OpenAI request into the upstream's (``extproc.providers`` does the
+work), and the way its answer returns.
 
 ``edit_request`` gives the path, body and credential header for the upstream's schema; ``signed`` adds SigV4
 headers last, over the final path and body. ``BedrockResponse`` turns a Bedrock answer (JSON, event stream or
