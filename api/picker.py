@@ -98,8 +98,9 @@ class PrefixSettings(KubeModel):
 
     block_chars: Annotated[int, Field(ge=8, le=65536)] = 128
     """Characters per block (about 4 per token: 128 = 32 tokens)."""
-    max_blocks: Annotated[int, Field(ge=1, le=4096)] = 128
-    """Leading blocks hashed per request; the rest of a long prompt is ignored."""
+    max_blocks: Annotated[int, Field(ge=1, le=4096)] = 64
+    """Leading blocks hashed per request (64 x 128 = 8 KiB, about 2k tokens); the rest of a long prompt is
+    ignored, which bounds the per-request cost."""
     capacity: Annotated[int, Field(ge=1, le=10_000_000)] = 200_000
     """Block hashes kept for the pool (least recently used dropped first)."""
 

@@ -28,6 +28,10 @@ from extproc.signals import EndpointSignals, SignalStore
 from extproc.snapshot import PoolEndpoint
 
 
+_Row = tuple[PoolEndpoint, EndpointSignals, float, float | None, float, float]
+"""endpoint, signals, load, KV use, saturation, failure penalty."""
+
+
 class LoadAwarePicker:
     """The ``EndpointPicker`` for every pool: load-aware unless the pool's config says ``Random``."""
 
@@ -58,29 +62,28 @@ class LoadAwarePicker:
         q_limit, kv_limit = sat_cfg.queue_depth, sat_cfg.kv_cache
 
         # 1-2: fuse, then filter (health, then saturation)
-        rows: list[tuple[PoolEndpoint, EndpointSignals, float, float | None, float, float]] = []
-        healthy_rows = 0
-        least_sat = float("inf")
+        healthy: list[_Row] = []
+        unhealthy: list[_Row] = []
+        get = store.get
         for e in endpoints:
-            s = store.get(e.address)
+            s = get(e.address)
             load, queue, kv = sc.fuse(s, now=now, stale_after=stale_after)
             sat = sc.saturation(queue=queue, kv_cache=kv, queue_limit=q_limit, kv_limit=kv_limit)
-            penalty = s.penalty_now(now)
-            ok = sc.healthy(s, penalty=penalty)
-            healthy_rows += ok
-            rows.append((e, s, load, kv, sat if ok else -1.0, penalty))
-        if healthy_rows and healthy_rows < len(rows):
-            rows = [r for r in rows if r[4] >= 0.0]
-        least_sat = min(r[4] for r in rows)
-        if least_sat >= 1.0:
-            _maybe_shed(request, least_sat=least_sat, settings=sat_cfg)
+            penalty = s.penalty_now(now) if s.penalty else 0.0
+            row = (e, s, load, kv, sat, penalty)
+            (healthy if sc.healthy(s, penalty=penalty) else unhealthy).append(row)
+        rows = healthy or unhealthy  # a filter that would drop every endpoint keeps them all
+        free = [r for r in rows if r[4] < 1.0]
+        if free:
+            rows = free
         else:
-            rows = [r for r in rows if r[4] < 1.0]
+            _maybe_shed(request, least_sat=min(r[4] for r in rows), settings=sat_cfg)
 
         # 4: score
         w = cfg.weights
-        least = min(r[2] for r in rows)
-        spread = max(max(r[2] for r in rows) - least, cfg.load_scale)
+        loads = [r[2] for r in rows]
+        least = min(loads)
+        spread = max(max(loads) - least, cfg.load_scale)
         hashes: list[int] = []
         matches: Mapping[str, int] = {}
         index: PrefixIndex | None = None
@@ -95,8 +98,10 @@ class LoadAwarePicker:
             )
             matches = index.matches(hashes)
         target = request.target_model
+        # LoRA affinity applies to adapters: targets some endpoint runs, queues or recently got from us
         use_lora = w.lora > 0.0 and any(
-            r[1].lora is not None and (target in r[1].lora.running or target in r[1].lora.waiting)
+            target in r[1].recent_models
+            or (r[1].lora is not None and (target in r[1].lora.running or target in r[1].lora.waiting))
             for r in rows
         )
         best_latency = 0.0
@@ -117,7 +122,9 @@ class LoadAwarePicker:
             if matches:
                 score += w.prefix * sc.prefix_score(matches.get(e.address, 0), total_blocks=total_blocks)
             if use_lora:
-                score += w.lora * sc.lora_score(s.lora, target=target)
+                at = s.recent_models.get(target)
+                ago = None if at is None else now - at
+                score += w.lora * sc.lora_score(s.lora, target=target, served_ago=ago)
             if best_latency:
                 score += w.latency * sc.latency_score(s.latency, best=best_latency)
             if penalty:  # w * health_score, less the constant w every healthy endpoint would add
@@ -126,6 +133,8 @@ class LoadAwarePicker:
                 best_score = score
                 best_row = r
         chosen = best_row[0]
+        if w.lora > 0.0:
+            best_row[1].served_model(target, now)
         # 5: affinity for the next requests with this prefix
         if index is not None and hashes:
             index.record(hashes, chosen.address)

@@ -17,6 +17,8 @@ from typing import Final
 from extproc.promtext import LoraInfo
 from extproc.signals import EndpointSignals
 
+LORA_RECENT_S: Final = 30.0
+"""An adapter we sent to an endpoint this recently counts as still loaded there."""
 HEALTH_PENALTY_LIMIT: Final = 3.0
 """An endpoint whose decayed failure penalty is at least this is filtered out (while others remain)."""
 
@@ -72,13 +74,16 @@ def prefix_score(matched_blocks: int, *, total_blocks: int) -> float:
     return matched_blocks / total_blocks if total_blocks else 0.0
 
 
-def lora_score(lora: LoraInfo | None, *, target: str) -> float:
-    """1 adapter running; 0.8 a slot free; 0.6 adapter waiting to load; 0 no room. Unknown (no LoRA info, or
-    a server without LoRA slots): 1, so base-model pools are unaffected."""
+def lora_score(lora: LoraInfo | None, *, target: str, served_ago: float | None) -> float:
+    """1 adapter running; 0.9 we sent it a request for the adapter within ``LORA_RECENT_S`` (still loaded,
+    most likely); 0.8 a slot free; 0.6 adapter waiting to load; else 0. Without LoRA info (or LoRA slots): 1,
+    so base-model pools are unaffected."""
     if lora is None or lora.max_lora <= 0:
         return 1.0
     if target in lora.running:
         return 1.0
+    if served_ago is not None and served_ago < LORA_RECENT_S:
+        return 0.9
     if len(lora.running) + len(lora.waiting) < lora.max_lora:
         return 0.8
     if target in lora.waiting:

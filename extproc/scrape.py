@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from api import picker as pk
 from extproc import promtext
@@ -190,15 +190,16 @@ class _Target(asyncio.Protocol):
         self._send()
 
     def _send(self) -> None:
-        assert self._transport is not None
+        if self._transport is None:  # lost between connecting and now: the next tick reconnects
+            return
         self._page = _Page()
         self._transport.write(self._request)
 
     # -- protocol callbacks -----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses; they have the same methods
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         page = self._page

@@ -26,6 +26,8 @@ from extproc.promtext import LoraInfo
 
 EWMA_ALPHA: Final = 0.2
 """Weight of a new observation in the moving averages."""
+RECENT_MODELS: Final = 8
+"""Target models remembered per endpoint (the most recent)."""
 PENALTY_TAU_S: Final = 2.0
 """Time constant of the failure penalty's decay: 1 failure weighs 0.37 after 2 s, 0.05 after 6 s."""
 
@@ -46,6 +48,7 @@ class EndpointSignals:
         "lora",
         "penalty",
         "penalty_at",
+        "recent_models",
         "running",
         "scraped_at",
         "ttft",
@@ -75,6 +78,17 @@ class EndpointSignals:
         self.latency: float | None = None
         self.penalty = 0.0
         self.penalty_at = 0.0
+        self.recent_models: dict[str, float] = {}
+        """Target models (adapters) this ext_proc sent here, with when: a server keeps an adapter loaded after
+        its last request, which its metrics do not show. At most ``RECENT_MODELS`` kept."""
+
+    def served_model(self, model: str, now: float) -> None:
+        """Remember that a request for ``model`` was just sent here."""
+        recent = self.recent_models
+        recent.pop(model, None)
+        recent[model] = now
+        if len(recent) > RECENT_MODELS:
+            del recent[next(iter(recent))]
 
     def record_scrape(
         self, *, now: float, waiting: float, running: float, kv_cache: float | None, lora: LoraInfo | None

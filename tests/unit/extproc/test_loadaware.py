@@ -162,6 +162,19 @@ def test_lora_prefers_endpoints_with_the_adapter() -> None:
     assert ADDRS[3] not in base  # a base-model request goes by load alone
 
 
+def test_lora_remembers_where_it_sent_an_adapter() -> None:
+    """Servers list only adapters of running requests; an idle adapter stays loaded, which we remember."""
+    clock, store, picker, pool = _setup()
+    full = LoraInfo(running=frozenset({"x"}), waiting=frozenset(), max_lora=1)
+    for a in ADDRS:
+        _scrape(store, clock, a, running=1, lora=full)
+    first = picker.pick(_request(pool, target="sql")).address
+    clock.t += 1
+    for a in ADDRS:
+        _scrape(store, clock, a, running=1, lora=full)  # "sql" finished: not listed anywhere
+    assert Counter(picker.pick(_request(pool, target="sql")).address for _ in range(10)) == {first: 10}
+
+
 def test_shedding_by_criticality() -> None:
     clock, store, picker, pool = _setup()
     for a in ADDRS:

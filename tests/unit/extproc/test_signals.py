@@ -134,10 +134,13 @@ def test_saturation_and_scorers() -> None:
     assert sc.prefix_score(3, total_blocks=4) == 0.75 and sc.prefix_score(0, total_blocks=0) == 0.0
     info = LoraInfo(running=frozenset({"a"}), waiting=frozenset({"w"}), max_lora=2)
     full = LoraInfo(running=frozenset({"a", "b"}), waiting=frozenset({"w"}), max_lora=2)
-    assert sc.lora_score(info, target="a") == 1.0
-    assert sc.lora_score(info, target="z") == 0.0  # a + w fill both slots
-    assert sc.lora_score(LoraInfo(running=frozenset(), waiting=frozenset(), max_lora=1), target="z") == 0.8
-    assert sc.lora_score(full, target="w") == 0.6
-    assert sc.lora_score(None, target="a") == 1.0
+    assert sc.lora_score(info, target="a", served_ago=None) == 1.0
+    assert sc.lora_score(info, target="z", served_ago=None) == 0.0  # a + w fill both slots
+    assert sc.lora_score(info, target="z", served_ago=1.0) == 0.9  # we sent it there a second ago
+    assert sc.lora_score(info, target="z", served_ago=sc.LORA_RECENT_S + 1) == 0.0
+    empty = LoraInfo(running=frozenset(), waiting=frozenset(), max_lora=1)
+    assert sc.lora_score(empty, target="z", served_ago=None) == 0.8
+    assert sc.lora_score(full, target="w", served_ago=None) == 0.6
+    assert sc.lora_score(None, target="a", served_ago=None) == 1.0
     assert sc.latency_score(2.0, best=1.0) == 0.5 and sc.latency_score(None, best=1.0) == 1.0
     assert sc.health_score(0.0) == 1.0 and sc.health_score(1.0) == 0.5
