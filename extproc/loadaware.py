@@ -27,7 +27,6 @@ from extproc.prefix import PrefixIndex, block_hashes, prompt_bytes
 from extproc.signals import EndpointSignals, SignalStore
 from extproc.snapshot import PoolEndpoint
 
-
 _Row = tuple[PoolEndpoint, EndpointSignals, float, float | None, float, float]
 """endpoint, signals, load, KV use, saturation, failure penalty."""
 

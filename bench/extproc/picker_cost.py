@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import orjson
 import yaml
@@ -38,29 +37,15 @@ from extproc.snapshot import Snapshot, compile_bytes
 from extproc.watch import ConfigHolder
 from tests.integration.extproc.harness import REPO_ROOT
 from tests.realparts.ports import free_port
+from tests.unit.extproc.configs import pool_config
 
 ENDPOINTS = 16
 
 
 def _config(hosts: list[str], port: int, picker_type: str) -> Snapshot:
-    cfg: dict[str, Any] = {
-        "version": "v1",
-        "rules": [{"route": "ns/r", "backendRefs": [{"kind": "InferencePool", "name": "p.ns"}]}],
-        "pools": [
-            {
-                "name": "p.ns",
-                "members": [
-                    {
-                        "name": "m.ns",
-                        "schema": {"name": "OpenAI"},
-                        "endpoints": [{"ip": h, "port": port} for h in hosts],
-                    }
-                ],
-                "models": [{"modelName": "bench"}],
-                "picker": {"type": picker_type},
-            }
-        ],
-    }
+    cfg = pool_config(
+        [(h, port) for h in hosts], models=[{"modelName": "bench"}], picker={"type": picker_type}
+    )
     return compile_bytes(yaml.safe_dump(cfg).encode(), base_dir=REPO_ROOT)
 
 
@@ -84,7 +69,9 @@ def _messages(body_chars: int, i: int) -> list[bytes]:
     return [
         ep.ProcessingRequest(
             request_headers=ep.HttpHeaders(
-                headers=core.HeaderMap(headers=[core.HeaderValue(key=k, raw_value=v.encode()) for k, v in hdrs])
+                headers=core.HeaderMap(
+                    headers=[core.HeaderValue(key=k, raw_value=v.encode()) for k, v in hdrs]
+                )
             )
         ).SerializeToString(),
         ep.ProcessingRequest(request_body=ep.HttpBody(body=body, end_of_stream=True)).SerializeToString(),
@@ -109,10 +96,14 @@ def _cpu_per_request(picker_type: str, *, body_chars: int, n: int) -> float:
     picker: EndpointPicker = (
         LoadAwarePicker(store=store, rng=rng) if picker_type == "LoadAware" else RandomPicker(rng=rng)
     )
-    deps = Dependencies(holder=ConfigHolder(snapshot), picker=picker, metrics=Metrics(), rng=rng, signals=store)
+    deps = Dependencies(
+        holder=ConfigHolder(snapshot), picker=picker, metrics=Metrics(), rng=rng, signals=store
+    )
     now = store.clock()
     for j, h in enumerate(_hosts()):
-        store.get(f"{h}:8000").record_scrape(now=now + 3600, waiting=j % 3, running=4, kv_cache=0.3, lora=None)
+        store.get(f"{h}:8000").record_scrape(
+            now=now + 3600, waiting=j % 3, running=4, kv_cache=0.3, lora=None
+        )
     reqs = [[ep.ProcessingRequest.FromString(m) for m in _messages(body_chars, i)] for i in range(256)]
     for i in range(500):  # warm the prefix index and caches
         proc = RequestProcessor(deps=deps)
@@ -206,7 +197,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def print_table(rows: list[tuple[int, float, float]], *, share: float, rate: float, failed: int) -> None:
-    print(f"\n| prompt | request path CPU µs/req, random picker | load-aware picker | added (target <= 30 µs) |")
+    print(
+        "\n| prompt | request path CPU µs/req, random picker | load-aware picker | added (target <= 30 µs) |"
+    )
     print("|---|---|---|---|")
     for chars, rnd, la in rows:
         print(f"| {chars // 1024} KB, {ENDPOINTS} endpoints | {rnd:.1f} | {la:.1f} | {la - rnd:+.1f} |")

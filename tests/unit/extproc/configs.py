@@ -66,11 +66,12 @@ def pool_config(
     *,
     models: list[dict[str, Any]] | None = None,
     picker: dict[str, Any] | None = None,
+    name: str = "p.ns",
 ) -> dict[str, Any]:
-    """One rule sending everything to pool ``p.ns`` with ``endpoints`` (ip, port) and an optional picker
-    section."""
+    """One rule sending every request to pool ``name`` with ``endpoints`` (ip, port), its InferenceModels
+    and an optional picker section."""
     pool: dict[str, Any] = {
-        "name": "p.ns",
+        "name": name,
         "members": [
             {
                 "name": "m.ns",
@@ -84,6 +85,6 @@ def pool_config(
         pool["picker"] = picker
     return {
         "version": "v1",
-        "rules": [{"route": "ns/r", "backendRefs": [{"kind": "InferencePool", "name": "p.ns"}]}],
+        "rules": [{"route": "ns/r", "backendRefs": [{"kind": "InferencePool", "name": name}]}],
         "pools": [pool],
     }
