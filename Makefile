@@ -33,7 +33,7 @@ envtest: ## Build kube-apiserver, etcd and kubectl from the Go module proxy into
 	bash hack/setup-envtest.sh
 
 .PHONY: test
-test: setup envtest ## The test command: unit and integration tests (builds the control plane if missing)
+test: setup envtest helm ## The test command: unit and integration tests (builds the control plane and helm if missing)
 	$(PYTEST) -q tests/unit tests/integration
 
 .PHONY: test-unit
@@ -41,7 +41,7 @@ test-unit: setup ## Unit tests only (no real parts needed)
 	$(PYTEST) -q tests/unit
 
 .PHONY: test-integration
-test-integration: setup envtest ## Integration tests against the real kube-apiserver, etcd, Envoy and DNS
+test-integration: setup envtest helm ## Integration tests against the real kube-apiserver, etcd, Envoy and DNS
 	$(PYTEST) -q tests/integration
 
 .PHONY: envoy-gateway
@@ -56,8 +56,20 @@ epp: ## Build the Inference Extension's endpoint picker (EPP v1.5.0, go install)
 test-e2e: setup envtest envoy-gateway ## End-to-end: real API server, Envoy Gateway, Envoy, DNS, our controller and ext_proc (serial; root)
 	$(PYTEST) -q -p no:cacheprovider tests/e2e
 
+.PHONY: helm
+helm: ## Build helm v4 from the Go module proxy into the cache (idempotent; hack/setup-helm.sh)
+	bash hack/setup-helm.sh >/dev/null
+
+.PHONY: helm-lint
+helm-lint: helm ## helm lint --strict both charts (charts/ai-gateway-py-crds, charts/ai-gateway-py)
+	"$$(bash hack/setup-helm.sh 2>/dev/null)" lint --strict charts/ai-gateway-py-crds charts/ai-gateway-py
+
+.PHONY: helm-package
+helm-package: helm ## Package both charts into _out/charts/*.tgz (push them with `helm push ... oci://<registry>`)
+	"$$(bash hack/setup-helm.sh 2>/dev/null)" package charts/ai-gateway-py-crds charts/ai-gateway-py --destination _out/charts
+
 .PHONY: kind-up
-kind-up: ## A real kind cluster: Envoy Gateway via helm with our extensionManager, then `make deploy` (needs docker)
+kind-up: ## A real kind cluster: Envoy Gateway via helm with our extensionManager, then `make deploy` or AIGW_INSTALL=helm (needs docker)
 	bash hack/kind-up.sh
 
 .PHONY: deploy
@@ -79,8 +91,8 @@ fmt: setup ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: manifests
-manifests: setup ## Generate config/crd/*.yaml from the pydantic models in api/
-	$(PY) -m api.crdgen config/crd
+manifests: setup ## Generate the CRDs (config/crd and the Helm chart's crds/) from the pydantic models in api/
+	$(PY) -m api.crdgen config/crd charts/ai-gateway-py-crds/crds
 
 .PHONY: generate
 generate: setup ## Regenerate controller/extensionserver/_generated (Envoy Gateway extension API) from its .proto

@@ -1,8 +1,9 @@
 """Generate the CustomResourceDefinitions of ``api.kinds.CRD_KINDS`` from the pydantic models.
 
-Run as ``python -m api.crdgen <dir>`` (``make manifests``). Each kind is written to
-``<dir>/<group>_<plural>.yaml``. The output depends only on the models, so running it twice changes nothing;
-a unit test fails when the committed files differ from what the models generate.
+Run as ``python -m api.crdgen <dir>...`` (``make manifests`` writes ``config/crd`` for kustomize and
+``charts/ai-gateway-py-crds/crds`` for Helm). Each kind is written to ``<dir>/<group>_<plural>.yaml`` in
+every directory, so the two cannot disagree. The output depends only on the models, so running it twice
+changes nothing; a unit test fails when the committed files differ from what the models generate.
 """
 
 from __future__ import annotations
@@ -109,11 +110,12 @@ def write_all(directory: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m api.crdgen <output-directory>", file=sys.stderr)
+    if not args:
+        print("usage: python -m api.crdgen <output-directory>...", file=sys.stderr)
         return 2
-    for path in write_all(Path(args[0])):
-        print(path)
+    for directory in args:
+        for path in write_all(Path(directory)):
+            print(path)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The committed CRDs are exactly what the models generate, and they are structural and complete."""
+"""The committed CRDs (config/crd for kustomize, the CRD chart's crds/ for Helm) are exactly what the models
+generate, and they are structural and complete."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from api.kinds import CRD_KINDS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_DIR = REPO_ROOT / "config" / "crd"
+CHART_CRD_DIR = REPO_ROOT / "charts" / "ai-gateway-py-crds" / "crds"
 
 GENERATED = crdgen.render_all()
 CRDS = {name: yaml.safe_load(text) for name, text in GENERATED.items()}
@@ -37,12 +39,19 @@ def _at(crd_file: str, path: str) -> dict[str, Any]:
     return dict(_nodes(_schema(CRDS[crd_file])))[path]
 
 
-def test_committed_crds_match_the_models() -> None:
-    committed = {p.name: p.read_text() for p in CRD_DIR.glob("*.yaml")}
+@pytest.mark.parametrize("directory", [CRD_DIR, CHART_CRD_DIR], ids=lambda d: str(d.relative_to(REPO_ROOT)))
+def test_committed_crds_match_the_models(directory: Path) -> None:
+    rel = directory.relative_to(REPO_ROOT)
+    committed = {p.name: p.read_text() for p in directory.iterdir()}
     stale = sorted(set(committed) - set(GENERATED))
-    assert not stale, f"config/crd has files the models no longer generate: {stale}; delete them"
+    assert not stale, f"{rel} has files the models no longer generate: {stale}; delete them"
     for name, text in GENERATED.items():
-        assert committed.get(name) == text, f"config/crd/{name} differs from the models: run `make manifests`"
+        assert committed.get(name) == text, f"{rel}/{name} differs from the models: run `make manifests`"
+
+
+def test_the_makefile_generates_both_crd_directories() -> None:
+    recipe = (REPO_ROOT / "Makefile").read_text().split("\nmanifests:", 1)[1].split("\n\n", 1)[0]
+    assert "-m api.crdgen config/crd charts/ai-gateway-py-crds/crds" in recipe
 
 
 def test_generation_is_deterministic() -> None:
@@ -67,9 +76,15 @@ def test_write_all_twice_leaves_the_files_unchanged(tmp_path: Path) -> None:
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == GENERATED
 
 
-def test_main_requires_one_directory(capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_requires_a_directory(capsys: pytest.CaptureFixture[str]) -> None:
     assert crdgen.main([]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_main_writes_the_same_crds_into_every_directory(tmp_path: Path) -> None:
+    assert crdgen.main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    for sub in ("a", "b"):
+        assert {p.name: p.read_text() for p in (tmp_path / sub).iterdir()} == GENERATED
 
 
 @pytest.mark.parametrize("name", sorted(CRDS))
