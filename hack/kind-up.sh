@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Bring up a real kind cluster running the whole gateway the way users run it: Envoy Gateway v$EG_VERSION from
-# its Helm chart with our extension server as its extensionManager, our CRDs, RBAC and controller (from
-# config/, via `make deploy`). Needs a container runtime (docker or podman), kind, kubectl and helm; it cannot
-# run on the CI machine (no container runtime), where `make test-e2e` runs the same components as processes.
+# its Helm chart with our extension server as its extensionManager (charts/envoy-gateway-values.yaml), our CRDs,
+# RBAC and controller (from config/ via `make deploy`, or with AIGW_INSTALL=helm from our charts/). Needs a
+# container runtime (docker or podman), kind and kubectl; helm is built by hack/setup-helm.sh when not on PATH.
+# It cannot run on the CI machine (no container runtime), where `make test-e2e` runs the same components as
+# processes.
 #
 # Idempotent: an existing cluster is reused, the charts are upgraded, the manifests re-applied.
 #
@@ -11,6 +13,7 @@
 #   EG_VERSION          Envoy Gateway chart version (default 1.9.0)
 #   IMG                 controller/ext_proc image (default ai-gateway-py:dev), built from ./Dockerfile and loaded
 #                       into the cluster when a Dockerfile exists; otherwise it must be pullable
+#   AIGW_INSTALL        kustomize (default: `make deploy`) or helm (charts/ai-gateway-py-crds + charts/ai-gateway-py)
 #   AIGW_NAMESPACE      our namespace (default envoy-ai-gateway-system; must match config/default)
 #   AIGW_SERVICE        our controller Service (default ai-gateway-controller; must match config/manager)
 #   AIGW_EXTSERVER_PORT its extension-server port (default 1063)
@@ -19,6 +22,7 @@ set -euo pipefail
 KIND_CLUSTER="${KIND_CLUSTER:-ai-gateway-py}"
 EG_VERSION="${EG_VERSION:-1.9.0}"
 IMG="${IMG:-ai-gateway-py:dev}"
+AIGW_INSTALL="${AIGW_INSTALL:-kustomize}"
 AIGW_NAMESPACE="${AIGW_NAMESPACE:-envoy-ai-gateway-system}"
 AIGW_SERVICE="${AIGW_SERVICE:-ai-gateway-controller}"
 AIGW_EXTSERVER_PORT="${AIGW_EXTSERVER_PORT:-1063}"
@@ -27,9 +31,11 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 log() { printf '[kind-up] %s\n' "$*" >&2; }
 die() { printf '[kind-up] ERROR: %s\n' "$*" >&2; exit 1; }
 
-for tool in kind kubectl helm; do
+for tool in kind kubectl; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
 done
+[[ "$AIGW_INSTALL" == kustomize || "$AIGW_INSTALL" == helm ]] || die "AIGW_INSTALL=$AIGW_INSTALL: kustomize or helm"
+HELM="$(command -v helm || bash "$REPO/hack/setup-helm.sh" | tail -n 1)" || die "no helm, and hack/setup-helm.sh failed"
 RUNTIME=""
 for r in docker podman; do
   if command -v "$r" >/dev/null 2>&1 && "$r" info >/dev/null 2>&1; then RUNTIME=$r; break; fi
@@ -69,15 +75,25 @@ if [[ -f "$REPO/Dockerfile" ]]; then
 fi
 
 # Envoy Gateway first: its chart installs the Gateway API CRDs our controller watches.
-values="$work/envoy-gateway-values.yaml"
-sed -e "s/__AIGW_SERVICE__/$AIGW_SERVICE/" -e "s/__AIGW_NAMESPACE__/$AIGW_NAMESPACE/" \
-    -e "s/__AIGW_EXTSERVER_PORT__/$AIGW_EXTSERVER_PORT/" "$REPO/hack/kind/envoy-gateway-values.yaml" >"$values"
 log "installing Envoy Gateway v$EG_VERSION (extensionManager -> $AIGW_SERVICE.$AIGW_NAMESPACE:$AIGW_EXTSERVER_PORT)"
-helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version "v$EG_VERSION" \
-  --namespace envoy-gateway-system --create-namespace -f "$values" --wait --timeout 5m
+"$HELM" upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version "v$EG_VERSION" \
+  --namespace envoy-gateway-system --create-namespace -f "$REPO/charts/envoy-gateway-values.yaml" \
+  --set "config.envoyGateway.extensionManager.service.fqdn.hostname=$AIGW_SERVICE.$AIGW_NAMESPACE.svc.cluster.local" \
+  --set "config.envoyGateway.extensionManager.service.fqdn.port=$AIGW_EXTSERVER_PORT" \
+  --wait --timeout 5m
 
-log "deploying our CRDs, RBAC and controller"
-make -C "$REPO" deploy IMG="$IMG"
+if [[ "$AIGW_INSTALL" == helm ]]; then
+  log "installing our CRDs and controller with helm"
+  "$HELM" upgrade --install aigw-crds "$REPO/charts/ai-gateway-py-crds"
+  # Helm creates crds/ on the first install only: apply them so an upgrade of a reused cluster gets new fields.
+  kubectl apply --server-side -f "$REPO/charts/ai-gateway-py-crds/crds"
+  "$HELM" upgrade --install aigw "$REPO/charts/ai-gateway-py" --namespace "$AIGW_NAMESPACE" --create-namespace \
+    --set "image.repository=${IMG%:*}" --set "image.tag=${IMG##*:}" --set "fullnameOverride=$AIGW_SERVICE" \
+    --set "controller.extensionServerPort=$AIGW_EXTSERVER_PORT"
+else
+  log "deploying our CRDs, RBAC and controller"
+  make -C "$REPO" deploy IMG="$IMG"
+fi
 kubectl -n "$AIGW_NAMESPACE" rollout status "deployment/$AIGW_SERVICE" --timeout=180s
 kubectl -n envoy-gateway-system rollout status deployment/envoy-gateway --timeout=180s
 log "ready: kubectl apply -f config/samples/ to try it"

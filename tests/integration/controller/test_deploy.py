@@ -26,11 +26,11 @@ def test_config_default_is_accepted_by_the_api_server(control_plane: ControlPlan
         input=yaml.safe_dump_all(rest),
     )  # fmt: skip
     applied = sorted(done.stdout.split())
-    want = sorted(f"{_resource(d['kind'])}/{d['metadata']['name']}" for d in rest)
+    want = sorted(f"{kubectl_resource(d['kind'])}/{d['metadata']['name']}" for d in rest)
     assert applied == want, done.stderr
 
 
-def _resource(kind: str) -> str:
+def kubectl_resource(kind: str) -> str:
     """``kubectl -o name``'s prefix for ``kind``."""
     group = {
         "ClusterRole": "rbac.authorization.k8s.io",

@@ -1,13 +1,14 @@
-"""The deploy path (config/, the Dockerfile, hack/kind-up.sh, its Envoy Gateway Helm values, ``make deploy``)
+"""The deploy path (config/, the Dockerfile, hack/kind-up.sh, Envoy Gateway's Helm values, ``make deploy``)
 agrees with the code, checked without a cluster or a container runtime: the YAML files are parsed and their
 cross-references compared with the controller's own argument parser, constants and wiring.
 
 - The controller Deployment's arguments are accepted by ``aigw-controller``'s parser; its ports and probes are
   the ones those arguments bind; the Service exposes the extension server where Envoy Gateway's
-  ``extensionManager`` (hack/kind/envoy-gateway-values.yaml, as kind-up.sh substitutes it) points.
-- The ``extensionManager`` and ``extensionApis`` given to Envoy Gateway in kind are the ones the e2e harness
-  runs Envoy Gateway with (tests/realparts/envoygateway.py), and use only EnvoyGateway v1.9.0 field names:
-  Envoy Gateway ignores unknown fields, so a misspelt key would silently drop a setting.
+  ``extensionManager`` (charts/envoy-gateway-values.yaml) points.
+- The ``extensionManager`` and ``extensionApis`` of charts/envoy-gateway-values.yaml (Envoy Gateway's Helm
+  values, used as is by the README and with kind-up.sh's ``--set`` of our Service's name and port) are the
+  ones the e2e harness runs Envoy Gateway with (tests/realparts/envoygateway.py), and use only EnvoyGateway
+  v1.9.0 field names: Envoy Gateway ignores unknown fields, so a misspelt key would silently drop a setting.
 - The ClusterRole grants exactly what the controller does: every kind it informs is readable, every kind it
   applies can be created and patched, the pruned kinds deleted, the status of the kinds it reports on patched,
   Events created and patched; nothing else. The leader election Role reaches only the controller's Lease.
@@ -372,14 +373,29 @@ EG_FIELDS: dict[str, set[str]] = {
 EG_HOOKS = {"VirtualHost", "Route", "HTTPListener", "Cluster", "Endpoints", "Translation"}
 
 
+EG_VALUES = ROOT / "charts" / "envoy-gateway-values.yaml"
+
+
+def eg_values() -> Doc:
+    """charts/envoy-gateway-values.yaml, the one copy of Envoy Gateway's values (README, kind-up.sh)."""
+    values: Doc = yaml.safe_load(EG_VALUES.read_text())
+    return values
+
+
 def kind_values() -> Doc:
-    """hack/kind/envoy-gateway-values.yaml with kind-up.sh's substitutions (its defaults)."""
-    text = (ROOT / "hack" / "kind" / "envoy-gateway-values.yaml").read_text()
-    subs = re.findall(r'-e "s/(__\w+__)/\$(\w+)/"', KIND_UP)
-    assert {p for p, _ in subs} == set(re.findall(r"__[A-Z_]+__", text)), "placeholders and sed disagree"
-    for placeholder, var in subs:
-        text = text.replace(placeholder, kind_up_default(var))
-    values: Doc = yaml.safe_load(text)
+    """charts/envoy-gateway-values.yaml with the ``--set config...=...`` kind-up.sh adds (its defaults)."""
+    values = eg_values()
+    sets = re.findall(r'--set "(config\.[\w.]+)=([^"]+)"', KIND_UP)
+    assert sets, "kind-up.sh no longer points Envoy Gateway at its AIGW_SERVICE / AIGW_EXTSERVER_PORT"
+    for key, raw in sets:
+        value = re.sub(r"\$(\w+)", lambda m: kind_up_default(m.group(1)), raw)
+        *parents, leaf = key.split(".")
+        node = values
+        for part in parents:
+            assert part in node, f"kind-up.sh sets {key}, absent from charts/envoy-gateway-values.yaml"
+            node = node[part]
+        assert leaf in node, f"kind-up.sh sets {key}, absent from charts/envoy-gateway-values.yaml"
+        node[leaf] = type(node[leaf])(value)
     return values
 
 
@@ -391,8 +407,15 @@ def check_fields(name: str, obj: Doc) -> None:
             check_fields(key, value)
 
 
-def test_the_kind_extension_manager_is_the_e2e_one_and_points_at_our_service(tmp_path: Path) -> None:
-    eg = kind_values()["config"]["envoyGateway"]
+def test_kind_up_changes_only_where_envoy_gateway_finds_our_service() -> None:
+    assert kind_values() == eg_values(), "kind-up.sh's defaults must be the values file's own"
+
+
+@pytest.mark.parametrize("values", [eg_values, kind_values])
+def test_the_envoy_gateway_extension_manager_is_the_e2e_one_and_points_at_our_service(
+    tmp_path: Path, values: Any
+) -> None:
+    eg = values()["config"]["envoyGateway"]
     check_fields("envoyGateway", eg)
     manager = eg["extensionManager"]
     for part in manager["hooks"]["xdsTranslator"]["translation"].values():

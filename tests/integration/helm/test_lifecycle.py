@@ -1,0 +1,181 @@
+"""``helm install``, ``helm upgrade`` and ``helm uninstall`` of both charts against a real API server (no
+kubelet: the Deployment gets no Pods, which Helm does not wait for unless asked).
+
+One story, in order, on a control plane that starts without our CRDs:
+1. the CRD chart creates our five CRDs, and they become Established;
+2. the controller chart creates every object it renders, in its namespace;
+3. a wrong value is refused at ``helm upgrade`` by the schema, naming it, and changes nothing;
+4. ``helm upgrade`` with other values updates every object in place (same UIDs) to the new values;
+5. ``helm uninstall`` of the controller removes every object; of the CRD chart, it leaves the CRDs (Helm's
+   ``crds/`` rule) and the custom resources in them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from controller.main import parse_args
+from tests.integration.controller import manifests
+from tests.integration.controller.test_deploy import kubectl_resource
+from tests.integration.helm.conftest import CHART, CRD_CHART
+from tests.realparts.controlplane import ControlPlane
+from tests.realparts.helm import Helm, set_args
+
+RELEASE_NS = "aigw-system"
+CRDS = sorted(yaml.safe_load(p.read_text())["metadata"]["name"] for p in (CRD_CHART / "crds").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def cluster_helm(helm: Helm, bare_control_plane: ControlPlane) -> Helm:
+    return helm.with_kubeconfig(bare_control_plane.kubeconfig)
+
+
+def kubectl_json(cp: ControlPlane, *args: str) -> Any:
+    return json.loads(cp.kubectl(*args, "-o", "json").stdout)
+
+
+def release_objects(helm: Helm, release: str) -> list[dict[str, Any]]:
+    manifest = helm.run("get", "manifest", release, "--namespace", RELEASE_NS).stdout
+    return [d for d in yaml.safe_load_all(manifest) if d]
+
+
+def ref(doc: dict[str, Any]) -> list[str]:
+    """kubectl arguments naming ``doc``."""
+    kind = doc["kind"]
+    name = f"{kubectl_resource(kind)}/{doc['metadata']['name']}"
+    ns = doc["metadata"].get("namespace")
+    return [name, "--namespace", ns] if ns else [name]
+
+
+def live(cp: ControlPlane, objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``kind/name`` -> the object as the API server has it."""
+    return {f"{d['kind']}/{d['metadata']['name']}": kubectl_json(cp, "get", *ref(d)) for d in objects}
+
+
+def controller_args(cp: ControlPlane) -> dict[str, Any]:
+    deployment = kubectl_json(cp, "get", "deployment/ai-gateway-controller", "--namespace", RELEASE_NS)
+    return vars(parse_args(deployment["spec"]["template"]["spec"]["containers"][0]["args"]))
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, Any]:
+    """What each step leaves for the next (the steps run in file order)."""
+    return {}
+
+
+def test_1_the_crd_chart_creates_our_crds(
+    cluster_helm: Helm, bare_control_plane: ControlPlane, state: dict[str, Any]
+) -> None:
+    cp = bare_control_plane
+    assert not cp.kubectl("get", "crd", *CRDS, check=False).stdout.strip(), "our CRDs exist before the chart"
+    cluster_helm.run("install", "aigw-crds", str(CRD_CHART), "--namespace", RELEASE_NS, "--create-namespace")
+    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS))
+    # A custom resource in them, which must outlive both releases.
+    cp.kubectl("create", "namespace", "keep")
+    cp.kubectl("apply", "--namespace", "keep", "-f", "-", input=manifests.backend("keep-me"))
+    cr = kubectl_json(cp, "get", "aiservicebackend/keep-me", "--namespace", "keep")
+    state["cr"] = cr["metadata"]["uid"]
+
+
+def test_2_the_controller_chart_creates_every_object(
+    cluster_helm: Helm, bare_control_plane: ControlPlane, state: dict[str, Any]
+) -> None:
+    cluster_helm.run("install", "aigw", str(CHART), "--namespace", RELEASE_NS)
+    objects = release_objects(cluster_helm, "aigw")
+    assert {d["kind"] for d in objects} == {
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment",
+    }  # fmt: skip
+    first = live(bare_control_plane, objects)
+    for key, obj in first.items():
+        assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == "aigw", key
+        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert obj["metadata"]["namespace"] == RELEASE_NS, key
+    assert controller_args(bare_control_plane)["log_level"] == "info"
+    state["objects"], state["first"] = objects, first
+
+
+def test_3_a_wrong_value_is_refused_at_upgrade_and_changes_nothing(
+    cluster_helm: Helm, bare_control_plane: ControlPlane, state: dict[str, Any]
+) -> None:
+    done = cluster_helm.run(
+        "upgrade", "aigw", str(CHART), "--namespace", RELEASE_NS, *set_args({"replicaCount": -2}), check=False
+    )
+    assert done.returncode != 0 and "replicaCount" in done.stderr, done.stderr
+    now = live(bare_control_plane, state["objects"])
+    for key, obj in state["first"].items():
+        assert now[key]["metadata"]["resourceVersion"] == obj["metadata"]["resourceVersion"], key
+    history = json.loads(cluster_helm.run("history", "aigw", "--namespace", RELEASE_NS, "-o", "json").stdout)
+    assert [h["revision"] for h in history] == [1]
+
+
+def test_4_upgrade_updates_every_object_in_place(
+    cluster_helm: Helm, bare_control_plane: ControlPlane, state: dict[str, Any]
+) -> None:
+    changed = {
+        "replicaCount": 2,
+        "controller.logLevel": "debug",
+        "controller.concurrentReconciles": 8,
+        "controller.metricsPort": 9090,
+        "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"memory": "768Mi"}},
+        "serviceAccount.annotations": {"example.test/upgraded": "yes"},
+        "service.annotations": {"example.test/upgraded": "yes"},
+    }
+    cluster_helm.run("upgrade", "aigw", str(CHART), "--namespace", RELEASE_NS, *set_args(changed))
+    objects = release_objects(cluster_helm, "aigw")
+    now = live(bare_control_plane, objects)
+    first = state["first"]
+    assert set(now) == set(first), "upgrade added or removed objects"
+    for key, obj in now.items():
+        assert obj["metadata"]["uid"] == first[key]["metadata"]["uid"], f"{key} was replaced, not updated"
+        assert obj["metadata"]["labels"]["app.kubernetes.io/instance"] == "aigw"
+    for key in ("Deployment/ai-gateway-controller", "Service/ai-gateway-controller"):
+        assert now[key]["metadata"]["resourceVersion"] != first[key]["metadata"]["resourceVersion"], key
+    deployment = now["Deployment/ai-gateway-controller"]
+    assert deployment["spec"]["replicas"] == 2
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == changed["resources"]
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
+    args = controller_args(bare_control_plane)
+    assert args["log_level"] == "debug"
+    assert args["concurrent_reconciles"] == 8
+    assert args["metrics_bind_address"] == ":9090"
+    metrics = [p for p in now["Service/ai-gateway-controller"]["spec"]["ports"] if p["name"] == "metrics"]
+    assert [p["port"] for p in metrics] == [9090]
+    for key in ("Service/ai-gateway-controller", "ServiceAccount/ai-gateway-controller"):
+        assert now[key]["metadata"]["annotations"]["example.test/upgraded"] == "yes", key
+    history = json.loads(cluster_helm.run("history", "aigw", "--namespace", RELEASE_NS, "-o", "json").stdout)
+    assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "deployed")]
+
+
+def test_5_uninstall_removes_the_controller_and_leaves_the_crds(
+    cluster_helm: Helm, bare_control_plane: ControlPlane, state: dict[str, Any]
+) -> None:
+    cp = bare_control_plane
+    cluster_helm.run("uninstall", "aigw", "--namespace", RELEASE_NS)
+    for obj in state["objects"]:
+        got = cp.kubectl("get", *ref(obj), "--ignore-not-found", "-o", "name", check=False)
+        assert got.returncode == 0 and not got.stdout.strip(), f"{obj['kind']} {obj['metadata']['name']} left"
+    cluster_helm.run("uninstall", "aigw-crds", "--namespace", RELEASE_NS)
+    releases = cluster_helm.run("list", "--all-namespaces", "-q").stdout.split()
+    assert releases == []
+    for crd in CRDS:
+        assert kubectl_json(cp, "get", f"crd/{crd}")["metadata"].get("deletionTimestamp") is None, crd
+    kept = kubectl_json(cp, "get", "aiservicebackend/keep-me", "--namespace", "keep")
+    assert kept["metadata"]["uid"] == state["cr"]
+
+
+def test_install_refuses_a_wrong_value_and_creates_nothing(
+    cluster_helm: Helm, bare_control_plane: ControlPlane
+) -> None:
+    done = cluster_helm.run(
+        "install", "refused", str(CHART), "--namespace", "refused", "--create-namespace",
+        *set_args({"controller": {"leaderElect": True, "enableInferenceExtensions": True}}), check=False,
+    )  # fmt: skip
+    assert done.returncode != 0 and "enableInferenceExtensions" in done.stderr, done.stderr
+    assert "refused" not in cluster_helm.run("list", "--all-namespaces", "-q").stdout.split()
+    got = bare_control_plane.kubectl("get", "namespace/refused", "--ignore-not-found", "-o", "name")
+    assert not got.stdout.strip(), "a refused install created its namespace"
