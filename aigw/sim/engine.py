@@ -9,9 +9,8 @@ Scheduling, as vLLM does it:
   the most recently admitted request is preempted (its blocks freed; it goes back to the front of the queue
   and is recomputed when readmitted);
 - then waiting requests are admitted first come, first served while fewer than ``max_num_seqs`` run, the
-step's
-  prefill budget (``max_num_batched_tokens``) lasts, and the KV cache has blocks for the prompt (minus the
-  prefix-cached blocks) and the next token. A request that does not fit blocks the queue behind it;
+  step's prefill budget (``max_num_batched_tokens``) lasts, and the KV cache has blocks for the prompt (minus
+  the prefix-cached blocks) and the next token. A request that does not fit blocks the queue behind it;
 - a request naming a LoRA adapter needs the adapter in one of ``max_loras`` slots. Loading one costs
   ``lora_load_ms``; an adapter with no running request may be evicted (least recently used first). A request
   whose adapter cannot get a slot is passed over, and the next waiting request is considered.
