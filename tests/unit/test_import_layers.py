@@ -121,3 +121,17 @@ def test_a_forbidden_import_fails_lint_imports(
         (module, imported) if len(imports) == 1 else (module.rpartition(".")[2], imported.rpartition(".")[2])
     )
     assert all(part in result.stdout for part in reported), result.stdout
+
+
+@pytest.mark.parametrize("source", ["controller.translate", "controller.runtime"])
+def test_a_new_controller_package_is_forbidden_to_the_builders_and_the_runtime(source: str) -> None:
+    """The builders and the runtime are closed by listing every other part of ``controller``: a package or
+    module added beside them must join those lists, or it would be importable from them unchecked."""
+    (contract,) = [c for c in _contracts() if c["type"] == "forbidden" and c["source_modules"] == [source]]
+    siblings = {
+        f"controller.{p.stem if p.suffix == '.py' else p.name}"
+        for p in (REPO / "controller").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    }
+    assert source in siblings
+    assert siblings - {source} <= set(contract["forbidden_modules"])
