@@ -136,6 +136,13 @@ class Metrics:
             ["pool", "model", "criticality"],
             registry=r,
         )
+        self.cost_failures = Counter(
+            "aigw_extproc_cost_failures",
+            "CEL request costs left out of the metadata because the program failed or its result was "
+            "negative, not an integer or too large, by route, metadata key and reason.",
+            ["route", "metadata_key", "reason"],
+            registry=r,
+        )
         self._children: dict[tuple[str, str, str], RequestMetrics] = {}
         self.config_last_error = Gauge(
             "aigw_extproc_config_last_load_failed",

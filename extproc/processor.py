@@ -85,6 +85,7 @@ class RequestProcessor:
     """The state of one request. Not thread-safe; one instance per ext_proc stream."""
 
     __slots__ = (
+        "_backend",
         "_body_chunks",
         "_deps",
         "_first_chunk_at",
@@ -114,6 +115,7 @@ class RequestProcessor:
         self._operation = ""
         self._model = ""
         self._provider = ""
+        self._backend = ""
         self._rule: Rule | None = None
         self._stream = False
         self._status = 0
@@ -224,6 +226,7 @@ class RequestProcessor:
         None): the schema's translation and credential, then SigV4 over the final path and body, last."""
         snapshot = self._prepared.snapshot
         self._provider = upstream.provider
+        self._backend = upstream.name
         edit = edit_request(
             upstream=upstream,
             operation=self._operation,
@@ -439,7 +442,16 @@ class RequestProcessor:
         usage, rule = self._usage, self._rule
         if usage is None or rule is None or not rule.costs:
             return None
-        return {self._prepared.snapshot.metadata_namespace: cost_values(rule.costs, usage)}
+        values = cost_values(
+            rule.costs,
+            usage,
+            model=self._model,
+            backend=self._backend,
+            on_failure=lambda c, reason: self._deps.metrics.cost_failures.labels(
+                c.route, c.metadata_key, reason
+            ).inc(),
+        )
+        return {self._prepared.snapshot.metadata_namespace: values} if values else None
 
     def _finish_response(self) -> bytes:
         metadata = self._cost_metadata()

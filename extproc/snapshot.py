@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+import cel
 import orjson
 import pydantic
 import yaml
 
 from api import filterconfig as fc
+from api.costexpr import CostExpressionError, compile_cost
 from extproc.providers.sigv4 import CredentialsFileError, SigV4Signer, read_credentials_file
 from extproc.weighted import WeightedTable
 
@@ -87,10 +89,13 @@ class Pool:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Cost:
-    """One ``llmRequestCosts`` entry: the metadata key and which token count it carries."""
+    """One ``llmRequestCosts`` entry: the metadata key and which token count it carries (or, for CEL, the
+    compiled program that computes it)."""
 
+    route: str
     metadata_key: str
     type: fc.CostType
+    program: cel.Program | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,14 +188,15 @@ def _compile(
     pools = {p.name: _compile_pool(p, upstream) for p in config.pools}
     costs_by_route: dict[str, list[Cost]] = {}
     for c in config.llm_request_costs:
-        if c.type == fc.CostType.CEL:
-            log.warning(
-                "llmRequestCosts %s/%s: CEL costs are not supported yet; this cost is ignored",
-                c.route,
-                c.metadata_key,
-            )
-            continue
-        costs_by_route.setdefault(c.route, []).append(Cost(metadata_key=c.metadata_key, type=c.type))
+        program = None
+        if c.type == fc.CostType.CEL and c.cel is not None:
+            try:
+                program = compile_cost(c.cel)
+            except CostExpressionError as e:
+                raise ConfigError(f"llmRequestCosts {c.route}/{c.metadata_key}: CEL expression: {e}") from e
+        costs_by_route.setdefault(c.route, []).append(
+            Cost(route=c.route, metadata_key=c.metadata_key, type=c.type, program=program)
+        )
 
     rules: list[Rule] = []
     match_names: set[str] = set()

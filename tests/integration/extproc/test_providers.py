@@ -86,6 +86,14 @@ def _config(creds: Path, wrong: Path, azure_key: Path, azure_token: Path) -> dic
         "llmRequestCosts": [
             {"route": "default/bedrock", "metadataKey": "input", "type": "InputToken"},
             {"route": "default/bedrock", "metadataKey": "output", "type": "OutputToken"},
+            {
+                "route": "default/bedrock",
+                "metadataKey": "weighted",
+                "type": "CEL",
+                "cel": "backend == 'bedrock.default' && model == '"
+                + CLAUDE
+                + "' ? input_tokens * 3 + output_tokens : 0",
+            },
         ],
     }
 
@@ -186,6 +194,7 @@ def test_bedrock_chat_is_translated_signed_and_answered_in_openai_shape(provider
     }
     line = _access_log_line(providers, "/converse ")
     assert f'"input":{inp}' in line and f'"output":{OUTPUT_TOKENS}' in line, line
+    assert f'"weighted":{inp * 3 + OUTPUT_TOKENS}' in line, line  # the CEL cost, evaluated at the end
 
 
 def test_bedrock_tool_use_comes_back_as_tool_calls(providers: Providers) -> None:

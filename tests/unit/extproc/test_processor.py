@@ -215,3 +215,39 @@ def test_a_custom_picker_sees_the_request_and_can_shed_it() -> None:
     assert seen.target_model in {"t1", "t2"}
     assert seen.headers["x-user"] == "u1"
     assert seen.body_size == len(b'{"model": "p-model"}')
+
+
+def _chat_with_usage(deps: Dependencies, usage: bytes) -> Any:
+    proc = RequestProcessor(deps=deps)
+    proc.handle(_headers_msg({":path": "/v1/chat/completions"}))
+    proc.handle(_body_msg(b'{"model": "m1"}'))
+    status = core.HeaderMap(headers=[core.HeaderValue(key=":status", raw_value=b"200")])
+    proc.handle(ep.ProcessingRequest(response_headers=ep.HttpHeaders(headers=status)))
+    body = ep.HttpBody(body=b'{"usage": ' + usage + b"}", end_of_stream=True)
+    return _answer(proc.handle(ep.ProcessingRequest(response_body=body)))
+
+
+def test_cel_costs_see_model_backend_and_tokens_and_failures_are_counted_not_fatal() -> None:
+    cfg = simple_config()
+    cfg["llmRequestCosts"] = [
+        {
+            "route": "ns/r1",
+            "metadataKey": "weighted",
+            "type": "CEL",
+            "cel": "model == 'm1' && backend == 'b1.ns' ? input_tokens * 3 + output_tokens : 0",
+        },
+        {"route": "ns/r1", "metadataKey": "margin", "type": "CEL", "cel": "input_tokens - output_tokens"},
+    ]
+    deps = _deps()
+    deps.holder.replace(snapshot_of(cfg))
+    resp = _chat_with_usage(deps, b'{"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}')
+    ns = resp.dynamic_metadata.fields[hdr.METADATA_NAMESPACE].struct_value
+    assert dict(ns.fields.items()).keys() == {"weighted", "margin"}
+    assert ns.fields["weighted"].number_value == 34 and ns.fields["margin"].number_value == 6
+    # a negative result: that cost is left out and counted; the response passes unchanged
+    resp = _chat_with_usage(deps, b'{"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}')
+    ns = resp.dynamic_metadata.fields[hdr.METADATA_NAMESPACE].struct_value
+    assert set(ns.fields) == {"weighted"} and ns.fields["weighted"].number_value == 7
+    assert not resp.response_body.response.HasField("body_mutation")
+    failures = deps.metrics.cost_failures.labels("ns/r1", "margin", "negative")
+    assert failures._value.get() == 1

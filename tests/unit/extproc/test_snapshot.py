@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +109,15 @@ def test_empty_credential_file_is_rejected(tmp_path: Path) -> None:
         snapshot_of(cfg, base_dir=tmp_path)
 
 
-def test_cel_costs_are_ignored_with_a_clear_log(caplog: pytest.LogCaptureFixture) -> None:
+def test_cel_costs_are_compiled_and_a_bad_expression_is_a_config_error() -> None:
     cfg = simple_config()
     cfg["llmRequestCosts"].append(
-        {"route": "ns/r1", "metadataKey": "cel", "type": "CEL", "cel": "input_tokens"}
+        {"route": "ns/r1", "metadataKey": "cel", "type": "CEL", "cel": "input_tokens * 2 + output_tokens"}
     )
-    with caplog.at_level(logging.WARNING):
-        snap = snapshot_of(cfg)
-    assert [c.metadata_key for c in snap.rules[0].costs] == ["tokens"]
-    assert "CEL costs are not supported yet" in caplog.text
+    snap = snapshot_of(cfg)
+    costs = snap.rules[0].costs
+    assert [c.metadata_key for c in costs] == ["tokens", "cel"]
+    assert costs[0].program is None and costs[1].program is not None
+    cfg["llmRequestCosts"][-1]["cel"] = "input_tokens +"
+    with pytest.raises(ConfigError, match=r"ns/r1/cel: CEL expression: .*Syntax error"):
+        snapshot_of(cfg)
