@@ -84,6 +84,7 @@ log "installing Envoy Gateway v$EG_VERSION (extensionManager -> $AIGW_SERVICE.$A
 
 if [[ "$AIGW_INSTALL" == helm ]]; then
   log "installing our CRDs and controller with helm"
+  [[ "${IMG##*/}" == *:* ]] || die "IMG=$IMG: AIGW_INSTALL=helm needs a tag (<repository>:<tag>)"
   "$HELM" upgrade --install aigw-crds "$REPO/charts/ai-gateway-py-crds"
   # Helm creates crds/ on the first install only: apply them so an upgrade of a reused cluster gets new fields.
   kubectl apply --server-side -f "$REPO/charts/ai-gateway-py-crds/crds"

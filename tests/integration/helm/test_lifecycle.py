@@ -61,13 +61,20 @@ def controller_args(cp: ControlPlane) -> dict[str, Any]:
     return vars(parse_args(deployment["spec"]["template"]["spec"]["containers"][0]["args"]))
 
 
-@pytest.fixture(scope="module")
-def state() -> dict[str, Any]:
-    """What each step leaves for the next (the steps run in file order)."""
-    return {}
+def test_install_upgrade_uninstall(cluster_helm: Helm, bare_control_plane: ControlPlane) -> None:
+    """The steps of the module docstring, in order; each leaves ``state`` for the next."""
+    state: dict[str, Any] = {}
+    for step in (
+        the_crd_chart_creates_our_crds,
+        the_controller_chart_creates_every_object,
+        a_wrong_value_is_refused_at_upgrade_and_changes_nothing,
+        upgrade_updates_every_object_in_place,
+        uninstall_removes_the_controller_and_leaves_the_crds,
+    ):
+        step(cluster_helm, bare_control_plane, state)
 
 
-def test_1_the_crd_chart_creates_our_crds(
+def the_crd_chart_creates_our_crds(
     cluster_helm: Helm, bare_control_plane: ControlPlane, state: dict[str, Any]
 ) -> None:
     cp = bare_control_plane
@@ -81,7 +88,7 @@ def test_1_the_crd_chart_creates_our_crds(
     state["cr"] = cr["metadata"]["uid"]
 
 
-def test_2_the_controller_chart_creates_every_object(
+def the_controller_chart_creates_every_object(
     cluster_helm: Helm, bare_control_plane: ControlPlane, state: dict[str, Any]
 ) -> None:
     cluster_helm.run("install", "aigw", str(CHART), "--namespace", RELEASE_NS)
@@ -98,7 +105,7 @@ def test_2_the_controller_chart_creates_every_object(
     state["objects"], state["first"] = objects, first
 
 
-def test_3_a_wrong_value_is_refused_at_upgrade_and_changes_nothing(
+def a_wrong_value_is_refused_at_upgrade_and_changes_nothing(
     cluster_helm: Helm, bare_control_plane: ControlPlane, state: dict[str, Any]
 ) -> None:
     done = cluster_helm.run(
@@ -112,7 +119,7 @@ def test_3_a_wrong_value_is_refused_at_upgrade_and_changes_nothing(
     assert [h["revision"] for h in history] == [1]
 
 
-def test_4_upgrade_updates_every_object_in_place(
+def upgrade_updates_every_object_in_place(
     cluster_helm: Helm, bare_control_plane: ControlPlane, state: dict[str, Any]
 ) -> None:
     changed = {
@@ -151,7 +158,7 @@ def test_4_upgrade_updates_every_object_in_place(
     assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "deployed")]
 
 
-def test_5_uninstall_removes_the_controller_and_leaves_the_crds(
+def uninstall_removes_the_controller_and_leaves_the_crds(
     cluster_helm: Helm, bare_control_plane: ControlPlane, state: dict[str, Any]
 ) -> None:
     cp = bare_control_plane

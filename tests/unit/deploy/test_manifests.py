@@ -429,3 +429,17 @@ def test_the_envoy_gateway_extension_manager_is_the_e2e_one_and_points_at_our_se
     assert manager == e2e["extensionManager"]
     assert eg["extensionApis"] == e2e["extensionApis"]
     assert eg["provider"] == {"type": "Kubernetes"}
+
+
+def test_kind_up_installs_our_chart_where_envoy_gateway_looks_for_it() -> None:
+    """AIGW_INSTALL=helm: the chart's Service gets the name, namespace and port Envoy Gateway is given."""
+    chart = '"$HELM" upgrade --install aigw "$REPO/charts/ai-gateway-py"'
+    install = KIND_UP.split(chart, 1)[1].split("\nelse", 1)[0]
+    for wanted in (
+        '--namespace "$AIGW_NAMESPACE"',
+        '--set "fullnameOverride=$AIGW_SERVICE"',
+        '--set "controller.extensionServerPort=$AIGW_EXTSERVER_PORT"',
+        '--set "image.repository=${IMG%:*}" --set "image.tag=${IMG##*:}"',
+    ):
+        assert wanted in install, f"kind-up.sh's helm install lost {wanted}"
+    assert '"$HELM" upgrade --install aigw-crds "$REPO/charts/ai-gateway-py-crds"' in KIND_UP
