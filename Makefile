@@ -107,6 +107,10 @@ bench-extproc: setup ## Benchmark: CEL cost CPU per evaluation (vs cel-python); 
 bench-runtime: setup envtest ## Benchmark controller.runtime on the real API server: 10,000 CRs, sync, reconciles/s, latency
 	PYTHONPATH=. $(PY) -m bench.runtime.run $(ARGS)
 
+.PHONY: bench-routing
+bench-routing: setup envtest epp ## Routing quality: same traces via random, least-request, our pickers and the EPP (ARGS="--quick", "--workload W.yaml --sim S.yaml")
+	PYTHONPATH=. flock /tmp/aigw-heavy.lock $(PY) -m bench.routing.run $(ARGS)
+
 .PHONY: run-controller
 run-controller: setup ## Run aigw-controller against $KUBECONFIG (ARGS="--enable-inference-extension --extproc-address 127.0.0.1:1063")
 	$(VENV)/bin/aigw-controller --kubeconfig "$${KUBECONFIG:-$$HOME/.kube/config}" --health-probe-bind-address 127.0.0.1:8081 --metrics-bind-address 127.0.0.1:8080 --extension-server-address 127.0.0.1:1061 $(ARGS)

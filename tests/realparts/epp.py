@@ -144,6 +144,7 @@ class RunningEpp(RealPart):
     def _start(self) -> None:
         if len({e.port for e in self.endpoints}) != 1:
             raise EppError("an InferencePool has one target port: every endpoint must use the same port")
+        self.workdir.mkdir(parents=True, exist_ok=True)
         assets = epp_assets()
         cp = self.control_plane
         cp.apply_crds(assets.crds)

@@ -51,6 +51,7 @@ class SimReplicas(RealPart):
         return [Endpoint(ip, self.port) for ip in self.ips]
 
     def _start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = common_port(self.ips)
         for i, ip in enumerate(self.ips):

@@ -1,0 +1,261 @@
+"""``make bench-routing``: the same Poisson traces through one real Envoy to N simulated vLLM replicas, with
+each picker, and the Inference Extension's EPP v1.5.0 as the peer. Run under ``flock /tmp/aigw-heavy.lock``.
+
+For each workload:
+1. **Capacity**, measured, not assumed: the pool behind Envoy's least-request balancing, with
+   ``replicas x max_num_seqs`` requests of the workload kept in flight (a closed loop: every replica's batch
+   full, little queueing); capacity = completions per second after a warm-up quarter.
+2. For each load (default 0.5, 0.8, 0.95 of that capacity), one trace of Poisson arrivals at that rate,
+   replayed identically through every picker: ``random`` and ``least-request`` (Envoy's own load balancing, no
+   ext_proc), ``aigw-<picker>`` (our ext_proc, every picker type it has), ``epp``. The replicas are restarted
+   before each replay, so every picker starts from empty queues and caches.
+3. Per replay: TTFT and e2e percentiles, throughput, 429 and 5xx counts, and CPU time (from /proc) of the
+   picker's ext_proc and of Envoy, per request.
+
+Writes ``results.json``, ``runinfo.json`` and ``latency-vs-load.png`` into ``--out`` and the table into
+``bench/README.md``. The default run writes into ``bench/routing``; ``--quick`` and runs with other
+workload or simulator files write into a fresh temporary directory (printed) and leave the committed
+results alone, unless ``--out`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aigw.sim.config import SimConfig, SimConfigError, load_config
+from bench.extproc.run import cpu_seconds
+from bench.routing import loadgen, report
+from bench.routing.setups import all_pickers, gateway, start_epp
+from bench.routing.workload import Workload, WorkloadError, load_workload, make_trace
+from tests.realparts.controlplane import ControlPlane
+from tests.realparts.epp import RunningEpp
+from tests.realparts.simulators import SimReplicas
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+DEFAULT_WORKLOADS = [HERE / "workloads" / f"{n}.yaml" for n in ("chat-uniform", "shared-prefix", "lora-skew")]
+DEFAULT_SIM = HERE / "sim.yaml"
+README = REPO_ROOT / "bench" / "README.md"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    workloads: list[tuple[Path, Workload]]
+    sim_path: Path
+    sim: SimConfig
+    replicas: int
+    loads: list[float]
+    duration: float
+    capacity_duration: float
+    pickers: list[str]
+    seed: int
+    out: Path
+    update_readme: bool
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bench-routing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--workload", type=Path, action="append", help="workload YAML (repeat; default: the 3 shipped)"
+    )
+    p.add_argument("--sim", type=Path, help=f"simulator YAML (default {DEFAULT_SIM.relative_to(REPO_ROOT)})")
+    p.add_argument("--replicas", type=int, default=4, help="simulator replicas (default %(default)s)")
+    p.add_argument("--loads", default="0.5,0.8,0.95", help="shares of capacity (default %(default)s)")
+    p.add_argument(
+        "--duration", type=float, default=30.0, help="seconds of arrivals per replay (default %(default)s)"
+    )
+    p.add_argument(
+        "--capacity-duration", type=float, default=20.0, help="seconds of the capacity measurement"
+    )
+    p.add_argument("--pickers", help=f"comma-separated subset of: {', '.join(all_pickers())}")
+    p.add_argument("--seed", type=int, default=1, help="trace seed (default %(default)s)")
+    p.add_argument(
+        "--out", type=Path, help="where results go (default: bench/routing for the default full run)"
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="one workload (the first), load 0.8, 10 s replays: under 3 minutes",
+    )
+    return p.parse_args(argv)
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    try:
+        sim_path = args.sim or DEFAULT_SIM
+        sim = load_config(sim_path)
+        paths = args.workload or DEFAULT_WORKLOADS
+        workloads = [(p, load_workload(p)) for p in paths]
+    except (SimConfigError, WorkloadError) as e:
+        raise SystemExit(f"bench-routing: {e}") from e
+    served = {sim.model, *sim.lora_adapters}
+    for p, w in workloads:
+        if missing := [m for m in w.models if m not in served]:
+            raise SystemExit(
+                f"bench-routing: {p}: models {missing} are not served by the simulator ({sim_path})"
+            )
+    pickers = all_pickers()
+    if args.pickers:
+        wanted = [x.strip() for x in args.pickers.split(",") if x.strip()]
+        if unknown := [x for x in wanted if x not in pickers]:
+            raise SystemExit(f"bench-routing: unknown pickers {unknown}; known: {', '.join(pickers)}")
+        pickers = wanted
+    loads = [float(x) for x in args.loads.split(",")]
+    duration, capacity_duration = args.duration, args.capacity_duration
+    if args.quick:
+        workloads, loads, duration, capacity_duration = workloads[:1], [0.8], 10.0, 6.0
+    default_run = not args.quick and not args.workload and not args.sim and not args.pickers
+    out = args.out or (HERE if default_run else Path(tempfile.mkdtemp(prefix="bench-routing-")))
+    return Plan(
+        workloads=workloads,
+        sim_path=sim_path,
+        sim=sim,
+        replicas=args.replicas,
+        loads=loads,
+        duration=duration,
+        capacity_duration=capacity_duration,
+        pickers=pickers,
+        seed=args.seed,
+        out=out,
+        update_readme=default_run or (args.out is not None and args.out.resolve() == HERE),
+    )
+
+
+def _log(msg: str) -> None:
+    print(f"[bench-routing {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+@contextlib.contextmanager
+def _parts(plan: Plan, workdir: Path) -> Iterator[tuple[SimReplicas, RunningEpp | None]]:
+    ips = [f"127.0.0.{81 + i}" for i in range(plan.replicas)]
+    with contextlib.ExitStack() as stack:
+        sims = stack.enter_context(
+            SimReplicas(ips=ips, config=plan.sim_path, name="bench-sim", workdir=workdir / "sims")
+        )
+        epp = None
+        if "epp" in plan.pickers:
+            _log("starting the API server and the EPP (the EPP reads its pool's Pods from it)")
+            cp = stack.enter_context(ControlPlane())
+            epp = start_epp(control_plane=cp, endpoints=sims.endpoints, workdir=workdir / "epp")
+            stack.callback(epp.stop, keep_workdir=True)
+        yield sims, epp
+
+
+def _shown(path: Path) -> str:
+    full = path.resolve()
+    return str(full.relative_to(REPO_ROOT)) if full.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _cpu(pids: tuple[int, ...]) -> float:
+    return sum(cpu_seconds(p) for p in pids)
+
+
+def _measure_capacity(plan: Plan, w: Workload, sims: SimReplicas, workdir: Path) -> float:
+    sims.restart()
+    trace = make_trace(w, rate=50.0, duration=60.0, seed=plan.seed + 1000)
+    concurrency = plan.replicas * plan.sim.max_num_seqs
+    with gateway("least-request", endpoints=sims.endpoints, models=w.models, workdir=workdir, epp=None) as gw:
+        outs = asyncio.run(
+            loadgen.closed_loop(
+                f"http://127.0.0.1:{gw.port}", trace, concurrency=concurrency, duration=plan.capacity_duration
+            )
+        )
+    warm = plan.capacity_duration / 4
+    done = [o for o in outs if o.status == 200 and o.done_at >= warm]
+    if not done:
+        raise SystemExit(f"bench-routing: no request completed while measuring {w.name}'s capacity")
+    return len(done) / (plan.capacity_duration - warm)
+
+
+def run(plan: Plan) -> None:
+    began = time.monotonic()
+    plan.out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    details: dict[str, dict[str, Any]] = {}
+    capacities: dict[str, float] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-routing-work-"))
+    _log(
+        f"pickers: {', '.join(plan.pickers)}; {plan.replicas} replicas of {plan.sim_path}; work dir {workdir}"
+    )
+    with _parts(plan, workdir) as (sims, epp):
+        for _, w in plan.workloads:
+            cap = _measure_capacity(plan, w, sims, workdir / w.name / "capacity")
+            capacities[w.name] = round(cap, 2)
+            _log(f"{w.name}: capacity {cap:.2f} req/s")
+            for load in plan.loads:
+                trace = make_trace(w, rate=load * cap, duration=plan.duration, seed=plan.seed)
+                for picker in plan.pickers:
+                    sims.restart()
+                    wd = workdir / w.name / f"{load}" / picker
+                    with gateway(
+                        picker, endpoints=sims.endpoints, models=w.models, workdir=wd, epp=epp
+                    ) as gw:
+                        picker_before, envoy_before = _cpu(gw.picker_pids), _cpu((gw.envoy_pid,))
+                        outs = asyncio.run(loadgen.replay(f"http://127.0.0.1:{gw.port}", trace))
+                        picker_cpu = _cpu(gw.picker_pids) - picker_before if gw.picker_pids else None
+                        envoy_cpu = _cpu((gw.envoy_pid,)) - envoy_before
+                    row = report.result_row(
+                        workload=w.name, load=load, picker=picker, outcomes=outs, picker_cpu_s=picker_cpu
+                    )
+                    rows.append(row)
+                    details[f"{w.name}/{load}/{picker}"] = {
+                        "rate_rps": round(load * cap, 3),
+                        **report.run_details(outcomes=outs, envoy_cpu_s=envoy_cpu),
+                    }
+                    _log(
+                        f"{w.name} load {load} {picker}: {len(outs)} req, TTFT p90 {row['ttft_p90_ms']} ms, "
+                        f"e2e p90 {row['e2e_p90_ms']} ms, 429 {row['shed_429']}, 5xx {row['errors_5xx']}"
+                    )
+    elapsed = time.monotonic() - began
+    (plan.out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    info = {
+        "duration_s": round(elapsed),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 1),
+        "cpus": os.cpu_count(),
+        "replicas": plan.replicas,
+        "sim": str(plan.sim_path.resolve().relative_to(REPO_ROOT))
+        if plan.sim_path.resolve().is_relative_to(REPO_ROOT)
+        else str(plan.sim_path),
+        "replay_seconds": plan.duration,
+        "capacity_rps": capacities,
+        "capacity_method": (
+            f"least-request, a closed loop of {plan.replicas * plan.sim.max_num_seqs} requests in flight "
+            f"(replicas x max_num_seqs) for {plan.capacity_duration:.0f} s; completions/s after a quarter"
+        ),
+        "runs": details,
+    }
+    (plan.out / "runinfo.json").write_text(json.dumps(info, indent=1) + "\n")
+    report.plot(rows, plan.out / "latency-vs-load.png")
+    if plan.update_readme:
+        table = report.markdown_table(rows, details)
+        header = (
+            f"Measured {time.strftime('%Y-%m-%d')}: {plan.replicas} replicas, "
+            f"{plan.duration:.0f} s per replay, "
+            f"capacity (req/s) {', '.join(f'{k} {v}' for k, v in capacities.items())}; the whole run took "
+            f"{elapsed / 60:.0f} min.\n"
+        )
+        README.write_text(report.replace_between_markers(README.read_text(), header + table))
+    _log(f"done in {elapsed:.0f} s; results in {plan.out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    plan = _plan(_parse_args(argv))
+    run(plan)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
