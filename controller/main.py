@@ -18,6 +18,8 @@ from kubernetes_asyncio import client, config
 from api.headers import DEFAULT_EXTENSION_REF_NAME
 from controller.dns import DnsResolver
 from controller.extensionserver import ExtensionServer
+from controller.gateway.kinds import AIGATEWAYROUTES
+from controller.gateway.ownership import generated_pool_routes
 from controller.gateway.setup import ControllerSettings, missing_crds, setup_controllers
 from controller.runtime import KubeClient, LeaderElectionConfig, Manager
 from controller.translate import BuildOptions, ExtprocAddress
@@ -180,7 +182,14 @@ async def run(args: argparse.Namespace) -> int:
             ),
             resolver=resolver,
         )
-        ext = ExtensionServer(address=args.extension_server_address, registry=mgr.metrics.registry)
+        ext = ExtensionServer(
+            address=args.extension_server_address,
+            # the same shared informer setup_controllers registered: the routes' cache
+            generated=generated_pool_routes(
+                mgr.informer(AIGATEWAYROUTES, namespace=args.watch_namespace).store
+            ),
+            registry=mgr.metrics.registry,
+        )
         await ext.start()
         mgr.add_readyz_check("extension-server", lambda: ext.started)
         if args.metrics_bind_address not in ("0", ""):

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from controller.extensionserver.metrics import ExtensionServerMetrics
 from controller.extensionserver.options import ExtensionServerOptions
 from controller.extensionserver.service import HOOKS, SERVICE_NAME, ExtensionService, generic_handler
+from controller.extensionserver.xds import RouteFilter
 
 DEFAULT_ADDRESS: Final = "127.0.0.1:1063"
 """Upstream's extension server port (1063) on loopback; in a cluster, listen on ``0.0.0.0:1063``."""
@@ -51,6 +52,8 @@ class ExtensionServer:
     ``await start()`` binds and serves (raises if it cannot bind); ``started`` is then True and ``address`` is
     the bound address (with the real port when 0 was asked). ``await stop()`` marks health NOT_SERVING, lets
     in-flight calls finish for ``grace`` seconds and removes the Unix socket. Metrics go to ``registry``.
+    ``generated`` decides which InferencePool routes are ours to point at the ORIGINAL_DST cluster (see
+    ``xds.route_pool_routes_to_original_destination``).
     """
 
     def __init__(
@@ -58,12 +61,14 @@ class ExtensionServer:
         *,
         address: str = DEFAULT_ADDRESS,
         options: ExtensionServerOptions | None = None,
+        generated: RouteFilter,
         registry: CollectorRegistry,
         logger: logging.Logger | None = None,
     ) -> None:
         self._bind_target, self._unix_path = parse_address(address)
         self._address = address
         self._options = options or ExtensionServerOptions()
+        self._generated = generated
         self._log = logger or logging.getLogger(__name__)
         self._metrics = ExtensionServerMetrics(registry=registry, hooks=HOOKS)
         self._server: grpc.aio.Server | None = None
@@ -97,7 +102,7 @@ class ExtensionServer:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        service = ExtensionService(options=self._options, logger=self._log)
+        service = ExtensionService(options=self._options, generated=self._generated, logger=self._log)
         server.add_generic_rpc_handlers((generic_handler(service, metrics=self._metrics, logger=self._log),))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -29,6 +29,7 @@ from controller.extensionserver.metrics import (
 )
 from controller.extensionserver.options import ExtensionServerOptions
 from controller.extensionserver.xds import (
+    RouteFilter,
     add_original_destination_cluster,
     route_pool_routes_to_original_destination,
 )
@@ -64,8 +65,11 @@ class ExtensionService:
     """The hooks. ``PostTranslateModify`` and ``PostVirtualHostModify`` do the work; the other hooks return
     their input unchanged, so that any ``hooks.xdsTranslator.post`` list in Envoy Gateway's config is safe."""
 
-    def __init__(self, *, options: ExtensionServerOptions, logger: logging.Logger) -> None:
+    def __init__(
+        self, *, options: ExtensionServerOptions, generated: RouteFilter, logger: logging.Logger
+    ) -> None:
         self._options = options
+        self._generated = generated
         self._log = logger
         self._handlers: dict[str, Callable[[Any], HookReply]] = {
             "PostRouteModify": self.post_route_modify,
@@ -125,6 +129,7 @@ class ExtensionService:
         result = route_pool_routes_to_original_destination(
             request.virtual_host,
             timeout=opts.route_timeout,
+            generated=self._generated,
             header_name=opts.selected_backend_header,
             cluster_name=opts.cluster_name,
         )
@@ -133,7 +138,7 @@ class ExtensionService:
         summary = (
             f"virtual host {request.virtual_host.name!r}: routes {len(request.virtual_host.routes)}, "
             f"pointed at {opts.cluster_name} {result.rewritten}, already pointed {result.already_done}, "
-            f"left unchanged with a warning {len(result.warnings)}"
+            f"not ours {result.foreign}, left unchanged with a warning {len(result.warnings)}"
         )
         return HookReply(
             response=pb.PostVirtualHostModifyResponse(virtual_host=result.virtual_host),

@@ -8,13 +8,13 @@ arrived.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from envoy.config.cluster.v3.circuit_breaker_pb2 import CircuitBreakers
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from envoy.config.core.v3.base_pb2 import RoutingPriority
+from envoy.config.core.v3.base_pb2 import Metadata, RoutingPriority
 from envoy.config.route.v3.route_components_pb2 import HeaderMatcher, Route, RouteAction, VirtualHost
 from google.protobuf.duration_pb2 import Duration
 
@@ -142,18 +142,80 @@ def is_pool_route(
     return any(_matches_exactly(m, header_name=header_name, value=value) for m in route.match.headers)
 
 
+ENVOY_GATEWAY_METADATA_NAMESPACE = "envoy-gateway"
+"""Envoy Gateway v1.9.0 (internal/xds/translator/metadata.go ``buildXdsMetadata``) puts on every xDS route it
+translates from a route resource ``metadata.filter_metadata["envoy-gateway"].resources``: a list of one struct
+with ``kind``, ``namespace``, ``name`` (and ``annotations`` without its own prefix, ``sectionName``) of the
+source object (internal/gatewayapi/route.go ``buildResourceMetadata``)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouteSource:
+    """The Kubernetes object an xDS route was translated from, as Envoy Gateway records it."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+def _source(metadata: Metadata, *, kind_required: bool) -> RouteSource | None:
+    md = metadata.filter_metadata.get(ENVOY_GATEWAY_METADATA_NAMESPACE)
+    if md is None or "resources" not in md.fields:
+        return None
+    resources = md.fields["resources"]
+    if resources.WhichOneof("kind") != "list_value" or len(resources.list_value.values) != 1:
+        return None
+    item = resources.list_value.values[0]
+    if item.WhichOneof("kind") != "struct_value":
+        return None
+    fields = item.struct_value.fields
+    kind, namespace, name = (
+        fields[k].string_value if k in fields else "" for k in ("kind", "namespace", "name")
+    )
+    if not namespace or not name or (kind_required and not kind):
+        return None
+    return RouteSource(kind=kind, namespace=namespace, name=name)
+
+
+def route_source(route: Route) -> RouteSource | None:
+    """The object ``route`` was translated from (an HTTPRoute), from Envoy Gateway's route metadata; None when
+    absent or malformed.
+
+    Only kind, namespace and name are read: they are the object's identity. Annotations are whatever the
+    route's author wrote, so they prove nothing.
+    """
+    return _source(route.metadata, kind_required=True)
+
+
+def virtual_host_gateway(virtual_host: VirtualHost) -> RouteSource | None:
+    """The Gateway whose listener holds ``virtual_host`` (Envoy Gateway puts the listener's Gateway in the
+    virtual host's metadata, ``buildListenerMetadata``); None when absent. ``kind`` may be empty."""
+    return _source(virtual_host.metadata, kind_required=False)
+
+
+RouteFilter = Callable[[RouteSource | None, RouteSource | None], bool]
+"""Whether a pool route may be pointed at the ORIGINAL_DST cluster, given the object it was translated from
+and the Gateway of its virtual host (each None when Envoy Gateway recorded none)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class VirtualHostResult:
     """Outcome of ``route_pool_routes_to_original_destination``.
 
     ``virtual_host``: the new virtual host (the input object itself when nothing changed).
     ``rewritten``: pool routes now pointing at the cluster. ``already_done``: pool routes that already did.
-    ``warnings``: pool routes left unchanged because of an unexpected shape, one message each.
+    ``foreign``: routes matching the pool header that ``generated`` refused (not made by our controller); left
+    unchanged, so the ORIGINAL_DST cluster never serves them. ``warnings``: one message per pool route left
+    unchanged, foreign or of an unexpected shape.
     """
 
     virtual_host: VirtualHost
     rewritten: int = 0
     already_done: int = 0
+    foreign: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -187,21 +249,36 @@ def route_pool_routes_to_original_destination(
     virtual_host: VirtualHost,
     *,
     timeout: timedelta,
+    generated: RouteFilter,
     header_name: str = SELECTED_BACKEND_HEADER,
     cluster_name: str = ORIGINAL_DST_CLUSTER,
 ) -> VirtualHostResult:
-    """Point every route matching ``header_name`` exactly against ``cluster_name`` at that cluster.
+    """Point every route that matches ``header_name`` exactly against ``cluster_name`` and that ``generated``
+    accepts (by its ``route_source`` and the virtual host's Gateway) at that cluster.
 
-    Such a route gets ``route.cluster = cluster_name`` and ``route.timeout = timeout``; nothing else in the
-    virtual host changes. A matching route with no action, or with a redirect or another non-forwarding
-    action, is left as it is and reported in ``warnings``. Idempotent.
+    The ORIGINAL_DST cluster sends a request wherever a header says: only routes of our controller, behind
+    our ext_proc (which strips the client's copy of that header), may reach it. A matching route that
+    ``generated`` refuses, e.g. a hand-written HTTPRoute on another Gateway, is left as Envoy Gateway made it
+    (counted in ``foreign``). Such a route gets ``route.cluster = cluster_name`` and ``route.timeout =
+    timeout``; nothing else in the virtual host changes. A matching route with no action, or with a redirect
+    or another non-forwarding action, is left as it is and reported in ``warnings``. Idempotent.
     """
     wanted_timeout = _duration(timeout)
     new_routes: dict[int, Route] = {}
-    already = 0
+    gateway = virtual_host_gateway(virtual_host)
+    already = foreign = 0
     warnings: list[str] = []
     for index, route in enumerate(virtual_host.routes):
         if not is_pool_route(route, header_name=header_name, value=cluster_name):
+            continue
+        source = route_source(route)
+        if not generated(source, gateway):
+            foreign += 1
+            warnings.append(
+                f"route {route.name or index!r} in virtual host {virtual_host.name!r} matches "
+                f"{header_name}: {cluster_name} but comes from {source or 'an unknown source'} on "
+                f"{gateway or 'an unknown Gateway'}, which our controller did not generate; left unchanged"
+            )
             continue
         action = _pool_action(route, cluster_name=cluster_name, timeout=wanted_timeout)
         if action is None:
@@ -219,11 +296,13 @@ def route_pool_routes_to_original_destination(
         updated.route.CopyFrom(action)
         new_routes[index] = updated
     if not new_routes:
-        return VirtualHostResult(virtual_host=virtual_host, already_done=already, warnings=warnings)
+        return VirtualHostResult(
+            virtual_host=virtual_host, already_done=already, foreign=foreign, warnings=warnings
+        )
     out = VirtualHost()
     out.CopyFrom(virtual_host)
     for index, updated in new_routes.items():
         out.routes[index].CopyFrom(updated)
     return VirtualHostResult(
-        virtual_host=out, rewritten=len(new_routes), already_done=already, warnings=warnings
+        virtual_host=out, rewritten=len(new_routes), already_done=already, foreign=foreign, warnings=warnings
     )

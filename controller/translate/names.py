@@ -95,3 +95,17 @@ def extproc_selector(gateway: ObjKey) -> dict[str, str]:
 def service_hostname(*, name: str, namespace: str, cluster_domain: str) -> str:
     """The DNS name of a Service: ``<svc>.<ns>.svc.<cluster-domain>``."""
     return f"{name}.{namespace}.svc.{cluster_domain.strip('.')}"
+
+
+def http_route_name(route_name: str, index: int) -> str:
+    """Name of the ``index``-th (from 0) HTTPRoute built from AIGatewayRoute ``route_name``: ``<route>``, then
+    ``<route>-2``, ``<route>-3``, ..."""
+    return route_name if index == 0 else f"{route_name}-{index + 1}"
+
+
+def route_names_for_http_route(name: str) -> tuple[str, ...]:
+    """The AIGatewayRoute names whose HTTPRoutes may be named ``name`` (inverse of ``http_route_name``)."""
+    base, sep, suffix = name.rpartition("-")
+    if sep and base and suffix.isdigit() and suffix[0] != "0" and int(suffix) >= 2:
+        return (name, base)
+    return (name,)

@@ -206,7 +206,7 @@ def build_http_routes(
                 "apiVersion": f"{n.GATEWAY_GROUP}/v1",
                 "kind": "HTTPRoute",
                 "metadata": _meta(
-                    view.key.name if i == 0 else f"{view.key.name}-{i + 1}",
+                    n.http_route_name(view.key.name, i),
                     view.key.namespace,
                     labels,
                     owners,

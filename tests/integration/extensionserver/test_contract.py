@@ -56,7 +56,12 @@ def registry() -> CollectorRegistry:
 
 @pytest.fixture
 async def server(registry: CollectorRegistry) -> AsyncIterator[ExtensionServer]:
-    srv = ExtensionServer(address="127.0.0.1:0", registry=registry, logger=logging.getLogger(LOGGER))
+    srv = ExtensionServer(
+        address="127.0.0.1:0",
+        generated=eg_xds.generated(),
+        registry=registry,
+        logger=logging.getLogger(LOGGER),
+    )
     await srv.start()
     try:
         yield srv
@@ -157,7 +162,9 @@ async def test_route_timeout_comes_from_the_options(registry: CollectorRegistry)
 
     options = ExtensionServerOptions(route_timeout=timedelta(seconds=900))
     async with (
-        ExtensionServer(address="127.0.0.1:0", options=options, registry=registry) as srv,
+        ExtensionServer(
+            address="127.0.0.1:0", options=options, generated=eg_xds.generated(), registry=registry
+        ) as srv,
         grpc.aio.insecure_channel(srv.address) as channel,
     ):
         vh = eg_xds.route_configurations()[0].virtual_hosts[0]
@@ -286,7 +293,7 @@ async def test_messages_larger_than_grpc_default_limit_are_accepted(stub: EnvoyG
 
 
 async def test_health_is_serving_until_stop(registry: CollectorRegistry) -> None:
-    srv = ExtensionServer(address="127.0.0.1:0", registry=registry)
+    srv = ExtensionServer(address="127.0.0.1:0", generated=eg_xds.generated(), registry=registry)
     assert not srv.started
     await srv.start()
     assert srv.started and not srv.address.endswith(":0")
@@ -311,7 +318,9 @@ async def test_serves_on_a_unix_socket_and_removes_it(tmp_path: Path, registry: 
         leftover.bind(str(path))
     assert path.is_socket()
 
-    async with ExtensionServer(address=f"unix://{path}", registry=registry) as srv:
+    async with ExtensionServer(
+        address=f"unix://{path}", generated=eg_xds.generated(), registry=registry
+    ) as srv:
         assert srv.address == f"unix://{path}"
         assert await srv.healthy()
         async with grpc.aio.insecure_channel(srv.address) as channel:
@@ -321,7 +330,9 @@ async def test_serves_on_a_unix_socket_and_removes_it(tmp_path: Path, registry: 
         assert [c.name for c in response.clusters] == [ORIGINAL_DST_CLUSTER]
         # A second server on the same live socket is refused instead of stealing it.
         with pytest.raises(RuntimeError, match="in use"):
-            await ExtensionServer(address=f"unix://{path}", registry=CollectorRegistry()).start()
+            await ExtensionServer(
+                address=f"unix://{path}", generated=eg_xds.generated(), registry=CollectorRegistry()
+            ).start()
     assert not path.exists()
 
 
@@ -330,7 +341,7 @@ async def test_start_fails_loudly_when_the_port_is_taken(registry: CollectorRegi
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        srv = ExtensionServer(address=f"127.0.0.1:{port}", registry=registry)
+        srv = ExtensionServer(address=f"127.0.0.1:{port}", generated=eg_xds.generated(), registry=registry)
         with pytest.raises(RuntimeError, match="cannot listen"):
             await srv.start()
         assert not srv.started
@@ -346,7 +357,7 @@ class _BrokenService(ExtensionService):
 async def test_a_failing_hook_answers_internal_and_counts_an_error(registry: CollectorRegistry) -> None:
     logger = logging.getLogger(LOGGER)
     metrics = ExtensionServerMetrics(registry=registry, hooks=HOOKS)
-    service = _BrokenService(options=ExtensionServerOptions(), logger=logger)
+    service = _BrokenService(options=ExtensionServerOptions(), generated=eg_xds.generated(), logger=logger)
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((generic_handler(service, metrics=metrics, logger=logger),))
     port = server.add_insecure_port("127.0.0.1:0")

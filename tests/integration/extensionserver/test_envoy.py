@@ -54,7 +54,9 @@ class ModifiedXds:
 async def _call_hooks() -> ModifiedXds:
     options = ExtensionServerOptions(route_timeout=ROUTE_TIMEOUT)
     async with (
-        ExtensionServer(address="127.0.0.1:0", options=options, registry=CollectorRegistry()) as server,
+        ExtensionServer(
+            address="127.0.0.1:0", options=options, generated=eg_xds.generated(), registry=CollectorRegistry()
+        ) as server,
         grpc.aio.insecure_channel(server.address) as channel,
     ):
         stub = EnvoyGatewayExtensionStub(channel)

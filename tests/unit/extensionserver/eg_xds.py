@@ -28,6 +28,9 @@ from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import Secret
 from google.protobuf import json_format
 
 from api.headers import ORIGINAL_DST_CLUSTER, SELECTED_BACKEND_HEADER
+from controller.extensionserver.xds import RouteFilter
+from controller.gateway.ownership import generated_pool_routes
+from controller.runtime.cache import Store
 
 GATEWAY_IR_KEY = "default/ai-gateway"
 LISTENER_NAME = "default/ai-gateway/http"
@@ -41,6 +44,24 @@ PLAIN_ROUTE = "httproute/default/plain/rule/0/match/0/*"
 BACKEND_HEADER_VALUE = "backend-a.default"
 
 _ADS = {"ads": {}, "resource_api_version": "V3"}
+
+
+def ai_gateway_route(name: str = "llm", *, gateway: str = "ai-gateway") -> dict[str, Any]:
+    """The AIGatewayRoute ``default/<name>`` that HTTPRoute ``default/<name>`` is built from."""
+    return {
+        "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
+        "kind": "AIGatewayRoute",
+        "metadata": {"namespace": "default", "name": name},
+        "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway}]},
+    }
+
+
+def generated(*routes: dict[str, Any]) -> RouteFilter:
+    """The controller's RouteFilter over a cache holding ``routes`` (default: ``ai_gateway_route()``)."""
+    store = Store()
+    for r in routes or (ai_gateway_route(),):
+        store.upsert(r)
+    return generated_pool_routes(store)
 
 
 def _metadata(kind: str, name: str, **extra: str) -> dict[str, Any]:

@@ -14,10 +14,13 @@ from google.protobuf import json_format
 
 from api.headers import ORIGINAL_DST_CLUSTER, ORIGINAL_DST_HEADER, SELECTED_BACKEND_HEADER
 from controller.extensionserver.xds import (
+    RouteSource,
     add_original_destination_cluster,
     is_pool_route,
     original_destination_cluster,
     route_pool_routes_to_original_destination,
+    route_source,
+    virtual_host_gateway,
 )
 from tests.unit.extensionserver import eg_xds
 
@@ -132,7 +135,7 @@ def _vh(routes: list[dict[str, Any]] | None = None) -> VirtualHost:
 
 
 def _rewrite(vh: VirtualHost, *, timeout: timedelta = timedelta(seconds=60)) -> Any:
-    return route_pool_routes_to_original_destination(vh, timeout=timeout)
+    return route_pool_routes_to_original_destination(vh, timeout=timeout, generated=eg_xds.generated())
 
 
 def _route(vh: VirtualHost, name: str) -> Route:
@@ -308,3 +311,67 @@ def test_route_without_match_and_empty_virtual_host_pass_through() -> None:
     empty = VirtualHost()
     result = _rewrite(empty)
     assert result.virtual_host is empty and not result.warnings
+
+
+# --- only routes our controller generated ------------------------------------------------------------------
+
+
+def _pool_route_from(name: str, *, namespace: str = "default", kind: str = "HTTPRoute") -> dict[str, Any]:
+    route = eg_xds.pool_route()
+    route["name"] = f"httproute/{namespace}/{name}/rule/0/match/0/*"
+    route["metadata"] = {
+        "filter_metadata": {
+            "envoy-gateway": {
+                "resources": [
+                    {
+                        "kind": kind,
+                        "namespace": namespace,
+                        "name": name,
+                        # annotations are the author's to write: copying ours proves nothing
+                        "annotations": {"aigateway.envoyproxy.io/route-name": "llm"},
+                    }
+                ]
+            }
+        }
+    }
+    return route
+
+
+@pytest.mark.parametrize(
+    ("route", "routes_in_cache"),
+    [
+        (_pool_route_from("hand-written"), ()),  # no AIGatewayRoute of that name
+        (_pool_route_from("llm", namespace="other"), ()),  # our route's name, another namespace
+        (_pool_route_from("llm"), (eg_xds.ai_gateway_route(gateway="another-gateway"),)),  # not this Gateway
+        (_pool_route_from("llm-7x"), ()),  # not a name our builders give
+        (_pool_route_from("llm", kind="GRPCRoute"), ()),
+        ({k: v for k, v in eg_xds.pool_route().items() if k != "metadata"}, ()),  # no source recorded
+    ],
+    ids=["unknown-name", "other-namespace", "other-gateway", "bad-suffix", "other-kind", "no-metadata"],
+)
+def test_a_pool_route_our_controller_did_not_generate_is_left_alone(
+    route: dict[str, Any], routes_in_cache: tuple[dict[str, Any], ...]
+) -> None:
+    vh = _vh([route])
+    result = route_pool_routes_to_original_destination(
+        vh, timeout=timedelta(seconds=60), generated=eg_xds.generated(*routes_in_cache)
+    )
+    assert (result.rewritten, result.foreign) == (0, 1)
+    assert result.virtual_host is vh  # untouched: still Envoy Gateway's direct response
+    assert "did not generate" in result.warnings[0]
+
+
+def test_the_second_httproute_of_a_large_aigatewayroute_is_ours() -> None:
+    vh = _vh([_pool_route_from("llm-2")])
+    result = route_pool_routes_to_original_destination(
+        vh, timeout=timedelta(seconds=60), generated=eg_xds.generated()
+    )
+    assert (result.rewritten, result.foreign) == (1, 0)
+
+
+def test_route_and_virtual_host_sources_are_read_from_envoy_gateways_metadata() -> None:
+    vh = _vh()
+    assert route_source(_route(vh, eg_xds.POOL_ROUTE)) == RouteSource(
+        kind="HTTPRoute", namespace="default", name="llm"
+    )
+    assert virtual_host_gateway(vh) == RouteSource(kind="Gateway", namespace="default", name="ai-gateway")

@@ -1,0 +1,36 @@
+"""Which InferencePool routes the extension server may point at the ORIGINAL_DST cluster.
+
+That cluster sends a request to whatever ``ip:port`` a header names. Behind our ext_proc that header is ours
+(the ext_proc strips the client's copy and sets it from the endpoint it picked); on any other Gateway it is
+the client's, which makes the route an open proxy. So a pool route qualifies only when Envoy Gateway
+translated it from an HTTPRoute that carries the name our builders give the HTTPRoutes of an AIGatewayRoute
+(``<route>``, ``<route>-2``, ...) in that AIGatewayRoute's namespace, AND its virtual host belongs to a
+Gateway that AIGatewayRoute targets (so our ext_proc filters it). Both facts come from Envoy Gateway's own xDS
+metadata (the source object's identity and the listener's Gateway), which an HTTPRoute's author can't set,
+checked against the cache of AIGatewayRoutes.
+"""
+
+from __future__ import annotations
+
+from controller.extensionserver.xds import RouteFilter, RouteSource
+from controller.runtime.cache import Store
+from controller.translate.names import ObjKey, route_names_for_http_route
+from controller.translate.views import RouteView
+
+
+def generated_pool_routes(routes: Store) -> RouteFilter:
+    """A RouteFilter over ``routes``, the cache of AIGatewayRoutes (read at each call, so always current)."""
+
+    def accept(source: RouteSource | None, gateway: RouteSource | None) -> bool:
+        if source is None or gateway is None or source.kind != "HTTPRoute":
+            return False
+        if gateway.kind not in ("", "Gateway"):
+            return False
+        wanted = ObjKey(gateway.namespace, gateway.name)
+        for name in route_names_for_http_route(source.name):
+            route = routes.get_by_name(name, source.namespace)
+            if route is not None and wanted in RouteView.of(route).gateway_keys():
+                return True
+        return False
+
+    return accept
