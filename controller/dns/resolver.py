@@ -6,12 +6,18 @@ Contract:
   smallest record TTL; what is left of it when served from the cache).
 - Names are looked up as absolute names (no search list). An IP literal is answered as itself.
 - The cache serves an answer until its TTL runs out; concurrent lookups of one name share one query.
-- A failed lookup (timeout, NXDOMAIN, no address records, server down) keeps the **last known addresses** and
-  sets ``error``; it is retried after ``retry_after`` seconds (the answer's ``ttl``). With no last known
-  addresses, ``ips`` is empty and ``error`` says why: the builder turns that into ``DNSResolutionFailed``.
+- NXDOMAIN and NODATA (the name exists without A/AAAA records) are **answers**, not outages: the name has no
+  addresses now (a headless Service scaled to zero), so ``ips`` is empty and the old addresses are dropped,
+  since they may belong to other pods by now and would receive the member's traffic and credentials.
+  ``error`` says which (``NXDOMAIN``, ``no A or AAAA records``), so the builder reports it; the answer is kept
+  for the negative TTL (the SOA's, RFC 2308), else ``retry_after``.
+- A failed lookup (timeout, SERVFAIL, REFUSED, no nameserver reachable), for either record type, keeps the
+  **last known addresses** and sets ``error``; it is retried after ``retry_after`` seconds (the answer's
+  ``ttl``). With no last known addresses, ``ips`` is empty and ``error`` says why: the builder turns that into
+  ``DNSResolutionFailed``.
 - ``known(name)`` is the cached answer without I/O (``None`` if the name was never looked up).
-- ``aigw_dns_lookups_total{result}`` counts queries by outcome (``success``, ``failure``, ``stale``: a failure
-  that kept last known addresses), for the failure-is-visible rule.
+- ``aigw_dns_lookups_total{result}`` counts queries by outcome (``success``, ``empty``: NXDOMAIN or NODATA,
+  ``failure``, ``stale``: a failure that kept last known addresses), for the failure-is-visible rule.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
+import dns.message
 import dns.name
 import dns.rdatatype
 import dns.resolver
@@ -93,7 +100,7 @@ class DnsResolver:
             ["result"],
             registry=registry,
         )
-        for r in ("success", "failure", "stale"):
+        for r in ("success", "empty", "failure", "stale"):
             self.lookups.labels(r)
 
     @property
@@ -144,25 +151,30 @@ class DnsResolver:
         results = await asyncio.gather(
             self._query(qname, dns.rdatatype.A), self._query(qname, dns.rdatatype.AAAA)
         )
-        ips: list[str] = []
-        ttls: list[float] = []
-        errors: list[str] = []
-        for r in results:
-            if isinstance(r, str):
-                errors.append(r)
-            elif r is not None:
-                ips.extend(r[0])
-                ttls.append(r[1])
         now = self._now()
-        if ips:
-            ttl = float(min(ttls))
+        failures = [r.text for r in results if isinstance(r, _Failure)]
+        answers = [r for r in results if isinstance(r, _Answer)]
+        ips = [ip for r in answers for ip in r.ips]
+        if ips and not failures:
+            ttl = min(r.ttl for r in answers if r.ips and r.ttl is not None)
             uniq = tuple(
                 sorted(set(ips), key=lambda s: (ipaddress.ip_address(s).version, ipaddress.ip_address(s)))
             )
             self._cache[name] = _Entry(uniq, now + ttl, None)
             self.lookups.labels("success").inc()
             return DnsAnswer(uniq, ttl, None)
-        error = "; ".join(dict.fromkeys(errors)) or "no A or AAAA records"
+        if not failures:  # both types answered, without addresses: the name has none now
+            error = "; ".join(dict.fromkeys(r.empty for r in answers if r.empty)) or "no A or AAAA records"
+            ttl = min((r.ttl for r in answers if r.ttl is not None), default=self._retry_after)
+            last = self._cache.get(name)
+            if last is not None and last.ips:
+                log.warning(
+                    "DNS lookup of %s: %s; its old addresses %s are dropped", name, error, list(last.ips)
+                )
+            self._cache[name] = _Entry((), now + ttl, error)
+            self.lookups.labels("empty").inc()
+            return DnsAnswer((), ttl, error)
+        error = "; ".join(dict.fromkeys(failures))
         last = self._cache.get(name)
         kept = last.ips if last is not None else ()
         self._cache[name] = _Entry(kept, now + self._retry_after, error)
@@ -172,20 +184,45 @@ class DnsResolver:
         )
         return DnsAnswer(kept, self._retry_after, error)
 
-    async def _query(
-        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
-    ) -> tuple[list[str], int] | str | None:
-        """Addresses and TTL; ``None`` when the name has no records of this type; an error text on failure."""
+    async def _query(self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> _Answer | _Failure:
+        """The answer for one record type (addresses, or none with the reason and negative TTL), or a
+        failure: the server could not say."""
         try:
             ans = await self._resolver.resolve(qname, rdtype, search=False, raise_on_no_answer=False)
-        except dns.resolver.NXDOMAIN:
-            return "NXDOMAIN"
+        except dns.resolver.NXDOMAIN as e:
+            response = e.response(qname)  # type: ignore[no-untyped-call]  # dnspython leaves it untyped
+            return _Answer((), _negative_ttl(response), "NXDOMAIN")
         except dns.resolver.LifetimeTimeout:
-            return "timeout"
+            return _Failure("timeout")
         except dns.resolver.NoNameservers as e:
-            return f"no nameserver answered ({e.msg if hasattr(e, 'msg') else 'SERVFAIL'})"
+            return _Failure(f"no nameserver answered ({e.msg if hasattr(e, 'msg') else 'SERVFAIL'})")
         except dns.exception.DNSException as e:
-            return f"{type(e).__name__}: {e}"
+            return _Failure(f"{type(e).__name__}: {e}")
         if ans.rrset is None:
-            return None
-        return [r.to_text() for r in ans.rrset], int(ans.rrset.ttl)
+            return _Answer((), _negative_ttl(ans.response), "")
+        return _Answer(tuple(r.to_text() for r in ans.rrset), float(ans.rrset.ttl), "")
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """The server answered: ``ips`` (maybe none); ``ttl``: of the records, or the negative TTL (None: not
+    given); ``empty``: why there are no records (``NXDOMAIN``; ``""`` for records or NODATA)."""
+
+    ips: tuple[str, ...]
+    ttl: float | None
+    empty: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    text: str
+
+
+def _negative_ttl(response: dns.message.Message | None) -> float | None:
+    """RFC 2308: the authority section's SOA bounds how long a negative answer holds: min(TTL, MINIMUM)."""
+    if response is None:
+        return None
+    for rrset in response.authority:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            return float(min(rrset.ttl, rrset[0].minimum))
+    return None

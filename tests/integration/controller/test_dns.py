@@ -33,11 +33,36 @@ async def test_cached_until_ttl_then_follows_the_change(dns_server: DnsServer) -
     assert (await r.resolve("model.test")).ips == ("10.0.0.9",)
 
 
-async def test_nxdomain_without_history_is_an_error(dns_server: DnsServer) -> None:
+async def test_nxdomain_without_history_is_an_empty_answer(dns_server: DnsServer) -> None:
     r = resolver_for(dns_server, retry_after=0.0)
     ans = await r.resolve("missing.test")
     assert ans.ips == () and ans.error == "NXDOMAIN"
-    assert r.lookups.labels("failure")._value.get() == 1
+    assert r.lookups.labels("empty")._value.get() == 1
+    assert r.lookups.labels("failure")._value.get() == 0
+
+
+async def test_a_name_scaled_to_zero_loses_its_old_addresses(dns_server: DnsServer) -> None:
+    """A headless Service scaled to zero: its name goes (NXDOMAIN). Its old pod IPs may belong to other pods
+    by now: they must not keep receiving the member's traffic (this used to keep them forever)."""
+    dns_server.set_records({"pods.test": ["10.0.0.1", "10.0.0.2"], "v6only.test": ["fd00::1"]})
+    t = [0.0]
+    r = resolver_for(dns_server)
+    r._now = lambda: t[0]  # step time by hand past the TTL
+    assert (await r.resolve("pods.test")).ips == ("10.0.0.1", "10.0.0.2")
+    # NODATA for A with an AAAA answer is a normal answer: only the AAAA address
+    assert (await r.resolve("v6only.test")).ips == ("fd00::1",)
+    dns_server.set_records({"v6only.test": ["fd00::1"]})
+    t[0] += dns_server.ttl + 1
+    ans = await r.resolve("pods.test")
+    assert ans.ips == ()
+    assert ans.error == "NXDOMAIN"
+    assert 0 < ans.ttl
+    assert r.lookups.labels("empty")._value.get() == 1
+    assert r.lookups.labels("stale")._value.get() == 0
+    # scaled back up: the new addresses are served after the negative answer's TTL
+    dns_server.set_records({"pods.test": ["10.0.0.7"]})
+    t[0] += ans.ttl + 1
+    assert (await r.resolve("pods.test")).ips == ("10.0.0.7",)
 
 
 async def test_outage_keeps_last_known_addresses(dns_server: DnsServer) -> None:
