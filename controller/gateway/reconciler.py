@@ -309,7 +309,7 @@ class GatewayReconciler:
                         observed_generation=st.generation,
                     ),
                 )
-                if c.status == "False" and prev != (c.status, c.reason, c.message):
+                if not c.ok and prev != (c.status, c.reason, c.message):
                     failures.append((c.reason, f"{c.type}: {c.message}"))
 
         def mutate(status: dict[str, Any]) -> None:

@@ -128,6 +128,8 @@ def build_filter_config(
             ]
             rules.append(fc.RouteRule(route=rname, matches=matches, backend_refs=refs))
         for c in route.costs:
+            if c.metadata_key in rr.invalid_cost_keys:
+                continue  # the route's PartiallyInvalid condition says why
             costs.append(
                 fc.LLMRequestCost(
                     route=rname, metadata_key=c.metadata_key, type=fc.CostType(c.type), cel=c.cel

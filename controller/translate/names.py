@@ -59,8 +59,6 @@ EXTPROC_GRPC_PORT: Final = 1063
 EXTPROC_METRICS_PORT: Final = 9190
 EXTPROC_CONFIG_DIR: Final = "/etc/ai-gateway/extproc"
 EXTPROC_AUTH_DIR: Final = "/etc/ai-gateway/auth"
-BSP_ROTATED_SECRET_PREFIX: Final = "ai-eg-bsp-"
-"""Secret ``ai-eg-bsp-<policy>`` written by a credential rotator (AWS OIDC exchange, Azure access tokens)."""
 
 _MAX_LABEL = 63
 

@@ -9,14 +9,17 @@ Reasons (``Accepted`` / ``ResolvedRefs``, positive polarity, True reason = the t
 - AIGatewayRoute: ``Accepted`` False ``NoMatchingParent`` (no targetRef names an existing Gateway),
   ``UnsupportedValue`` (filterConfig type other than ExternalProcessor); ``ResolvedRefs`` False
   ``BackendNotFound`` (missing AIServiceBackend/InferencePool, or one whose own references are broken),
-  ``InvalidKind`` (an InferencePool ref while the inference extension is disabled).
+  ``InvalidKind`` (an InferencePool ref while the inference extension is disabled); ``PartiallyInvalid``
+  (Gateway API's condition for a route served without its invalid parts) True ``InvalidCostExpression``
+  when an ``llmRequestCosts`` CEL expression does not compile (the message has the compiler's error; that
+  cost is left out, the rest of the route is served), else False ``Valid``.
 - AIServiceBackend: ``ResolvedRefs`` False ``InvalidKind`` (backendRef not a Service or EG Backend, or a
   security policy ref of another kind), ``BackendNotFound`` (Service/Backend missing),
   ``SecurityPolicyNotFound``,
   ``SecretNotFound`` (through its policy).
-- BackendSecurityPolicy: ``Accepted`` False ``UnsupportedValue``; ``ResolvedRefs`` False ``SecretNotFound``
-(the
-  Secret, or the key in it, is missing; the message names both).
+- BackendSecurityPolicy: ``Accepted`` False ``UnsupportedValue``, or ``Unsupported`` for the methods that
+  need credential rotation (AWS ``oidcExchangeToken``, ``AzureCredentials``); ``ResolvedRefs`` False
+  ``SecretNotFound`` (the Secret, or the key in it, is missing; the message names both).
 - InferencePool, per parent Gateway: ``Accepted`` True; ``ResolvedRefs`` False ``InvalidExtensionRef``,
   ``PortMismatch`` (names the backend and the object with the wrong port), ``BackendNotFound`` (the selector
   matches nothing usable), ``DNSResolutionFailed`` (a member's hostname never resolved).
@@ -30,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from api.costexpr import CostExpressionError, compile_cost
 from controller.translate import views
 from controller.translate.names import AIGW_GROUP, INFERENCE_GROUP, ObjKey, service_hostname
 from controller.translate.snapshot import BuildOptions, DnsAnswer, Snapshot
@@ -45,6 +49,8 @@ from controller.translate.views import (
 
 ACCEPTED: Final = "Accepted"
 RESOLVED_REFS: Final = "ResolvedRefs"
+PARTIALLY_INVALID: Final = "PartiallyInvalid"
+"""Gateway API's negative-polarity route condition: True means part of the route was dropped."""
 
 KIND_ROUTE: Final = "AIGatewayRoute"
 KIND_BACKEND: Final = "AIServiceBackend"
@@ -64,7 +70,8 @@ class Cond:
 
     @property
     def ok(self) -> bool:
-        return self.status == "True"
+        """No problem reported: True for the positive-polarity types, False for PartiallyInvalid."""
+        return self.status == ("False" if self.type == PARTIALLY_INVALID else "True")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +125,7 @@ def policy_problems(policy: PolicyView, secrets: Mapping[ObjKey, Mapping[str, st
 
 def policy_status(policy: PolicyView, secrets: Mapping[ObjKey, Mapping[str, str]]) -> ObjectStatus:
     accepted = (
-        Cond(ACCEPTED, "False", "UnsupportedValue", policy.unsupported)
+        Cond(ACCEPTED, "False", policy.unsupported_reason, policy.unsupported)
         if policy.unsupported
         else _true(ACCEPTED, f"{policy.type} policy accepted")
     )
@@ -173,7 +180,7 @@ def resolve_backend(backend: BackendView, snap: Snapshot) -> BackendResolution:
             policy = PolicyView.of(snap.security_policies[pkey])
             if policy.unsupported:
                 problems.append(
-                    Problem("UnsupportedValue", f"BackendSecurityPolicy {pkey}: {policy.unsupported}")
+                    Problem(policy.unsupported_reason, f"BackendSecurityPolicy {pkey}: {policy.unsupported}")
                 )
             for p in policy_problems(policy, snap.secrets):
                 problems.append(Problem(p.reason, f"BackendSecurityPolicy {pkey}: {p.message}"))
@@ -397,6 +404,26 @@ class RouteResolution:
     problems: tuple[Problem, ...]
     usable_backends: frozenset[ObjKey]
     usable_pools: frozenset[ObjKey]
+    invalid_costs: tuple[Problem, ...] = ()
+    """One problem per CEL cost that does not compile; those costs never reach the ext_proc."""
+    invalid_cost_keys: frozenset[str] = frozenset()
+
+
+def _cost_problems(route: RouteView) -> dict[str, Problem]:
+    """``metadataKey -> problem`` for each CEL cost that does not compile (the same compiler as the
+    ext_proc's, so what passes here loads there)."""
+    out: dict[str, Problem] = {}
+    for i, c in enumerate(route.costs):
+        if c.type != "CEL":
+            continue
+        try:
+            compile_cost(c.cel or "")
+        except CostExpressionError as e:
+            out[c.metadata_key] = Problem(
+                "InvalidCostExpression",
+                f"llmRequestCosts[{i}] ({c.metadata_key}): CEL expression {c.cel!r}: {e}",
+            )
+    return out
 
 
 def resolve_route(
@@ -450,13 +477,30 @@ def resolve_route(
         {r.kind for rule in route.rules for r in rule.backend_refs} - {KIND_BACKEND, KIND_POOL}
     ):
         problems.append(Problem("InvalidKind", f"backendRef kind {kind} is not supported"))
-    return RouteResolution(route, tuple(accepted), tuple(problems), frozenset(ok_b), frozenset(ok_p))
+    bad_costs = _cost_problems(route)
+    return RouteResolution(
+        route,
+        tuple(accepted),
+        tuple(problems),
+        frozenset(ok_b),
+        frozenset(ok_p),
+        tuple(bad_costs.values()),
+        frozenset(bad_costs),
+    )
 
 
 def route_status(res: RouteResolution) -> ObjectStatus:
     conds = (
         _cond(ACCEPTED, list(res.accepted), "route accepted"),
         _cond(RESOLVED_REFS, list(res.problems), "all backend references resolved"),
+        Cond(
+            PARTIALLY_INVALID,
+            "True",
+            res.invalid_costs[0].reason,
+            "; ".join(p.message for p in res.invalid_costs) + "; these costs are left out",
+        )
+        if res.invalid_costs
+        else Cond(PARTIALLY_INVALID, "False", "Valid", "every llmRequestCosts expression compiles"),
     )
     return ObjectStatus(KIND_ROUTE, res.view.key, res.view.generation, conds)
 

@@ -286,16 +286,15 @@ class PolicyView:
     """The Secret keys this policy reads (empty for an unsupported or malformed policy)."""
     unsupported: str | None
     """Why the policy can't be used, or ``None``."""
+    unsupported_reason: str = "UnsupportedValue"
+    """The ``Accepted=False`` reason: ``Unsupported`` for a valid policy whose method is not implemented."""
 
     @classmethod
     def of(cls, obj: Obj) -> PolicyView:
-        from controller.translate.names import BSP_ROTATED_SECRET_PREFIX
-
         s = spec(obj)
         k = key_of(obj)
         typ = str(s.get("type", ""))
-        rotated = ObjKey(k.namespace, BSP_ROTATED_SECRET_PREFIX + k.name)
-        region, profile, unsupported = "", "default", None
+        region, profile, unsupported, reason = "", "default", None, "UnsupportedValue"
         uses: tuple[SecretUse, ...] = ()
         if typ == "APIKey":
             ref = _m(_m(s.get("apiKey")).get("secretRef"))
@@ -318,11 +317,20 @@ class PolicyView:
                     ),
                 )
             elif aws.get("oidcExchangeToken"):
-                uses = (SecretUse(rotated, "credentials"),)
+                unsupported, reason = (
+                    "awsCredentials.oidcExchangeToken is not supported yet: this controller does not "
+                    "exchange OIDC tokens for AWS credentials (STS AssumeRoleWithWebIdentity); use "
+                    "credentialsFile",
+                    "Unsupported",
+                )
             else:
                 unsupported = "awsCredentials needs credentialsFile or oidcExchangeToken"
         elif typ == "AzureCredentials":
-            uses = (SecretUse(rotated, "azureAccessToken"),)
+            unsupported, reason = (
+                "AzureCredentials is not supported yet: this controller does not exchange the client secret "
+                "for access tokens; for an Azure OpenAI resource key use type APIKey (sent as api-key)",
+                "Unsupported",
+            )
         else:
             unsupported = f"unsupported type {typ!r}"
         return cls(
@@ -333,6 +341,7 @@ class PolicyView:
             profile=profile,
             uses=uses,
             unsupported=unsupported,
+            unsupported_reason=reason,
         )
 
 

@@ -161,3 +161,54 @@ async def test_an_object_the_api_server_refuses_is_reported_and_the_rest_still_a
     assert await aigw.get(kinds.HTTPROUTES, "fine") is not None
     assert await aigw.get(kinds.HTTPROUTES, "refused") is None
     assert aigw.reconciler.metrics.apply_rejections.labels("HTTPRoute")._value.get() >= 1
+
+
+def route_with_costs(name: str, gateway: str, ref: str, costs: list[dict[str, str]]) -> str:
+    doc = json.loads(route(name, gateway, ref))
+    doc["spec"]["llmRequestCosts"] = costs
+    return json.dumps(doc)
+
+
+def azure_policy(name: str) -> str:
+    return json.dumps({
+        "apiVersion": "aigateway.envoyproxy.io/v1alpha1", "kind": "BackendSecurityPolicy",
+        "metadata": {"name": name},
+        "spec": {"type": "AzureCredentials",
+                 "azureCredentials": {"clientID": "c", "tenantID": "t", "clientSecretRef": {"name": "s"}}},
+    })  # fmt: skip
+
+
+async def test_a_bad_cel_cost_and_an_unsupported_policy_are_told_in_kubectl_describe(aigw: Aigw) -> None:
+    ns = aigw.ns
+    good = {"metadataKey": "weighted", "type": "CEL", "cel": "input_tokens * 3 + output_tokens"}
+    bad = {"metadataKey": "broken", "type": "CEL", "cel": "input_tokens * (2"}
+    await aigw.apply(docs(
+        gateway_yaml("gw"), service("s-ok"), backend("b-ok", service="s-ok"),
+        route_with_costs("r-cel", "gw", "b-ok", [good, bad]),
+        azure_policy("p-azure"),
+    ))  # fmt: skip
+    cond = await aigw.wait_condition(
+        kinds.AIGATEWAYROUTES, "r-cel", "PartiallyInvalid", "True", "InvalidCostExpression", within=30
+    )
+    assert "llmRequestCosts[1] (broken)" in cond["message"] and "Syntax error" in cond["message"]
+    await aigw.config_when("gw", lambda c: [x.metadata_key for x in c.llm_request_costs] == ["weighted"])
+    await aigw.wait_condition(kinds.BACKENDSECURITYPOLICIES, "p-azure", "Accepted", "False", "Unsupported")
+
+    async def described() -> str:
+        out = await aigw.kubectl("-n", ns, "describe", "aigatewayroutes.aigateway.envoyproxy.io", "r-cel")
+        status, events = out.split("Events:", 1)
+        assert re.search(r"Reason:\s+InvalidCostExpression\n", status), out
+        assert re.search(r"Warning\s+InvalidCostExpression\s", events), out
+        out = await aigw.kubectl(
+            "-n", ns, "describe", "backendsecuritypolicies.aigateway.envoyproxy.io", "p-azure"
+        )
+        assert re.search(r"Reason:\s+Unsupported\n", out) and "AzureCredentials is not supported yet" in out
+        return out
+
+    await eventually(described, within=20)
+    # fixed: the condition turns False, and the cost reaches the config
+    await aigw.apply(route_with_costs("r-cel", "gw", "b-ok", [good, {**bad, "cel": "input_tokens * 2"}]))
+    await aigw.wait_condition(kinds.AIGATEWAYROUTES, "r-cel", "PartiallyInvalid", "False", "Valid", within=30)
+    await aigw.config_when(
+        "gw", lambda c: [x.metadata_key for x in c.llm_request_costs] == ["weighted", "broken"]
+    )

@@ -261,18 +261,13 @@ def test_secret_not_found_and_key_missing() -> None:
     assert cond(st2, "ResolvedRefs") == ("False", "SecretNotFound", "Secret default/sec has no key 'apiKey'")
 
 
-def test_aws_and_azure_policies() -> None:
+def test_aws_credentials_file_policy() -> None:
     s = snap(
-        routes=(route("r1", [rule("a"), rule("z")]),),
-        backends=keyed(
-            backend("a", bsp="aws", schema="AWSBedrock"), backend("z", bsp="az", schema="AzureOpenAI")
-        ),
-        services=keyed(service("svc-a"), service("svc-z")),
-        security_policies=keyed(aws_policy("aws", "creds"), azure_policy("az")),
-        secrets={
-            ObjKey(NS, "creds"): {"credentials": b64("[p]")},
-            ObjKey(NS, "ai-eg-bsp-az"): {"azureAccessToken": b64("tok")},
-        },
+        routes=(route("r1", [rule("a")]),),
+        backends=keyed(backend("a", bsp="aws", schema="AWSBedrock")),
+        services=keyed(service("svc-a")),
+        security_policies=keyed(aws_policy("aws", "creds")),
+        secrets={ObjKey(NS, "creds"): {"credentials": b64("[p]")}},
     )
     cfg = build_filter_config(s, BuildOptions())
     by = {b.name: b for b in cfg.backends}
@@ -280,21 +275,32 @@ def test_aws_and_azure_policies() -> None:
     assert aws is not None and aws.aws == fc.AWSAuth(
         credential_file_name="/etc/ai-gateway/auth/default.creds.credentials", region="us-east-1", profile="p"
     )
-    az = by["z.default"].auth
-    assert az is not None and az.azure == fc.AzureAuth(
-        filename="/etc/ai-gateway/auth/default.ai-eg-bsp-az.azureAccessToken"
-    )
     assert by["a.default"].schema_.name == fc.APISchemaName.AWS_BEDROCK
 
 
-def test_azure_without_rotated_token_names_the_secret() -> None:
-    s = simple(backends=keyed(backend("a", bsp="az")), security_policies=keyed(azure_policy("az")))
-    b = build_gateway(s, BuildOptions())
-    assert cond(status_of(b.statuses, "BackendSecurityPolicy", "az"), "ResolvedRefs") == (
-        "False",
-        "SecretNotFound",
-        "Secret default/ai-eg-bsp-az not found",
+def test_policies_that_need_credential_rotation_are_refused_as_unsupported() -> None:
+    oidc = aws_policy("oidc", "unused")
+    oidc["spec"]["awsCredentials"] = {
+        "region": "us-east-1",
+        "oidcExchangeToken": {"oidc": {"clientID": "c"}, "awsRoleArn": "arn:aws:iam::1:role/r"},
+    }
+    s = simple(
+        backends=keyed(backend("a", bsp="az"), backend("b", bsp="oidc")),
+        security_policies=keyed(azure_policy("az"), oidc),
     )
+    b = build_gateway(s, BuildOptions())
+    status, reason, message = cond(status_of(b.statuses, "BackendSecurityPolicy", "az"), "Accepted")
+    assert (status, reason) == ("False", "Unsupported") and "AzureCredentials is not supported yet" in message
+    status, reason, message = cond(status_of(b.statuses, "BackendSecurityPolicy", "oidc"), "Accepted")
+    assert (status, reason) == (
+        "False",
+        "Unsupported",
+    ) and "oidcExchangeToken is not supported yet" in message
+    assert cond(status_of(b.statuses, "AIServiceBackend", "a"), "ResolvedRefs")[:2] == (
+        "False",
+        "Unsupported",
+    )
+    assert not build_filter_config(s, BuildOptions()).backends  # never sent to the ext_proc
 
 
 def test_unsupported_policy_type() -> None:
@@ -840,3 +846,27 @@ def test_many_backends_are_split_into_httproutes_of_at_most_16_rules() -> None:
         if "headers" in r["matches"][0]
     ]
     assert values == [f"{x}.default" for x in names]
+
+
+def test_a_cel_cost_that_does_not_compile_is_left_out_and_named_in_partially_invalid() -> None:
+    costs = [
+        {"metadataKey": "total", "type": "TotalToken"},
+        {"metadataKey": "weighted", "type": "CEL", "cel": "input_tokens * 3 + output_tokens"},
+        {"metadataKey": "broken", "type": "CEL", "cel": "input_tokens +"},
+        {"metadataKey": "typo", "type": "CEL", "cel": "inputtokens * 2"},
+    ]
+    s = simple(routes=(route("r1", [rule("a")], llmRequestCosts=costs),))
+    b = build_gateway(s, BuildOptions())
+    st = status_of(b.statuses, "AIGatewayRoute", "r1")
+    assert cond(st, "Accepted")[0] == "True"
+    status, reason, message = cond(st, "PartiallyInvalid")
+    assert (status, reason) == ("True", "InvalidCostExpression")
+    assert "llmRequestCosts[2] (broken)" in message and "Syntax error" in message
+    assert "llmRequestCosts[3] (typo)" in message and "unknown variable(s) inputtokens" in message
+    cfg = build_filter_config(s, BuildOptions())
+    assert [c.metadata_key for c in cfg.llm_request_costs] == ["total", "weighted"]
+    assert cfg.rules  # the route is still served
+    fixed = simple(routes=(route("r1", [rule("a")], llmRequestCosts=costs[:2]),))
+    st = status_of(build_gateway(fixed, BuildOptions()).statuses, "AIGatewayRoute", "r1")
+    assert cond(st, "PartiallyInvalid")[:2] == ("False", "Valid")
+    assert not st.problems()
