@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -251,7 +252,13 @@ def run(plan: Plan) -> None:
     _log(f"done in {elapsed:.0f} s; results in {plan.out}")
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # SystemExit unwinds the context managers, which stop Envoy, the ext_procs, the EPP and the replicas
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     plan = _plan(_parse_args(argv))
     run(plan)
     return 0
