@@ -26,6 +26,9 @@ class SimConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = Field(default="sim-llm", min_length=1, description="the base model's name")
+    accept_any_model: bool = Field(
+        default=False, description="answer any model name that is not an adapter as the base model (demos)"
+    )
     lora_adapters: tuple[str, ...] = Field(
         default=(), description="adapter names a request's `model` may name; any other model answers 404"
     )

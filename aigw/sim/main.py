@@ -2,9 +2,9 @@
 
     aigw-sim --config sim.yaml --listen 127.0.0.21:8000 --listen 127.0.0.22:8000
 
-Each ``--listen`` is one replica with its own engine, KV cache and /metrics, named ``<--name>-<n>`` (n from 1)
-and seeded with the config's seed + n - 1. Prints one ``ready <name> http://host:port`` line per replica once
-all are serving, so a parent process can wait for them.
+Each ``--listen`` is one replica with its own engine, KV cache and /metrics, named ``--name`` (one replica) or
+``<--name>-<n>`` (n from 1), and seeded with the config's seed + n - 1. Prints one ``ready <name>
+http://host:port`` line per replica once all are serving, so a parent process can wait for them.
 """
 
 from __future__ import annotations
@@ -39,14 +39,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="serve one replica here (repeat for more; default 127.0.0.1:8000)",
     )
-    p.add_argument("--name", default="sim", help="replica name prefix (default %(default)s)")
+    p.add_argument("--name", default="sim", help="replica name (prefix, with several) (default %(default)s)")
+    p.add_argument(
+        "--any-model",
+        action="store_true",
+        help="answer any model name that is not an adapter as the base model (accept_any_model)",
+    )
     return p
 
 
 async def serve(*, config: SimConfig, listens: list[tuple[str, int]], name: str) -> None:
     """Start every replica, print their ready lines, and serve until cancelled or signalled."""
     replicas = [
-        Replica(name=f"{name}-{i + 1}", config=config, host=h, port=port, seed_offset=i)
+        Replica(
+            name=name if len(listens) == 1 else f"{name}-{i + 1}",
+            config=config,
+            host=h,
+            port=port,
+            seed_offset=i,
+        )
         for i, (h, port) in enumerate(listens)
     ]
     stop = asyncio.Event()
@@ -69,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config) if args.config else SimConfig()
+        if args.any_model:
+            config = config.model_copy(update={"accept_any_model": True})
     except SimConfigError as e:
         print(f"aigw-sim: {e}", file=sys.stderr)
         return 2

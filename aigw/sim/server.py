@@ -89,7 +89,8 @@ class Replica:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=_MAX_BODY)
@@ -178,10 +179,10 @@ class Replica:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise _BadRequestError(400, "'model' is required and must be a string", "BadRequestError")
-        if model == self.config.model:
-            adapter = None
-        elif model in self.config.lora_adapters:
+        if model in self.config.lora_adapters:
             adapter = model
+        elif model == self.config.model or self.config.accept_any_model:
+            adapter = None
         else:
             raise _BadRequestError(404, f"The model `{model}` does not exist.", "NotFoundError")
         chat = path.endswith("/chat/completions")

@@ -283,17 +283,21 @@ class StandaloneGateway:
                 log.info("demo upstream %s on %s:%d stopped", up.name, up.address.host, up.address.port)
 
     def _spawn_upstream(self, up: DemoUpstream) -> Child:
-        argv = [
-            sys.executable,
-            "-m",
-            "aigw.upstream",
-            "--host",
-            up.address.host,
-            "--port",
-            str(up.address.port),
-            "--name",
-            up.name,
-        ]
+        if up.sim:  # a simulated vLLM replica answering whatever model the gateway routes to it
+            listen = f"{up.address.host}:{up.address.port}"  # aigw-sim splits at the last colon (IPv6 too)
+            argv = [sys.executable, "-m", "aigw.sim", "--listen", listen, "--name", up.name, "--any-model"]
+        else:
+            argv = [
+                sys.executable,
+                "-m",
+                "aigw.upstream",
+                "--host",
+                up.address.host,
+                "--port",
+                str(up.address.port),
+                "--name",
+                up.name,
+            ]
         return spawn(name=f"upstream.{up.name}", argv=argv, env=_child_env(), echo=False)
 
     # --- run

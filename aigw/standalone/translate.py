@@ -34,17 +34,20 @@ from controller.translate import (
 )
 
 DEMO_UPSTREAM_ANNOTATION = "standalone.aigateway.envoyproxy.io/demo-upstream"
-"""On an Envoy Gateway ``Backend``: ``"true"`` makes ``aigw run`` start demo upstreams on its IP endpoints."""
+"""On an Envoy Gateway ``Backend``: ``"true"`` makes ``aigw run`` start the fake OpenAI upstream on each of
+its IP endpoints, ``"sim"`` a simulated vLLM replica (``aigw-sim``: queues, KV cache, vLLM's /metrics)."""
 
 DEFAULT_ROUTE_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class DemoUpstream:
-    """A demo OpenAI-compatible server to start: named after its Backend, listening on ``address``."""
+    """A demo OpenAI-compatible server to start: named after its Backend, listening on ``address``; ``sim``:
+    a simulated vLLM replica rather than the fake upstream."""
 
     name: str
     address: Address
+    sim: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,15 +173,17 @@ def translate(
 
 
 def demo_upstreams(store: Store) -> tuple[DemoUpstream, ...]:
-    """The IP endpoints of every ``Backend`` annotated ``DEMO_UPSTREAM_ANNOTATION: "true"``."""
+    """The IP endpoints of every ``Backend`` annotated ``DEMO_UPSTREAM_ANNOTATION: "true"`` or ``"sim"``."""
     out: list[DemoUpstream] = []
     for key, obj in sorted(store.of_kind("Backend").items()):
         annotations = (obj.body.get("metadata") or {}).get("annotations") or {}
-        if str(annotations.get(DEMO_UPSTREAM_ANNOTATION, "")).lower() != "true":
+        kind = str(annotations.get(DEMO_UPSTREAM_ANNOTATION, "")).lower()
+        if kind not in ("true", "sim"):
             continue
         for ep in eg_backend_endpoints(obj.body):
             if ep.kind == "ip" and ep.port:
-                out.append(DemoUpstream(name=key.name, address=Address(host=ep.address, port=ep.port)))
+                address = Address(host=ep.address, port=ep.port)
+                out.append(DemoUpstream(name=key.name, address=address, sim=kind == "sim"))
     return tuple(out)
 
 

@@ -55,7 +55,15 @@ class SimReplicas(RealPart):
         if not self.port:
             self.port = common_port(self.ips)
         for i, ip in enumerate(self.ips):
-            argv = [sys.executable, "-m", "aigw.sim", "--listen", f"{ip}:{self.port}", "--name", self.name]
+            argv = [
+                sys.executable,
+                "-m",
+                "aigw.sim",
+                "--listen",
+                f"{ip}:{self.port}",
+                "--name",
+                f"{self.name}-{i + 1}",
+            ]
             if self.config is not None:
                 argv += ["--config", str(self.config)]
             log = self.workdir / f"{self.name}-{i + 1}.log"

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,23 @@ def aigw_run(inputs: list[Path], *, workdir: Path, extra_args: list[str] | None 
                 if alive(pid):
                     os.kill(pid, signal.SIGKILL)
         reader.join(timeout=5)
+
+
+def burst_upstream_names(run: AigwRun, model: str, *, n: int, concurrency: int = 12) -> list[str]:
+    """Send ``n`` chat requests for ``model``, ``concurrency`` at a time, each long enough (64 tokens from the
+    simulated replicas) to overlap the others; every one must succeed. The ``x-upstream-name`` of each.
+
+    A load-aware picker may keep sequential identical requests on one idle replica (affinity); requests in
+    flight together must spread."""
+    body = {"model": model, "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+
+    def one(_: int) -> str:
+        r = run.request("/v1/chat/completions", body=body, timeout=60)
+        assert r.status == 200, (r.status, r.body, run.output()[-3000:])
+        return r.headers["x-upstream-name"]
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(one, range(n)))
 
 
 def upstream_names(run: AigwRun, model: str, *, n: int) -> list[str]:
