@@ -37,7 +37,7 @@ from typing import Any
 from aigw.sim.config import SimConfig, SimConfigError, load_config
 from bench.extproc.run import cpu_seconds
 from bench.routing import loadgen, report
-from bench.routing.setups import all_pickers, gateway, start_epp
+from bench.routing.setups import all_pickers, epp_for, gateway
 from bench.routing.workload import Workload, WorkloadError, load_workload, make_trace
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.epp import RunningEpp
@@ -148,10 +148,9 @@ def _parts(plan: Plan, workdir: Path) -> Iterator[tuple[SimReplicas, RunningEpp 
         )
         epp = None
         if "epp" in plan.pickers:
-            _log("starting the API server and the EPP (the EPP reads its pool's Pods from it)")
+            _log("starting the API server (the EPP reads its pool's Pods from it)")
             cp = stack.enter_context(ControlPlane())
-            epp = start_epp(control_plane=cp, endpoints=sims.endpoints, workdir=workdir / "epp")
-            stack.callback(epp.stop, keep_workdir=True)
+            epp = epp_for(control_plane=cp, endpoints=sims.endpoints, workdir=workdir / "epp")
         yield sims, epp
 
 

@@ -28,7 +28,7 @@ from tests.integration.extproc.gatewayconfig import model_match
 from tests.integration.extproc.harness import running_extproc
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.envoy import running_envoy
-from tests.realparts.epp import RunningEpp, epp_envoy_bootstrap
+from tests.realparts.epp import RunningEpp, epp_assets, epp_envoy_bootstrap
 from tests.realparts.ports import free_port
 from tests.realparts.simulators import Endpoint
 
@@ -139,26 +139,26 @@ def gateway(
     elif picker == "epp":
         if epp is None:
             raise ValueError("the epp picker needs a RunningEpp")
-        epp.stop(keep_workdir=True)
-        epp.start()
+        epp.start()  # fresh for each replay, and not polling the replicas during the other pickers' replays
         assert epp.proc is not None
-        with running_envoy(
-            epp_envoy_bootstrap(listen_port=port, epp_port=epp.grpc_port),
-            workdir=workdir,
-            log_level="warning",
-        ) as envoy:
-            yield Gateway(port=port, envoy_pid=envoy.pid, picker_pids=(epp.proc.pid,))
+        boot = epp_envoy_bootstrap(listen_port=port, epp_port=epp.grpc_port)
+        try:
+            with running_envoy(boot, workdir=workdir, log_level="warning") as envoy:
+                yield Gateway(port=port, envoy_pid=envoy.pid, picker_pids=(epp.proc.pid,))
+        finally:
+            epp.stop(keep_workdir=True)
     else:
         raise ValueError(f"unknown picker {picker!r}; known: {', '.join(all_pickers())}")
 
 
-def start_epp(*, control_plane: ControlPlane, endpoints: Sequence[Endpoint], workdir: Path) -> RunningEpp:
-    """The EPP's objects on the API server and the EPP itself (``gateway`` restarts it for each run)."""
-    epp = RunningEpp(
+def epp_for(*, control_plane: ControlPlane, endpoints: Sequence[Endpoint], workdir: Path) -> RunningEpp:
+    """The EPP of the bench's pool (built now if missing, so a missing Go fails before any replay);
+    ``gateway("epp", ...)`` starts it for each of its replays and stops it afterwards."""
+    epp_assets()
+    return RunningEpp(
         control_plane=control_plane,
         namespace="bench",
         pool="sims",
         endpoints=list(endpoints),
         workdir=workdir,
     )
-    return epp.start()
