@@ -53,7 +53,7 @@ _ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 ACCESS_LOG_FORMAT = (
     "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% -> %RESPONSE_CODE% %RESPONSE_FLAGS% "
     "model=%REQ(x-ai-eg-model)% backend=%REQ(x-ai-eg-selected-backend)% upstream=%UPSTREAM_HOST% "
-    "%DURATION%ms\n"
+    "%DURATION%ms cost=%DYNAMIC_METADATA(io.envoy.ai_gateway)%\n"
 )
 
 
