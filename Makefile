@@ -33,7 +33,7 @@ envtest: ## Build kube-apiserver, etcd and kubectl from the Go module proxy into
 	bash hack/setup-envtest.sh
 
 .PHONY: test
-test: setup envtest helm ## The test command: unit and integration tests (builds the control plane and helm if missing)
+test: setup envtest helm registry ## The test command: unit and integration tests (builds the control plane, helm and the registry if missing)
 	$(PYTEST) -q tests/unit tests/integration
 
 .PHONY: test-unit
@@ -41,7 +41,7 @@ test-unit: setup ## Unit tests only (no real parts needed)
 	$(PYTEST) -q tests/unit
 
 .PHONY: test-integration
-test-integration: setup envtest helm ## Integration tests against the real kube-apiserver, etcd, Envoy and DNS
+test-integration: setup envtest helm registry ## Integration tests against the real kube-apiserver, etcd, Envoy and DNS
 	$(PYTEST) -q tests/integration
 
 .PHONY: envoy-gateway
@@ -61,12 +61,20 @@ helm: ## Build helm v4 from the Go module proxy into the cache (idempotent; hack
 	bash hack/setup-helm.sh >/dev/null
 
 .PHONY: helm-lint
+# The helm binary of `make helm` (expanded only when a recipe uses it, after `helm` has built it).
+HELM ?= $(shell bash hack/setup-helm.sh 2>/dev/null)
+HELM_CHARTS_DIR ?= _out/charts
+
 helm-lint: helm ## helm lint --strict both charts (charts/ai-gateway-py-crds, charts/ai-gateway-py)
-	"$$(bash hack/setup-helm.sh 2>/dev/null)" lint --strict charts/ai-gateway-py-crds charts/ai-gateway-py
+	$(HELM) lint --strict charts/ai-gateway-py-crds charts/ai-gateway-py
 
 .PHONY: helm-package
-helm-package: helm ## Package both charts into _out/charts/*.tgz (push them with `helm push ... oci://<registry>`)
-	"$$(bash hack/setup-helm.sh 2>/dev/null)" package charts/ai-gateway-py-crds charts/ai-gateway-py --destination _out/charts
+helm-package: helm ## Package both charts into _out/charts/*.tgz (HELM_CHARTS_DIR=...), for `helm push <tgz> oci://<registry>/<repo>`
+	$(HELM) package charts/ai-gateway-py-crds charts/ai-gateway-py --destination $(HELM_CHARTS_DIR)
+
+.PHONY: registry
+registry: ## Build the CNCF Distribution OCI registry (go install) into the cache: the helm tests push charts to it
+	bash hack/setup-registry.sh >/dev/null
 
 .PHONY: kind-up
 kind-up: ## A real kind cluster: Envoy Gateway via helm with our extensionManager, then `make deploy` or AIGW_INSTALL=helm (needs docker)

@@ -80,9 +80,10 @@ class Helm:
         return done
 
     def template(
-        self, chart: Path, *args: str, release: str = "aigw", namespace: str = "default"
+        self, chart: Path | str, *args: str, release: str = "aigw", namespace: str = "default"
     ) -> list[dict[str, Any]]:
-        """``helm template`` of ``chart`` (more ``args``, e.g. ``--set k=v``): the rendered documents."""
+        """``helm template`` of ``chart`` (a directory, an archive or an ``oci://`` reference; more ``args``,
+        e.g. ``--set k=v``): the rendered documents."""
         done = self.run("template", release, str(chart), "--namespace", namespace, *args)
         return [d for d in yaml.safe_load_all(done.stdout) if d]
 
