@@ -100,24 +100,26 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}x" if value is not None and base else "-"
+
+
 def markdown_table(rows: Sequence[dict[str, Any]], details: dict[str, dict[str, Any]]) -> str:
-    """Per workload: one line per (load, picker), with p90 e2e relative to the EPP's in the same run."""
+    """Per workload: one line per (load, picker), with p90 TTFT and p90 e2e relative to the EPP's in the same
+    run (below 1: faster than the EPP)."""
     out: list[str] = []
     for workload in dict.fromkeys(r["workload"] for r in rows):
         out.append(f"\n**{workload}**\n")
         out.append(
-            "| load | picker | TTFT p50 / p90 / p99 ms | e2e p50 / p90 / p99 ms | p90 e2e ÷ EPP | req/s "
-            "| 429 | 5xx | ext_proc CPU µs/req | Envoy CPU µs/req |"
+            "| load | picker | TTFT p50 / p90 / p99 ms | e2e p50 / p90 / p99 ms | p90 TTFT, e2e ÷ EPP "
+            "| req/s | 429 | 5xx | ext_proc CPU µs/req | Envoy CPU µs/req |"
         )
         out.append("|---|---|---|---|---|---|---|---|---|---|")
         wrows = [r for r in rows if r["workload"] == workload]
         for r in wrows:
-            epp = next((x for x in wrows if x["load"] == r["load"] and x["picker"] == "epp"), None)
-            ratio = (
-                f"{r['e2e_p90_ms'] / epp['e2e_p90_ms']:.2f}x"
-                if epp and epp["e2e_p90_ms"] and r["e2e_p90_ms"] is not None
-                else "-"
-            )
+            epp = next((x for x in wrows if x["load"] == r["load"] and x["picker"] == "epp"), {})
+            ttft_ratio = _ratio(r["ttft_p90_ms"], epp.get("ttft_p90_ms"))
+            ratio = f"{ttft_ratio}, {_ratio(r['e2e_p90_ms'], epp.get('e2e_p90_ms'))}"
             d = details.get(f"{workload}/{r['load']}/{r['picker']}", {})
             out.append(
                 f"| {r['load']:.2f} | {r['picker']} "

@@ -87,6 +87,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--out", type=Path, help="where results go (default: bench/routing for the default full run)"
     )
     p.add_argument(
+        "--render",
+        type=Path,
+        metavar="DIR",
+        help="run nothing: redraw DIR's plot and bench/README.md's table from DIR's results and runinfo",
+    )
+    p.add_argument(
         "--quick",
         action="store_true",
         help="one workload (the first), load 0.8, 10 s replays: under 3 minutes",
@@ -226,29 +232,37 @@ def run(plan: Plan) -> None:
         "load_average_1m_at_end": round(os.getloadavg()[0], 1),
         "cpus": os.cpu_count(),
         "replicas": plan.replicas,
-        "sim": str(plan.sim_path.resolve().relative_to(REPO_ROOT))
-        if plan.sim_path.resolve().is_relative_to(REPO_ROOT)
-        else str(plan.sim_path),
+        "sim": _shown(plan.sim_path),
         "replay_seconds": plan.duration,
         "capacity_rps": capacities,
         "capacity_method": (
             f"least-request, a closed loop of {plan.replicas * plan.sim.max_num_seqs} requests in flight "
             f"(replicas x max_num_seqs) for {plan.capacity_duration:.0f} s; completions/s after a quarter"
         ),
+        "measured": time.strftime("%Y-%m-%d"),
         "runs": details,
     }
     (plan.out / "runinfo.json").write_text(json.dumps(info, indent=1) + "\n")
-    report.plot(rows, plan.out / "latency-vs-load.png")
-    if plan.update_readme:
-        table = report.markdown_table(rows, details)
-        header = (
-            f"Measured {time.strftime('%Y-%m-%d')}: {plan.replicas} replicas, "
-            f"{plan.duration:.0f} s per replay, "
-            f"capacity (req/s) {', '.join(f'{k} {v}' for k, v in capacities.items())}; the whole run took "
-            f"{elapsed / 60:.0f} min.\n"
-        )
-        README.write_text(report.replace_between_markers(README.read_text(), header + table))
+    render(plan.out, update_readme=plan.update_readme)
     _log(f"done in {elapsed:.0f} s; results in {plan.out}")
+
+
+def render(out: Path, *, update_readme: bool) -> None:
+    """The plot (into ``out``) and, with ``update_readme``, bench/README.md's table, from ``out``'s
+    results.json and runinfo.json."""
+    rows = json.loads((out / "results.json").read_text())
+    info = json.loads((out / "runinfo.json").read_text())
+    report.plot(rows, out / "latency-vs-load.png")
+    if update_readme:
+        caps = ", ".join(f"{k} {v}" for k, v in info["capacity_rps"].items())
+        minutes, load = info["duration_s"] / 60, info["load_average_1m_at_end"]
+        header = (
+            f"Measured {info.get('measured', '')}: {info['replicas']} replicas, "
+            f"{info['replay_seconds']:.0f} s per replay, capacity (req/s) {caps}; the whole run took "
+            f"{minutes:.0f} min (load average {load} on {info['cpus']} cores at its end).\n"
+        )
+        table = report.markdown_table(rows, info["runs"])
+        README.write_text(report.replace_between_markers(README.read_text(), header + table))
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
@@ -258,7 +272,11 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    plan = _plan(_parse_args(argv))
+    args = _parse_args(argv)
+    if args.render:
+        render(args.render, update_readme=True)
+        return 0
+    plan = _plan(args)
     run(plan)
     return 0
 
