@@ -99,8 +99,9 @@ fmt: setup ## Format and auto-fix with ruff
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: manifests
-manifests: setup ## Generate the CRDs (config/crd and the Helm chart's crds/) from the pydantic models in api/
+manifests: setup ## Generate the CRDs (config/crd, the CRD chart's crds/) from api/; copy config/rbac's ClusterRole into the chart
 	$(PY) -m api.crdgen config/crd charts/ai-gateway-py-crds/crds
+	cp config/rbac/role.yaml charts/ai-gateway-py/files/clusterrole.yaml
 
 .PHONY: generate
 generate: setup ## Regenerate controller/extensionserver/_generated (Envoy Gateway extension API) from its .proto

@@ -13,7 +13,7 @@ import yaml
 
 from tests.integration.controller.rbac import controller_works_with_only, leader_election_works_with_only
 from tests.integration.controller.test_deploy import kubectl_resource
-from tests.integration.helm.conftest import CHART, non_default
+from tests.integration.helm.values import CHART, non_default
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.dns import DnsServer
 from tests.realparts.helm import Helm, set_args

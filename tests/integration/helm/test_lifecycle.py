@@ -21,7 +21,7 @@ import yaml
 from controller.main import parse_args
 from tests.integration.controller import manifests
 from tests.integration.controller.test_deploy import kubectl_resource
-from tests.integration.helm.conftest import CHART, CRD_CHART
+from tests.integration.helm.values import CHART, CRD_CHART
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.helm import Helm, set_args
 

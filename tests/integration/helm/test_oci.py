@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.integration.helm.conftest import CHART, CRD_CHART, ROOT
+from tests.integration.helm.values import CHART, CRD_CHART, ROOT
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.helm import Helm
 from tests.realparts.registry import Registry

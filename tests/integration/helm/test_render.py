@@ -16,13 +16,12 @@ import pytest
 import yaml
 
 from controller.main import parse_args
-from tests.integration.helm.conftest import (
+from tests.integration.helm.values import (
     CHART,
     CHARTS,
     CRD_CHART,
     FLAGS,
     NAMESPACE,
-    NOT_A_VALUE,
     ROOT,
     flag_values,
     non_default,
@@ -31,8 +30,6 @@ from tests.realparts.controlplane import find_binaries
 from tests.realparts.helm import HELM_VERSION, Helm, set_args
 
 Doc = dict[str, Any]
-VALUES: Doc = yaml.safe_load((CHART / "values.yaml").read_text())
-SCHEMA: Doc = json.loads((CHART / "values.schema.json").read_text())
 
 
 def by_kind(docs: list[Doc]) -> dict[tuple[str, str], Doc]:
@@ -97,16 +94,6 @@ def test_the_helm_version_is_the_one_hack_builds(helm: Helm) -> None:
 
 
 # --- every flag a value
-
-
-def test_every_controller_flag_has_a_value_and_every_value_a_flag() -> None:
-    options = set(vars(parse_args([])))
-    assert options - NOT_A_VALUE == set(FLAGS), (
-        "aigw-controller's flags and the chart's controller values differ: give each new flag a value in "
-        "charts/ai-gateway-py (values.yaml, values.schema.json, templates/_helpers.tpl) and in FLAGS"
-    )
-    assert set(VALUES["controller"]) == {key for key, _, _ in FLAGS.values()}
-    assert set(SCHEMA["properties"]["controller"]["properties"]) == set(VALUES["controller"])
 
 
 def test_each_value_becomes_its_flag(helm: Helm) -> None:
@@ -191,31 +178,6 @@ def test_envoy_gateway_values_point_at_the_charts_service(helm: Helm) -> None:
 
 
 # --- the schema
-
-
-def schema_keys(schema: Doc, prefix: str = "") -> set[str]:
-    """Dotted keys of the schema's own objects (those with additionalProperties false)."""
-    keys = set()
-    for name, sub in schema.get("properties", {}).items():
-        keys.add(prefix + name)
-        if sub.get("additionalProperties") is False:
-            keys |= schema_keys(sub, f"{prefix}{name}.")
-    return keys
-
-
-def value_keys(values: Doc, schema: Doc, prefix: str = "") -> set[str]:
-    keys = set()
-    for name, value in values.items():
-        keys.add(prefix + name)
-        sub = schema.get("properties", {}).get(name, {})
-        if isinstance(value, dict) and sub.get("additionalProperties") is False:
-            keys |= value_keys(value, sub, f"{prefix}{name}.")
-    return keys
-
-
-def test_the_schema_describes_every_value_and_only_those() -> None:
-    assert set(SCHEMA["properties"]) - {"global"} == set(VALUES)
-    assert value_keys(VALUES, SCHEMA) <= schema_keys(SCHEMA)
 
 
 @pytest.mark.parametrize(

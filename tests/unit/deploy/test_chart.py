@@ -1,0 +1,49 @@
+"""The Helm charts agree with the code, checked without helm (tests/integration/helm renders them for
+real): every ``aigw-controller`` flag is a chart value that the chart's template turns into that flag, the
+schema describes exactly the values, and the chart's ClusterRole rules are config/rbac's (copied by
+``make manifests``). In the unit tier, so that a new flag or a changed RBAC rule fails where every change is
+tested."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from controller.main import parse_args
+from tests.integration.helm.values import CHART, FLAGS, NOT_A_VALUE, ROOT
+
+VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+SCHEMA: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
+HELPERS = (CHART / "templates" / "_helpers.tpl").read_text()
+
+
+def test_every_controller_flag_is_a_chart_value() -> None:
+    options = set(vars(parse_args([])))
+    missing, extra = options - NOT_A_VALUE - set(FLAGS), set(FLAGS) - options
+    assert not missing and not extra, (
+        f"aigw-controller options without a chart value: {sorted(missing)}, chart values without an option: "
+        f"{sorted(extra)}. Give each flag a value under controller: in charts/ai-gateway-py (values.yaml, "
+        "values.schema.json, the aigw.args template in templates/_helpers.tpl) and a row in "
+        "tests/integration/helm/values.py FLAGS (which the helm tests render and parse)."
+    )
+    assert set(VALUES["controller"]) == {key for key, _, _ in FLAGS.values()}
+    assert set(SCHEMA["properties"]["controller"]["properties"]) == set(VALUES["controller"])
+    for option, (key, _, _) in FLAGS.items():
+        flag = "--" + option.replace("_", "-")
+        assert flag in HELPERS and f"$c.{key}" in HELPERS, f"templates/_helpers.tpl sets no {flag} from {key}"
+
+
+def test_the_schema_describes_exactly_the_values() -> None:
+    assert set(SCHEMA["properties"]) - {"global"} == set(VALUES)
+    assert SCHEMA["additionalProperties"] is False, "a misspelt value must be refused, not ignored"
+
+
+def test_the_charts_cluster_role_is_config_rbacs() -> None:
+    copy = CHART / "files" / "clusterrole.yaml"
+    assert copy.read_text() == (ROOT / "config" / "rbac" / "role.yaml").read_text(), (
+        f"{copy.relative_to(ROOT)} differs from config/rbac/role.yaml: run `make manifests`"
+    )
+    template = (CHART / "templates" / "clusterrole.yaml").read_text()
+    assert '.Files.Get "files/clusterrole.yaml"' in template
