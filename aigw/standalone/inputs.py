@@ -25,6 +25,7 @@ USED_KINDS: dict[str, tuple[str, ...]] = {
     "Secret": ("",),
     "Service": ("",),
     "Gateway": ("gateway.networking.k8s.io",),
+    "ReferenceGrant": ("gateway.networking.k8s.io",),
 }
 """Kinds ``aigw run`` reads, with the API groups it accepts for each (``""`` is the core group)."""
 

@@ -29,6 +29,7 @@ from controller.translate import (
     Snapshot,
     build_gateway,
     eg_backend_endpoints,
+    extension_policy_spec,
     hostnames_to_resolve,
     render_filter_config,
 )
@@ -102,7 +103,12 @@ def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict
 
 
 def snapshot_of(
-    store: Store, *, gateway: ObjKey, gateway_object: Mapping[str, Any], dns: Mapping[str, DnsAnswer]
+    store: Store,
+    *,
+    gateway: ObjKey,
+    gateway_object: Mapping[str, Any],
+    dns: Mapping[str, DnsAnswer],
+    options: BuildOptions,
 ) -> Snapshot:
     """The reconcile's snapshot over the store: the Gateway's routes and every other object of the inputs."""
     routes = tuple(
@@ -116,6 +122,9 @@ def snapshot_of(
         for k in RouteView.of(r).refs_of_kind("InferencePool")
         if k in store.bodies("InferencePool")
     }
+    # aigw plays Envoy Gateway: it installs the ext_proc filter itself, from the policy the builders emit, so
+    # the policy is in place on its Gateway by construction (and on no other).
+    policy = {"metadata": {"namespace": gateway.namespace}, "spec": extension_policy_spec(gateway, options)}
     return Snapshot(
         gateway=gateway,
         gateway_object=gateway_object,
@@ -130,6 +139,8 @@ def snapshot_of(
         gateways=frozenset({gateway, *store.bodies("Gateway")}),
         pool_parents=pool_parents,
         dns=dns,
+        grants=tuple(store.bodies("ReferenceGrant").values()),
+        extension_policies={gateway: policy},
     )
 
 
@@ -137,7 +148,7 @@ def hostnames(
     store: Store, *, gateway: ObjKey, gateway_object: Mapping[str, Any], options: BuildOptions
 ) -> list[str]:
     """The DNS names the filter config needs (pool members' FQDNs), as the controller computes them."""
-    snap = snapshot_of(store, gateway=gateway, gateway_object=gateway_object, dns={})
+    snap = snapshot_of(store, gateway=gateway, gateway_object=gateway_object, dns={}, options=options)
     return hostnames_to_resolve(snap, options)
 
 
@@ -150,7 +161,7 @@ def translate(
     dns: Mapping[str, DnsAnswer],
 ) -> Translation:
     """Run the controller's ``build_gateway`` over the store and turn its HTTPRoutes into Envoy config."""
-    snap = snapshot_of(store, gateway=gateway, gateway_object=gateway_object, dns=dns)
+    snap = snapshot_of(store, gateway=gateway, gateway_object=gateway_object, dns=dns, options=options)
     build = build_gateway(snap, options)
     if build.filter_config is None:  # pragma: no cover - snapshot_of always provides a Gateway object
         raise RuntimeError(f"no filter config built for Gateway {gateway}")

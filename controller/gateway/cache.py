@@ -12,7 +12,9 @@ AIServiceBackend             ``service``          its backendRef, when a Service
 AIServiceBackend             ``egbackend``        its backendRef, when an Envoy Gateway Backend
 AIServiceBackend             ``policy``           its BackendSecurityPolicy
 AIServiceBackend             ``label``            each ``key=value`` of its labels
+AIServiceBackend             ``foreign-namespace`` its backendRef's namespace, when another one (a grant's)
 BackendSecurityPolicy        ``secret``           the Secrets it reads
+BackendSecurityPolicy        ``foreign-namespace`` the namespaces of the Secrets it reads in another one
 InferenceModel               ``pool``             its poolRef
 InferencePool                ``selector``         each ``key=value`` of its selector (``""`` when empty)
 owned objects                ``owner-gateway``    the Gateway in its ownerReferences
@@ -26,11 +28,11 @@ the frozen input of the builders for one Gateway.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller.runtime import Store
-from controller.translate import BuildOptions, ObjKey, Snapshot
+from controller.translate import BuildOptions, ObjKey, Snapshot, extproc_name
 from controller.translate import views as v
 from controller.translate.views import BackendView, ModelView, PolicyView, PoolView, RouteView
 
@@ -44,6 +46,7 @@ IDX_SECRET = "secret"
 IDX_OWNER_GATEWAY = "owner-gateway"
 IDX_SELECTOR = "selector"
 IDX_LABEL = "label"
+IDX_FOREIGN_NS = "foreign-namespace"
 
 Obj = dict[str, Any]
 
@@ -87,6 +90,17 @@ def backend_policies(obj: Obj) -> list[str]:
 
 def policy_secrets(obj: Obj) -> list[str]:
     return [str(u.secret) for u in PolicyView.of(obj).uses]
+
+
+def backend_foreign_namespaces(obj: Obj) -> list[str]:
+    """The backendRef's namespace when it is not the backend's: where a ReferenceGrant must allow it."""
+    b = BackendView.of(obj)
+    return [b.backend_ref.namespace] if b.backend_ref.namespace != b.key.namespace else []
+
+
+def policy_foreign_namespaces(obj: Obj) -> list[str]:
+    p = PolicyView.of(obj)
+    return sorted({u.secret.namespace for u in p.uses if u.secret.namespace != p.key.namespace})
 
 
 def pool_selector(obj: Obj) -> list[str]:
@@ -142,6 +156,13 @@ class Caches:
     eg_backends: Store
     pools: Store = field(default_factory=lambda: _store_with(IDX_SELECTOR))
     models: Store = field(default_factory=lambda: _store_with(IDX_POOL))
+    grants: Store = field(default_factory=Store)
+    """ReferenceGrants."""
+    extension_policies: Store = field(default_factory=Store)
+    """Our EnvoyExtensionPolicies (one per Gateway, in its namespace), with Envoy Gateway's status."""
+    refused_policies: dict[ObjKey, str] = field(default_factory=dict)
+    """Gateway → the API server's message, for each Gateway whose EnvoyExtensionPolicy was refused at the last
+    attempt (the reconcile keeps it; every snapshot reads it)."""
 
     @staticmethod
     def add_indexes(
@@ -160,7 +181,9 @@ class Caches:
         backends(IDX_EGBACKEND, backend_eg_backends)
         backends(IDX_POLICY, backend_policies)
         backends(IDX_LABEL, backend_labels)
+        backends(IDX_FOREIGN_NS, backend_foreign_namespaces)
         policies(IDX_SECRET, policy_secrets)
+        policies(IDX_FOREIGN_NS, policy_foreign_namespaces)
         if models is not None:
             models(IDX_POOL, model_pools)
         if pools is not None:
@@ -235,7 +258,18 @@ class Caches:
             return self.gateways_for_pool_key(ModelView.of(obj).pool_key)
         if kind == "HTTPRoute":
             return {_key(g) for g in httproute_parents(obj)}
+        if kind == "ReferenceGrant":
+            return self.gateways_for_backends(self.backends_granted(obj))
         return {_key(g) for g in owner_gateways(obj)}
+
+    def backends_granted(self, grant: Obj) -> list[Obj]:
+        """The AIServiceBackends that refer into the grant's namespace, directly or through their policy: the
+        objects whose status a grant may change."""
+        ns = v.key_of(grant).namespace
+        out = {str(v.key_of(b)): b for b in self.backends.by_index(IDX_FOREIGN_NS, ns)}
+        for p in self.policies.by_index(IDX_FOREIGN_NS, ns):
+            out.update((str(v.key_of(b)), b) for b in self.backends.by_index(IDX_POLICY, str(v.key_of(p))))
+        return list(out.values())
 
     # --- snapshots
 
@@ -262,12 +296,33 @@ class Caches:
             return self._collect(gateway=gw, pool_keys={k})
         if kind == "InferenceModel":
             snap = self._collect(gateway=gw, pool_keys={ModelView.of(obj).pool_key})
-            if not snap.models:
-                return Snapshot(gateway=gw, models=(obj,))
-            return snap
+            return snap if snap.models else replace(snap, models=(obj,))
         if kind == "BackendSecurityPolicy":
-            return Snapshot(gateway=gw, security_policies={k: obj}, secrets=self._secrets_of([obj]))
+            return Snapshot(
+                gateway=gw,
+                security_policies={k: obj},
+                secrets=self._secrets_of([obj]),
+                grants=self._grants_of([], [obj]),
+            )
         raise ValueError(f"no object snapshot for kind {kind}")
+
+    def _grants_of(self, backends: Iterable[Obj], policies: Iterable[Obj]) -> tuple[Obj, ...]:
+        """The ReferenceGrants of the namespaces these objects refer into from another one."""
+        namespaces = {ns for b in backends for ns in backend_foreign_namespaces(b)}
+        namespaces |= {ns for p in policies for ns in policy_foreign_namespaces(p)}
+        return tuple(g for ns in sorted(namespaces) for g in self.grants.list(ns))
+
+    def policy_refusals(self, gateways: Iterable[ObjKey]) -> dict[ObjKey, str]:
+        """The API server's refusals of these Gateways' EnvoyExtensionPolicies (see ``refused_policies``)."""
+        return {k: m for k in gateways if (m := self.refused_policies.get(k)) is not None}
+
+    def _policies_of_gateways(self, gateways: Iterable[ObjKey]) -> dict[ObjKey, Obj]:
+        out: dict[ObjKey, Obj] = {}
+        for gw in gateways:
+            obj = self.extension_policies.get(f"{gw.namespace}/{extproc_name(gw.name)}")
+            if obj is not None:
+                out[gw] = obj
+        return out
 
     def _secrets_of(self, policies: Iterable[Obj]) -> dict[ObjKey, dict[str, str]]:
         out: dict[ObjKey, dict[str, str]] = {}
@@ -297,14 +352,14 @@ class Caches:
         models: list[Obj] = []
         if self.options.enable_inference_extension:
             for pk in sorted(pool_keys or ()):
+                # a missing pool's models too: their status must say the pool is gone
+                models.extend(self.models.by_index(IDX_POOL, str(pk)))
                 p = self.pools.get(str(pk))
                 if p is None:
                     continue
                 pools[pk] = p
-                pv = PoolView.of(p)
-                for b in self.backends_selected(pv):
+                for b in self.backends_selected(PoolView.of(p)):
                     backends[v.key_of(b)] = b
-                models.extend(self.models.by_index(IDX_POOL, str(pk)))
         services: dict[ObjKey, Obj] = {}
         eg_backends: dict[ObjKey, Obj] = {}
         policies: dict[ObjKey, Obj] = {}
@@ -337,4 +392,7 @@ class Caches:
             models=tuple(models),
             gateways=existing,
             pool_parents=pool_parents,
+            grants=self._grants_of(backends.values(), policies.values()),
+            extension_policies=self._policies_of_gateways(existing),
+            refused_policies=self.policy_refusals(existing),
         )

@@ -29,6 +29,7 @@ ENVOYEXTENSIONPOLICIES: Final = Resource(
     EG_GROUP, EG_VERSION, "envoyextensionpolicies", "EnvoyExtensionPolicy"
 )
 HTTPROUTEFILTERS: Final = Resource(EG_GROUP, EG_VERSION, "httproutefilters", "HTTPRouteFilter")
+REFERENCEGRANTS: Final = Resource(GATEWAY_GROUP, "v1beta1", "referencegrants", "ReferenceGrant")
 
 BY_KIND: Final = {
     r.kind: r
@@ -42,7 +43,7 @@ BY_KIND: Final = {
 
 REQUIRED: Final = (
     AIGATEWAYROUTES, AISERVICEBACKENDS, BACKENDSECURITYPOLICIES, GATEWAYS, HTTPROUTES, EG_BACKENDS,
-    ENVOYEXTENSIONPOLICIES, HTTPROUTEFILTERS,
+    ENVOYEXTENSIONPOLICIES, HTTPROUTEFILTERS, REFERENCEGRANTS,
 )  # fmt: skip
 """CRD-backed kinds the controller needs in every mode."""
 

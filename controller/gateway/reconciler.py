@@ -25,7 +25,7 @@ import itertools
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -52,6 +52,7 @@ from controller.translate import (
     ObjectStatus,
     ObjKey,
     build_gateway,
+    contains,
     hostnames_to_resolve,
     resolve,
 )
@@ -78,19 +79,6 @@ PRUNED_KINDS = ("ConfigMap", "Secret", "Deployment", "Service", "EnvoyExtensionP
 """Kinds of per-Gateway objects, listed by the ``owner-gateway`` index for pruning."""
 
 
-def contains(want: Any, have: Any) -> bool:
-    """Whether ``have`` holds every field of ``want`` with the same value (lists: same length, item-wise;
-    an empty map or list in ``want`` also matches a missing field)."""
-    if isinstance(want, dict):
-        # The API server drops empty maps and lists (a Secret with no data has no ``data``).
-        return isinstance(have, dict) and all(
-            contains(x, have[k]) if k in have else x in ({}, []) for k, x in want.items()
-        )
-    if isinstance(want, list):
-        return isinstance(have, list) and len(want) == len(have) and all(map(contains, want, have))
-    return bool(want == have)
-
-
 def _hash(obj: Obj) -> str | None:
     return ((obj.get("metadata") or {}).get("annotations") or {}).get(n.DESIRED_HASH_ANNOTATION)
 
@@ -106,6 +94,14 @@ def _route_owner(hr: Obj) -> str:
 
 def _is_ours(obj: Obj) -> bool:
     return ((obj.get("metadata") or {}).get("labels") or {}).get(n.MANAGED_BY_KEY) == n.MANAGED_BY
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An object the API server refused to store: its kind, and the API server's message."""
+
+    kind: str
+    message: str
 
 
 class ControllerMetrics:
@@ -178,7 +174,14 @@ class GatewayReconciler:
         t.append(time.perf_counter())
         build = build_gateway(snap, self.options)
         t.append(time.perf_counter())
-        rejected = await self.apply(build, gw)
+        # The Gateway's own objects first (a Deployment must find its ConfigMap; the HTTPRoutes follow the
+        # EnvoyExtensionPolicy). If the API server refused the policy, or takes it again after a refusal, the
+        # routes' attachment changed: build again (pure and quick) before the HTTPRoutes go out.
+        rejected = await self.apply(build.gateway_objects, gw)
+        if self._note_policy_refusal(gw, build, rejected):
+            snap = replace(snap, refused_policies=self.caches.policy_refusals(snap.gateways))
+            build = build_gateway(snap, self.options)
+        rejected += await self.apply((*build.filters, *build.http_routes), gw)
         await self.prune(gw, build)
         t.append(time.perf_counter())
         await self.write_statuses(build.statuses)
@@ -196,13 +199,24 @@ class GatewayReconciler:
 
     # --- apply and prune
 
-    async def apply(self, build: GatewayBuild, gw: ObjKey) -> list[str]:
-        """Apply every desired object; the objects the API server rejected (400/422), each already reported
+    def _note_policy_refusal(self, gw: ObjKey, build: GatewayBuild, rejected: list[Rejection]) -> bool:
+        """Record whether the API server refused ``gw``'s EnvoyExtensionPolicy (every snapshot reads it, so
+        the reconciles of the other Gateways of a route agree); whether that changed."""
+        wanted = any(o["kind"] == "EnvoyExtensionPolicy" for o in build.gateway_objects)
+        message = next((r.message for r in rejected if r.kind == "EnvoyExtensionPolicy"), None)
+        before = self.caches.refused_policies.get(gw)
+        if wanted and message is not None:
+            self.caches.refused_policies[gw] = message
+        else:
+            self.caches.refused_policies.pop(gw, None)
+        return before != self.caches.refused_policies.get(gw)
+
+    async def apply(self, objects: Iterable[Obj], gw: ObjKey) -> list[Rejection]:
+        """Apply ``objects`` in order; the objects the API server rejected (400/422), each already reported
         with a Warning Event ``ApplyRejected`` (on the AIGatewayRoute of an HTTPRoute, else on the Gateway), a
         log line and ``aigw_controller_apply_rejections_total{kind}``. Other errors are raised (retried)."""
-        rejected: list[str] = []
-        # The config first: a Deployment rolled for a new config uuid must find the ConfigMap already there.
-        for obj in (*build.gateway_objects, *build.filters, *build.http_routes):
+        rejected: list[Rejection] = []
+        for obj in objects:
             try:
                 await self.apply_one(obj)
             except ApiError as e:
@@ -210,7 +224,7 @@ class GatewayReconciler:
                     raise
                 md = obj["metadata"]
                 msg = f"the API server rejected {obj['kind']} {md['namespace']}/{md['name']}: {e.message}"
-                rejected.append(msg)
+                rejected.append(Rejection(obj["kind"], e.message))
                 self.metrics.apply_rejections.labels(obj["kind"]).inc()
                 log.error("Gateway %s: %s", gw, msg)
                 target = None

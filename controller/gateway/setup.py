@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.cache import (
     IDX_EGBACKEND,
+    IDX_FOREIGN_NS,
     IDX_GATEWAY,
     IDX_OWNER_GATEWAY,
     IDX_POLICY,
@@ -71,14 +72,16 @@ class SpecChanged:
     """Pass creates, deletes, and updates that change anything but status, resourceVersion and
     managedFields."""
 
-    @staticmethod
-    def _strip(obj: Obj) -> Obj:
+    keep_status: ClassVar[bool] = False
+
+    def _strip(self, obj: Obj) -> Obj:
         md = {
             k: x
             for k, x in (obj.get("metadata") or {}).items()
             if k not in ("resourceVersion", "managedFields")
         }
-        return {**{k: x for k, x in obj.items() if k != "status"}, "metadata": md}
+        body = obj if self.keep_status else {k: x for k, x in obj.items() if k != "status"}
+        return {**body, "metadata": md}
 
     def create(self, obj: Obj) -> bool:
         return True
@@ -88,6 +91,12 @@ class SpecChanged:
 
     def delete(self, obj: Obj) -> bool:
         return True
+
+
+class AnyChange(SpecChanged):
+    """Pass every change but a bare resourceVersion or managedFields bump (status changes included)."""
+
+    keep_status = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,6 +152,7 @@ class Informers:
     policies_ext: Informer
     httproutes: Informer
     filters: Informer
+    grants: Informer
 
     def owned(self) -> dict[str, Store]:
         """The stores of the kinds a Gateway's reconcile writes and prunes, by kind."""
@@ -168,6 +178,8 @@ class Informers:
             secrets=self.secrets.store,
             services=self.services.store,
             eg_backends=self.eg_backends.store,
+            grants=self.grants.store,
+            extension_policies=self.policies_ext.store,
         )
         if self.pools is not None and self.models is not None:
             caches.pools, caches.models = self.pools.store, self.models.store
@@ -198,6 +210,7 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
         policies_ext=inf(kinds.ENVOYEXTENSIONPOLICIES, owned=True),
         httproutes=inf(kinds.HTTPROUTES, owned=True),
         filters=inf(kinds.HTTPROUTEFILTERS, owned=True),
+        grants=inf(kinds.REFERENCEGRANTS),
     )
     Caches.add_indexes(
         routes=infs.routes.add_indexer,
@@ -244,8 +257,11 @@ def watch_gateways(
     ]  # fmt: skip
     if infs.pools is not None and infs.models is not None:
         watched += [(infs.pools, "InferencePool"), (infs.models, "InferenceModel")]
+    watched.append((infs.grants, "ReferenceGrant"))
     for informer, kind in watched:
-        gw_ctrl.watch(informer, EnqueueRequestsFromMapFunc(to_gateways(kind)), SpecChanged())
+        # Envoy Gateway's verdict on our EnvoyExtensionPolicy is in its status: let status changes through
+        pred = AnyChange() if kind == "EnvoyExtensionPolicy" else SpecChanged()
+        gw_ctrl.watch(informer, EnqueueRequestsFromMapFunc(to_gateways(kind)), pred)
 
 
 def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler: GatewayReconciler) -> None:
@@ -277,6 +293,7 @@ def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler:
     backend_also(infs.services, by(backends.store.by_index, IDX_SERVICE))
     backend_also(infs.eg_backends, by(backends.store.by_index, IDX_EGBACKEND))
     backend_also(policies, by(backends.store.by_index, IDX_POLICY))
+    backend_also(infs.grants, caches.backends_granted)
     backend_also(
         secrets,
         lambda o: [b for p in policies.store.by_index(IDX_SECRET, str(v.key_of(o)))
@@ -284,10 +301,14 @@ def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler:
     )  # fmt: skip
     policy_also = status_controller("BackendSecurityPolicy", policies)
     policy_also(secrets, by(policies.store.by_index, IDX_SECRET))
+    policy_also(infs.grants, lambda g: policies.store.by_index(IDX_FOREIGN_NS, v.key_of(g).namespace))
     pools, models, routes = infs.pools, infs.models, infs.routes
     if pools is not None and models is not None:
         pool_also = status_controller("InferencePool", pools)
         pool_also(backends, caches.pools_selecting)
+        pool_also(
+            infs.grants, lambda g: [p for b in caches.backends_granted(g) for p in caches.pools_selecting(b)]
+        )
         # status.parent follows the routes that reference the pool and the Gateways they target
         pool_also(routes, lambda o: [p for k in route_pools(o) if (p := pools.store.get(k)) is not None])
         pool_also(

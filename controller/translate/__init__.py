@@ -32,6 +32,7 @@ the Gateway's namespace; an HTTPRoute is named like its AIGatewayRoute; the HTTP
 ``ai-eg-host-rewrite``.
 """
 
+from controller.translate.attachment import contains, extension_policy_spec
 from controller.translate.config import (
     build_filter_config,
     config_hash,
@@ -79,7 +80,9 @@ __all__ = [
     "build_http_routes",
     "clamp_requeue",
     "config_hash",
+    "contains",
     "eg_backend_endpoints",
+    "extension_policy_spec",
     "extproc_name",
     "hostnames_to_resolve",
     "render_filter_config",

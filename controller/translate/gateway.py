@@ -66,8 +66,9 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
 
     With no Gateway object, no per-Gateway object is wanted (the reconcile prunes what it owned), but the
     statuses of the objects that named it are still computed, and the HTTPRoutes of routes that still have
-    another existing Gateway are still wanted (a route's HTTPRoutes are wanted exactly when it is Accepted,
-    whichever of its Gateways builds them, so reconciles of different Gateways never undo each other).
+    another existing Gateway are still wanted (a route's HTTPRoutes are wanted exactly when nothing keeps it
+    from being served and some Gateway of it has its ext_proc attached, whichever of its Gateways builds
+    them, so reconciles of different Gateways never undo each other).
     """
     res = resolve(snap, options)
     statuses = tuple(res.statuses(snap))
@@ -76,7 +77,7 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
         k: tuple(m.backend for m in p.members) for k, p in res.pools.items()
     }
     uids = {key_of(o): uid(o) for o in snap.routes}
-    accepted = [r for r in res.routes if not r.accepted]
+    accepted = [r for r in res.routes if not r.accepted and r.attached]
     routes = tuple(
         hr
         for r in accepted
@@ -109,11 +110,7 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
     if options.extproc_address is not None:
         objs.append(build_extproc_backend(snap, options))
     else:
-        objs.append(
-            build_extproc_deployment(
-                snap, options, config_uuid=cfg.uuid, auth_data=auth, routes=[r.view for r in res.routes]
-            )
-        )
+        objs.append(build_extproc_deployment(snap, options, routes=[r.view for r in res.routes]))
         objs.append(build_extproc_service(snap))
     used_hosts = hostnames_to_resolve(snap, options, res)
     ttls = [snap.dns[h].ttl for h in used_hosts if h in snap.dns]

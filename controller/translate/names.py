@@ -46,7 +46,6 @@ GATEWAY_NAME_LABEL: Final = "aigateway.envoyproxy.io/gateway-name"
 APP_NAME_LABEL: Final = "app.kubernetes.io/name"
 APP_INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
 EXTPROC_APP: Final = "ai-eg-extproc"
-CONFIG_UUID_ANNOTATION: Final = "aigateway.envoyproxy.io/extproc-config-uuid"
 DESIRED_HASH_ANNOTATION: Final = "aigateway.envoyproxy.io/desired-hash"
 """Hash of what the controller last applied; an object whose live copy carries the same hash is not
 rewritten."""

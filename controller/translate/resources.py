@@ -13,6 +13,7 @@ import orjson
 from api import headers
 from api.filterconfig import CONFIG_KEY
 from controller.translate import names as n
+from controller.translate.attachment import extension_policy_spec
 from controller.translate.names import ObjKey
 from controller.translate.snapshot import BuildOptions, Obj, Snapshot
 from controller.translate.status import BackendResolution, RouteResolution
@@ -100,7 +101,7 @@ ROUTE_NAME_LABEL = "aigateway.envoyproxy.io/route-name"
 
 
 def build_http_route(
-    route: RouteResolution | RouteView,
+    route: RouteResolution,
     *,
     route_uid: str,
     backends: Mapping[ObjKey, BackendResolution],
@@ -114,15 +115,17 @@ def build_http_route(
 
 
 def build_http_routes(
-    route: RouteResolution | RouteView,
+    route: RouteResolution,
     *,
     route_uid: str,
     backends: Mapping[ObjKey, BackendResolution],
     pool_members: Mapping[ObjKey, tuple[BackendResolution, ...]],
     options: BuildOptions,
 ) -> list[Json]:
-    """The HTTPRoutes of one AIGatewayRoute. They depend on the route and its backends only (never on which
-    Gateway's reconcile builds them), so reconciles of different Gateways always agree on them.
+    """The HTTPRoutes of one AIGatewayRoute. They depend on the route, its backends and the attachment of its
+    Gateways' ext_procs only (never on which Gateway's reconcile builds them), so reconciles of different
+    Gateways always agree on them. Parents: the route's Gateways whose ext_proc is attached
+    (``route.attached``, see ``controller.translate.attachment``), never the others.
 
     An HTTPRoute holds at most 16 rules, an AIGatewayRoute up to 128 backends: the rules are cut into
     HTTPRoutes
@@ -137,7 +140,7 @@ def build_http_routes(
     ``options.pool_request_timeout``); and a final catch-all on path ``/`` without backends, so that a request
     the ext_proc did not route still reaches the ext_proc, which answers it (404).
     """
-    view = route.view if isinstance(route, RouteResolution) else route
+    view = route.view
     rules: list[Json] = []
     for k in view.refs_of_kind("AIServiceBackend"):
         b = backends.get(k)
@@ -186,6 +189,7 @@ def build_http_routes(
             **({"sectionName": t.section_name} if t.section_name else {}),
         }
         for t in view.target_refs
+        if t.is_gateway and ObjKey(view.key.namespace, t.name) in route.attached
     ]
     owners = (
         [
@@ -222,14 +226,8 @@ def build_http_routes(
 
 
 def build_extension_policy(snap: Snapshot, options: BuildOptions) -> Json:
-    """Attach the Gateway's ext_proc to the Gateway: request body buffered (the model is read from it),
-    response
-    body buffered with ``allowModeOverride`` (the ext_proc switches streamed responses to STREAMED), metadata
-    namespace ``io.envoy.ai_gateway`` writable (token costs)."""
+    """The Gateway's EnvoyExtensionPolicy (spec: ``extension_policy_spec``)."""
     name = n.extproc_name(snap.gateway.name)
-    ref: Json = {"name": name, "port": n.EXTPROC_GRPC_PORT}
-    if options.extproc_address is not None:
-        ref = {"group": n.EG_GROUP, "kind": "Backend", "name": name, "port": options.extproc_address.port}
     return with_desired_hash(
         {
             "apiVersion": f"{n.EG_GROUP}/{n.EG_VERSION}",
@@ -237,21 +235,7 @@ def build_extension_policy(snap: Snapshot, options: BuildOptions) -> Json:
             "metadata": _meta(
                 name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
             ),
-            "spec": {
-                "targetRefs": [{"group": n.GATEWAY_GROUP, "kind": "Gateway", "name": snap.gateway.name}],
-                "extProc": [
-                    {
-                        "backendRefs": [ref],
-                        "processingMode": {
-                            "allowModeOverride": True,
-                            "request": {"body": "Buffered"},
-                            "response": {"body": "Buffered"},
-                        },
-                        "messageTimeout": options.message_timeout,
-                        "metadata": {"writableNamespaces": [headers.METADATA_NAMESPACE]},
-                    }
-                ],
-            },
+            "spec": extension_policy_spec(snap.gateway, options),
         }
     )
 
@@ -369,17 +353,19 @@ def build_extproc_deployment(
     snap: Snapshot,
     options: BuildOptions,
     *,
-    config_uuid: str,
-    auth_data: Mapping[str, str],
     routes: list[RouteView],
 ) -> Json:
-    """The Gateway's ext_proc: mounts the config ConfigMap and the auth Secret; its pod template carries the
-    config uuid (and a hash of the credentials) so that a change rolls the pods even if file reloading lags.
-    Replicas and resources come from the first route (oldest) that sets ``filterConfig.externalProcessor``."""
+    """The Gateway's ext_proc: mounts the config ConfigMap and the auth Secret (always, even empty, so that a
+    first credential needs no new volume).
+
+    The pod template holds nothing that changes with the config or the credentials: the ext_proc re-reads
+    the mounted files when they change (the kubelet updates them in place), so a config change (DNS answers
+    included) or a rotated key never restarts the pods. What does need a restart changes the template by
+    itself: the image, the arguments, the resources. Replicas and resources come from the first route
+    (oldest) that sets ``filterConfig.externalProcessor``."""
     name = n.extproc_name(snap.gateway.name)
     replicas = next((r.replicas for r in routes if r.replicas is not None), 1)
     resources = next((r.resources for r in routes if r.resources is not None), None)
-    auth_hash = hashlib.sha256(orjson.dumps(dict(auth_data), option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
     container: Json = {
         "name": "extproc",
         "image": options.extproc_image,
@@ -406,10 +392,11 @@ def build_extproc_deployment(
     }
     if resources:
         container["resources"] = dict(resources)
-    volumes: list[Json] = [{"name": "config", "configMap": {"name": name}}]
-    if auth_data:
-        container["volumeMounts"].append({"name": "auth", "mountPath": options.auth_dir, "readOnly": True})
-        volumes.append({"name": "auth", "secret": {"secretName": name}})
+    container["volumeMounts"].append({"name": "auth", "mountPath": options.auth_dir, "readOnly": True})
+    volumes: list[Json] = [
+        {"name": "config", "configMap": {"name": name}},
+        {"name": "auth", "secret": {"secretName": name}},
+    ]
     labels = {**n.gateway_labels(snap.gateway), **n.extproc_selector(snap.gateway)}
     return with_desired_hash(
         {
@@ -420,13 +407,7 @@ def build_extproc_deployment(
                 "replicas": replicas,
                 "selector": {"matchLabels": n.extproc_selector(snap.gateway)},
                 "template": {
-                    "metadata": {
-                        "labels": labels,
-                        "annotations": {
-                            n.CONFIG_UUID_ANNOTATION: config_uuid,
-                            "aigateway.envoyproxy.io/auth-hash": auth_hash,
-                        },
-                    },
+                    "metadata": {"labels": labels},
                     "spec": {
                         "containers": [container],
                         "volumes": volumes,

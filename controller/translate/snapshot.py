@@ -95,6 +95,11 @@ class Snapshot:
     - ``pool_parents``: for each pool, every Gateway that reaches it through some route (for
     ``status.parent``).
     - ``dns``: answers for the hostnames in ``hostnames_to_resolve(snapshot)``.
+    - ``grants``: the ReferenceGrants of every namespace the objects above refer into from another one.
+    - ``extension_policies``: for each Gateway the routes target, its EnvoyExtensionPolicy as stored (with
+      Envoy Gateway's ``status.ancestors``), when it exists; ``refused_policies``: for each Gateway whose
+      policy the API server refused at the last attempt, the API server's message. A route's HTTPRoutes
+      attach only to Gateways whose policy is in place (``controller.translate.extproc``).
     """
 
     gateway: ObjKey
@@ -110,6 +115,9 @@ class Snapshot:
     gateways: frozenset[ObjKey] = frozenset()
     pool_parents: Mapping[ObjKey, tuple[ObjKey, ...]] = field(default_factory=dict)
     dns: Mapping[str, DnsAnswer] = field(default_factory=dict)
+    grants: tuple[Obj, ...] = ()
+    extension_policies: Mapping[ObjKey, Obj] = field(default_factory=dict)
+    refused_policies: Mapping[ObjKey, str] = field(default_factory=dict)
 
 
 def clamp_requeue(seconds: float) -> float:

@@ -14,12 +14,13 @@ Reasons (``Accepted`` / ``ResolvedRefs``, positive polarity, True reason = the t
   when an ``llmRequestCosts`` CEL expression does not compile (the message has the compiler's error; that
   cost is left out, the rest of the route is served), else False ``Valid``.
 - AIServiceBackend: ``ResolvedRefs`` False ``InvalidKind`` (backendRef not a Service or EG Backend, or a
-  security policy ref of another kind), ``BackendNotFound`` (Service/Backend missing),
-  ``SecurityPolicyNotFound``,
-  ``SecretNotFound`` (through its policy).
+  security policy ref of another kind), ``RefNotPermitted`` (the Service/Backend, or its policy's Secret, is
+  in another namespace and no ReferenceGrant allows it; the message names the grant), ``BackendNotFound``
+  (Service/Backend missing), ``SecurityPolicyNotFound``, ``SecretNotFound`` (through its policy).
 - BackendSecurityPolicy: ``Accepted`` False ``UnsupportedValue``, or ``Unsupported`` for the methods that
   need credential rotation (AWS ``oidcExchangeToken``, ``AzureCredentials``); ``ResolvedRefs`` False
-  ``SecretNotFound`` (the Secret, or the key in it, is missing; the message names both).
+  ``RefNotPermitted`` (a Secret in another namespace without a ReferenceGrant), ``SecretNotFound`` (the
+  Secret, or the key in it, is missing; the message names both).
 - InferencePool, per parent Gateway: ``Accepted`` True; ``ResolvedRefs`` False ``InvalidExtensionRef``,
   ``PortMismatch`` (names the backend and the object with the wrong port), ``BackendNotFound`` (the selector
   matches nothing usable), ``DNSResolutionFailed`` (a member's hostname never resolved).
@@ -35,8 +36,15 @@ from typing import Final
 
 from api.costexpr import CostExpressionError, compile_cost
 from controller.translate import views
-from controller.translate.names import AIGW_GROUP, INFERENCE_GROUP, ObjKey, service_hostname
-from controller.translate.snapshot import BuildOptions, DnsAnswer, Snapshot
+from controller.translate.attachment import EXTENSION_POLICY_NOT_ACCEPTED, Attachment, attachment
+from controller.translate.grants import REF_NOT_PERMITTED, Ref, permitted
+from controller.translate.names import (
+    AIGW_GROUP,
+    INFERENCE_GROUP,
+    ObjKey,
+    service_hostname,
+)
+from controller.translate.snapshot import BuildOptions, DnsAnswer, Obj, Snapshot
 from controller.translate.views import (
     BackendView,
     EgEndpoint,
@@ -111,10 +119,17 @@ def _cond(typ: str, problems: list[Problem], ok_message: str) -> Cond:
 # --- BackendSecurityPolicy
 
 
-def policy_problems(policy: PolicyView, secrets: Mapping[ObjKey, Mapping[str, str]]) -> list[Problem]:
-    """What keeps a policy from providing credentials (the Secret, or the key in it, missing)."""
+def policy_problems(
+    policy: PolicyView, secrets: Mapping[ObjKey, Mapping[str, str]], grants: Iterable[Obj]
+) -> list[Problem]:
+    """What keeps a policy from providing credentials: a Secret in another namespace without a
+    ReferenceGrant, the Secret, or the key in it, missing."""
     out: list[Problem] = []
     for use in policy.uses:
+        ref = Ref(AIGW_GROUP, KIND_POLICY, policy.key.namespace, "", "Secret", use.secret)
+        if not permitted(ref, grants):
+            out.append(Problem(REF_NOT_PERMITTED, ref.missing_grant()))
+            continue
         data = secrets.get(use.secret)
         if data is None:
             out.append(Problem("SecretNotFound", f"Secret {use.secret} not found"))
@@ -123,13 +138,15 @@ def policy_problems(policy: PolicyView, secrets: Mapping[ObjKey, Mapping[str, st
     return out
 
 
-def policy_status(policy: PolicyView, secrets: Mapping[ObjKey, Mapping[str, str]]) -> ObjectStatus:
+def policy_status(policy: PolicyView, snap: Snapshot) -> ObjectStatus:
     accepted = (
         Cond(ACCEPTED, "False", policy.unsupported_reason, policy.unsupported)
         if policy.unsupported
         else _true(ACCEPTED, f"{policy.type} policy accepted")
     )
-    resolved = _cond(RESOLVED_REFS, policy_problems(policy, secrets), "all referenced Secrets found")
+    resolved = _cond(
+        RESOLVED_REFS, policy_problems(policy, snap.secrets, snap.grants), "all referenced Secrets found"
+    )
     return ObjectStatus(KIND_POLICY, policy.key, policy.generation, (accepted, resolved))
 
 
@@ -149,7 +166,17 @@ class BackendResolution:
 def resolve_backend(backend: BackendView, snap: Snapshot) -> BackendResolution:
     problems: list[Problem] = []
     ref = backend.backend_ref
-    if ref.is_service:
+    grant_ref = Ref(
+        AIGW_GROUP,
+        KIND_BACKEND,
+        backend.key.namespace,
+        "" if ref.is_service else ref.group,
+        ref.kind,
+        ref.key,
+    )
+    if (ref.is_service or ref.is_eg_backend) and not permitted(grant_ref, snap.grants):
+        problems.append(Problem(REF_NOT_PERMITTED, grant_ref.missing_grant()))
+    elif ref.is_service:
         if ref.key not in snap.services:
             problems.append(Problem("BackendNotFound", f"Service {ref.key} not found"))
     elif ref.is_eg_backend:
@@ -182,7 +209,7 @@ def resolve_backend(backend: BackendView, snap: Snapshot) -> BackendResolution:
                 problems.append(
                     Problem(policy.unsupported_reason, f"BackendSecurityPolicy {pkey}: {policy.unsupported}")
                 )
-            for p in policy_problems(policy, snap.secrets):
+            for p in policy_problems(policy, snap.secrets, snap.grants):
                 problems.append(Problem(p.reason, f"BackendSecurityPolicy {pkey}: {p.message}"))
             uses = policy.uses
     return BackendResolution(backend, tuple(problems), policy, uses)
@@ -399,6 +426,10 @@ def model_status(res: ModelResolution) -> ObjectStatus:
 
 @dataclass(frozen=True, slots=True)
 class RouteResolution:
+    """``accepted``: what keeps the route from being served anywhere; ``attached``: the target Gateways whose
+    ext_proc is attached (its HTTPRoutes' parents); ``detached``: one problem per target Gateway whose
+    EnvoyExtensionPolicy was refused (by the API server or Envoy Gateway)."""
+
     view: RouteView
     accepted: tuple[Problem, ...]
     problems: tuple[Problem, ...]
@@ -407,6 +438,8 @@ class RouteResolution:
     invalid_costs: tuple[Problem, ...] = ()
     """One problem per CEL cost that does not compile; those costs never reach the ext_proc."""
     invalid_cost_keys: frozenset[str] = frozenset()
+    attached: tuple[ObjKey, ...] = ()
+    detached: tuple[Problem, ...] = ()
 
 
 def _cost_problems(route: RouteView) -> dict[str, Problem]:
@@ -433,6 +466,7 @@ def resolve_route(
     backends: Mapping[ObjKey, BackendResolution],
     pools: Mapping[ObjKey, PoolResolution],
     options: BuildOptions,
+    attachments: Mapping[ObjKey, Attachment],
 ) -> RouteResolution:
     accepted: list[Problem] = []
     if route.filter_type != "ExternalProcessor":
@@ -478,6 +512,13 @@ def resolve_route(
     ):
         problems.append(Problem("InvalidKind", f"backendRef kind {kind} is not supported"))
     bad_costs = _cost_problems(route)
+    live = [k for k in targets if k in gateways]
+    attached = tuple(k for k in live if attachments[k].attached)
+    detached = tuple(
+        Problem(EXTENSION_POLICY_NOT_ACCEPTED, f"{a.refused}; the route is not served on that Gateway")
+        for k in live
+        if (a := attachments[k]).refused
+    )
     return RouteResolution(
         route,
         tuple(accepted),
@@ -486,12 +527,14 @@ def resolve_route(
         frozenset(ok_p),
         tuple(bad_costs.values()),
         frozenset(bad_costs),
+        attached,
+        detached,
     )
 
 
 def route_status(res: RouteResolution) -> ObjectStatus:
     conds = (
-        _cond(ACCEPTED, list(res.accepted), "route accepted"),
+        _cond(ACCEPTED, [*res.accepted, *res.detached], "route accepted"),
         _cond(RESOLVED_REFS, list(res.problems), "all backend references resolved"),
         Cond(
             PARTIALLY_INVALID,
@@ -519,7 +562,7 @@ class Resolution:
         """Desired conditions of every object in the snapshot, in a stable order."""
         out = [route_status(r) for r in self.routes]
         out += [backend_status(self.backends[k]) for k in sorted(self.backends)]
-        out += [policy_status(self.policies[k], snap.secrets) for k in sorted(self.policies)]
+        out += [policy_status(self.policies[k], snap) for k in sorted(self.policies)]
         out += [pool_status(self.pools[k], snap.pool_parents.get(k, ())) for k in sorted(self.pools)]
         out += [model_status(m) for m in sorted(self.models, key=lambda m: m.view.key)]
         return out
@@ -534,9 +577,15 @@ def resolve(snap: Snapshot, options: BuildOptions) -> Resolution:
     if options.enable_inference_extension:
         pools = {k: plan_pool(PoolView.of(o), snap, options, backends) for k, o in snap.pools.items()}
         models = resolve_models((ModelView.of(o) for o in snap.models), snap.pools)
+    attachments = {g: attachment(g, snap, options) for g in snap.gateways}
     routes = tuple(
         resolve_route(
-            RouteView.of(o), gateways=snap.gateways, backends=backends, pools=pools, options=options
+            RouteView.of(o),
+            gateways=snap.gateways,
+            backends=backends,
+            pools=pools,
+            options=options,
+            attachments=attachments,
         )
         for o in sorted(snap.routes, key=views.age_order)
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from kubernetes_asyncio import client
 
 from api.filterconfig import CONFIG_KEY, FilterConfig
 from controller.dns import DnsResolver
+from controller.gateway import kinds
 from controller.gateway.reconciler import GatewayReconciler
 from controller.gateway.setup import ControllerSettings, setup_controllers
 from controller.runtime import CONFIGMAPS, EVENTS, KubeClient, Manager, Resource, is_not_found
@@ -154,6 +156,51 @@ class Aigw:
         return [e for e in lst.get("items", []) if e.get("involvedObject", {}).get("name") == name]
 
 
+DENIED = "refused by the test's admission policy"
+
+
+async def deny_admission(
+    aigw: Aigw, *, group: str, kind: str, name: str, spec: dict[str, Any] | None = None
+) -> str:
+    """Make the real API server refuse creates and updates of one object (``kind`` ``name`` in ``aigw.ns``)
+    with a ValidatingAdmissionPolicy; returns once the refusal is in force (policies load asynchronously,
+    checked with a server-side dry run of the object with ``spec``, which must pass the kind's schema).
+    The policy's name, which deleting ends the refusal (``kubectl delete validatingadmissionpolicy NAME``)."""
+    policy = f"deny-{aigw.ns}-{kind.lower()}"[:63]
+    resource = next(r for r in kinds.BY_KIND.values() if r.kind == kind and r.group == group)
+    plural, version = resource.plural, resource.version
+    text = "\n---\n".join(json.dumps(d) for d in (
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": policy},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{
+                    "apiGroups": [group], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
+                    "resources": [plural]}]},
+                "validations": [{"expression": f"object.metadata.name != '{name}'", "message": DENIED}],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": policy},
+            "spec": {"policyName": policy, "validationActions": ["Deny"],
+                     "matchResources": {"namespaceSelector": {
+                         "matchLabels": {"kubernetes.io/metadata.name": aigw.ns}}}},
+        },
+    ))  # fmt: skip
+    await aigw.kubectl("apply", "-f", "-", input=text)
+    probe = json.dumps({"apiVersion": f"{group}/{version}", "kind": kind,
+                        "metadata": {"name": name, "namespace": aigw.ns}, "spec": spec or {}})  # fmt: skip
+
+    async def active() -> bool:
+        out = await aigw.kubectl("create", "--dry-run=server", "-f", "-", input=probe, check=False)
+        return DENIED in out
+
+    await eventually(active, within=30, interval=0.5)
+    return policy
+
+
 GATEWAY_CLASS = """
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -173,27 +220,55 @@ spec:
 """
 
 
-@pytest.fixture
-async def aigw(
-    control_plane: ControlPlane, api_client: client.ApiClient, namespace: str, dns_server: DnsServer
+@contextlib.asynccontextmanager
+async def running_aigw(
+    cp: ControlPlane, api_client: client.ApiClient, namespace: str, dns: DnsServer, *, cluster_wide: bool
 ) -> AsyncIterator[Aigw]:
+    """The controller on a ``Manager``, watching ``namespace`` only or (``cluster_wide``) every namespace."""
     mgr = Manager(api_client=api_client, health_port=None, graceful_shutdown_timeout=5)
-    resolver = DnsResolver(
-        nameserver=f"{dns_server.address}:{dns_server.port}", timeout=0.5, registry=mgr.metrics.registry
-    )
+    resolver = DnsResolver(nameserver=f"{dns.address}:{dns.port}", timeout=0.5, registry=mgr.metrics.registry)
     options = BuildOptions(enable_inference_extension=True, extproc_image="extproc:test")
-    rec = setup_controllers(
-        mgr, settings=ControllerSettings(options=options, watch_namespace=namespace), resolver=resolver
-    )
-    h = Aigw(
-        ns=namespace, cp=control_plane, kube=KubeClient(api_client), mgr=mgr, reconciler=rec, dns=dns_server
-    )
+    settings = ControllerSettings(options=options, watch_namespace=None if cluster_wide else namespace)
+    rec = setup_controllers(mgr, settings=settings, resolver=resolver)
+    h = Aigw(ns=namespace, cp=cp, kube=KubeClient(api_client), mgr=mgr, reconciler=rec, dns=dns)
     await h.kubectl("apply", "-f", "-", input=GATEWAY_CLASS)
     h.task = asyncio.create_task(mgr.run())
-    await eventually(lambda: asyncio.sleep(0, result=mgr.caches_synced()), within=30)
+    await eventually(lambda: asyncio.sleep(0, result=mgr.caches_synced()), within=60)
     try:
         yield h
     finally:
         h.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await h.task
+
+
+@pytest.fixture
+async def aigw(
+    control_plane: ControlPlane, api_client: client.ApiClient, namespace: str, dns_server: DnsServer
+) -> AsyncIterator[Aigw]:
+    async with running_aigw(control_plane, api_client, namespace, dns_server, cluster_wide=False) as h:
+        yield h
+
+
+@pytest.fixture
+async def aigw_cluster(
+    control_plane: ControlPlane, api_client: client.ApiClient, namespace: str, dns_server: DnsServer
+) -> AsyncIterator[Aigw]:
+    """The controller watching every namespace (cross-namespace references); ``aigw.ns`` is the test's own.
+
+    Namespaces of earlier tests stay Terminating with their objects (no namespace controller): this controller
+    reconciles their Gateways too, so assert only on the objects of the namespaces the test made."""
+    async with running_aigw(control_plane, api_client, namespace, dns_server, cluster_wide=True) as h:
+        yield h
+
+
+@pytest.fixture
+async def other_namespace(api_client: client.ApiClient, namespace: str) -> AsyncIterator[str]:
+    """A second fresh namespace, ``<namespace>-b`` (Terminating after the test, like ``namespace``)."""
+    name = f"{namespace[:60]}-b"
+    core = client.CoreV1Api(api_client)
+    await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        await core.delete_namespace(name)

@@ -36,7 +36,9 @@ def backend(
     labels: dict[str, str] | None = None,
     bsp: str | None = None,
     schema: str = "OpenAI",
+    namespace: str | None = None,
 ) -> str:
+    """``namespace``: the backendRef's (a cross-namespace reference), else the backend's own."""
     ref: dict[str, object]
     if eg_backend:
         ref = {"group": "gateway.envoyproxy.io", "kind": "Backend", "name": eg_backend}
@@ -44,6 +46,8 @@ def backend(
         ref = {"name": service or name, "port": 8080}
     if port:
         ref["port"] = port
+    if namespace:
+        ref["namespace"] = namespace
     spec: dict[str, object] = {"schema": {"name": schema}, "backendRef": ref}
     if bsp:
         spec["backendSecurityPolicyRef"] = {
@@ -86,13 +90,30 @@ def eg_backend(name: str, *endpoints: tuple[str, str, int]) -> str:
     )
 
 
-def api_key_policy(name: str, secret: str) -> str:
+def api_key_policy(name: str, secret: str, namespace: str | None = None) -> str:
+    ref = {"name": secret, **({"namespace": namespace} if namespace else {})}
     return json.dumps(
         {
             "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
             "kind": "BackendSecurityPolicy",
             "metadata": {"name": name},
-            "spec": {"type": "APIKey", "apiKey": {"secretRef": {"name": secret}}},
+            "spec": {"type": "APIKey", "apiKey": {"secretRef": ref}},
+        }
+    )
+
+
+def reference_grant(name: str, *, from_: list[tuple[str, str, str]], to: list[tuple[str, str, str]]) -> str:
+    """A Gateway API ReferenceGrant (in the namespace it is applied to: the referents'). ``from_``: (group,
+    kind, namespace) of the referrers; ``to``: (group, kind, name) of the referents, name ``""`` = any."""
+    return json.dumps(
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1beta1",
+            "kind": "ReferenceGrant",
+            "metadata": {"name": name},
+            "spec": {
+                "from": [{"group": g, "kind": k, "namespace": ns} for g, k, ns in from_],
+                "to": [{"group": g, "kind": k, **({"name": n} if n else {})} for g, k, n in to],
+            },
         }
     )
 

@@ -71,8 +71,7 @@ async def test_two_routes_on_one_gateway_share_one_config_and_two_gateways_get_t
     eep = await eventually(functools.partial(present, kinds.ENVOYEXTENSIONPOLICIES, extproc_name("gw-a")))
     assert eep["spec"]["targetRefs"][0]["name"] == "gw-a"
     dep = await eventually(functools.partial(present, DEPLOYMENTS, extproc_name("gw-a")))
-    annotations = dep["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["aigateway.envoyproxy.io/extproc-config-uuid"] == a.uuid
+    assert dep["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"] == extproc_name("gw-a")
     await eventually(functools.partial(present, SERVICES, extproc_name("gw-a")))
     await eventually(functools.partial(present, kinds.HTTPROUTEFILTERS, "ai-eg-host-rewrite"))
 

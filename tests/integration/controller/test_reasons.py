@@ -8,7 +8,7 @@ import re
 
 from controller.gateway import kinds
 from controller.runtime import Resource
-from tests.integration.controller.conftest import Aigw, eventually, gateway_yaml
+from tests.integration.controller.conftest import Aigw, deny_admission, eventually, gateway_yaml
 from tests.integration.controller.manifests import (
     api_key_policy,
     backend,
@@ -111,42 +111,8 @@ async def test_every_reason_is_visible_in_kubectl_describe(aigw: Aigw) -> None:
     assert "b-nosvc" in out
 
 
-def _deny_httproute(namespace: str, name: str) -> str:
-    """A ValidatingAdmissionPolicy that makes the real API server refuse one HTTPRoute in ``namespace``."""
-    policy = f"deny-{namespace}"
-    return docs(
-        json.dumps({
-            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": policy},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {"resourceRules": [{
-                    "apiGroups": ["gateway.networking.k8s.io"], "apiVersions": ["*"],
-                    "operations": ["CREATE", "UPDATE"], "resources": ["httproutes"]}]},
-                "validations": [{"expression": f"object.metadata.name != '{name}'",
-                                 "message": "refused by the test's admission policy"}],
-            },
-        }),
-        json.dumps({
-            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": policy},
-            "spec": {"policyName": policy, "validationActions": ["Deny"],
-                     "matchResources": {"namespaceSelector": {
-                         "matchLabels": {"kubernetes.io/metadata.name": namespace}}}},
-        }),
-    )  # fmt: skip
-
-
 async def test_an_object_the_api_server_refuses_is_reported_and_the_rest_still_applies(aigw: Aigw) -> None:
-    await aigw.kubectl("apply", "-f", "-", input=_deny_httproute(aigw.ns, "refused"))
-    probe = json.dumps({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
-                        "metadata": {"name": "refused", "namespace": aigw.ns}, "spec": {}})  # fmt: skip
-
-    async def policy_active() -> bool:  # the API server loads admission policies asynchronously
-        out = await aigw.kubectl("create", "--dry-run=server", "-f", "-", input=probe, check=False)
-        return "refused by the test's admission policy" in out
-
-    await eventually(policy_active, within=30, interval=0.5)
+    await deny_admission(aigw, group="gateway.networking.k8s.io", kind="HTTPRoute", name="refused")
     await aigw.apply(docs(gateway_yaml("gw"), service("s"), backend("b", service="s"),
                           route("refused", "gw", "b"), route("fine", "gw", "b")))  # fmt: skip
     cfg = await aigw.config_when("gw", lambda c: len(c.rules) == 2)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from typing import Any
 
-from controller.translate import ObjKey
+from controller.translate import BuildOptions, ObjKey, extension_policy_spec, extproc_name
 
 NS = "default"
 GW = ObjKey(NS, "gw")
@@ -216,3 +217,34 @@ def model(
 
 def keyed(*objs: dict[str, Any]) -> dict[ObjKey, dict[str, Any]]:
     return {ObjKey(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objs}
+
+
+def reference_grant(
+    name: str, ns: str, *, from_: list[tuple[str, str, str]], to: list[tuple[str, str, str]]
+) -> dict[str, Any]:
+    """``from_``: (group, kind, namespace) of referrers; ``to``: (group, kind, name) of referents (name
+    ``""``: any)."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1beta1",
+        "kind": "ReferenceGrant",
+        "metadata": _md(name, ns),
+        "spec": {
+            "from": [{"group": g, "kind": k, "namespace": n} for g, k, n in from_],
+            "to": [{"group": g, "kind": k, **({"name": n} if n else {})} for g, k, n in to],
+        },
+    }
+
+
+def attached_policies(
+    gateways: Iterable[ObjKey], options: BuildOptions | None = None
+) -> dict[ObjKey, dict[str, Any]]:
+    """Each Gateway's EnvoyExtensionPolicy as the API server would hold it, accepted by Envoy Gateway."""
+    return {
+        g: {
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+            "kind": "EnvoyExtensionPolicy",
+            "metadata": _md(extproc_name(g.name), g.namespace),
+            "spec": extension_policy_spec(g, options or BuildOptions()),
+        }
+        for g in gateways
+    }

@@ -26,6 +26,7 @@ from tests.unit.controller.objects import (
     GW,
     NS,
     api_key_policy,
+    attached_policies,
     aws_policy,
     azure_policy,
     b64,
@@ -38,18 +39,23 @@ from tests.unit.controller.objects import (
     keyed,
     model,
     pool,
+    reference_grant,
     route,
     rule,
     service,
 )
 
 INF = BuildOptions(enable_inference_extension=True)
+AIGW = "aigateway.envoyproxy.io"
 SVC_HOST = "svc-a.default.svc.cluster.local"
 
 
 def snap(**kw: Any) -> Snapshot:
+    """A snapshot of ``GW``; every Gateway in ``gateways`` has its ext_proc attached unless
+    ``extension_policies`` says otherwise."""
     base: dict[str, Any] = {"gateway": GW, "gateway_object": gateway(), "gateways": frozenset({GW})}
     base.update(kw)
+    base.setdefault("extension_policies", attached_policies(base["gateways"]))
     return Snapshot(**base)
 
 
@@ -700,7 +706,7 @@ def test_per_gateway_objects_and_labels() -> None:
     assert fc.FilterConfig.model_validate(yaml.safe_load(cm["data"][fc.CONFIG_KEY])) == b.filter_config
 
 
-def test_deployment_mounts_config_and_carries_its_uuid() -> None:
+def test_deployment_mounts_config_and_credentials() -> None:
     s = simple(
         routes=(
             route(
@@ -717,16 +723,15 @@ def test_deployment_mounts_config_and_carries_its_uuid() -> None:
     dep = objects_by_kind(b)["Deployment"]
     assert dep["spec"]["replicas"] == 3
     tmpl = dep["spec"]["template"]
-    assert b.filter_config is not None
-    assert (
-        tmpl["metadata"]["annotations"]["aigateway.envoyproxy.io/extproc-config-uuid"] == b.filter_config.uuid
-    )
     (c,) = tmpl["spec"]["containers"]
     assert c["image"] == "img:1" and c["resources"] == {"limits": {"cpu": "1"}}
     assert c["args"][c["args"].index("--log-level") + 1] == "debug"
     assert c["args"][c["args"].index("--config") + 1] == "/etc/ai-gateway/extproc/filter-config.yaml"
     assert c["readinessProbe"]["grpc"]["port"] == 1063
-    assert tmpl["spec"]["volumes"] == [{"name": "config", "configMap": {"name": "ai-eg-extproc-gw"}}]
+    assert tmpl["spec"]["volumes"] == [
+        {"name": "config", "configMap": {"name": "ai-eg-extproc-gw"}},
+        {"name": "auth", "secret": {"secretName": "ai-eg-extproc-gw"}},
+    ]
     assert tmpl["metadata"]["labels"]["app.kubernetes.io/instance"] == "gw"
     assert dep["spec"]["selector"]["matchLabels"] == {
         "app.kubernetes.io/name": "ai-eg-extproc",
@@ -735,6 +740,18 @@ def test_deployment_mounts_config_and_carries_its_uuid() -> None:
     svc = objects_by_kind(b)["Service"]
     assert svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"]
     assert [p["port"] for p in svc["spec"]["ports"]] == [1063, 9190]
+
+
+def test_the_pod_template_does_not_change_with_the_config_or_the_credentials() -> None:
+    """The ext_proc hot-reloads its mounted files: a template change would restart every pod for nothing."""
+    plain = build_gateway(simple(), BuildOptions())
+    other = simple(routes=(route("r1", [rule("a", headers=[[("x-ai-eg-model", "other")]])]),))
+    changed = build_gateway(other, BuildOptions())
+    assert plain.filter_config is not None and changed.filter_config is not None
+    assert plain.filter_config.uuid != changed.filter_config.uuid
+    assert objects_by_kind(plain)["Deployment"] == objects_by_kind(changed)["Deployment"]
+    restart = build_gateway(simple(), replace(BuildOptions(), extproc_image="img:2"))
+    assert objects_by_kind(plain)["Deployment"] != objects_by_kind(restart)["Deployment"]
 
 
 def test_extproc_address_uses_an_eg_backend_and_no_deployment() -> None:
@@ -811,8 +828,9 @@ def test_a_backend_shared_by_two_routes_appears_once_in_the_config_and_in_each_h
 
 def test_backend_ref_namespace_and_both_timeouts_are_copied() -> None:
     ref = {"name": "svc", "namespace": "other", "port": 80}
+    grant = reference_grant("g", "other", from_=[(AIGW, "AIServiceBackend", NS)], to=[("", "Service", "svc")])
     s = simple(backends=keyed(backend("a", ref=ref, timeouts={"request": "30s", "backendRequest": "10s"})),
-               services=keyed(service("svc", 80, ns="other")))  # fmt: skip
+               services=keyed(service("svc", 80, ns="other")), grants=(grant,))  # fmt: skip
     rule0 = build_gateway(s, BuildOptions()).http_routes[0]["spec"]["rules"][0]
     assert rule0["backendRefs"][0]["namespace"] == "other"
     assert rule0["timeouts"] == {"request": "30s", "backendRequest": "10s"}
