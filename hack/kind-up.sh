@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring up a real kind cluster running the whole gateway the way users run it: Envoy Gateway v$EG_VERSION from
-# its Helm chart with our extension server as its extensionManager (charts/envoy-gateway-values.yaml), our CRDs,
-# RBAC and controller (from config/ via `make deploy`, or with AIGW_INSTALL=helm from our charts/). Needs a
+# its Helm chart with our extension server as its extensionManager (the values in
+# charts/ai-gateway-py/files/envoy-gateway-values.yaml), our CRDs, RBAC and controller (from config/ via
+# `make deploy`, or with AIGW_INSTALL=helm from our charts/). Needs a
 # container runtime (docker or podman), kind and kubectl; helm is built by hack/setup-helm.sh when not on PATH.
 # It cannot run on the CI machine (no container runtime), where `make test-e2e` runs the same components as
 # processes.
@@ -77,7 +78,8 @@ fi
 # Envoy Gateway first: its chart installs the Gateway API CRDs our controller watches.
 log "installing Envoy Gateway v$EG_VERSION (extensionManager -> $AIGW_SERVICE.$AIGW_NAMESPACE:$AIGW_EXTSERVER_PORT)"
 "$HELM" upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version "v$EG_VERSION" \
-  --namespace envoy-gateway-system --create-namespace -f "$REPO/charts/envoy-gateway-values.yaml" \
+  --namespace envoy-gateway-system --create-namespace \
+  -f "$REPO/charts/ai-gateway-py/files/envoy-gateway-values.yaml" \
   --set "config.envoyGateway.extensionManager.service.fqdn.hostname=$AIGW_SERVICE.$AIGW_NAMESPACE.svc.cluster.local" \
   --set "config.envoyGateway.extensionManager.service.fqdn.port=$AIGW_EXTSERVER_PORT" \
   --wait --timeout 5m

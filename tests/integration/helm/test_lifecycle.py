@@ -21,7 +21,7 @@ import yaml
 from controller.main import parse_args
 from tests.integration.controller import manifests
 from tests.integration.controller.test_deploy import kubectl_resource
-from tests.integration.helm.values import CHART, CRD_CHART
+from tests.integration.helm.values import CHART, CRD_CHART, eg_values_for, printed_eg_values
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.helm import Helm, set_args
 
@@ -102,6 +102,8 @@ def the_controller_chart_creates_every_object(
         if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
             assert obj["metadata"]["namespace"] == RELEASE_NS, key
     assert controller_args(bare_control_plane)["log_level"] == "info"
+    notes = cluster_helm.run("get", "notes", "aigw", "--namespace", RELEASE_NS).stdout
+    assert printed_eg_values(notes) == eg_values_for(service="ai-gateway-controller", namespace=RELEASE_NS)
     state["objects"], state["first"] = objects, first
 
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.integration.helm.values import CHART, CRD_CHART, ROOT
+from tests.integration.helm.values import CHART, CRD_CHART, ROOT, eg_values_for, printed_eg_values
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.helm import Helm
 from tests.realparts.registry import Registry
@@ -58,5 +58,8 @@ def test_install_from_oci_on_the_api_server(
         assert [(h["status"], h["chart"]) for h in history] == [("deployed", f"{CHART.name}-{VERSION}")]
         got = control_plane.kubectl("get", f"deployment/{namespace}", "--namespace", namespace, "-o", "name")
         assert got.stdout.strip() == f"deployment.apps/{namespace}"
+        # The notes carry Envoy Gateway's values (the chart's file), pointed at this release's Service.
+        notes = cluster.run("get", "notes", "aigw", "--namespace", namespace).stdout
+        assert printed_eg_values(notes) == eg_values_for(service=namespace, namespace=namespace)
     finally:
         cluster.run("uninstall", "aigw", "--namespace", namespace)

@@ -18,8 +18,8 @@ import yaml
 from controller.main import parse_args
 from tests.integration.helm.values import (
     CHART,
-    CHARTS,
     CRD_CHART,
+    EG_VALUES,
     FLAGS,
     NAMESPACE,
     ROOT,
@@ -170,9 +170,9 @@ def test_the_default_rendering_is_what_make_deploy_installs(helm: Helm) -> None:
 def test_envoy_gateway_values_point_at_the_charts_service(helm: Helm) -> None:
     docs = helm.template(CHART, namespace=NAMESPACE)
     service = the(docs, "Service")
-    fqdn = yaml.safe_load((CHARTS / "envoy-gateway-values.yaml").read_text())["config"]["envoyGateway"][
-        "extensionManager"
-    ]["service"]["fqdn"]
+    fqdn = yaml.safe_load(EG_VALUES.read_text())["config"]["envoyGateway"]["extensionManager"]["service"][
+        "fqdn"
+    ]
     assert fqdn["hostname"] == f"{service['metadata']['name']}.{NAMESPACE}.svc.cluster.local"
     assert fqdn["port"] == next(p["port"] for p in service["spec"]["ports"] if p["name"] == "extension")
 

@@ -7,10 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[3]
 CHARTS = ROOT / "charts"
 CHART = CHARTS / "ai-gateway-py"
 CRD_CHART = CHARTS / "ai-gateway-py-crds"
+# Envoy Gateway's Helm values that register our extension server: the one copy, shipped in the chart.
+EG_VALUES = CHART / "files" / "envoy-gateway-values.yaml"
 # The namespace config/default installs into, and Envoy Gateway's values expect.
 NAMESPACE = "envoy-ai-gateway-system"
 
@@ -97,3 +101,16 @@ def non_default(*, namespace: str, fullname: str | None = None) -> dict[str, Any
     if fullname:
         values["fullnameOverride"] = fullname
     return values
+
+
+def eg_values_for(*, service: str, namespace: str, port: int = 1063) -> dict[str, Any]:
+    """EG_VALUES pointed at our Service ``service`` in ``namespace``: what the install notes must print."""
+    values: dict[str, Any] = yaml.safe_load(EG_VALUES.read_text())
+    fqdn = values["config"]["envoyGateway"]["extensionManager"]["service"]["fqdn"]
+    fqdn.update(hostname=f"{service}.{namespace}.svc.cluster.local", port=port)
+    return values
+
+
+def printed_eg_values(notes: str) -> Any:
+    """The Envoy Gateway values in ``helm get notes`` output (after its ``---`` line)."""
+    return yaml.safe_load(notes.split("\n---\n", 1)[1])

@@ -4,11 +4,12 @@ cross-references compared with the controller's own argument parser, constants a
 
 - The controller Deployment's arguments are accepted by ``aigw-controller``'s parser; its ports and probes are
   the ones those arguments bind; the Service exposes the extension server where Envoy Gateway's
-  ``extensionManager`` (charts/envoy-gateway-values.yaml) points.
-- The ``extensionManager`` and ``extensionApis`` of charts/envoy-gateway-values.yaml (Envoy Gateway's Helm
-  values, used as is by the README and with kind-up.sh's ``--set`` of our Service's name and port) are the
-  ones the e2e harness runs Envoy Gateway with (tests/realparts/envoygateway.py), and use only EnvoyGateway
-  v1.9.0 field names: Envoy Gateway ignores unknown fields, so a misspelt key would silently drop a setting.
+  ``extensionManager`` (the chart's files/envoy-gateway-values.yaml) points.
+- The ``extensionManager`` and ``extensionApis`` of Envoy Gateway's Helm values
+  (charts/ai-gateway-py/files/envoy-gateway-values.yaml, used as is by the README and with kind-up.sh's
+  ``--set`` of our Service's name and port) are the ones the e2e harness runs Envoy Gateway with
+  (tests/realparts/envoygateway.py), and use only EnvoyGateway v1.9.0 field names: Envoy Gateway ignores
+  unknown fields, so a misspelt key would silently drop a setting.
 - The ClusterRole grants exactly what the controller does: every kind it informs is readable, every kind it
   applies can be created and patched, the pruned kinds deleted, the status of the kinds it reports on patched,
   Events created and patched; nothing else. The leader election Role reaches only the controller's Lease.
@@ -373,17 +374,17 @@ EG_FIELDS: dict[str, set[str]] = {
 EG_HOOKS = {"VirtualHost", "Route", "HTTPListener", "Cluster", "Endpoints", "Translation"}
 
 
-EG_VALUES = ROOT / "charts" / "envoy-gateway-values.yaml"
+EG_VALUES = ROOT / "charts" / "ai-gateway-py" / "files" / "envoy-gateway-values.yaml"
 
 
 def eg_values() -> Doc:
-    """charts/envoy-gateway-values.yaml, the one copy of Envoy Gateway's values (README, kind-up.sh)."""
+    """The one copy of Envoy Gateway's values (README, kind-up.sh, the chart's install notes)."""
     values: Doc = yaml.safe_load(EG_VALUES.read_text())
     return values
 
 
 def kind_values() -> Doc:
-    """charts/envoy-gateway-values.yaml with the ``--set config...=...`` kind-up.sh adds (its defaults)."""
+    """Envoy Gateway's values with the ``--set config...=...`` kind-up.sh adds (its defaults)."""
     values = eg_values()
     sets = re.findall(r'--set "(config\.[\w.]+)=([^"]+)"', KIND_UP)
     assert sets, "kind-up.sh no longer points Envoy Gateway at its AIGW_SERVICE / AIGW_EXTSERVER_PORT"
@@ -392,9 +393,9 @@ def kind_values() -> Doc:
         *parents, leaf = key.split(".")
         node = values
         for part in parents:
-            assert part in node, f"kind-up.sh sets {key}, absent from charts/envoy-gateway-values.yaml"
+            assert part in node, f"kind-up.sh sets {key}, absent from Envoy Gateway's values"
             node = node[part]
-        assert leaf in node, f"kind-up.sh sets {key}, absent from charts/envoy-gateway-values.yaml"
+        assert leaf in node, f"kind-up.sh sets {key}, absent from Envoy Gateway's values"
         node[leaf] = type(node[leaf])(value)
     return values
 
