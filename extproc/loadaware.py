@@ -25,22 +25,59 @@ from extproc import scorers as sc
 from extproc.picker import PickRefusedError, PickRequest, RandomPicker
 from extproc.prefix import PrefixIndex, block_hashes, prompt_bytes
 from extproc.signals import EndpointSignals, SignalStore
-from extproc.snapshot import PoolEndpoint
+from extproc.snapshot import Pool, PoolEndpoint
 
 _Row = tuple[PoolEndpoint, EndpointSignals, float, float | None, float, float]
 """endpoint, signals, load, KV use, saturation, failure penalty."""
 
 
+class _Plan:
+    """One pool's settings flattened for the hot path, and its endpoints paired with their signals. Built
+    once per pool object (a config reload makes new pool objects, hence new plans)."""
+
+    __slots__ = (
+        "kv_limit",
+        "load_scale",
+        "pairs",
+        "pool",
+        "prefix",
+        "q_limit",
+        "saturation",
+        "stale_after",
+        "w_health",
+        "w_kv",
+        "w_latency",
+        "w_load",
+        "w_lora",
+        "w_prefix",
+    )
+
+    def __init__(self, pool: Pool, store: SignalStore) -> None:
+        cfg = pool.picker
+        self.pool = pool
+        self.pairs = [(e, store.get(e.address)) for e in pool.endpoints]
+        self.stale_after = cfg.scrape.staleness_ms / 1000
+        self.saturation = cfg.saturation
+        self.q_limit = float(cfg.saturation.queue_depth)
+        self.kv_limit = cfg.saturation.kv_cache
+        self.load_scale = cfg.load_scale
+        self.prefix = cfg.prefix
+        w = cfg.weights
+        self.w_load, self.w_kv, self.w_prefix = w.load, w.kv_cache, w.prefix
+        self.w_lora, self.w_latency, self.w_health = w.lora, w.latency, w.health
+
+
 class LoadAwarePicker:
     """The ``EndpointPicker`` for every pool: load-aware unless the pool's config says ``Random``."""
 
-    __slots__ = ("_prefix", "_random", "_rng", "store")
+    __slots__ = ("_plans", "_prefix", "_random", "_rng", "store")
 
     def __init__(self, *, store: SignalStore, rng: random.Random) -> None:
         self.store = store
         self._rng = rng
         self._random = RandomPicker(rng=rng)
         self._prefix: dict[str, tuple[int, PrefixIndex]] = {}
+        self._plans: dict[int, _Plan] = {}
 
     def prefix_index(self, pool: str, *, capacity: int) -> PrefixIndex:
         entry = self._prefix.get(pool)
@@ -48,91 +85,98 @@ class LoadAwarePicker:
             entry = self._prefix[pool] = (capacity, PrefixIndex(capacity=capacity))
         return entry[1]
 
+    def _plan(self, pool: Pool) -> _Plan:
+        plan = self._plans.get(id(pool))
+        if plan is None or plan.pool is not pool:
+            if len(self._plans) > 256:  # pools of old configs
+                self._plans.clear()
+            plan = self._plans[id(pool)] = _Plan(pool, self.store)
+        return plan
+
     def pick(self, request: PickRequest) -> PoolEndpoint:
         pool = request.pool
-        cfg = pool.picker
-        endpoints = pool.endpoints
-        if cfg.type == pk.PickerType.RANDOM or not endpoints:
+        if pool.picker.type == pk.PickerType.RANDOM or not pool.endpoints:
             return self._random.pick(request)
-        store = self.store
-        now = store.clock()
-        stale_after = cfg.scrape.staleness_ms / 1000
-        sat_cfg = cfg.saturation
-        q_limit, kv_limit = sat_cfg.queue_depth, sat_cfg.kv_cache
+        plan = self._plan(pool)
+        now = self.store.clock()
+        stale_after, q_limit, kv_limit = plan.stale_after, plan.q_limit, plan.kv_limit
+        fuse, saturation, limit = sc.fuse, sc.saturation, sc.HEALTH_PENALTY_LIMIT
 
         # 1-2: fuse, then filter (health, then saturation)
         healthy: list[_Row] = []
         unhealthy: list[_Row] = []
-        get = store.get
-        for e in endpoints:
-            s = get(e.address)
-            load, queue, kv = sc.fuse(s, now=now, stale_after=stale_after)
-            sat = sc.saturation(queue=queue, kv_cache=kv, queue_limit=q_limit, kv_limit=kv_limit)
+        for e, s in plan.pairs:
+            load, queue, kv = fuse(s, now=now, stale_after=stale_after)
+            sat = saturation(queue=queue, kv_cache=kv, queue_limit=q_limit, kv_limit=kv_limit)
             penalty = s.penalty_now(now) if s.penalty else 0.0
-            row = (e, s, load, kv, sat, penalty)
-            (healthy if sc.healthy(s, penalty=penalty) else unhealthy).append(row)
+            # inline sc.healthy: this loop runs for every endpoint of every request
+            (unhealthy if s.unreachable or penalty >= limit else healthy).append(
+                (e, s, load, kv, sat, penalty)
+            )
         rows = healthy or unhealthy  # a filter that would drop every endpoint keeps them all
         free = [r for r in rows if r[4] < 1.0]
         if free:
             rows = free
         else:
-            _maybe_shed(request, least_sat=min(r[4] for r in rows), settings=sat_cfg)
+            _maybe_shed(request, least_sat=min(r[4] for r in rows), settings=plan.saturation)
 
         # 4: score
-        w = cfg.weights
         loads = [r[2] for r in rows]
         least = min(loads)
-        spread = max(max(loads) - least, cfg.load_scale)
+        spread = max(max(loads) - least, plan.load_scale)
         hashes: list[int] = []
         matches: Mapping[str, int] = {}
         index: PrefixIndex | None = None
-        if w.prefix > 0.0:
-            p = cfg.prefix
+        target = request.target_model
+        if plan.w_prefix > 0.0:
+            p = plan.prefix
             index = self.prefix_index(pool.name, capacity=p.capacity)
             hashes = block_hashes(
-                model=request.target_model,
+                model=target,
                 prompt=prompt_bytes(request.document),
                 block_chars=p.block_chars,
                 max_blocks=p.max_blocks,
             )
             matches = index.matches(hashes)
-        target = request.target_model
+        w_lora = plan.w_lora
         # LoRA affinity applies to adapters: targets some endpoint runs, queues or recently got from us
-        use_lora = w.lora > 0.0 and any(
+        use_lora = w_lora > 0.0 and any(
             target in r[1].recent_models
             or (r[1].lora is not None and (target in r[1].lora.running or target in r[1].lora.waiting))
             for r in rows
         )
         best_latency = 0.0
-        if w.latency > 0.0:
+        w_latency = plan.w_latency
+        if w_latency > 0.0:
             known = [r[1].latency for r in rows if r[1].latency]
             best_latency = min(known) if known else 0.0
+        w_load, w_kv, w_prefix, w_health = plan.w_load, plan.w_kv, plan.w_prefix, plan.w_health
+        load_score, kv_score, prefix_score = sc.load_score, sc.kv_score, sc.prefix_score
         n = len(rows)
-        start = self._rng.randrange(n) if n > 1 else 0
+        start = int(self._rng.random() * n)
         best_score = -1.0
         best_row = rows[start]
         total_blocks = len(hashes)
-        for k in range(n):
-            r = rows[(start + k) % n]
+        for r in rows[start:] + rows[:start]:  # from a random start: ties go to a random endpoint
             e, s, load, kv, _, penalty = r
-            score = w.load * sc.load_score(load, least=least, spread=spread)
-            if w.kv_cache > 0.0:
-                score += w.kv_cache * sc.kv_score(kv)
+            score = w_load * load_score(load, least=least, spread=spread)
+            if w_kv:
+                score += w_kv * kv_score(kv)
             if matches:
-                score += w.prefix * sc.prefix_score(matches.get(e.address, 0), total_blocks=total_blocks)
+                score += w_prefix * prefix_score(matches.get(e.address, 0), total_blocks=total_blocks)
             if use_lora:
                 at = s.recent_models.get(target)
                 ago = None if at is None else now - at
-                score += w.lora * sc.lora_score(s.lora, target=target, served_ago=ago)
+                score += w_lora * sc.lora_score(s.lora, target=target, served_ago=ago)
             if best_latency:
-                score += w.latency * sc.latency_score(s.latency, best=best_latency)
+                score += w_latency * sc.latency_score(s.latency, best=best_latency)
             if penalty:  # w * health_score, less the constant w every healthy endpoint would add
-                score += w.health * (sc.health_score(penalty) - 1.0)
+                score += w_health * (sc.health_score(penalty) - 1.0)
             if score > best_score:
                 best_score = score
                 best_row = r
         chosen = best_row[0]
-        if w.lora > 0.0:
+        if w_lora > 0.0:
             best_row[1].served_model(target, now)
         # 5: affinity for the next requests with this prefix
         if index is not None and hashes:
