@@ -108,7 +108,7 @@ generate: setup ## Regenerate controller/extensionserver/_generated (Envoy Gatew
 	$(PY) -m controller.extensionserver.codegen
 
 .PHONY: bench-extproc
-bench-extproc: setup ## Benchmark: CEL cost CPU per evaluation (vs cel-python); Envoy alone vs Envoy + our ext_proc (1 KB, 100 KB), ratios
+bench-extproc: setup ## Benchmark: CEL cost CPU per evaluation (vs cel-python); Envoy alone vs Envoy + our ext_proc (1 KB, 100 KB), ratios; the picker's CPU cost (ARGS=--picker-only: only that)
 	PYTHONPATH=. $(PY) -m bench.extproc.cel
 	PYTHONPATH=. $(PY) -m bench.extproc.run $(ARGS)
 

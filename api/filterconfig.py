@@ -188,8 +188,8 @@ class InferencePool(KubeModel):
     """``<pool>.<namespace>``."""
     members: list[PoolMember] = Field(default_factory=list)
     models: list[InferenceModel] = Field(default_factory=list)
-    picker: EndpointPickerConfig = Field(default_factory=EndpointPickerConfig)
-    """How the ext_proc picks this pool's endpoint (defaults in ``api.picker``)."""
+    picker: EndpointPickerConfig | None = None
+    """How the ext_proc picks this pool's endpoint; unset: the defaults in ``api.picker``."""
 
     @model_validator(mode="after")
     def _unique_model_names(self) -> Self:

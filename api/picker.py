@@ -8,13 +8,17 @@ here, so an empty section means the load-aware picker as benchmarked in ``bench/
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Final, Self
 
+import pydantic
+import yaml
 from pydantic import Field, model_validator
 
 from api.base import KubeModel
+from api.errors import field_errors
 
 __all__ = [
+    "PICKER_ANNOTATION",
     "EndpointPickerConfig",
     "MetricNames",
     "PickerType",
@@ -22,7 +26,11 @@ __all__ = [
     "PrefixSettings",
     "SaturationSettings",
     "ScrapeSettings",
+    "parse_picker_annotation",
 ]
+
+PICKER_ANNOTATION: Final = "aigateway.envoyproxy.io/endpoint-picker"
+"""InferencePool annotation holding the pool's ``EndpointPickerConfig`` as YAML or JSON (camelCase fields)."""
 
 
 class PickerType(StrEnum):
@@ -122,3 +130,20 @@ class EndpointPickerConfig(KubeModel):
         if self.scrape.staleness_ms < self.scrape.interval_ms:
             raise ValueError("scrape.stalenessMs must be at least scrape.intervalMs")
         return self
+
+
+def parse_picker_annotation(value: str) -> EndpointPickerConfig:
+    """The picker settings in an InferencePool's ``PICKER_ANNOTATION``. Raises ValueError naming the field
+    and the problem when the text is not YAML/JSON of a valid ``EndpointPickerConfig``."""
+    try:
+        doc = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ValueError(f"not valid YAML or JSON: {e}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"expected a mapping of picker settings, got {type(doc).__name__}")
+    try:
+        return EndpointPickerConfig.model_validate(doc)
+    except pydantic.ValidationError as e:
+        raise ValueError("; ".join(str(fe) for fe in field_errors(e))) from None

@@ -252,7 +252,12 @@ def _compile_pool(p: fc.InferencePool, upstream: _UpstreamFactory) -> Pool:
         )
         for im in p.models
     }
-    return Pool(name=p.name, endpoints=tuple(endpoints), models=MappingProxyType(models), picker=p.picker)
+    return Pool(
+        name=p.name,
+        endpoints=tuple(endpoints),
+        models=MappingProxyType(models),
+        picker=p.picker or fc.EndpointPickerConfig(),
+    )
 
 
 def _auth_header(

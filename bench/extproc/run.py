@@ -6,7 +6,9 @@ For each body size (1 KB and 100 KB) and each path it measures, with ``wrk``:
 * **saturation, 16 connections**: requests per second, p50/p99, and the CPU time each process spent per
   request (from /proc, user + system).
 
-Then it prints a table with the ext_proc path's ratios to Envoy alone. Run with ``make bench-extproc``.
+Then it prints a table with the ext_proc path's ratios to Envoy alone, and last the load-aware endpoint
+picker's cost (``bench/extproc/picker_cost.py``; ``--picker-only`` runs just that). Run with
+``make bench-extproc``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 import orjson
 import yaml
 
+from bench.extproc import picker_cost
 from tests.integration.extproc.bootstrap import direct_bootstrap, gateway_bootstrap
 from tests.integration.extproc.harness import REPO_ROOT, running_extproc
 from tests.realparts.envoy import running_envoy
@@ -182,7 +185,15 @@ def main() -> None:
         default=1,
         help="also measure this many ext_proc processes, round-robin (default 1 = skip)",
     )
+    p.add_argument(
+        "--picker-only",
+        action="store_true",
+        help="only the load-aware picker's cost (bench/extproc/picker_cost.py), which otherwise runs last",
+    )
     args = p.parse_args()
+    if args.picker_only:
+        picker_cost.main([])
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     rows: list[tuple[str, str, WrkResult, WrkResult, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="bench-extproc-") as tmp:
@@ -264,6 +275,7 @@ def main() -> None:
                         )
                     )
     print_table(rows, pace_ms=args.pace_ms)
+    picker_cost.main([])
 
 
 def print_table(rows: list[tuple[str, str, WrkResult, WrkResult, dict[str, float]]], *, pace_ms: int) -> None:

@@ -83,7 +83,7 @@ def _pool(res: PoolResolution, models: Resolution, snap: Snapshot, options: Buil
         for mr in sorted(models.models, key=lambda mr: mr.view.model_name)
         if mr.problem is None and mr.view.pool_key == res.view.key
     ]
-    return fc.InferencePool(name=res.view.key.dotted, members=members, models=pool_models)
+    return fc.InferencePool(name=res.view.key.dotted, members=members, models=pool_models, picker=res.picker)
 
 
 def build_filter_config(

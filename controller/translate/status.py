@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from api.costexpr import CostExpressionError, compile_cost
+from api.picker import PICKER_ANNOTATION, EndpointPickerConfig, parse_picker_annotation
 from controller.translate import views
 from controller.translate.attachment import EXTENSION_POLICY_NOT_ACCEPTED, Attachment, attachment
 from controller.translate.grants import REF_NOT_PERMITTED, Ref, permitted
@@ -243,6 +244,23 @@ class PoolResolution:
     problems: tuple[Problem, ...]
     members: tuple[MemberPlan, ...]
     """Members whose references and ports check out (empty when the extensionRef is invalid)."""
+    picker: EndpointPickerConfig | None = None
+    """The endpoint-picker annotation's settings; None: the defaults (also when the annotation is invalid)."""
+    picker_problem: Problem | None = None
+    """Why the endpoint-picker annotation was not used (the pool is then served with the defaults)."""
+
+
+def _picker(pool: PoolView) -> tuple[EndpointPickerConfig | None, Problem | None]:
+    if pool.picker_annotation is None:
+        return None, None
+    try:
+        return parse_picker_annotation(pool.picker_annotation), None
+    except ValueError as e:
+        return None, Problem(
+            "InvalidPickerConfig",
+            f"annotation {PICKER_ANNOTATION}: {e}; the pool is served with the default picker settings "
+            "until it is fixed",
+        )
 
 
 def _valid_extension(pool: PoolView, options: BuildOptions) -> bool:
@@ -308,7 +326,8 @@ def plan_pool(
                         f"AIServiceBackend {m.backend.view.key}: {host} could not be resolved: {ans.error}",
                     )
                 )
-    return PoolResolution(pool, tuple(problems), tuple(members))
+    picker, picker_problem = _picker(pool)
+    return PoolResolution(pool, tuple(problems), tuple(members), picker, picker_problem)
 
 
 def _member_plan(
@@ -357,7 +376,11 @@ def _member_plan(
 
 
 def pool_status(res: PoolResolution, parents: Iterable[ObjKey]) -> ObjectStatus:
-    accepted = _true(ACCEPTED, "pool is served by the built-in endpoint picker")
+    accepted = _cond(
+        ACCEPTED,
+        [res.picker_problem] if res.picker_problem else [],
+        "pool is served by the built-in endpoint picker",
+    )
     resolved = _cond(RESOLVED_REFS, list(res.problems), f"{len(res.members)} member backend(s) resolved")
     return ObjectStatus(
         KIND_POOL,

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from api.picker import PICKER_ANNOTATION
 from controller.translate.names import AIGW_GROUP, EG_GROUP, GATEWAY_GROUP, INFERENCE_GROUP, ObjKey
 from controller.translate.snapshot import Obj
 
@@ -357,6 +358,8 @@ class PoolView:
     ext_group: str
     ext_kind: str
     ext_name: str
+    picker_annotation: str | None = None
+    """The raw endpoint-picker annotation (``api.picker.PICKER_ANNOTATION``), if set."""
 
     @classmethod
     def of(cls, obj: Obj) -> PoolView:
@@ -370,6 +373,7 @@ class PoolView:
             ext_group=str(ext.get("group") or ""),
             ext_kind=str(ext.get("kind") or "Service"),
             ext_name=str(ext.get("name", "")),
+            picker_annotation=_opt_str(_m(meta(obj).get("annotations")).get(PICKER_ANNOTATION)),
         )
 
     def selects(self, backend_labels: Mapping[str, str]) -> bool:
@@ -440,3 +444,7 @@ def eg_backend_endpoints(obj: Obj) -> tuple[EgEndpoint, ...]:
         elif ep.get("unix"):
             out.append(EgEndpoint("unix", str(_m(ep["unix"]).get("path", "")), None))
     return tuple(out)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
