@@ -77,6 +77,8 @@ def _config(port: int) -> dict[str, Any]:
     return pool_config(
         [(h, port) for h in HOSTS],
         name="sim.default",
+        # a loaded test machine can delay a scrape past the default 500 ms, after which it is not trusted
+        picker={"scrape": {"stalenessMs": 3000}},
         models=[
             {"modelName": "sim-llm"},
             {"modelName": "sql"},
@@ -134,6 +136,12 @@ def _until(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def _scraped() -> None:
+    """Give the ext_proc's scraper (every 50 ms) time to see what the test just saw on a replica: a
+    propagation wait, not an assertion."""
+    time.sleep(0.5)
+
+
 def _drain(futures: list[Future[Reply]]) -> None:
     for f in futures:
         assert f.result(timeout=120).status == 200
@@ -142,6 +150,7 @@ def _drain(futures: list[Future[Reply]]) -> None:
 def test_requests_avoid_a_replica_with_a_long_queue(pool: Pool) -> None:
     load = pool.direct(1, n=6, max_tokens=400)  # 2 running, 4 waiting on sim-1, for seconds
     _until(lambda: pool.replica_gauge(1, "vllm:num_requests_waiting") >= 4, "sim-1 never queued")
+    _scraped()
     landed: Counter[str] = Counter()
     for _ in range(20):
         r = pool.chat("sim-llm")
@@ -175,13 +184,17 @@ def test_lora_requests_prefer_the_replica_with_the_adapter(pool: Pool) -> None:
 def test_sheddable_gets_429_only_when_saturated_and_critical_never(pool: Pool) -> None:
     ok = pool.chat("bulk")
     assert ok.status == 200, ok.body  # idle pool: nothing is shed
-    load = [f for i in range(1, 5) for f in pool.direct(i, n=9, max_tokens=300)]  # 2 running + 7 waiting each
+    load = [f for i in range(1, 5) for f in pool.direct(i, n=9, max_tokens=400)]  # 2 running + 7 waiting each
     _until(
         lambda: min(pool.replica_gauge(i, "vllm:num_requests_waiting") for i in range(1, 5)) >= 6,
         "the replicas never all queued",
     )
+    _scraped()
     shed = pool.chat("bulk")
-    assert shed.status == 429, shed.body
+    assert shed.status == 429, (
+        shed.body,
+        [pool.replica_gauge(i, "vllm:num_requests_waiting") for i in (1, 2, 3, 4)],
+    )
     assert shed.headers["retry-after"] == "1"
     assert shed.json()["error"]["type"] == "rate_limit_exceeded"
     vip = [pool.background.submit(pool.chat, "vip") for _ in range(3)]
