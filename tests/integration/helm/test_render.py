@@ -193,6 +193,7 @@ def test_envoy_gateway_values_point_at_the_charts_service(helm: Helm) -> None:
         ({"controller.extprocAddress": "no-port"}, "extprocAddress"),
         ({"image.pullPolicy": "Sometimes"}, "pullPolicy"),
         ({"extraArgs": ["log-level=debug"]}, "extraArgs"),
+        ({"extraArgs": ["--log-levle=debug"]}, "--log-levle=debug"),
         ({"readinessProbe": {"periodSeconds": 5, "httpGet": {"path": "/"}}}, "httpGet"),
         ({"replicaCount": 2, "controller.leaderElect": False}, "controller.leaderElect"),
     ],

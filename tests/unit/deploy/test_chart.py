@@ -6,7 +6,10 @@ tested."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 from typing import Any
 
 import yaml
@@ -47,3 +50,27 @@ def test_the_charts_cluster_role_is_config_rbacs() -> None:
     )
     template = (CHART / "templates" / "clusterrole.yaml").read_text()
     assert '.Files.Get "files/clusterrole.yaml"' in template
+
+
+def controller_flags() -> set[str]:
+    """Every option string of ``aigw-controller`` (aliases included), read from its ``--help``."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        parse_args(["--help"])
+    flags: set[str] = set()
+    for line in out.getvalue().splitlines():
+        if m := re.match(r"^  (-\S.*?)(?:\s{2,}|$)", line):  # the invocation column of an option
+            flags |= set(re.findall(r"--[a-z][a-z-]*", m.group(1)))
+    return flags - {"--help"}
+
+
+def test_extra_args_accept_exactly_the_controllers_flags() -> None:
+    pattern = SCHEMA["properties"]["extraArgs"]["items"]["pattern"]
+    m = re.fullmatch(r"\^--\(([a-z|-]+)\)\(=\.\*\)\?\$", pattern)
+    assert m, f"extraArgs pattern {pattern!r} is not ^--(flag|...)(=.*)?$"
+    listed = {f"--{name}" for name in m.group(1).split("|")}
+    assert listed == controller_flags(), (
+        f"values.schema.json extraArgs: add {sorted(controller_flags() - listed)}, "
+        f"remove {sorted(listed - controller_flags())}"
+    )
+    assert "--metrics-address" in listed, "aliases are flags too"
