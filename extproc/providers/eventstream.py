@@ -1,5 +1,4 @@
-"""AWS event stream framing (``application/vnd.amazon.eventstream``): decode with botocore, encode for
-fakes.
+"""AWS event stream framing (``application/vnd.amazon.eventstream``): decode with botocore, encode for fakes.
 
 Decoding is botocore's ``EventStreamBuffer``, which checks both CRCs of every frame; ``FrameDecoder`` turns
 its exceptions into one ``FrameError`` and notices a stream that ends inside a frame. ``encode_frame`` is the
