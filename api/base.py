@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+
+READ_CONTEXT: Final[Mapping[str, bool]] = {"read": True}
+"""Validation context of a read: CEL and list-map rules are skipped (see ``TopLevelObject.read``)."""
+
+
+def is_read(context: Any) -> bool:
+    """Whether a validation runs with ``READ_CONTEXT``."""
+    return isinstance(context, Mapping) and context.get("read") is True
 
 
 class KubeModel(BaseModel):

@@ -6,6 +6,9 @@ same message, so that the controller and the standalone CLI reject what the API 
 
 Use a rule on a field as ``Annotated[T, Field(...), SOME_RULE]``, or on a whole object by listing it in
 ``CelValidatedModel.CEL_RULES``. ``ListMap`` does the same for list-map keys (merge by key, no duplicates).
+
+A read (``TopLevelObject.read``: an object the API server has already validated) skips both: the rules
+held when the object was admitted, and re-running them on every cached version would only cost time.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, model_validator
+from pydantic import BaseModel, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationInfo, model_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
-from api.base import KubeModel
+from api.base import KubeModel, is_read
 
 VALIDATIONS_KEY = "x-kubernetes-validations"
 
@@ -34,7 +37,10 @@ class _AnnotatedValidator:
         raise NotImplementedError
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self.enforce, handler(source))
+        return core_schema.with_info_after_validator_function(self._unless_read, handler(source))
+
+    def _unless_read(self, value: Any, info: ValidationInfo) -> Any:
+        return value if is_read(info.context) else self.enforce(value)
 
     def __get_pydantic_json_schema__(
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
@@ -78,9 +84,10 @@ class CelValidatedModel(KubeModel):
     CEL_RULES: ClassVar[tuple[CelRule, ...]] = ()
 
     @model_validator(mode="after")
-    def _cel_rules_hold(self) -> Self:
-        for rule in type(self).CEL_RULES:
-            rule.enforce(self)
+    def _cel_rules_hold(self, info: ValidationInfo) -> Self:
+        if not is_read(info.context):
+            for rule in type(self).CEL_RULES:
+                rule.enforce(self)
         return self
 
     @classmethod
@@ -126,6 +133,23 @@ class ListMap(_AnnotatedValidator):
     def extend_json_schema(self, json_schema: JsonSchemaValue) -> None:
         """Mark the node as a list map (``schema_extra``)."""
         json_schema.update(self.schema_extra())
+
+
+def broken_rules(model: BaseModel) -> list[CelRule]:
+    """The object-level rules (``CEL_RULES``) that do not hold anywhere in ``model``, depth first.
+
+    Empty for anything a strict parse or the API server admitted. A reader that skipped the rules
+    (``TopLevelObject.read``) asks here instead of restating a rule.
+    """
+    out: list[CelRule] = []
+    if isinstance(model, CelValidatedModel):
+        out += [r for r in type(model).CEL_RULES if r.holds is not None and not r.holds(model)]
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, BaseModel):
+                out += broken_rules(item)
+    return out
 
 
 def _attribute(json_name: str) -> str:

@@ -1,4 +1,5 @@
-"""The few core/v1 types our kinds embed: an object reference and container resource requirements."""
+"""The few core/v1 types our kinds embed (an object reference, container resource requirements), and the
+names of the core kinds the controller reads or writes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from typing import Annotated
 from pydantic import Field, WithJsonSchema
 
 from api.base import KubeModel
+from api.objects import KindInfo
+
+SERVICE = KindInfo("", "v1", "Service", "services")
+"""The core and apps kinds the controller reads or writes (not modelled: the builders emit them as dicts)."""
+SECRET = KindInfo("", "v1", "Secret", "secrets")
+CONFIG_MAP = KindInfo("", "v1", "ConfigMap", "configmaps")
+DEPLOYMENT = KindInfo("apps", "v1", "Deployment", "deployments")
 
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"

@@ -1,6 +1,6 @@
 """The Envoy Gateway ``Backend`` (gateway.envoyproxy.io/v1alpha1), only as far as the controller reads it:
-its IP and FQDN endpoints. Envoy Gateway owns this CRD, so fields we do not model
-are ignored, not rejected."""
+its IP, FQDN and Unix socket endpoints. Envoy Gateway owns this CRD, so fields we do not model are ignored,
+not rejected. Also the names of the other Envoy Gateway kinds the controller writes."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from api.objects import KindInfo, TopLevelObject
 
 GROUP = "gateway.envoyproxy.io"
 VERSION = "v1alpha1"
+ENVOY_EXTENSION_POLICY = KindInfo(GROUP, VERSION, "EnvoyExtensionPolicy", "envoyextensionpolicies")
+HTTP_ROUTE_FILTER = KindInfo(GROUP, VERSION, "HTTPRouteFilter", "httproutefilters")
 
 
 class IPEndpoint(KubeModel):
@@ -34,18 +36,27 @@ class FQDNEndpoint(KubeModel):
     port: PortNumber
 
 
+class UnixSocket(KubeModel):
+    """A Unix domain socket path."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    path: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
 class BackendEndpoint(KubeModel):
-    """One endpoint of a Backend: an IP or an FQDN (Unix sockets are not modelled and are ignored)."""
+    """One endpoint of a Backend: an IP, an FQDN or a Unix socket."""
 
     model_config = ConfigDict(extra="ignore")
 
     ip: IPEndpoint | None = None
     fqdn: FQDNEndpoint | None = None
+    unix: UnixSocket | None = None
 
     @model_validator(mode="after")
     def _at_most_one(self) -> Self:
-        if self.ip is not None and self.fqdn is not None:
-            raise ValueError("an endpoint sets either ip or fqdn, not both")
+        if sum(x is not None for x in (self.ip, self.fqdn, self.unix)) > 1:
+            raise ValueError("an endpoint sets one of ip, fqdn or unix")
         return self
 
 

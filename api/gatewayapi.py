@@ -14,6 +14,7 @@ from pydantic import Field
 
 from api.base import KubeModel
 from api.cel import CelRule, CelValidatedModel
+from api.objects import KindInfo
 
 GROUP_PATTERN = r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 KIND_PATTERN = r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$"
@@ -38,6 +39,11 @@ Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
 """A Gateway API duration such as ``1h``, ``30s`` or ``500ms``; ``0s`` disables the timeout."""
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_VERSION = "v1"
+GATEWAY = KindInfo(GATEWAY_GROUP, GATEWAY_VERSION, "Gateway", "gateways")
+"""The Gateway API kinds we read or write but do not model (their CRDs are the Gateway API's)."""
+HTTP_ROUTE = KindInfo(GATEWAY_GROUP, GATEWAY_VERSION, "HTTPRoute", "httproutes")
+REFERENCE_GRANT = KindInfo(GATEWAY_GROUP, "v1beta1", "ReferenceGrant", "referencegrants")
 
 _DURATION_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -98,3 +99,26 @@ class Condition(KubeModel):
     """A programmatic identifier in CamelCase for the condition's last transition."""
     message: Annotated[str, Field(max_length=32768)]
     """A human-readable message with details about the transition."""
+
+
+PARTIALLY_INVALID = "PartiallyInvalid"
+"""Gateway API's route condition of negative polarity: True means part of the route was dropped."""
+NEGATIVE_POLARITY = frozenset({PARTIALLY_INVALID})
+"""Condition types whose True status reports a problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredCondition:
+    """A condition as a builder decides it: ``Condition`` without ``lastTransitionTime`` and
+    ``observedGeneration``, which the status writer stamps when it merges the condition into the object."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        """No problem reported: True for the positive-polarity types, False for ``NEGATIVE_POLARITY``."""
+        good = ConditionStatus.FALSE if self.type in NEGATIVE_POLARITY else ConditionStatus.TRUE
+        return self.status == good

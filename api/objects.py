@@ -1,16 +1,45 @@
-"""The shape every top-level Kubernetes kind shares, its CRD names, and parsing from API server dicts."""
+"""The shape every top-level Kubernetes kind shares, its API names, and parsing from API server dicts.
+
+Two ways in: ``parse`` (strict: unknown fields and broken CEL rules are errors, for manifests nobody has
+validated yet) and ``read`` (lenient: for objects the API server has already admitted, such as the
+controller's cache).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, NamedTuple, Self
 
 from pydantic import ValidationError
 
-from api.base import KubeModel
+from api.base import READ_CONTEXT, KubeModel
 from api.errors import InvalidObjectError, field_errors
 from api.meta import ObjectMeta
+
+Obj = dict[str, Any]
+"""A Kubernetes object as the JSON dict the API server returns (camelCase keys)."""
+
+
+class ObjKey(NamedTuple):
+    """``namespace/name`` of a namespaced object."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def dotted(self) -> str:
+        """``name.namespace``: how the filter config names backends and pools."""
+        return f"{self.name}.{self.namespace}"
+
+    @classmethod
+    def parse(cls, key: str) -> ObjKey:
+        """From ``namespace/name``."""
+        namespace, _, name = key.partition("/")
+        return cls(namespace, name)
 
 
 @dataclass(frozen=True)
@@ -57,18 +86,41 @@ class TopLevelObject(KubeModel):
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> Self:
-        """Parse an object as the API server or a manifest gives it.
+        """Parse an object as a manifest gives it: unknown fields and broken CEL rules are errors.
 
         Raises ``InvalidObjectError`` naming every broken rule with its field path (``spec.rules[0]...``).
         """
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            meta = data.get("metadata") or {}
-            name = f"{meta.get('namespace') or ''}/{meta.get('name') or '<unnamed>'}".lstrip("/")
-            raise InvalidObjectError(f"{cls.KIND_INFO.kind} {name}", field_errors(e)) from e
+            raise cls._invalid(data, e) from e
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> Self:
+        """Read an object the API server has already admitted: unknown fields (a newer CRD, managedFields)
+        are dropped, CEL and list-map rules are not run again, and ``status`` is not read (the model's is the
+        default). Types, enums, required fields and defaults apply as in ``parse``.
+
+        Raises ``InvalidObjectError`` when the object does not fit the model even so (a CRD other than ours).
+        """
+        try:
+            body = {k: v for k, v in data.items() if k != "status"}
+            return cls.model_validate(body, extra="ignore", context=READ_CONTEXT)
+        except ValidationError as e:
+            raise cls._invalid(data, e) from e
+
+    @classmethod
+    def _invalid(cls, data: Mapping[str, Any], error: ValidationError) -> InvalidObjectError:
+        meta = data.get("metadata") or {}
+        name = f"{meta.get('namespace') or ''}/{meta.get('name') or '<unnamed>'}".lstrip("/")
+        return InvalidObjectError(f"{cls.KIND_INFO.kind} {name}", field_errors(error))
 
     @property
     def key(self) -> str:
         """``<namespace>/<name>``, the key of the object in caches and work queues."""
         return f"{self.metadata.namespace}/{self.metadata.name}"
+
+    @property
+    def ref(self) -> ObjKey:
+        """``(namespace, name)`` as an ``ObjKey``."""
+        return ObjKey(self.metadata.namespace, self.metadata.name)

@@ -13,19 +13,17 @@ from typing import Any
 
 import yaml
 
+from api.corev1 import SECRET, SERVICE
+from api.envoygateway import Backend
+from api.gatewayapi import GATEWAY, REFERENCE_GRANT
+from api.kinds import CRD_KINDS
+from api.objects import TopLevelObject
+
 YAML_SUFFIXES = (".yaml", ".yml")
 
 USED_KINDS: dict[str, tuple[str, ...]] = {
-    "AIGatewayRoute": ("aigateway.envoyproxy.io",),
-    "AIServiceBackend": ("aigateway.envoyproxy.io",),
-    "BackendSecurityPolicy": ("aigateway.envoyproxy.io",),
-    "InferencePool": ("inference.networking.x-k8s.io",),
-    "InferenceModel": ("inference.networking.x-k8s.io",),
-    "Backend": ("gateway.envoyproxy.io",),
-    "Secret": ("",),
-    "Service": ("",),
-    "Gateway": ("gateway.networking.k8s.io",),
-    "ReferenceGrant": ("gateway.networking.k8s.io",),
+    k.kind: (k.group,)
+    for k in (*(m.KIND_INFO for m in CRD_KINDS), Backend.KIND_INFO, SECRET, SERVICE, GATEWAY, REFERENCE_GRANT)
 }
 """Kinds ``aigw run`` reads, with the API groups it accepts for each (``""`` is the core group)."""
 
@@ -53,6 +51,8 @@ class SourcedObject:
     namespace: str
     name: str
     body: dict[str, Any]
+    model: TopLevelObject | None = None
+    """The validated api model, for the kinds ``api/`` models (set by ``store.build_store``)."""
 
     @property
     def key(self) -> tuple[str, str, str]:

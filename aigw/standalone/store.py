@@ -1,10 +1,11 @@
 """The in-memory store of ``aigw run``: validated objects read from files, in the form the builders read.
 
-The controller's builders read Kubernetes JSON documents as the API server returns them. The store makes the
-file objects look the same: modelled kinds are validated with their ``api`` models (errors name the file and
-the field path), a Secret's ``stringData`` is folded into base64 ``data`` the way the API server does it, and
-objects without a ``creationTimestamp`` get one in input order, so that "the oldest wins" rules (duplicate
-``modelName`` in a pool) pick the object that comes first in the files.
+The controller's builders read the api models of the kinds ``api/`` models, and JSON documents of the others.
+The store gives them both: modelled kinds are validated with their ``api`` models, strictly (errors name the
+file and the field path), and the validated model is kept for the builders; a Secret's ``stringData`` is
+folded into base64 ``data`` the way the API server does it; and objects without a ``creationTimestamp`` get
+one in input order, so that "the oldest wins" rules (duplicate ``modelName`` in a pool) pick the object that
+comes first in the files.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import base64
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from aigw.standalone.inputs import InputError, SourcedObject
 from api.errors import InvalidObjectError
-from api.kinds import kind_for, parse_object
-from controller.translate import ObjKey
+from api.kinds import kind_for
+from api.objects import ObjKey, TopLevelObject
+
+M = TypeVar("M", bound=TopLevelObject)
 
 _EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
@@ -37,6 +40,11 @@ class Store:
     def bodies(self, kind: str) -> dict[ObjKey, dict[str, Any]]:
         """The JSON documents of ``kind``, by key."""
         return {k: o.body for k, o in self.of_kind(kind).items()}
+
+    def models(self, model: type[M]) -> dict[ObjKey, M]:
+        """The validated models of ``model``'s kind, by key."""
+        objs = self.of_kind(model.KIND_INFO.kind).items()
+        return {k: o.model for k, o in objs if isinstance(o.model, model)}
 
     def where(self, kind: str, key: ObjKey) -> str:
         """``<path> (document N)`` of an object, or ``"(not in any input file)"``."""
@@ -58,24 +66,16 @@ def build_store(objects: Iterable[SourcedObject]) -> tuple[Store, list[InputErro
     errors: list[InputError] = []
     for i, obj in enumerate(objects):
         try:
-            body = _normalised(obj, order=i)
+            normalised = _normalised(obj, order=i)
         except InputError as e:
             errors.append(e)
             continue
-        key = ObjKey(obj.namespace, obj.name)
-        by_kind.setdefault(obj.kind, {})[key] = SourcedObject(
-            path=obj.path,
-            document=obj.document,
-            group=obj.group,
-            kind=obj.kind,
-            namespace=obj.namespace,
-            name=obj.name,
-            body=body,
-        )
+        by_kind.setdefault(obj.kind, {})[ObjKey(obj.namespace, obj.name)] = normalised
     return Store(objects=by_kind), errors
 
 
-def _normalised(obj: SourcedObject, *, order: int) -> dict[str, Any]:
+def _normalised(obj: SourcedObject, *, order: int) -> SourcedObject:
+    """``obj`` with its defaults filled in, and its model when its kind is modelled."""
     body = dict(obj.body)
     meta = dict(body.get("metadata") or {})
     created = _EPOCH + dt.timedelta(seconds=order)
@@ -83,15 +83,16 @@ def _normalised(obj: SourcedObject, *, order: int) -> dict[str, Any]:
     meta.setdefault("uid", hashlib.sha256(f"{obj.kind}/{obj.namespace}/{obj.name}".encode()).hexdigest()[:32])
     meta.setdefault("generation", 1)
     body["metadata"] = meta
-    if kind_for(str(body.get("apiVersion")), obj.kind) is not None:
+    model: TopLevelObject | None = None
+    if (kind := kind_for(str(body.get("apiVersion")), obj.kind)) is not None:
         try:
-            parse_object(body)
+            model = kind.parse(body)
         except InvalidObjectError as e:
             raise InputError(path=obj.path, document=obj.document, reason=str(e)) from e
     elif obj.kind == "Secret":
         body["data"] = _secret_data(obj, body)
         body.pop("stringData", None)
-    return body
+    return replace(obj, body=body, model=model)
 
 
 def _secret_data(obj: SourcedObject, body: Mapping[str, Any]) -> dict[str, str]:

@@ -17,20 +17,25 @@ from typing import Any
 from aigw.standalone.envoyconfig import Address, BackendCluster, ExtProcSettings, HeaderRoute, UpstreamTLS
 from aigw.standalone.store import Store
 from api import headers
+from api.envoygateway import Backend
 from api.filterconfig import FilterConfig
-from api.gatewayapi import GATEWAY_GROUP, duration_seconds
+from api.gatewayapi import GATEWAY, REFERENCE_GRANT, duration_seconds
+from api.inference import InferenceModel, InferencePool
+from api.objects import Obj, ObjKey
+from api.shared import BackendKind
+from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
 from controller.translate import (
     BuildOptions,
     DnsAnswer,
     GatewayBuild,
     ObjectStatus,
-    ObjKey,
-    RouteView,
     Snapshot,
     build_gateway,
-    eg_backend_endpoints,
+    eg_endpoints,
     extension_policy_spec,
+    gateway_keys,
     hostnames_to_resolve,
+    refs_of_kind,
     render_filter_config,
 )
 
@@ -80,8 +85,8 @@ def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict
     """
     gateways = store.bodies("Gateway")
     targeted: list[ObjKey] = []
-    for obj in store.of_kind("AIGatewayRoute").values():
-        for k in RouteView.of(obj.body).gateway_keys():
+    for route in store.models(AIGatewayRoute).values():
+        for k in gateway_keys(route):
             if k not in targeted:
                 targeted.append(k)
     if requested is None:
@@ -95,8 +100,8 @@ def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict
     if requested in gateways:
         return requested, gateways[requested]
     return requested, {
-        "apiVersion": f"{GATEWAY_GROUP}/v1",
-        "kind": "Gateway",
+        "apiVersion": GATEWAY.api_version,
+        "kind": GATEWAY.kind,
         "metadata": {"name": requested.name, "namespace": requested.namespace, "uid": "aigw-standalone"},
         "spec": {"gatewayClassName": "aigw-standalone", "listeners": []},
     }
@@ -106,21 +111,15 @@ def snapshot_of(
     store: Store,
     *,
     gateway: ObjKey,
-    gateway_object: Mapping[str, Any],
+    gateway_object: Obj,
     dns: Mapping[str, DnsAnswer],
     options: BuildOptions,
 ) -> Snapshot:
     """The reconcile's snapshot over the store: the Gateway's routes and every other object of the inputs."""
-    routes = tuple(
-        o.body
-        for o in store.of_kind("AIGatewayRoute").values()
-        if gateway in RouteView.of(o.body).gateway_keys()
-    )
+    routes = tuple(r for r in store.models(AIGatewayRoute).values() if gateway in gateway_keys(r))
+    pools = store.models(InferencePool)
     pool_parents = {
-        k: (gateway,)
-        for r in routes
-        for k in RouteView.of(r).refs_of_kind("InferencePool")
-        if k in store.bodies("InferencePool")
+        k: (gateway,) for r in routes for k in refs_of_kind(r, BackendKind.INFERENCE_POOL) if k in pools
     }
     # aigw plays Envoy Gateway: it installs the ext_proc filter itself, from the policy the builders emit, so
     # the policy is in place on its Gateway by construction (and on no other).
@@ -129,24 +128,22 @@ def snapshot_of(
         gateway=gateway,
         gateway_object=gateway_object,
         routes=routes,
-        backends=store.bodies("AIServiceBackend"),
-        security_policies=store.bodies("BackendSecurityPolicy"),
+        backends=store.models(AIServiceBackend),
+        security_policies=store.models(BackendSecurityPolicy),
         services=store.bodies("Service"),
-        eg_backends=store.bodies("Backend"),
+        eg_backends=store.models(Backend),
         secrets=store.secret_data(),
-        pools=store.bodies("InferencePool"),
-        models=tuple(store.bodies("InferenceModel").values()),
-        gateways=frozenset({gateway, *store.bodies("Gateway")}),
+        pools=pools,
+        models=tuple(store.models(InferenceModel).values()),
+        gateways=frozenset({gateway, *store.bodies(GATEWAY.kind)}),
         pool_parents=pool_parents,
         dns=dns,
-        grants=tuple(store.bodies("ReferenceGrant").values()),
+        grants=tuple(store.bodies(REFERENCE_GRANT.kind).values()),
         extension_policies={gateway: policy},
     )
 
 
-def hostnames(
-    store: Store, *, gateway: ObjKey, gateway_object: Mapping[str, Any], options: BuildOptions
-) -> list[str]:
+def hostnames(store: Store, *, gateway: ObjKey, gateway_object: Obj, options: BuildOptions) -> list[str]:
     """The DNS names the filter config needs (pool members' FQDNs), as the controller computes them."""
     snap = snapshot_of(store, gateway=gateway, gateway_object=gateway_object, dns={}, options=options)
     return hostnames_to_resolve(snap, options)
@@ -156,7 +153,7 @@ def translate(
     store: Store,
     *,
     gateway: ObjKey,
-    gateway_object: Mapping[str, Any],
+    gateway_object: Obj,
     options: BuildOptions,
     dns: Mapping[str, DnsAnswer],
 ) -> Translation:
@@ -186,12 +183,11 @@ def translate(
 def demo_upstreams(store: Store) -> tuple[DemoUpstream, ...]:
     """The IP endpoints of every ``Backend`` annotated ``DEMO_UPSTREAM_ANNOTATION: "true"`` or ``"sim"``."""
     out: list[DemoUpstream] = []
-    for key, obj in sorted(store.of_kind("Backend").items()):
-        annotations = (obj.body.get("metadata") or {}).get("annotations") or {}
-        kind = str(annotations.get(DEMO_UPSTREAM_ANNOTATION, "")).lower()
+    for key, backend in sorted(store.models(Backend).items()):
+        kind = backend.metadata.annotations.get(DEMO_UPSTREAM_ANNOTATION, "").lower()
         if kind not in ("true", "sim"):
             continue
-        for ep in eg_backend_endpoints(obj.body):
+        for ep in eg_endpoints(backend):
             if ep.kind == "ip" and ep.port:
                 address = Address(host=ep.address, port=ep.port)
                 out.append(DemoUpstream(name=key.name, address=address, sim=kind == "sim"))
@@ -259,9 +255,10 @@ def _cluster(ref: Mapping[str, Any], store: Store) -> tuple[BackendCluster, str 
             "gateway.envoyproxy.io Backend instead (requests to it get 503)"
         )
     obj = store.of_kind("Backend")[key]
+    backend = store.models(Backend)[key]
     endpoints: list[Address] = []
     skipped: list[str] = []
-    for ep in eg_backend_endpoints(obj.body):
+    for ep in eg_endpoints(backend):
         if ep.kind in ("ip", "fqdn") and ep.port:
             endpoints.append(Address(host=ep.address, port=ep.port))
         else:

@@ -21,20 +21,35 @@ owned objects                ``owner-gateway``    the Gateway in its ownerRefere
 ============================ ==================== ==========================================================
 
 ``gateways_for(kind, obj)`` follows these indexes (and pools' label selectors) from any object to every
-Gateway whose reconcile reads it: the map functions of the Gateway controller. ``snapshot(gateway)`` assembles
-the frozen input of the builders for one Gateway.
+Gateway whose reconcile reads it: the map functions of the Gateway controller. ``snapshot(gateway)``
+assembles the frozen input of the builders for one Gateway.
+
+The stores hold the API server's JSON; the builders read api models. Each object of a modelled kind is read
+into its model (``TopLevelObject.read``: the API server has validated it already) once per version, the first
+time an index or a snapshot needs it, and the model is kept beside the object (``Parsed``). An object that
+does not fit its model even so (a CRD other than ours) is logged and left out, as if it did not exist.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Generic, TypeVar
 
+from api.corev1 import SECRET, SERVICE
+from api.envoygateway import Backend
+from api.errors import InvalidObjectError
+from api.gatewayapi import GATEWAY, HTTP_ROUTE, REFERENCE_GRANT
+from api.inference import InferenceModel, InferencePool
+from api.objects import Obj, ObjKey, TopLevelObject
+from api.shared import BackendKind
+from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
 from controller.runtime import Store
-from controller.translate import BuildOptions, ObjKey, Snapshot, extproc_name
+from controller.translate import BuildOptions, Snapshot, extproc_name
 from controller.translate import views as v
-from controller.translate.views import BackendView, ModelView, PolicyView, PoolView, RouteView
+
+log = logging.getLogger(__name__)
 
 IDX_GATEWAY = "gateway"
 IDX_BACKEND = "backend"
@@ -48,7 +63,52 @@ IDX_SELECTOR = "selector"
 IDX_LABEL = "label"
 IDX_FOREIGN_NS = "foreign-namespace"
 
-Obj = dict[str, Any]
+M = TypeVar("M", bound=TopLevelObject)
+
+
+class Parsed(Generic[M]):
+    """The api model of each cached object of one kind, read once per object version.
+
+    The informer replaces an object's dict on every change and never mutates one, so the dict's identity
+    stands for its version: one entry per key, valid while it holds that very dict. ``prune`` drops the
+    entries of deleted objects.
+    """
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+        self._memo: dict[str, tuple[Obj, M | None]] = {}
+
+    def __call__(self, obj: Obj) -> M | None:
+        """The model of ``obj``, or None when it does not fit (logged once per version)."""
+        md = obj.get("metadata") or {}
+        key = f"{md.get('namespace') or ''}/{md.get('name', '')}"
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        try:
+            model: M | None = self.model.read(obj)
+        except InvalidObjectError as e:
+            log.error("ignoring %s: it does not fit the %s API: %s", key, self.model.KIND_INFO.api_version, e)
+            model = None
+        self._memo[key] = (obj, model)
+        return model
+
+    def all(self, objs: Iterable[Obj]) -> list[M]:
+        """The models of ``objs`` that fit, in order."""
+        return [m for o in objs if (m := self(o)) is not None]
+
+    def prune(self, store: Store) -> None:
+        """Forget objects ``store`` no longer holds (amortised: only once the memo has outgrown it)."""
+        if len(self._memo) > 2 * len(store) + 1024:
+            self._memo = {k: e for k, e in self._memo.items() if store.get(k) is e[0]}
+
+
+ROUTES = Parsed(AIGatewayRoute)
+BACKENDS = Parsed(AIServiceBackend)
+POLICIES = Parsed(BackendSecurityPolicy)
+POOLS = Parsed(InferencePool)
+MODELS = Parsed(InferenceModel)
+EG_BACKENDS = Parsed(Backend)
 
 
 def _keys(keys: Iterable[ObjKey]) -> list[str]:
@@ -56,61 +116,81 @@ def _keys(keys: Iterable[ObjKey]) -> list[str]:
 
 
 def route_gateways(obj: Obj) -> list[str]:
-    return _keys(RouteView.of(obj).gateway_keys())
+    r = ROUTES(obj)
+    return _keys(v.gateway_keys(r)) if r is not None else []
 
 
 def route_backends(obj: Obj) -> list[str]:
-    return _keys(RouteView.of(obj).refs_of_kind("AIServiceBackend"))
+    r = ROUTES(obj)
+    return _keys(v.refs_of_kind(r, BackendKind.AI_SERVICE_BACKEND)) if r is not None else []
 
 
 def route_pools(obj: Obj) -> list[str]:
-    return _keys(RouteView.of(obj).refs_of_kind("InferencePool"))
+    r = ROUTES(obj)
+    return _keys(v.refs_of_kind(r, BackendKind.INFERENCE_POOL)) if r is not None else []
 
 
 def backend_services(obj: Obj) -> list[str]:
-    ref = BackendView.of(obj).backend_ref
-    return [str(ref.key)] if ref.is_service else []
+    b = BACKENDS(obj)
+    if b is None or not v.is_service(b.spec.backend_ref):
+        return []
+    return [str(v.ref_key(b.spec.backend_ref, b))]
 
 
 def backend_eg_backends(obj: Obj) -> list[str]:
-    ref = BackendView.of(obj).backend_ref
-    return [str(ref.key)] if ref.is_eg_backend else []
+    b = BACKENDS(obj)
+    if b is None or not v.is_eg_backend(b.spec.backend_ref):
+        return []
+    return [str(v.ref_key(b.spec.backend_ref, b))]
 
 
 def backend_labels(obj: Obj) -> list[str]:
     """``ns/key=value`` for each label."""
-    ns = v.key_of(obj).namespace
-    return [f"{ns}/{a}={b}" for a, b in v.labels(obj).items()]
+    md = obj.get("metadata") or {}
+    return [f"{md.get('namespace') or ''}/{a}={b}" for a, b in (md.get("labels") or {}).items()]
 
 
 def backend_policies(obj: Obj) -> list[str]:
-    b = BackendView.of(obj)
-    return [f"{b.key.namespace}/{b.security_policy[2]}"] if b.security_policy else []
+    b = BACKENDS(obj)
+    k = v.policy_key(b) if b is not None else None
+    return [str(k)] if k is not None else []
 
 
 def policy_secrets(obj: Obj) -> list[str]:
-    return [str(u.secret) for u in PolicyView.of(obj).uses]
+    p = POLICIES(obj)
+    return [str(u.secret) for u in v.secret_uses(p)] if p is not None else []
 
 
 def backend_foreign_namespaces(obj: Obj) -> list[str]:
     """The backendRef's namespace when it is not the backend's: where a ReferenceGrant must allow it."""
-    b = BackendView.of(obj)
-    return [b.backend_ref.namespace] if b.backend_ref.namespace != b.key.namespace else []
+    b = BACKENDS(obj)
+    if b is None:
+        return []
+    ns = v.ref_key(b.spec.backend_ref, b).namespace
+    return [ns] if ns != b.metadata.namespace else []
 
 
 def policy_foreign_namespaces(obj: Obj) -> list[str]:
-    p = PolicyView.of(obj)
-    return sorted({u.secret.namespace for u in p.uses if u.secret.namespace != p.key.namespace})
+    p = POLICIES(obj)
+    if p is None:
+        return []
+    return sorted(
+        {u.secret.namespace for u in v.secret_uses(p) if u.secret.namespace != p.metadata.namespace}
+    )
 
 
 def pool_selector(obj: Obj) -> list[str]:
     """``ns/key=value`` for each selector pair (``ns/`` for an empty selector, which selects everything)."""
-    p = PoolView.of(obj)
-    return [f"{p.key.namespace}/{a}={b}" for a, b in p.selector.items()] or [f"{p.key.namespace}/"]
+    p = POOLS(obj)
+    if p is None:
+        return []
+    ns = p.metadata.namespace
+    return [f"{ns}/{a}={b}" for a, b in p.spec.selector.items()] or [f"{ns}/"]
 
 
 def model_pools(obj: Obj) -> list[str]:
-    return [str(ModelView.of(obj).pool_key)]
+    m = MODELS(obj)
+    return [str(v.pool_key(m))] if m is not None else []
 
 
 def owner_gateways(obj: Obj) -> list[str]:
@@ -118,7 +198,7 @@ def owner_gateways(obj: Obj) -> list[str]:
     return [
         f"{ns}/{o.get('name', '')}"
         for o in (obj.get("metadata") or {}).get("ownerReferences") or []
-        if o.get("kind") == "Gateway"
+        if o.get("kind") == GATEWAY.kind
     ]
 
 
@@ -127,7 +207,7 @@ def httproute_parents(obj: Obj) -> list[str]:
     return [
         f"{p.get('namespace') or ns}/{p.get('name', '')}"
         for p in (obj.get("spec") or {}).get("parentRefs") or []
-        if p.get("kind", "Gateway") == "Gateway"
+        if p.get("kind", GATEWAY.kind) == GATEWAY.kind
     ]
 
 
@@ -135,11 +215,6 @@ def _store_with(index: str) -> Store:
     st = Store()
     st.add_indexer(index, lambda o: [])
     return st
-
-
-def _key(s: str) -> ObjKey:
-    ns, _, name = s.partition("/")
-    return ObjKey(ns, name)
 
 
 @dataclass
@@ -192,25 +267,26 @@ class Caches:
     # --- from any object to the Gateways it affects
 
     def gateways_of_routes(self, routes: Iterable[Obj]) -> set[ObjKey]:
-        return {k for r in routes for k in RouteView.of(r).gateway_keys()}
+        return {k for r in ROUTES.all(routes) for k in v.gateway_keys(r)}
 
     def pools_selecting(self, backend: Obj) -> list[Obj]:
         """The pools of the backend's namespace whose selector matches its labels (through ``selector``)."""
         k = v.key_of(backend)
-        lbl = v.labels(backend)
+        lbl = (backend.get("metadata") or {}).get("labels") or {}
         candidates: dict[str, Obj] = {}
         for value in [f"{k.namespace}/", *(f"{k.namespace}/{a}={b}" for a, b in lbl.items())]:
             for p in self.pools.by_index(IDX_SELECTOR, value):
                 candidates[str(v.key_of(p))] = p
-        return [p for p in candidates.values() if PoolView.of(p).selects(lbl)]
+        return [p for p in candidates.values() if (m := POOLS(p)) is not None and v.selects(m, lbl)]
 
-    def backends_selected(self, pool: PoolView) -> list[Obj]:
+    def backends_selected(self, pool: InferencePool) -> list[Obj]:
         """The AIServiceBackends a pool selects (through ``label``: the objects carrying its first pair)."""
-        if not pool.selector:
-            return self.backends.list(pool.key.namespace)
-        first = min(pool.selector.items())
-        candidates = self.backends.by_index(IDX_LABEL, f"{pool.key.namespace}/{first[0]}={first[1]}")
-        return [b for b in candidates if pool.selects(v.labels(b))]
+        ns = pool.metadata.namespace
+        if not pool.spec.selector:
+            return self.backends.list(ns)
+        first = min(pool.spec.selector.items())
+        candidates = self.backends.by_index(IDX_LABEL, f"{ns}/{first[0]}={first[1]}")
+        return [b for b in candidates if v.selects(pool, (b.get("metadata") or {}).get("labels") or {})]
 
     def gateways_for_pool_key(self, pool: ObjKey) -> set[ObjKey]:
         return self.gateways_of_routes(self.routes.by_index(IDX_POOL, str(pool)))
@@ -231,36 +307,33 @@ class Caches:
     def gateways_for(self, kind: str, obj: Obj) -> set[ObjKey]:
         """Every Gateway whose reconcile reads ``obj`` (of ``kind``), through the indexes."""
         key = str(v.key_of(obj))
-        if kind == "Gateway":
+        if kind == GATEWAY.kind:
             return {v.key_of(obj)}
-        if kind == "AIGatewayRoute":
-            return set(RouteView.of(obj).gateway_keys())
-        if kind == "AIServiceBackend":
+        if kind == AIGatewayRoute.KIND_INFO.kind:
+            return self.gateways_of_routes([obj])
+        if kind == AIServiceBackend.KIND_INFO.kind:
             return self.gateways_for_backend(obj)
-        if kind == "BackendSecurityPolicy":
+        if kind == BackendSecurityPolicy.KIND_INFO.kind:
             return self.gateways_for_backends(self.backends.by_index(IDX_POLICY, key))
-        if kind == "Secret":
+        owners = {ObjKey.parse(g) for g in owner_gateways(obj)}
+        if kind == SECRET.kind:
             out: set[ObjKey] = set()
             for p in self.policies.by_index(IDX_SECRET, key):
                 out |= self.gateways_for_backends(self.backends.by_index(IDX_POLICY, str(v.key_of(p))))
-            return out | {_key(g) for g in owner_gateways(obj)}
-        if kind == "Service":
-            return self.gateways_for_backends(self.backends.by_index(IDX_SERVICE, key)) | {
-                _key(g) for g in owner_gateways(obj)
-            }
-        if kind == "Backend":
-            return self.gateways_for_backends(self.backends.by_index(IDX_EGBACKEND, key)) | {
-                _key(g) for g in owner_gateways(obj)
-            }
-        if kind == "InferencePool":
+            return out | owners
+        if kind == SERVICE.kind:
+            return self.gateways_for_backends(self.backends.by_index(IDX_SERVICE, key)) | owners
+        if kind == Backend.KIND_INFO.kind:
+            return self.gateways_for_backends(self.backends.by_index(IDX_EGBACKEND, key)) | owners
+        if kind == InferencePool.KIND_INFO.kind:
             return self.gateways_for_pool_key(v.key_of(obj))
-        if kind == "InferenceModel":
-            return self.gateways_for_pool_key(ModelView.of(obj).pool_key)
-        if kind == "HTTPRoute":
-            return {_key(g) for g in httproute_parents(obj)}
-        if kind == "ReferenceGrant":
+        if kind == InferenceModel.KIND_INFO.kind:
+            return {g for p in model_pools(obj) for g in self.gateways_for_pool_key(ObjKey.parse(p))}
+        if kind == HTTP_ROUTE.kind:
+            return {ObjKey.parse(g) for g in httproute_parents(obj)}
+        if kind == REFERENCE_GRANT.kind:
             return self.gateways_for_backends(self.backends_granted(obj))
-        return {_key(g) for g in owner_gateways(obj)}
+        return owners
 
     def backends_granted(self, grant: Obj) -> list[Obj]:
         """The AIServiceBackends that refer into the grant's namespace, directly or through their policy: the
@@ -275,36 +348,43 @@ class Caches:
 
     def snapshot(self, gateway: ObjKey) -> Snapshot:
         """Everything the reconcile of ``gateway`` reads (DNS answers left empty: the reconcile adds them)."""
-        routes = self.routes.by_index(IDX_GATEWAY, str(gateway))
-        backend_keys = {_key(k) for r in routes for k in route_backends(r)}
-        pool_keys = {_key(k) for r in routes for k in route_pools(r)}
+        self._prune()
+        routes = ROUTES.all(self.routes.by_index(IDX_GATEWAY, str(gateway)))
         return self._collect(
             gateway=gateway,
             gateway_object=self.gateways.get(str(gateway)),
             routes=routes,
-            backend_keys=backend_keys,
-            pool_keys=pool_keys,
+            backend_keys={k for r in routes for k in v.refs_of_kind(r, BackendKind.AI_SERVICE_BACKEND)},
+            pool_keys={k for r in routes for k in v.refs_of_kind(r, BackendKind.INFERENCE_POOL)},
         )
 
     def object_snapshot(self, kind: str, obj: Obj) -> Snapshot:
         """A snapshot holding ``obj`` and what it references, for its own status when no Gateway reads it."""
         k = v.key_of(obj)
         gw = ObjKey("", "")
-        if kind == "AIServiceBackend":
+        if kind == AIServiceBackend.KIND_INFO.kind:
             return self._collect(gateway=gw, backend_keys={k})
-        if kind == "InferencePool":
+        if kind == InferencePool.KIND_INFO.kind:
             return self._collect(gateway=gw, pool_keys={k})
-        if kind == "InferenceModel":
-            snap = self._collect(gateway=gw, pool_keys={ModelView.of(obj).pool_key})
-            return snap if snap.models else replace(snap, models=(obj,))
-        if kind == "BackendSecurityPolicy":
+        if kind == InferenceModel.KIND_INFO.kind:
+            snap = self._collect(gateway=gw, pool_keys={ObjKey.parse(p) for p in model_pools(obj)})
+            return snap if snap.models else replace(snap, models=tuple(MODELS.all([obj])))
+        if kind == BackendSecurityPolicy.KIND_INFO.kind:
+            policy = POLICIES(obj)
             return Snapshot(
                 gateway=gw,
-                security_policies={k: obj},
+                security_policies={k: policy} if policy is not None else {},
                 secrets=self._secrets_of([obj]),
                 grants=self._grants_of([], [obj]),
             )
         raise ValueError(f"no object snapshot for kind {kind}")
+
+    def _prune(self) -> None:
+        for parsed, st in (
+            (ROUTES, self.routes), (BACKENDS, self.backends), (POLICIES, self.policies),
+            (POOLS, self.pools), (MODELS, self.models), (EG_BACKENDS, self.eg_backends),
+        ):  # fmt: skip
+            parsed.prune(st)
 
     def _grants_of(self, backends: Iterable[Obj], policies: Iterable[Obj]) -> tuple[Obj, ...]:
         """The ReferenceGrants of the namespaces these objects refer into from another one."""
@@ -330,7 +410,7 @@ class Caches:
             for s in policy_secrets(p):
                 sec = self.secrets.get(s)
                 if sec is not None:
-                    out[_key(s)] = dict(sec.get("data") or {})
+                    out[ObjKey.parse(s)] = dict(sec.get("data") or {})
         return out
 
     def _collect(
@@ -338,7 +418,7 @@ class Caches:
         *,
         gateway: ObjKey,
         gateway_object: Obj | None = None,
-        routes: list[Obj] | None = None,
+        routes: list[AIGatewayRoute] | None = None,
         backend_keys: set[ObjKey] | None = None,
         pool_keys: set[ObjKey] | None = None,
     ) -> Snapshot:
@@ -348,32 +428,32 @@ class Caches:
             b = self.backends.get(str(bk))
             if b is not None:
                 backends[bk] = b
-        pools: dict[ObjKey, Obj] = {}
+        pools: dict[ObjKey, InferencePool] = {}
         models: list[Obj] = []
         if self.options.enable_inference_extension:
             for pk in sorted(pool_keys or ()):
                 # a missing pool's models too: their status must say the pool is gone
                 models.extend(self.models.by_index(IDX_POOL, str(pk)))
                 p = self.pools.get(str(pk))
-                if p is None:
+                if p is None or (pm := POOLS(p)) is None:
                     continue
-                pools[pk] = p
-                for b in self.backends_selected(PoolView.of(p)):
+                pools[pk] = pm
+                for b in self.backends_selected(pm):
                     backends[v.key_of(b)] = b
         services: dict[ObjKey, Obj] = {}
-        eg_backends: dict[ObjKey, Obj] = {}
+        eg_backends: dict[ObjKey, Backend] = {}
         policies: dict[ObjKey, Obj] = {}
         for b in backends.values():
             for s in backend_services(b):
                 if (o := self.services.get(s)) is not None:
-                    services[_key(s)] = o
+                    services[ObjKey.parse(s)] = o
             for s in backend_eg_backends(b):
-                if (o := self.eg_backends.get(s)) is not None:
-                    eg_backends[_key(s)] = o
+                if (o := self.eg_backends.get(s)) is not None and (eg := EG_BACKENDS(o)) is not None:
+                    eg_backends[ObjKey.parse(s)] = eg
             for s in backend_policies(b):
                 if (o := self.policies.get(s)) is not None:
-                    policies[_key(s)] = o
-        targeted = {k for r in routes for k in RouteView.of(r).gateway_keys()}
+                    policies[ObjKey.parse(s)] = o
+        targeted = {k for r in routes for k in v.gateway_keys(r)}
         existing = frozenset(k for k in targeted if str(k) in self.gateways)
         pool_parents = {
             pk: tuple(sorted(g for g in self.gateways_for_pool_key(pk) if str(g) in self.gateways))
@@ -383,13 +463,13 @@ class Caches:
             gateway=gateway,
             gateway_object=gateway_object,
             routes=tuple(routes),
-            backends=backends,
-            security_policies=policies,
+            backends={k: m for k, o in backends.items() if (m := BACKENDS(o)) is not None},
+            security_policies={k: sp for k, o in policies.items() if (sp := POLICIES(o)) is not None},
             services=services,
             eg_backends=eg_backends,
             secrets=self._secrets_of(policies.values()),
             pools=pools,
-            models=tuple(models),
+            models=tuple(MODELS.all(models)),
             gateways=existing,
             pool_parents=pool_parents,
             grants=self._grants_of(backends.values(), policies.values()),

@@ -1,35 +1,33 @@
-"""The kinds the AI Gateway controller reads and writes, as ``Resource`` descriptors."""
+"""The kinds the AI Gateway controller reads and writes, as ``Resource`` descriptors (names from ``api/``)."""
 
 from __future__ import annotations
 
 from typing import Final
 
+from api.envoygateway import ENVOY_EXTENSION_POLICY, HTTP_ROUTE_FILTER, Backend
+from api.gatewayapi import GATEWAY, HTTP_ROUTE, REFERENCE_GRANT
+from api.inference import InferenceModel, InferencePool
+from api.objects import KindInfo
+from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
 from controller.runtime import CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES, Resource
-from controller.translate.names import (
-    AIGW_GROUP,
-    AIGW_VERSION,
-    EG_GROUP,
-    EG_VERSION,
-    GATEWAY_GROUP,
-    INFERENCE_GROUP,
-    INFERENCE_VERSION,
-)
 
-AIGATEWAYROUTES: Final = Resource(AIGW_GROUP, AIGW_VERSION, "aigatewayroutes", "AIGatewayRoute")
-AISERVICEBACKENDS: Final = Resource(AIGW_GROUP, AIGW_VERSION, "aiservicebackends", "AIServiceBackend")
-BACKENDSECURITYPOLICIES: Final = Resource(
-    AIGW_GROUP, AIGW_VERSION, "backendsecuritypolicies", "BackendSecurityPolicy"
-)
-INFERENCEPOOLS: Final = Resource(INFERENCE_GROUP, INFERENCE_VERSION, "inferencepools", "InferencePool")
-INFERENCEMODELS: Final = Resource(INFERENCE_GROUP, INFERENCE_VERSION, "inferencemodels", "InferenceModel")
-GATEWAYS: Final = Resource(GATEWAY_GROUP, "v1", "gateways", "Gateway")
-HTTPROUTES: Final = Resource(GATEWAY_GROUP, "v1", "httproutes", "HTTPRoute")
-EG_BACKENDS: Final = Resource(EG_GROUP, EG_VERSION, "backends", "Backend")
-ENVOYEXTENSIONPOLICIES: Final = Resource(
-    EG_GROUP, EG_VERSION, "envoyextensionpolicies", "EnvoyExtensionPolicy"
-)
-HTTPROUTEFILTERS: Final = Resource(EG_GROUP, EG_VERSION, "httproutefilters", "HTTPRouteFilter")
-REFERENCEGRANTS: Final = Resource(GATEWAY_GROUP, "v1beta1", "referencegrants", "ReferenceGrant")
+
+def resource(kind: KindInfo) -> Resource:
+    """The runtime's descriptor of a namespaced kind."""
+    return Resource(kind.group, kind.version, kind.plural, kind.kind)
+
+
+AIGATEWAYROUTES: Final = resource(AIGatewayRoute.KIND_INFO)
+AISERVICEBACKENDS: Final = resource(AIServiceBackend.KIND_INFO)
+BACKENDSECURITYPOLICIES: Final = resource(BackendSecurityPolicy.KIND_INFO)
+INFERENCEPOOLS: Final = resource(InferencePool.KIND_INFO)
+INFERENCEMODELS: Final = resource(InferenceModel.KIND_INFO)
+GATEWAYS: Final = resource(GATEWAY)
+HTTPROUTES: Final = resource(HTTP_ROUTE)
+EG_BACKENDS: Final = resource(Backend.KIND_INFO)
+ENVOYEXTENSIONPOLICIES: Final = resource(ENVOY_EXTENSION_POLICY)
+HTTPROUTEFILTERS: Final = resource(HTTP_ROUTE_FILTER)
+REFERENCEGRANTS: Final = resource(REFERENCE_GRANT)
 
 BY_KIND: Final = {
     r.kind: r

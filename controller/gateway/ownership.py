@@ -12,10 +12,11 @@ checked against the cache of AIGatewayRoutes.
 
 from __future__ import annotations
 
+from api.objects import ObjKey
 from controller.extensionserver.xds import RouteFilter, RouteSource
+from controller.gateway.cache import route_gateways
 from controller.runtime.cache import Store
-from controller.translate.names import ObjKey, route_names_for_http_route
-from controller.translate.views import RouteView
+from controller.translate.names import route_names_for_http_route
 
 
 def generated_pool_routes(routes: Store) -> RouteFilter:
@@ -29,7 +30,7 @@ def generated_pool_routes(routes: Store) -> RouteFilter:
         wanted = ObjKey(gateway.namespace, gateway.name)
         for name in route_names_for_http_route(source.name):
             route = routes.get_by_name(name, source.namespace)
-            if route is not None and wanted in RouteView.of(route).gateway_keys():
+            if route is not None and str(wanted) in route_gateways(route):
                 return True
         return False
 

@@ -30,6 +30,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
+from api.gatewayapi import GATEWAY
+from api.inference import InferencePool
+from api.objects import Obj, ObjKey
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.cache import IDX_GATEWAY, IDX_OWNER_GATEWAY, Caches
@@ -49,21 +52,18 @@ from controller.runtime import (
 from controller.runtime.conditions import is_stale, remove_status_condition
 from controller.translate import (
     BuildOptions,
+    GatewayBuild,
     ObjectStatus,
-    ObjKey,
     build_gateway,
     contains,
     hostnames_to_resolve,
     resolve,
+    statuses,
 )
 from controller.translate import names as n
 from controller.translate import views as v
-from controller.translate.gateway import GatewayBuild
-from controller.translate.status import KIND_POOL
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 IDX_PARENT_GATEWAY = "parent-gateway"
 """Index of our HTTPRoutes by the Gateways in their parentRefs."""
@@ -74,6 +74,8 @@ events)."""
 
 STATUS_CONCURRENCY = 16
 """Status writes in flight at once per reconcile."""
+
+KIND_POOL = InferencePool.KIND_INFO.kind
 
 PRUNED_KINDS = ("ConfigMap", "Secret", "Deployment", "Service", "EnvoyExtensionPolicy", "Backend")
 """Kinds of per-Gateway objects, listed by the ``owner-gateway`` index for pruning."""
@@ -338,7 +340,7 @@ class GatewayReconciler:
                     conditions = list((old.get((gw.namespace, gw.name)) or {}).get("conditions") or [])
                     merge(conditions, conds)
                     parents.append({
-                        "parentRef": {"apiVersion": f"{n.GATEWAY_GROUP}/v1", "kind": "Gateway",
+                        "parentRef": {"apiVersion": GATEWAY.api_version, "kind": GATEWAY.kind,
                                       "namespace": gw.namespace, "name": gw.name},
                         "conditions": conditions,
                     })  # fmt: skip
@@ -403,7 +405,7 @@ class OrphanStatus:
             snap = replace(snap, dns=known)
             res = resolve(snap, caches.options)
         key = ObjKey(req.namespace, req.name)
-        for st in res.statuses(snap):
+        for st in statuses(res):
             if st.kind == self.kind and st.key == key:
                 await self.gateways.write_status(st)
         return None

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from api.objects import Obj
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.cache import (
@@ -33,6 +34,7 @@ from controller.gateway.cache import (
     IDX_SERVICE,
     Caches,
     httproute_parents,
+    model_pools,
     owner_gateways,
     route_pools,
 )
@@ -59,11 +61,9 @@ from controller.runtime import (
 from controller.translate import BuildOptions
 from controller.translate import names as n
 from controller.translate import views as v
-from controller.translate.views import ModelView
 
 log = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 COMPONENT = "ai-gateway-controller"
 """The Event source (``From`` in ``kubectl describe``)."""
 
@@ -318,7 +318,7 @@ def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler:
         )  # fmt: skip
         model_also = status_controller("InferenceModel", models)
         model_also(pools, by(models.store.by_index, IDX_POOL))
-        model_also(models, lambda o: models.store.by_index(IDX_POOL, str(ModelView.of(o).pool_key)))
+        model_also(models, lambda o: [m for k in model_pools(o) for m in models.store.by_index(IDX_POOL, k)])
 
 
 def setup_controllers(

@@ -3,14 +3,19 @@
 No I/O. Used by the controller's per-Gateway reconcile and by the standalone CLI (``aigw run``), which reads
 the same objects from files.
 
+The flow goes one way: ``Snapshot`` -> ``resolve`` (``resolve.py``) -> ``Resolution`` -> three independent
+emitters: the filter config (``config.py``), the Kubernetes objects (``resources.py``) and the conditions
+(``conditions.py``). ``views.py`` holds the few facts derived from the api models that the models do not
+state; every default and rule lives in ``api/``.
+
 Inputs
 ------
 ``Snapshot`` (``controller.translate.snapshot``): the Gateway key and object, the AIGatewayRoutes that target
 it, and what they reference (AIServiceBackends, BackendSecurityPolicies, Services, EG Backends, Secret data,
-InferencePools, InferenceModels), the keys of all existing Gateways, each pool's parent Gateways, and DNS
-answers ``{hostname: DnsAnswer(ips, ttl, error)}``. ``BuildOptions`` carries the command-line settings
-(cluster domain, inference extension on/off, extensionRef name, ext_proc image / log level / out-of-cluster
-address).
+InferencePools, InferenceModels) as api models, the keys of all existing Gateways, each pool's parent
+Gateways, and DNS answers ``{hostname: DnsAnswer(ips, ttl, error)}``. ``BuildOptions`` carries the
+command-line settings (cluster domain, inference extension on/off, extensionRef name, ext_proc image / log
+level / out-of-cluster address).
 
 Functions
 ---------
@@ -18,13 +23,13 @@ Functions
   ``<svc>.<ns>.svc.<cluster-domain>`` and EG Backend FQDN endpoints).
 - ``build_gateway(snapshot, options) -> GatewayBuild``: everything at once (config, per-Gateway objects,
   HTTPRoutes, host-rewrite filters, statuses, DNS failures, ``requeue_after``).
-- ``build_filter_config(snapshot, options) -> FilterConfig`` and ``render_filter_config(cfg) -> str``
+- ``resolve(snapshot, options) -> Resolution``; ``statuses(resolution)``: the conditions of every object
+  (reasons listed in ``controller.translate.conditions``).
+- ``build_filter_config(resolution, options) -> FilterConfig`` and ``render_filter_config(cfg) -> str``
   (deterministic; ``uuid`` = content hash).
 - ``build_http_route``, ``build_host_rewrite_filter``, ``build_extension_policy``,
   ``build_extproc_deployment``, ``build_extproc_service``, ``build_extproc_backend``, ``build_config_map``,
   ``build_auth_secret``.
-- ``resolve(snapshot, options) -> Resolution`` and ``Resolution.statuses(snapshot)``: the conditions of
-  every object (reasons listed in ``controller.translate.status``).
 
 Names: per Gateway ``<ns>/<gw>`` the ConfigMap (key ``filter-config.yaml``), auth Secret, Deployment,
 Service, EnvoyExtensionPolicy (and EG Backend with ``--extproc-address``) are all ``ai-eg-extproc-<gw>`` in
@@ -32,15 +37,18 @@ the Gateway's namespace; an HTTPRoute is named like its AIGatewayRoute; the HTTP
 ``ai-eg-host-rewrite``.
 """
 
+from api.objects import ObjKey
 from controller.translate.attachment import contains, extension_policy_spec
+from controller.translate.conditions import ObjectStatus, statuses
 from controller.translate.config import (
     build_filter_config,
     config_hash,
     render_filter_config,
     secret_file_key,
 )
-from controller.translate.gateway import GatewayBuild, build_gateway, hostnames_to_resolve
-from controller.translate.names import ObjKey, extproc_name
+from controller.translate.gateway import GatewayBuild, build_gateway
+from controller.translate.names import extproc_name
+from controller.translate.resolve import Resolution, dns_failures, hostnames_to_resolve, resolve
 from controller.translate.resources import (
     build_auth_secret,
     build_config_map,
@@ -53,19 +61,16 @@ from controller.translate.resources import (
     build_http_routes,
 )
 from controller.translate.snapshot import BuildOptions, DnsAnswer, ExtprocAddress, Snapshot, clamp_requeue
-from controller.translate.status import Cond, ObjectStatus, Resolution, resolve
-from controller.translate.views import RouteView, eg_backend_endpoints
+from controller.translate.views import eg_endpoints, gateway_keys, refs_of_kind
 
 __all__ = [
     "BuildOptions",
-    "Cond",
     "DnsAnswer",
     "ExtprocAddress",
     "GatewayBuild",
     "ObjKey",
     "ObjectStatus",
     "Resolution",
-    "RouteView",
     "Snapshot",
     "build_auth_secret",
     "build_config_map",
@@ -81,11 +86,15 @@ __all__ = [
     "clamp_requeue",
     "config_hash",
     "contains",
-    "eg_backend_endpoints",
+    "dns_failures",
+    "eg_endpoints",
     "extension_policy_spec",
     "extproc_name",
+    "gateway_keys",
     "hostnames_to_resolve",
+    "refs_of_kind",
     "render_filter_config",
     "resolve",
     "secret_file_key",
+    "statuses",
 ]

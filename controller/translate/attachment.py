@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from api import headers
+from api.envoygateway import Backend
+from api.gatewayapi import GATEWAY
+from api.objects import ObjKey
 from controller.translate import names as n
-from controller.translate.names import ObjKey
 from controller.translate.snapshot import BuildOptions, Snapshot
 
 EXTENSION_POLICY_NOT_ACCEPTED = "ExtensionPolicyNotAccepted"
@@ -51,9 +53,10 @@ def extension_policy_spec(gateway: ObjKey, options: BuildOptions) -> Json:
     name = n.extproc_name(gateway.name)
     ref: Json = {"name": name, "port": n.EXTPROC_GRPC_PORT}
     if options.extproc_address is not None:
-        ref = {"group": n.EG_GROUP, "kind": "Backend", "name": name, "port": options.extproc_address.port}
+        eg = Backend.KIND_INFO
+        ref = {"group": eg.group, "kind": eg.kind, "name": name, "port": options.extproc_address.port}
     return {
-        "targetRefs": [{"group": n.GATEWAY_GROUP, "kind": "Gateway", "name": gateway.name}],
+        "targetRefs": [{"group": GATEWAY.group, "kind": GATEWAY.kind, "name": gateway.name}],
         "extProc": [
             {
                 "backendRefs": [ref],
@@ -88,7 +91,7 @@ def _eg_refusal(policy: Mapping[str, Any], gateway: ObjKey) -> str | None:
     for anc in map(_m, _m(policy.get("status")).get("ancestors") or []):
         ref = _m(anc.get("ancestorRef"))
         if (
-            ref.get("kind", "Gateway") != "Gateway"
+            ref.get("kind", GATEWAY.kind) != GATEWAY.kind
             or ref.get("name") != gateway.name
             or (ref.get("namespace") or ns) != gateway.namespace
         ):

@@ -1,18 +1,19 @@
-"""The filter config of one Gateway, built from a snapshot (pure, deterministic)."""
+"""The filter-config emitter: the config of one Gateway, from its ``Resolution`` (pure, deterministic)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 
 import orjson
 import yaml
 
 from api import filterconfig as fc
-from controller.translate.names import ObjKey
-from controller.translate.snapshot import BuildOptions, DnsAnswer, Snapshot
-from controller.translate.status import BackendResolution, PoolResolution, Resolution, resolve
-from controller.translate.views import BackendView, PolicyView, SecretUse
+from api.objects import ObjKey
+from api.shared import BackendKind
+from api.v1alpha1 import AIServiceBackend, BackendSecurityPolicyType
+from controller.translate.resolve import BackendResolution, PoolResolution, Resolution
+from controller.translate.snapshot import BuildOptions
+from controller.translate.views import SecretUse
 
 
 def secret_file_key(use: SecretUse) -> str:
@@ -20,126 +21,111 @@ def secret_file_key(use: SecretUse) -> str:
     return f"{use.secret.namespace}.{use.secret.name}.{use.key}"
 
 
-def _auth(
-    policy: PolicyView | None, uses: tuple[SecretUse, ...], options: BuildOptions
-) -> fc.BackendAuth | None:
-    if policy is None or not uses:
+def _auth(res: BackendResolution, options: BuildOptions) -> fc.BackendAuth | None:
+    if res.policy is None or not res.secret_uses:
         return None
-    path = f"{options.auth_dir.rstrip('/')}/{secret_file_key(uses[0])}"
-    if policy.type == "APIKey":
+    path = f"{options.auth_dir.rstrip('/')}/{secret_file_key(res.secret_uses[0])}"
+    spec = res.policy.policy.spec
+    if spec.type == BackendSecurityPolicyType.API_KEY:
         return fc.BackendAuth(api_key=fc.APIKeyAuth(filename=path))
-    if policy.type == "AWSCredentials":
+    if spec.type == BackendSecurityPolicyType.AWS_CREDENTIALS and spec.aws_credentials is not None:
+        aws = spec.aws_credentials
+        profile = aws.credentials_file.profile if aws.credentials_file is not None else None
         return fc.BackendAuth(
-            aws=fc.AWSAuth(credential_file_name=path, region=policy.region, profile=policy.profile)
+            aws=fc.AWSAuth(
+                credential_file_name=path,
+                region=aws.region,
+                **({"profile": profile} if profile is not None else {}),
+            )
         )
-    if policy.type == "AzureCredentials":
+    if spec.type == BackendSecurityPolicyType.AZURE_CREDENTIALS:
         return fc.BackendAuth(azure=fc.AzureAuth(filename=path))
     return None
 
 
-def _schema(view: BackendView) -> fc.VersionedAPISchema:
-    return fc.VersionedAPISchema(name=fc.APISchemaName(view.schema_name), version=view.schema_version)
+def _schema(backend: AIServiceBackend) -> fc.VersionedAPISchema:
+    schema = backend.spec.schema_
+    return fc.VersionedAPISchema(name=schema.name, version=schema.version)
 
 
 def _backend(res: BackendResolution, options: BuildOptions) -> fc.Backend:
-    return fc.Backend(
-        name=res.view.key.dotted, schema_=_schema(res.view), auth=_auth(res.policy, res.secret_uses, options)
-    )
+    return fc.Backend(name=res.key.dotted, schema_=_schema(res.backend), auth=_auth(res, options))
 
 
-def _endpoints(pool: PoolResolution, dns: Mapping[str, DnsAnswer]) -> dict[ObjKey, list[fc.Endpoint]]:
+def _endpoints(pool: PoolResolution) -> dict[ObjKey, list[fc.Endpoint]]:
     out: dict[ObjKey, list[fc.Endpoint]] = {}
-    port = pool.view.target_port
+    port = pool.pool.spec.target_port_number
     for m in pool.members:
         eps: dict[tuple[str, str | None], fc.Endpoint] = {}
-        for ip in m.ips:
-            ep = fc.Endpoint(ip=ip, port=port)
-            eps.setdefault((ep.ip, None), ep)
-        for host in m.hostnames:
-            for ip in sorted(dns.get(host, DnsAnswer()).ips):
-                ep = fc.Endpoint(ip=ip, port=port, hostname=host)
-                eps.setdefault((ep.ip, host), ep)
-        out[m.backend.view.key] = list(eps.values())
+        for e in m.endpoints:
+            ep = fc.Endpoint(ip=e.ip, port=port, hostname=e.hostname)
+            eps.setdefault((ep.ip, e.hostname), ep)
+        out[m.backend.key] = list(eps.values())
     return out
 
 
-def _pool(res: PoolResolution, models: Resolution, snap: Snapshot, options: BuildOptions) -> fc.InferencePool:
-    endpoints = _endpoints(res, snap.dns)
+def _pool(res: PoolResolution, resolution: Resolution, options: BuildOptions) -> fc.InferencePool:
+    endpoints = _endpoints(res)
     members = [
         fc.PoolMember(
-            name=m.backend.view.key.dotted,
-            schema_=_schema(m.backend.view),
-            auth=_auth(m.backend.policy, m.backend.secret_uses, options),
-            endpoints=endpoints[m.backend.view.key],
+            name=m.backend.key.dotted,
+            schema_=_schema(m.backend.backend),
+            auth=_auth(m.backend, options),
+            endpoints=endpoints[m.backend.key],
         )
         for m in res.members
     ]
     pool_models = [
         fc.InferenceModel(
-            model_name=mr.view.model_name,
-            criticality=fc.Criticality(mr.view.criticality or "Standard"),
-            target_models=[fc.TargetModel(name=n, weight=w) for n, w in mr.view.targets],
+            model_name=mr.model.spec.model_name,
+            target_models=[fc.TargetModel(name=t.name, weight=t.weight) for t in mr.model.spec.target_models],
+            **({"criticality": mr.model.spec.criticality} if mr.model.spec.criticality is not None else {}),
         )
-        for mr in sorted(models.models, key=lambda mr: mr.view.model_name)
-        if mr.problem is None and mr.view.pool_key == res.view.key
+        for mr in sorted(resolution.models, key=lambda mr: mr.model.spec.model_name)
+        if mr.problem is None and mr.pool_key == res.key
     ]
-    return fc.InferencePool(name=res.view.key.dotted, members=members, models=pool_models, picker=res.picker)
+    return fc.InferencePool(name=res.key.dotted, members=members, models=pool_models, picker=res.picker)
 
 
-def build_filter_config(
-    snap: Snapshot, options: BuildOptions, resolution: Resolution | None = None
-) -> fc.FilterConfig:
-    """Merge every AIGatewayRoute of the snapshot into one config; ``uuid`` is the hash of the rest.
+def build_filter_config(res: Resolution, options: BuildOptions) -> fc.FilterConfig:
+    """Merge every accepted AIGatewayRoute into one config; ``uuid`` is the hash of the rest.
 
     Rules keep route order (oldest route first, then ``namespace/name``) and rule order within a route. A
     backendRef that does not resolve is left out of its rule (the route's ``ResolvedRefs`` says why); a rule
-    whose
-    refs all fail keeps no backends, so the ext_proc answers it with an error instead of routing elsewhere.
+    whose refs all fail keeps no backends, so the ext_proc answers it with an error instead of routing
+    elsewhere.
     """
-    res = resolution if resolution is not None else resolve(snap, options)
     rules: list[fc.RouteRule] = []
     costs: list[fc.LLMRequestCost] = []
     used_backends: dict[ObjKey, None] = {}
     used_pools: dict[ObjKey, None] = {}
     for rr in res.routes:
-        route = rr.view
         if rr.accepted:
             continue
-        rname = str(route.key)
-        for rule in route.rules:
+        rname = str(rr.key)
+        for rule in rr.route.spec.rules:
             refs: list[fc.BackendRef] = []
             for ref in rule.backend_refs:
-                k = ObjKey(route.key.namespace, ref.name)
-                if ref.kind == "AIServiceBackend" and k in rr.usable_backends:
-                    refs.append(
-                        fc.BackendRef(
-                            kind=fc.BackendKind.AI_SERVICE_BACKEND, name=k.dotted, weight=ref.weight
-                        )
-                    )
-                    used_backends[k] = None
-                elif ref.kind == "InferencePool" and k in rr.usable_pools:
-                    refs.append(
-                        fc.BackendRef(kind=fc.BackendKind.INFERENCE_POOL, name=k.dotted, weight=ref.weight)
-                    )
-                    used_pools[k] = None
+                k = ObjKey(rr.key.namespace, ref.name)
+                usable = rr.usable_backends if ref.kind == BackendKind.AI_SERVICE_BACKEND else rr.usable_pools
+                if k in usable:
+                    refs.append(fc.BackendRef(kind=ref.kind, name=k.dotted, weight=ref.weight))
+                    used = used_backends if ref.kind == BackendKind.AI_SERVICE_BACKEND else used_pools
+                    used[k] = None
             matches = [
-                fc.RouteMatch(headers=[fc.HeaderMatch(name=n, value=v) for _t, n, v in m])
+                fc.RouteMatch(headers=[fc.HeaderMatch(name=h.name, value=h.value) for h in m.headers])
                 for m in rule.matches
             ]
             rules.append(fc.RouteRule(route=rname, matches=matches, backend_refs=refs))
-        for c in route.costs:
+        for c in rr.route.spec.llm_request_costs:
             if c.metadata_key in rr.invalid_cost_keys:
                 continue  # the route's PartiallyInvalid condition says why
-            costs.append(
-                fc.LLMRequestCost(
-                    route=rname, metadata_key=c.metadata_key, type=fc.CostType(c.type), cel=c.cel
-                )
-            )
+            costs.append(fc.LLMRequestCost(route=rname, metadata_key=c.metadata_key, type=c.type, cel=c.cel))
     cfg = fc.FilterConfig(
-        gateway=str(snap.gateway),
+        gateway=str(res.gateway),
         rules=rules,
         backends=[_backend(res.backends[k], options) for k in sorted(used_backends)],
-        pools=[_pool(res.pools[k], res, snap, options) for k in sorted(used_pools)],
+        pools=[_pool(res.pools[k], res, options) for k in sorted(used_pools)],
         llm_request_costs=costs,
     )
     cfg.uuid = config_hash(cfg)

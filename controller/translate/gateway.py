@@ -1,13 +1,18 @@
-"""Everything one Gateway's reconcile wants, from one snapshot (pure)."""
+"""Everything one Gateway's reconcile wants, from one snapshot (pure).
+
+The flow goes one way: snapshot -> ``resolve`` -> ``Resolution`` -> three independent emitters (``config``:
+the filter config; ``resources``: the Kubernetes objects; ``conditions``: every object's conditions).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from api.filterconfig import FilterConfig
+from api.objects import ObjKey
+from controller.translate.conditions import ObjectStatus, statuses
 from controller.translate.config import build_filter_config, render_filter_config
-from controller.translate.names import ObjKey
+from controller.translate.resolve import Resolution, dns_failures, resolve
 from controller.translate.resources import (
     Json,
     auth_secret_data,
@@ -21,8 +26,7 @@ from controller.translate.resources import (
     build_http_routes,
 )
 from controller.translate.snapshot import MAX_REQUEUE_SECONDS, BuildOptions, Snapshot, clamp_requeue
-from controller.translate.status import BackendResolution, ObjectStatus, Resolution, dns_failures, resolve
-from controller.translate.views import SecretUse, key_of, uid
+from controller.translate.views import SecretUse
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +37,8 @@ class GatewayBuild:
     - ``gateway_objects``: objects in the Gateway's namespace labelled ``gateway_labels(gateway)`` (ConfigMap,
       auth Secret, EnvoyExtensionPolicy, and Deployment + Service or, with ``--extproc-address``, an EG
       Backend). The reconcile prunes every other object with those labels.
-    - ``http_routes``: one HTTPRoute per AIGatewayRoute; ``filters``: the host-rewrite filter of each
-    namespace
-      that has routes.
+    - ``http_routes``: the HTTPRoutes of every accepted AIGatewayRoute; ``filters``: the host-rewrite filter
+      of each namespace that has routes.
     - ``statuses``: desired conditions of every object in the snapshot.
     - ``dns_failures``: ``(pool, backend, hostname, error)`` per failed lookup, for Warning Events.
     - ``requeue_after``: the smallest TTL of the DNS answers used, clamped to [5 s, 300 s]; ``None`` when no
@@ -51,16 +54,6 @@ class GatewayBuild:
     requeue_after: float | None
 
 
-def hostnames_to_resolve(
-    snap: Snapshot, options: BuildOptions, resolution: Resolution | None = None
-) -> list[str]:
-    """The DNS names whose answers the filter config needs: pool members' Service FQDNs and Backend FQDN
-    endpoints. Backends reached through their own Envoy cluster are resolved by Envoy, not here."""
-    res = resolution if resolution is not None else resolve(snap, options)
-    used = {k for r in res.routes for k in r.usable_pools}
-    return sorted({h for k in used for m in res.pools[k].members for h in m.hostnames})
-
-
 def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
     """Desired objects, config and conditions for ``snap.gateway``.
 
@@ -71,37 +64,20 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
     them, so reconciles of different Gateways never undo each other).
     """
     res = resolve(snap, options)
-    statuses = tuple(res.statuses(snap))
-    failures = tuple(dns_failures(res, snap.dns))
-    pool_members: Mapping[ObjKey, tuple[BackendResolution, ...]] = {
-        k: tuple(m.backend for m in p.members) for k, p in res.pools.items()
-    }
-    uids = {key_of(o): uid(o) for o in snap.routes}
     accepted = [r for r in res.routes if not r.accepted and r.attached]
     routes = tuple(
         hr
         for r in accepted
-        for hr in build_http_routes(
-            r,
-            route_uid=uids.get(r.view.key, ""),
-            backends=res.backends,
-            pool_members=pool_members,
-            options=options,
-        )
+        for hr in build_http_routes(r, backends=res.backends, pools=res.pools, options=options)
     )
-    namespaces = sorted({r.view.key.namespace for r in accepted})
+    namespaces = sorted({r.key.namespace for r in accepted})
     filters = tuple(build_host_rewrite_filter(namespace=ns) for ns in namespaces)
+    conds = tuple(statuses(res))
+    failures = tuple(dns_failures(res, snap.dns))
     if snap.gateway_object is None:
-        return GatewayBuild(None, (), routes, filters, statuses, failures, None)
-    cfg = build_filter_config(snap, options, res)
-
-    uses: list[SecretUse] = []
-    for b in cfg.backends:
-        uses.extend(res.backends[_undot(b.name)].secret_uses)
-    for p in cfg.pools:
-        for m in p.members:
-            uses.extend(res.backends[_undot(m.name)].secret_uses)
-    auth = auth_secret_data(snap, uses)
+        return GatewayBuild(None, (), routes, filters, conds, failures, None)
+    cfg = build_filter_config(res, options)
+    auth = auth_secret_data(snap, _secret_uses(res, cfg))
     objs: list[Json] = [
         build_config_map(snap, config_yaml=render_filter_config(cfg)),
         build_auth_secret(snap, data=auth),
@@ -110,12 +86,24 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
     if options.extproc_address is not None:
         objs.append(build_extproc_backend(snap, options))
     else:
-        objs.append(build_extproc_deployment(snap, options, routes=[r.view for r in res.routes]))
+        ordered = [r.route for r in res.routes]
+        objs.append(build_extproc_deployment(snap, options, routes=ordered))
         objs.append(build_extproc_service(snap))
-    used_hosts = hostnames_to_resolve(snap, options, res)
+    used_hosts = res.used_hostnames()
     ttls = [snap.dns[h].ttl for h in used_hosts if h in snap.dns]
     requeue = clamp_requeue(min(ttls)) if ttls else (MAX_REQUEUE_SECONDS if used_hosts else None)
-    return GatewayBuild(cfg, tuple(objs), routes, filters, statuses, failures, requeue)
+    return GatewayBuild(cfg, tuple(objs), routes, filters, conds, failures, requeue)
+
+
+def _secret_uses(res: Resolution, cfg: FilterConfig) -> list[SecretUse]:
+    """The credentials of the backends and pool members the config uses."""
+    uses: list[SecretUse] = []
+    for b in cfg.backends:
+        uses.extend(res.backends[_undot(b.name)].secret_uses)
+    for p in cfg.pools:
+        for m in p.members:
+            uses.extend(res.backends[_undot(m.name)].secret_uses)
+    return uses
 
 
 def _undot(dotted: str) -> ObjKey:
@@ -123,4 +111,4 @@ def _undot(dotted: str) -> ObjKey:
     return ObjKey(ns, name)
 
 
-__all__ = ["GatewayBuild", "build_gateway", "hostnames_to_resolve"]
+__all__ = ["GatewayBuild", "build_gateway"]

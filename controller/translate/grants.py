@@ -16,8 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controller.translate.names import ObjKey
-from controller.translate.snapshot import Obj
+from api.objects import Obj, ObjKey
 
 REF_NOT_PERMITTED = "RefNotPermitted"
 

@@ -1,44 +1,19 @@
-"""Object names, labels, API groups and paths shared by the builders and the reconcile.
+"""Object names, labels and paths shared by the builders and the reconcile (API groups live in ``api/``).
 
 Everything the controller creates for a Gateway ``<ns>/<gw>`` lives in the Gateway's namespace and is named
 ``ai-eg-extproc-<gw>`` (ConfigMap, Secret, Deployment, Service, EnvoyExtensionPolicy, or the Envoy Gateway
-``Backend`` when the ext_proc runs outside the cluster). Each carries the labels in ``gateway_labels`` so
-that the
-reconcile can list, and prune, exactly the objects of one Gateway. An HTTPRoute is named like its
-AIGatewayRoute,
-in the route's namespace, and labelled ``MANAGED_BY``; the host-rewrite HTTPRouteFilter is shared by every
-route
-of a namespace.
+``Backend`` when the ext_proc runs outside the cluster). Each carries the labels in ``gateway_labels`` so that
+the reconcile can list, and prune, exactly the objects of one Gateway. An HTTPRoute is named like its
+AIGatewayRoute, in the route's namespace, and labelled ``MANAGED_BY``; the host-rewrite HTTPRouteFilter is
+shared by every route of a namespace.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Final, NamedTuple
+from typing import Final
 
-
-class ObjKey(NamedTuple):
-    """``namespace/name`` of a namespaced object."""
-
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def dotted(self) -> str:
-        """``name.namespace``: how the filter config names backends and pools."""
-        return f"{self.name}.{self.namespace}"
-
-
-AIGW_GROUP: Final = "aigateway.envoyproxy.io"
-AIGW_VERSION: Final = "v1alpha1"
-INFERENCE_GROUP: Final = "inference.networking.x-k8s.io"
-INFERENCE_VERSION: Final = "v1alpha2"
-GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
-EG_GROUP: Final = "gateway.envoyproxy.io"
-EG_VERSION: Final = "v1alpha1"
+from api.objects import ObjKey
 
 MANAGED_BY_KEY: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "envoy-ai-gateway"
@@ -47,8 +22,7 @@ APP_NAME_LABEL: Final = "app.kubernetes.io/name"
 APP_INSTANCE_LABEL: Final = "app.kubernetes.io/instance"
 EXTPROC_APP: Final = "ai-eg-extproc"
 DESIRED_HASH_ANNOTATION: Final = "aigateway.envoyproxy.io/desired-hash"
-"""Hash of what the controller last applied; an object whose live copy carries the same hash is not
-rewritten."""
+"""Hash of what the controller last applied; a live copy with the same hash is not rewritten."""
 
 HOST_REWRITE_FILTER: Final = "ai-eg-host-rewrite"
 EXTPROC_PREFIX: Final = "ai-eg-extproc-"

@@ -1,25 +1,37 @@
-"""Desired Kubernetes objects for one Gateway (pure; the reconcile applies them with server-side apply)."""
+"""The resources emitter: desired Kubernetes objects for one Gateway, from its ``Resolution`` (pure; the
+reconcile applies them with server-side apply)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 
 from api import headers
+from api.corev1 import CONFIG_MAP, DEPLOYMENT, SECRET, SERVICE
+from api.envoygateway import ENVOY_EXTENSION_POLICY, HTTP_ROUTE_FILTER, Backend
 from api.filterconfig import CONFIG_KEY
+from api.gatewayapi import GATEWAY, HTTP_ROUTE, HeaderMatchType, duration_seconds
+from api.objects import KindInfo, ObjKey
+from api.shared import BackendKind
+from api.v1alpha1 import AIGatewayRoute, ExternalProcessorConfig
 from controller.translate import names as n
+from controller.translate import views
 from controller.translate.attachment import extension_policy_spec
-from controller.translate.names import ObjKey
-from controller.translate.snapshot import BuildOptions, Obj, Snapshot
-from controller.translate.status import BackendResolution, RouteResolution
-from controller.translate.views import RouteView, SecretUse, uid
+from controller.translate.config import secret_file_key
+from controller.translate.resolve import BackendResolution, PoolResolution, RouteResolution
+from controller.translate.snapshot import BuildOptions, Snapshot
+from controller.translate.views import SecretUse
 
 Json = dict[str, Any]
+"""A desired object, as the JSON dict the reconcile applies."""
+
+
+def _type(kind: KindInfo) -> Json:
+    return {"apiVersion": kind.api_version, "kind": kind.kind}
 
 
 def owner_ref(*, api_version: str, kind: str, name: str, uid_: str) -> Json:
@@ -49,11 +61,10 @@ def with_desired_hash(obj: Json) -> Json:
 
 def _gateway_owner(snap: Snapshot) -> list[Json]:
     gw = snap.gateway_object
-    if gw is None or not uid(gw):
+    uid = str((gw or {}).get("metadata", {}).get("uid") or "")
+    if not uid:
         return []
-    return [
-        owner_ref(api_version=f"{n.GATEWAY_GROUP}/v1", kind="Gateway", name=snap.gateway.name, uid_=uid(gw))
-    ]
+    return [owner_ref(api_version=GATEWAY.api_version, kind=GATEWAY.kind, name=snap.gateway.name, uid_=uid)]
 
 
 # --- HTTPRoute + HTTPRouteFilter
@@ -61,11 +72,10 @@ def _gateway_owner(snap: Snapshot) -> list[Json]:
 
 def build_host_rewrite_filter(*, namespace: str) -> Json:
     """``ai-eg-host-rewrite``: rewrites ``Host`` to the backend's hostname. Shared by every route of a
-    namespace,
-    identical whoever writes it, not owned (so that no single route's deletion removes it from the others)."""
+    namespace, identical whoever writes it, not owned (so that no single route's deletion removes it from the
+    others)."""
     return {
-        "apiVersion": f"{n.EG_GROUP}/{n.EG_VERSION}",
-        "kind": "HTTPRouteFilter",
+        **_type(HTTP_ROUTE_FILTER),
         "metadata": {
             "name": n.HOST_REWRITE_FILTER,
             "namespace": namespace,
@@ -76,12 +86,14 @@ def build_host_rewrite_filter(*, namespace: str) -> Json:
 
 
 def _header_match(value: str) -> Json:
-    return {"headers": [{"type": "Exact", "name": headers.SELECTED_BACKEND_HEADER, "value": value}]}
+    return {
+        "headers": [
+            {"type": HeaderMatchType.EXACT.value, "name": headers.SELECTED_BACKEND_HEADER, "value": value}
+        ]
+    }
 
 
 def _max_timeout(values: list[str], default: str) -> str:
-    from api.gatewayapi import duration_seconds
-
     best, best_s = default, -1.0
     for v in values:
         try:
@@ -103,23 +115,33 @@ ROUTE_NAME_LABEL = "aigateway.envoyproxy.io/route-name"
 def build_http_route(
     route: RouteResolution,
     *,
-    route_uid: str,
     backends: Mapping[ObjKey, BackendResolution],
-    pool_members: Mapping[ObjKey, tuple[BackendResolution, ...]],
+    pools: Mapping[ObjKey, PoolResolution],
     options: BuildOptions,
 ) -> Json:
     """The first (usually the only) HTTPRoute of ``build_http_routes``."""
-    return build_http_routes(
-        route, route_uid=route_uid, backends=backends, pool_members=pool_members, options=options
-    )[0]
+    return build_http_routes(route, backends=backends, pools=pools, options=options)[0]
+
+
+def _backend_ref(res: BackendResolution) -> Json:
+    """The backend's ``spec.backendRef`` as an HTTPRoute backendRef (namespace made explicit)."""
+    ref = res.backend.spec.backend_ref
+    out: Json = {
+        "group": ref.group,
+        "kind": ref.kind,
+        "name": ref.name,
+        "namespace": views.ref_key(ref, res.backend).namespace,
+    }
+    if ref.port is not None:
+        out["port"] = ref.port
+    return out
 
 
 def build_http_routes(
     route: RouteResolution,
     *,
-    route_uid: str,
     backends: Mapping[ObjKey, BackendResolution],
-    pool_members: Mapping[ObjKey, tuple[BackendResolution, ...]],
+    pools: Mapping[ObjKey, PoolResolution],
     options: BuildOptions,
 ) -> list[Json]:
     """The HTTPRoutes of one AIGatewayRoute. They depend on the route, its backends and the attachment of its
@@ -128,48 +150,47 @@ def build_http_routes(
     (``route.attached``, see ``controller.translate.attachment``), never the others.
 
     An HTTPRoute holds at most 16 rules, an AIGatewayRoute up to 128 backends: the rules are cut into
-    HTTPRoutes
-    named ``<route>``, ``<route>-2``, ``<route>-3``, ... (15 rules each, plus the catch-all in the first), all
-    labelled with the route's name.
+    HTTPRoutes named ``<route>``, ``<route>-2``, ``<route>-3``, ... (15 rules each, plus the catch-all in the
+    first), all labelled with the route's name.
 
     Rules: one per distinct AIServiceBackend the route references (header ``x-ai-eg-selected-backend`` exact
     ``<backend>.<ns>`` → the backend's ``spec.backendRef``, its ``timeouts``, and the host-rewrite filter);
     one for all its InferencePools (header value ``original_destination_cluster``, no backendRefs: the
-    extension
-    server points it at the ORIGINAL_DST cluster; timeout the largest member ``timeouts.request``, else
-    ``options.pool_request_timeout``); and a final catch-all on path ``/`` without backends, so that a request
-    the ext_proc did not route still reaches the ext_proc, which answers it (404).
+    extension server points it at the ORIGINAL_DST cluster; timeout the largest member ``timeouts.request``,
+    else ``options.pool_request_timeout``); and a final catch-all on path ``/`` without backends, so that a
+    request the ext_proc did not route still reaches the ext_proc, which answers it (404).
     """
-    view = route.view
+    ai_route = route.route
     rules: list[Json] = []
-    for k in view.refs_of_kind("AIServiceBackend"):
+    for k in views.refs_of_kind(ai_route, BackendKind.AI_SERVICE_BACKEND):
         b = backends.get(k)
         if b is None or b.problems:
             continue
         rule: Json = {
             "matches": [_header_match(k.dotted)],
-            "backendRefs": [b.view.backend_ref.to_json()],
+            "backendRefs": [_backend_ref(b)],
             "filters": [
                 {
                     "type": "ExtensionRef",
                     "extensionRef": {
-                        "group": n.EG_GROUP,
-                        "kind": "HTTPRouteFilter",
+                        "group": HTTP_ROUTE_FILTER.group,
+                        "kind": HTTP_ROUTE_FILTER.kind,
                         "name": n.HOST_REWRITE_FILTER,
                     },
                 }
             ],
         }
-        if b.view.timeouts:
-            rule["timeouts"] = dict(b.view.timeouts)
+        timeouts = b.backend.spec.timeouts
+        if timeouts is not None and (t := timeouts.to_json_dict()):
+            rule["timeouts"] = t
         rules.append(rule)
-    pools = [k for k in view.refs_of_kind("InferencePool") if k in pool_members]
-    if pools and options.enable_inference_extension:
+    used_pools = [k for k in views.refs_of_kind(ai_route, BackendKind.INFERENCE_POOL) if k in pools]
+    if used_pools and options.enable_inference_extension:
         requests = [
-            str(m.view.timeouts["request"])
-            for k in pools
-            for m in pool_members[k]
-            if m.view.timeouts and m.view.timeouts.get("request")
+            mt.request
+            for k in used_pools
+            for m in pools[k].members
+            if (mt := m.backend.backend.spec.timeouts) is not None and mt.request
         ]
         rules.append(
             {
@@ -188,33 +209,19 @@ def build_http_routes(
             "name": t.name,
             **({"sectionName": t.section_name} if t.section_name else {}),
         }
-        for t in view.target_refs
-        if t.is_gateway and ObjKey(view.key.namespace, t.name) in route.attached
+        for t in ai_route.spec.target_refs
+        if (t.group, t.kind) == (GATEWAY.group, GATEWAY.kind)
+        and ObjKey(route.key.namespace, t.name) in route.attached
     ]
-    owners = (
-        [
-            owner_ref(
-                api_version=f"{n.AIGW_GROUP}/{n.AIGW_VERSION}",
-                kind="AIGatewayRoute",
-                name=view.key.name,
-                uid_=route_uid,
-            )
-        ]
-        if route_uid
-        else []
-    )
-    labels = {n.MANAGED_BY_KEY: n.MANAGED_BY, ROUTE_NAME_LABEL: n.label_value(view.key.name)}
+    key, uid = route.key, ai_route.metadata.uid
+    kind = AIGatewayRoute.KIND_INFO
+    owners = [owner_ref(api_version=kind.api_version, kind=kind.kind, name=key.name, uid_=uid)] if uid else []
+    labels = {n.MANAGED_BY_KEY: n.MANAGED_BY, ROUTE_NAME_LABEL: n.label_value(key.name)}
     return [
         with_desired_hash(
             {
-                "apiVersion": f"{n.GATEWAY_GROUP}/v1",
-                "kind": "HTTPRoute",
-                "metadata": _meta(
-                    n.http_route_name(view.key.name, i),
-                    view.key.namespace,
-                    labels,
-                    owners,
-                ),
+                **_type(HTTP_ROUTE),
+                "metadata": _meta(n.http_route_name(key.name, i), key.namespace, labels, owners),
                 "spec": {"parentRefs": parents, "rules": chunk},
             }
         )
@@ -230,8 +237,7 @@ def build_extension_policy(snap: Snapshot, options: BuildOptions) -> Json:
     name = n.extproc_name(snap.gateway.name)
     return with_desired_hash(
         {
-            "apiVersion": f"{n.EG_GROUP}/{n.EG_VERSION}",
-            "kind": "EnvoyExtensionPolicy",
+            **_type(ENVOY_EXTENSION_POLICY),
             "metadata": _meta(
                 name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
             ),
@@ -252,8 +258,7 @@ def build_extproc_backend(snap: Snapshot, options: BuildOptions) -> Json:
     name = n.extproc_name(snap.gateway.name)
     return with_desired_hash(
         {
-            "apiVersion": f"{n.EG_GROUP}/{n.EG_VERSION}",
-            "kind": "Backend",
+            **_type(Backend.KIND_INFO),
             "metadata": _meta(
                 name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
             ),
@@ -266,8 +271,7 @@ def build_extproc_service(snap: Snapshot) -> Json:
     name = n.extproc_name(snap.gateway.name)
     return with_desired_hash(
         {
-            "apiVersion": "v1",
-            "kind": "Service",
+            **_type(SERVICE),
             "metadata": _meta(
                 name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
             ),
@@ -297,8 +301,7 @@ def build_config_map(snap: Snapshot, *, config_yaml: str) -> Json:
     name = n.extproc_name(snap.gateway.name)
     return with_desired_hash(
         {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
+            **_type(CONFIG_MAP),
             "metadata": _meta(
                 name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
             ),
@@ -309,12 +312,9 @@ def build_config_map(snap: Snapshot, *, config_yaml: str) -> Json:
 
 def auth_secret_data(snap: Snapshot, uses: list[SecretUse]) -> dict[str, str]:
     """The credentials the Gateway's ext_proc needs, copied (base64, as stored) into one Secret of the
-    Gateway's
-    namespace: pods can only mount Secrets of their own namespace, and routes and backends may live
+    Gateway's namespace: pods can only mount Secrets of their own namespace, and routes and backends may live
     elsewhere."""
     out: dict[str, str] = {}
-    from controller.translate.config import secret_file_key
-
     for use in sorted(uses, key=secret_file_key):
         value = snap.secrets.get(use.secret, {}).get(use.key)
         if value is not None:
@@ -326,8 +326,7 @@ def build_auth_secret(snap: Snapshot, *, data: Mapping[str, str]) -> Json:
     name = n.extproc_name(snap.gateway.name)
     return with_desired_hash(
         {
-            "apiVersion": "v1",
-            "kind": "Secret",
+            **_type(SECRET),
             "type": "Opaque",
             "metadata": _meta(
                 name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
@@ -339,10 +338,8 @@ def build_auth_secret(snap: Snapshot, *, data: Mapping[str, str]) -> Json:
 
 def extproc_args(options: BuildOptions) -> list[str]:
     """The ext_proc container's arguments (``aigw-extproc``; see ``extproc/main.py``)."""
-    from api.filterconfig import CONFIG_KEY as key
-
     return [
-        "--config", f"{options.config_dir.rstrip('/')}/{key}",
+        "--config", f"{options.config_dir.rstrip('/')}/{CONFIG_KEY}",
         "--listen", f"0.0.0.0:{n.EXTPROC_GRPC_PORT}",
         "--metrics-listen", f"0.0.0.0:{n.EXTPROC_METRICS_PORT}",
         "--log-level", options.extproc_log_level,
@@ -353,7 +350,7 @@ def build_extproc_deployment(
     snap: Snapshot,
     options: BuildOptions,
     *,
-    routes: list[RouteView],
+    routes: Iterable[AIGatewayRoute],
 ) -> Json:
     """The Gateway's ext_proc: mounts the config ConfigMap and the auth Secret (always, even empty, so that a
     first credential needs no new volume).
@@ -362,10 +359,13 @@ def build_extproc_deployment(
     the mounted files when they change (the kubelet updates them in place), so a config change (DNS answers
     included) or a rotated key never restarts the pods. What does need a restart changes the template by
     itself: the image, the arguments, the resources. Replicas and resources come from the first route
-    (oldest) that sets ``filterConfig.externalProcessor``."""
+    (oldest) that sets them in ``filterConfig.externalProcessor``."""
     name = n.extproc_name(snap.gateway.name)
-    replicas = next((r.replicas for r in routes if r.replicas is not None), 1)
-    resources = next((r.resources for r in routes if r.resources is not None), None)
+    processors = [ep for r in routes if (ep := _external_processor(r)) is not None]
+    replicas = next((p.replicas for p in processors if p.replicas is not None), 1)
+    resources = next(
+        (r for p in processors if p.resources is not None and (r := p.resources.to_json_dict())), None
+    )
     container: Json = {
         "name": "extproc",
         "image": options.extproc_image,
@@ -400,8 +400,7 @@ def build_extproc_deployment(
     labels = {**n.gateway_labels(snap.gateway), **n.extproc_selector(snap.gateway)}
     return with_desired_hash(
         {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            **_type(DEPLOYMENT),
             "metadata": _meta(name, snap.gateway.namespace, labels, _gateway_owner(snap)),
             "spec": {
                 "replicas": replicas,
@@ -419,10 +418,6 @@ def build_extproc_deployment(
     )
 
 
-def decode_secret_value(value: str) -> bytes:
-    """Decode one ``data`` value of a Secret (for the standalone CLI, which writes the files itself)."""
-    return base64.b64decode(value)
-
-
-def route_uid(obj: Obj) -> str:
-    return uid(obj)
+def _external_processor(route: AIGatewayRoute) -> ExternalProcessorConfig | None:
+    fc = route.spec.filter_config
+    return fc.external_processor if fc is not None else None

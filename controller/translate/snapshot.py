@@ -1,23 +1,23 @@
 """The frozen input of one Gateway's build: every object its reconcile reads, plus DNS answers and options.
 
-Objects are the Kubernetes JSON documents as the API server returns them (camelCase dicts with ``metadata``,
-``spec`` and, where present, ``status``): the informer cache and the standalone CLI (YAML files) both have
-them in
-that form, and the builders read them through ``controller.translate.views``. A snapshot holds references, not
-copies: callers must not mutate the documents while a build runs.
+Objects of the kinds ``api/`` models are their api models, parsed once where they enter (the controller's
+cache reads each version of an object once, ``TopLevelObject.read``; ``aigw run`` keeps the models it
+validated from its files). The kinds the builders barely read (the Gateway, Services, ReferenceGrants, our
+own EnvoyExtensionPolicies) are the JSON documents (``Obj``). A snapshot holds references, not copies:
+callers must not mutate anything while a build runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from api.envoygateway import Backend
 from api.headers import DEFAULT_EXTENSION_REF_NAME
-from controller.translate.names import EXTPROC_AUTH_DIR, EXTPROC_CONFIG_DIR, ObjKey
-
-Obj = Mapping[str, Any]
-"""A Kubernetes object as a JSON dict."""
+from api.inference import InferenceModel, InferencePool
+from api.objects import Obj, ObjKey
+from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
+from controller.translate.names import EXTPROC_AUTH_DIR, EXTPROC_CONFIG_DIR
 
 MIN_REQUEUE_SECONDS = 5.0
 MAX_REQUEUE_SECONDS = 300.0
@@ -27,10 +27,9 @@ MAX_REQUEUE_SECONDS = 300.0
 class DnsAnswer:
     """What the resolver knows about one hostname.
 
-    ``ips`` are the last known addresses (A and AAAA), kept when a later lookup fails; ``ttl`` is the
-    seconds until
-    they should be looked up again; ``error`` is the text of the last failure, ``None`` when the last lookup
-    succeeded.
+    ``ips`` are the last known addresses (A and AAAA), kept when a later lookup fails; ``ttl`` is the seconds
+    until they should be looked up again; ``error`` is the text of the last failure, ``None`` when the last
+    lookup succeeded.
     """
 
     ips: tuple[str, ...] = ()
@@ -81,37 +80,35 @@ class Snapshot:
     """Everything the reconcile of Gateway ``gateway`` reads, taken from the cache at one instant.
 
     - ``gateway_object``: the Gateway itself (``None`` when it does not exist: nothing is built for it, and
-    the
-      owned objects are pruned).
+      the owned objects are pruned).
     - ``routes``: the AIGatewayRoutes whose ``targetRefs`` name the Gateway.
     - ``backends``: AIServiceBackends referenced by those routes, plus every AIServiceBackend in the
-    namespace of a
-      referenced InferencePool (the pool's selector is evaluated by the builder).
+      namespace of a referenced InferencePool (the pool's selector is evaluated by the builder).
     - ``security_policies``, ``services``, ``eg_backends``: referenced by those backends.
     - ``secrets``: referenced Secrets, ``data`` only (base64 strings; never logged).
     - ``pools``: referenced InferencePools; ``models``: every InferenceModel whose ``poolRef`` names one of
-    them.
+      them.
     - ``gateways``: the keys of all Gateways that exist (to tell a route whether its other parents exist).
     - ``pool_parents``: for each pool, every Gateway that reaches it through some route (for
-    ``status.parent``).
+      ``status.parent``).
     - ``dns``: answers for the hostnames in ``hostnames_to_resolve(snapshot)``.
     - ``grants``: the ReferenceGrants of every namespace the objects above refer into from another one.
     - ``extension_policies``: for each Gateway the routes target, its EnvoyExtensionPolicy as stored (with
       Envoy Gateway's ``status.ancestors``), when it exists; ``refused_policies``: for each Gateway whose
       policy the API server refused at the last attempt, the API server's message. A route's HTTPRoutes
-      attach only to Gateways whose policy is in place (``controller.translate.extproc``).
+      attach only to Gateways whose policy is in place (``controller.translate.attachment``).
     """
 
     gateway: ObjKey
     gateway_object: Obj | None = None
-    routes: tuple[Obj, ...] = ()
-    backends: Mapping[ObjKey, Obj] = field(default_factory=dict)
-    security_policies: Mapping[ObjKey, Obj] = field(default_factory=dict)
+    routes: tuple[AIGatewayRoute, ...] = ()
+    backends: Mapping[ObjKey, AIServiceBackend] = field(default_factory=dict)
+    security_policies: Mapping[ObjKey, BackendSecurityPolicy] = field(default_factory=dict)
     services: Mapping[ObjKey, Obj] = field(default_factory=dict)
-    eg_backends: Mapping[ObjKey, Obj] = field(default_factory=dict)
+    eg_backends: Mapping[ObjKey, Backend] = field(default_factory=dict)
     secrets: Mapping[ObjKey, Mapping[str, str]] = field(default_factory=dict)
-    pools: Mapping[ObjKey, Obj] = field(default_factory=dict)
-    models: tuple[Obj, ...] = ()
+    pools: Mapping[ObjKey, InferencePool] = field(default_factory=dict)
+    models: tuple[InferenceModel, ...] = ()
     gateways: frozenset[ObjKey] = frozenset()
     pool_parents: Mapping[ObjKey, tuple[ObjKey, ...]] = field(default_factory=dict)
     dns: Mapping[str, DnsAnswer] = field(default_factory=dict)

@@ -1,427 +1,112 @@
-"""Typed, read-only views over the Kubernetes JSON documents the builders read.
+"""Facts the builders derive from the api models that the models do not state as fields.
 
-The views read the fields the controller uses, apply the CRD defaults (so that a document that skipped
-admission,
-e.g. a file read by the standalone CLI, means the same thing), and never raise on a missing optional field.
-Fields the API server validates (enums, required fields) are taken as given.
+The models carry every default and rule (``api/``); nothing here restates one. What is left: keys, the
+referrer's namespace where a reference leaves it out, the Gateway API's age order, which Secrets a policy
+reads, a pool's label selection, the endpoints of an Envoy Gateway Backend, and the ports of a Service (a core
+kind we do not model).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
 
-from api.picker import PICKER_ANNOTATION
-from controller.translate.names import AIGW_GROUP, EG_GROUP, GATEWAY_GROUP, INFERENCE_GROUP, ObjKey
-from controller.translate.snapshot import Obj
-
-
-def _m(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _l(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def meta(obj: Obj) -> Mapping[str, Any]:
-    return _m(obj.get("metadata"))
+from api.corev1 import SERVICE
+from api.envoygateway import GROUP as EG_GROUP
+from api.envoygateway import Backend
+from api.gatewayapi import GATEWAY, BackendObjectReference, SecretObjectReference
+from api.inference import InferenceModel, InferencePool
+from api.objects import Obj, ObjKey, TopLevelObject
+from api.shared import BackendKind
+from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy, BackendSecurityPolicyType
 
 
 def key_of(obj: Obj) -> ObjKey:
-    md = meta(obj)
-    return ObjKey(str(md.get("namespace") or "default"), str(md.get("name", "")))
+    """The key of a cached JSON object (of a kind the builders do not model)."""
+    md = obj.get("metadata") or {}
+    return ObjKey(str(md.get("namespace") or ""), str(md.get("name", "")))
 
 
-def generation(obj: Obj) -> int:
-    return int(meta(obj).get("generation") or 0)
+def generation(obj: TopLevelObject) -> int:
+    return obj.metadata.generation or 0
 
 
-def uid(obj: Obj) -> str:
-    return str(meta(obj).get("uid") or "")
+_NO_TIMESTAMP = datetime.min.replace(tzinfo=UTC)
 
 
-def creation(obj: Obj) -> str:
-    """``creationTimestamp`` (RFC 3339, so it sorts as a string); empty when unknown."""
-    return str(meta(obj).get("creationTimestamp") or "")
+def age_order(obj: TopLevelObject) -> tuple[datetime, str, str]:
+    """Oldest first, then by ``namespace/name``: Gateway API's tie-break order (no timestamp: oldest)."""
+    return (obj.metadata.creation_timestamp or _NO_TIMESTAMP, obj.metadata.namespace, obj.metadata.name)
 
 
-def labels(obj: Obj) -> Mapping[str, str]:
-    return _m(meta(obj).get("labels"))
+def gateway_keys(route: AIGatewayRoute) -> tuple[ObjKey, ...]:
+    """The Gateways the route targets (in its namespace), in order, without duplicates."""
+    keys = (
+        ObjKey(route.metadata.namespace, t.name)
+        for t in route.spec.target_refs
+        if t.group == GATEWAY.group and t.kind == GATEWAY.kind
+    )
+    return tuple(dict.fromkeys(keys))
 
 
-def spec(obj: Obj) -> Mapping[str, Any]:
-    return _m(obj.get("spec"))
+def refs_of_kind(route: AIGatewayRoute, kind: BackendKind) -> tuple[ObjKey, ...]:
+    """Distinct backendRefs of ``kind`` across all rules, in first-use order."""
+    ns = route.metadata.namespace
+    keys = (ObjKey(ns, r.name) for rule in route.spec.rules for r in rule.backend_refs if r.kind == kind)
+    return tuple(dict.fromkeys(keys))
 
 
-def age_order(obj: Obj) -> tuple[str, str, str]:
-    """Oldest first, then by ``namespace/name``: Gateway API's tie-break order."""
-    k = key_of(obj)
-    return (creation(obj), k.namespace, k.name)
+def ref_key(ref: BackendObjectReference | SecretObjectReference, referrer: TopLevelObject) -> ObjKey:
+    """The referent's key: a reference without ``namespace`` points into the referrer's namespace."""
+    return ObjKey(ref.namespace or referrer.metadata.namespace, ref.name)
 
 
-# --- AIGatewayRoute
+def is_service(ref: BackendObjectReference) -> bool:
+    return ref.group in ("", "core") and ref.kind == SERVICE.kind
 
 
-@dataclass(frozen=True, slots=True)
-class TargetRef:
-    group: str
-    kind: str
-    name: str
-    section_name: str | None
-
-    @property
-    def is_gateway(self) -> bool:
-        return self.group == GATEWAY_GROUP and self.kind == "Gateway"
+def is_eg_backend(ref: BackendObjectReference) -> bool:
+    return ref.group == EG_GROUP and ref.kind == Backend.KIND_INFO.kind
 
 
-@dataclass(frozen=True, slots=True)
-class RouteBackendRef:
-    kind: str
-    """``AIServiceBackend`` or ``InferencePool``."""
-    name: str
-    weight: int
-
-
-@dataclass(frozen=True, slots=True)
-class RouteRuleView:
-    matches: tuple[tuple[tuple[str, str, str], ...], ...]
-    """Each match: its headers as ``(type, name, value)``."""
-    backend_refs: tuple[RouteBackendRef, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CostView:
-    metadata_key: str
-    type: str
-    cel: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RouteView:
-    key: ObjKey
-    generation: int
-    target_refs: tuple[TargetRef, ...]
-    schema_name: str
-    schema_version: str | None
-    rules: tuple[RouteRuleView, ...]
-    filter_type: str
-    replicas: int | None
-    resources: Mapping[str, Any] | None
-    costs: tuple[CostView, ...]
-
-    @classmethod
-    def of(cls, obj: Obj) -> RouteView:
-        s = spec(obj)
-        targets = tuple(
-            TargetRef(
-                group=str(t.get("group", GATEWAY_GROUP)),
-                kind=str(t.get("kind", "Gateway")),
-                name=str(t.get("name", "")),
-                section_name=t.get("sectionName"),
-            )
-            for t in map(_m, _l(s.get("targetRefs")))
-        )
-        rules = []
-        for r in map(_m, _l(s.get("rules"))):
-            matches = tuple(
-                tuple(
-                    (str(h.get("type", "Exact")), str(h.get("name", "")), str(h.get("value", "")))
-                    for h in map(_m, _l(m.get("headers")))
-                )
-                for m in map(_m, _l(r.get("matches")))
-            )
-            refs = tuple(
-                RouteBackendRef(
-                    kind=str(b.get("kind") or "AIServiceBackend"),
-                    name=str(b.get("name", "")),
-                    weight=int(b["weight"]) if b.get("weight") is not None else 1,
-                )
-                for b in map(_m, _l(r.get("backendRefs")))
-            )
-            rules.append(RouteRuleView(matches=matches, backend_refs=refs))
-        fc = _m(s.get("filterConfig"))
-        ep = _m(fc.get("externalProcessor"))
-        schema = _m(s.get("schema"))
-        return cls(
-            key=key_of(obj),
-            generation=generation(obj),
-            target_refs=targets,
-            schema_name=str(schema.get("name", "OpenAI")),
-            schema_version=schema.get("version"),
-            rules=tuple(rules),
-            filter_type=str(fc.get("type") or "ExternalProcessor"),
-            replicas=int(ep["replicas"]) if ep.get("replicas") is not None else None,
-            resources=_m(ep["resources"]) if ep.get("resources") else None,
-            costs=tuple(
-                CostView(
-                    metadata_key=str(c.get("metadataKey", "")), type=str(c.get("type", "")), cel=c.get("cel")
-                )
-                for c in map(_m, _l(s.get("llmRequestCosts")))
-            ),
-        )
-
-    def gateway_keys(self) -> tuple[ObjKey, ...]:
-        """The Gateways this route targets (same namespace), in order, without duplicates."""
-        out: list[ObjKey] = []
-        for t in self.target_refs:
-            k = ObjKey(self.key.namespace, t.name)
-            if t.is_gateway and k not in out:
-                out.append(k)
-        return tuple(out)
-
-    def refs_of_kind(self, kind: str) -> tuple[ObjKey, ...]:
-        """Distinct backendRefs of ``kind`` across all rules, in first-use order."""
-        out: list[ObjKey] = []
-        for rule in self.rules:
-            for ref in rule.backend_refs:
-                k = ObjKey(self.key.namespace, ref.name)
-                if ref.kind == kind and k not in out:
-                    out.append(k)
-        return tuple(out)
-
-
-# --- AIServiceBackend
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectRef:
-    """A Gateway API ``BackendObjectReference`` with defaults applied."""
-
-    group: str
-    kind: str
-    name: str
-    namespace: str
-    port: int | None
-
-    @property
-    def key(self) -> ObjKey:
-        return ObjKey(self.namespace, self.name)
-
-    @property
-    def is_service(self) -> bool:
-        return self.group in ("", "core") and self.kind == "Service"
-
-    @property
-    def is_eg_backend(self) -> bool:
-        return self.group == EG_GROUP and self.kind == "Backend"
-
-    def to_json(self) -> dict[str, Any]:
-        """As an HTTPRoute backendRef."""
-        out: dict[str, Any] = {
-            "group": self.group,
-            "kind": self.kind,
-            "name": self.name,
-            "namespace": self.namespace,
-        }
-        if self.port is not None:
-            out["port"] = self.port
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class BackendView:
-    key: ObjKey
-    generation: int
-    labels: Mapping[str, str]
-    schema_name: str
-    schema_version: str | None
-    backend_ref: ObjectRef
-    security_policy: tuple[str, str, str] | None
-    """``(group, kind, name)`` of ``backendSecurityPolicyRef``."""
-    timeouts: Mapping[str, Any] | None
-
-    @classmethod
-    def of(cls, obj: Obj) -> BackendView:
-        s = spec(obj)
-        k = key_of(obj)
-        br = _m(s.get("backendRef"))
-        bsp = _m(s.get("backendSecurityPolicyRef"))
-        schema = _m(s.get("schema"))
-        return cls(
-            key=k,
-            generation=generation(obj),
-            labels=labels(obj),
-            schema_name=str(schema.get("name", "OpenAI")),
-            schema_version=schema.get("version"),
-            backend_ref=ObjectRef(
-                group=str(br.get("group") or ""),
-                kind=str(br.get("kind") or "Service"),
-                name=str(br.get("name", "")),
-                namespace=str(br.get("namespace") or k.namespace),
-                port=int(br["port"]) if br.get("port") is not None else None,
-            ),
-            security_policy=(
-                (
-                    str(bsp.get("group") or AIGW_GROUP),
-                    str(bsp.get("kind") or "BackendSecurityPolicy"),
-                    str(bsp.get("name", "")),
-                )
-                if bsp.get("name")
-                else None
-            ),
-            timeouts=_m(s["timeouts"]) if s.get("timeouts") else None,
-        )
-
-
-# --- BackendSecurityPolicy
+def policy_key(backend: AIServiceBackend) -> ObjKey | None:
+    """The BackendSecurityPolicy the backend names (whatever its kind; the resolver checks that)."""
+    ref = backend.spec.backend_security_policy_ref
+    return ObjKey(backend.metadata.namespace, ref.name) if ref is not None else None
 
 
 @dataclass(frozen=True, slots=True)
 class SecretUse:
-    """A Secret key a policy needs, and the file name the ext_proc reads it from."""
+    """A Secret key a policy needs."""
 
     secret: ObjKey
     key: str
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyView:
-    key: ObjKey
-    generation: int
-    type: str
-    region: str
-    profile: str
-    uses: tuple[SecretUse, ...]
-    """The Secret keys this policy reads (empty for an unsupported or malformed policy)."""
-    unsupported: str | None
-    """Why the policy can't be used, or ``None``."""
-    unsupported_reason: str = "UnsupportedValue"
-    """The ``Accepted=False`` reason: ``Unsupported`` for a valid policy whose method is not implemented."""
-
-    @classmethod
-    def of(cls, obj: Obj) -> PolicyView:
-        s = spec(obj)
-        k = key_of(obj)
-        typ = str(s.get("type", ""))
-        region, profile, unsupported, reason = "", "default", None, "UnsupportedValue"
-        uses: tuple[SecretUse, ...] = ()
-        if typ == "APIKey":
-            ref = _m(_m(s.get("apiKey")).get("secretRef"))
-            uses = (
-                SecretUse(
-                    ObjKey(str(ref.get("namespace") or k.namespace), str(ref.get("name", ""))), "apiKey"
-                ),
-            )
-        elif typ == "AWSCredentials":
-            aws = _m(s.get("awsCredentials"))
-            region = str(aws.get("region", ""))
-            cf = _m(aws.get("credentialsFile"))
-            if cf:
-                ref = _m(cf.get("secretRef"))
-                profile = str(cf.get("profile") or "default")
-                uses = (
-                    SecretUse(
-                        ObjKey(str(ref.get("namespace") or k.namespace), str(ref.get("name", ""))),
-                        "credentials",
-                    ),
-                )
-            elif aws.get("oidcExchangeToken"):
-                unsupported, reason = (
-                    "awsCredentials.oidcExchangeToken is not supported yet: this controller does not "
-                    "exchange OIDC tokens for AWS credentials (STS AssumeRoleWithWebIdentity); use "
-                    "credentialsFile",
-                    "Unsupported",
-                )
-            else:
-                unsupported = "awsCredentials needs credentialsFile or oidcExchangeToken"
-        elif typ == "AzureCredentials":
-            unsupported, reason = (
-                "AzureCredentials is not supported yet: this controller does not exchange the client secret "
-                "for access tokens; for an Azure OpenAI resource key use type APIKey (sent as api-key)",
-                "Unsupported",
-            )
-        else:
-            unsupported = f"unsupported type {typ!r}"
-        return cls(
-            key=k,
-            generation=generation(obj),
-            type=typ,
-            region=region,
-            profile=profile,
-            uses=uses,
-            unsupported=unsupported,
-            unsupported_reason=reason,
-        )
+def secret_uses(policy: BackendSecurityPolicy) -> tuple[SecretUse, ...]:
+    """The Secret keys the policy's credentials are read from (none for the methods that need credential
+    rotation, which the resolver refuses)."""
+    spec = policy.spec
+    if spec.type == BackendSecurityPolicyType.API_KEY and spec.api_key is not None:
+        return (SecretUse(ref_key(spec.api_key.secret_ref, policy), "apiKey"),)
+    aws = spec.aws_credentials
+    if spec.type == BackendSecurityPolicyType.AWS_CREDENTIALS and aws is not None and aws.credentials_file:
+        return (SecretUse(ref_key(aws.credentials_file.secret_ref, policy), "credentials"),)
+    return ()
 
 
-# --- InferencePool / InferenceModel
+def selects(pool: InferencePool, labels: Mapping[str, str]) -> bool:
+    """Like a Service selector: every pair must be present (an empty selector selects everything)."""
+    return all(labels.get(k) == v for k, v in pool.spec.selector.items())
 
 
-@dataclass(frozen=True, slots=True)
-class PoolView:
-    key: ObjKey
-    generation: int
-    selector: Mapping[str, str]
-    target_port: int
-    ext_group: str
-    ext_kind: str
-    ext_name: str
-    picker_annotation: str | None = None
-    """The raw endpoint-picker annotation (``api.picker.PICKER_ANNOTATION``), if set."""
-
-    @classmethod
-    def of(cls, obj: Obj) -> PoolView:
-        s = spec(obj)
-        ext = _m(s.get("extensionRef"))
-        return cls(
-            key=key_of(obj),
-            generation=generation(obj),
-            selector={str(a): str(b) for a, b in _m(s.get("selector")).items()},
-            target_port=int(s.get("targetPortNumber") or 0),
-            ext_group=str(ext.get("group") or ""),
-            ext_kind=str(ext.get("kind") or "Service"),
-            ext_name=str(ext.get("name", "")),
-            picker_annotation=_opt_str(_m(meta(obj).get("annotations")).get(PICKER_ANNOTATION)),
-        )
-
-    def selects(self, backend_labels: Mapping[str, str]) -> bool:
-        """Like a Service selector: every pair must be present (an empty selector selects everything)."""
-        return all(backend_labels.get(k) == v for k, v in self.selector.items())
-
-
-@dataclass(frozen=True, slots=True)
-class ModelView:
-    key: ObjKey
-    generation: int
-    order: tuple[str, str, str]
-    model_name: str
-    criticality: str | None
-    targets: tuple[tuple[str, int | None], ...]
-    pool_group: str
-    pool_kind: str
-    pool_name: str
-
-    @classmethod
-    def of(cls, obj: Obj) -> ModelView:
-        s = spec(obj)
-        pr = _m(s.get("poolRef"))
-        return cls(
-            key=key_of(obj),
-            generation=generation(obj),
-            order=age_order(obj),
-            model_name=str(s.get("modelName", "")),
-            criticality=s.get("criticality"),
-            targets=tuple(
-                (str(t.get("name", "")), int(t["weight"]) if t.get("weight") is not None else None)
-                for t in map(_m, _l(s.get("targetModels")))
-            ),
-            pool_group=str(pr.get("group") or INFERENCE_GROUP),
-            pool_kind=str(pr.get("kind") or "InferencePool"),
-            pool_name=str(pr.get("name", "")),
-        )
-
-    @property
-    def pool_key(self) -> ObjKey:
-        return ObjKey(self.key.namespace, self.pool_name)
-
-
-# --- Service / EG Backend
+def pool_key(model: InferenceModel) -> ObjKey:
+    return ObjKey(model.metadata.namespace, model.spec.pool_ref.name)
 
 
 def service_ports(obj: Obj) -> tuple[int, ...]:
-    return tuple(int(p.get("port", 0)) for p in map(_m, _l(spec(obj).get("ports"))))
+    return tuple(int(p.get("port", 0)) for p in (obj.get("spec") or {}).get("ports") or [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,19 +117,14 @@ class EgEndpoint:
     port: int | None
 
 
-def eg_backend_endpoints(obj: Obj) -> tuple[EgEndpoint, ...]:
+def eg_endpoints(backend: Backend) -> tuple[EgEndpoint, ...]:
+    """The Backend's endpoints, flattened."""
     out: list[EgEndpoint] = []
-    for ep in map(_m, _l(spec(obj).get("endpoints"))):
-        if ep.get("ip"):
-            ip = _m(ep["ip"])
-            out.append(EgEndpoint("ip", str(ip.get("address", "")), int(ip.get("port") or 0)))
-        elif ep.get("fqdn"):
-            f = _m(ep["fqdn"])
-            out.append(EgEndpoint("fqdn", str(f.get("hostname", "")), int(f.get("port") or 0)))
-        elif ep.get("unix"):
-            out.append(EgEndpoint("unix", str(_m(ep["unix"]).get("path", "")), None))
+    for ep in backend.spec.endpoints:
+        if ep.ip is not None:
+            out.append(EgEndpoint("ip", ep.ip.address, ep.ip.port))
+        elif ep.fqdn is not None:
+            out.append(EgEndpoint("fqdn", ep.fqdn.hostname, ep.fqdn.port))
+        elif ep.unix is not None:
+            out.append(EgEndpoint("unix", ep.unix.path, None))
     return tuple(out)
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -297,15 +297,14 @@ def test_envoy_gateway_backend_ignores_fields_it_does_not_model() -> None:
     )
     assert isinstance(backend, Backend)
     ip, fqdn, unix = backend.spec.endpoints
-    assert (ip.ip and ip.ip.address, fqdn.fqdn and fqdn.fqdn.hostname, unix.ip, unix.fqdn) == (
+    assert (ip.ip and ip.ip.address, fqdn.fqdn and fqdn.fqdn.hostname, unix.unix and unix.unix.path) == (
         "10.0.0.1",
         "api.openai.com",
-        None,
-        None,
+        "/run/sock",
     )
 
 
-def test_envoy_gateway_backend_endpoint_is_ip_or_fqdn() -> None:
+def test_envoy_gateway_backend_endpoint_is_ip_fqdn_or_unix() -> None:
     errors = _errors(
         {
             "apiVersion": "gateway.envoyproxy.io/v1alpha1",
@@ -318,4 +317,4 @@ def test_envoy_gateway_backend_endpoint_is_ip_or_fqdn() -> None:
             },
         }
     )
-    assert [str(e) for e in errors] == ["spec.endpoints[0]: an endpoint sets either ip or fqdn, not both"]
+    assert [str(e) for e in errors] == ["spec.endpoints[0]: an endpoint sets one of ip, fqdn or unix"]

@@ -1,12 +1,17 @@
-"""Factories of Kubernetes JSON objects for builder tests (shaped as the API server returns them)."""
+"""Factories of Kubernetes JSON objects for builder tests (shaped as the API server returns them), and the
+step the controller's cache takes before the builders see them: ``typed`` reads a document of a modelled kind
+into its api model (``TopLevelObject.read``)."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from typing import Any
 
-from controller.translate import BuildOptions, ObjKey, extension_policy_spec, extproc_name
+from api.kinds import kind_for
+from api.objects import ObjKey
+from controller.translate import BuildOptions, Snapshot, extension_policy_spec, extproc_name
 
 NS = "default"
 GW = ObjKey(NS, "gw")
@@ -215,8 +220,32 @@ def model(
     }
 
 
-def keyed(*objs: dict[str, Any]) -> dict[ObjKey, dict[str, Any]]:
-    return {ObjKey(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objs}
+def typed(obj: Any) -> Any:
+    """The api model of a JSON document of a modelled kind (as the controller's cache reads it); anything
+    else as it is."""
+    if isinstance(obj, Mapping) and (kind := kind_for(str(obj.get("apiVersion")), str(obj.get("kind")))):
+        return kind.read(obj)
+    return obj
+
+
+def keyed(*objs: dict[str, Any]) -> dict[ObjKey, Any]:
+    """``{key: object}``, objects of modelled kinds as their api models."""
+    return {ObjKey(o["metadata"]["namespace"], o["metadata"]["name"]): typed(o) for o in objs}
+
+
+def snapshot(**kw: Any) -> Snapshot:
+    """``Snapshot(**kw)`` with every JSON document of a modelled kind read into its api model."""
+    out: dict[str, Any] = {}
+    for f in fields(Snapshot):
+        if f.name not in kw:
+            continue
+        value = kw[f.name]
+        if f.name in ("routes", "models"):
+            value = tuple(typed(o) for o in value)
+        elif f.name in ("backends", "security_policies", "eg_backends", "pools"):
+            value = {k: typed(o) for k, o in value.items()}
+        out[f.name] = value
+    return Snapshot(**out)
 
 
 def reference_grant(

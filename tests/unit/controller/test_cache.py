@@ -128,12 +128,12 @@ def test_snapshot_holds_what_the_gateway_reads() -> None:
     c = world()
     s = c.snapshot(GA)
     assert s.gateway_object is not None
-    assert sorted(r["metadata"]["name"] for r in s.routes) == ["ra", "rab"]
+    assert sorted(r.metadata.name for r in s.routes) == ["ra", "rab"]
     assert sorted(k.name for k in s.backends) == ["a", "m1", "shared"]
     assert list(s.security_policies) == [ObjKey(NS, "pol")]
     assert s.secrets == {ObjKey(NS, "sec"): {"apiKey": b64("k")}}
     assert list(s.pools) == [ObjKey(NS, "p")]
-    assert [m["metadata"]["name"] for m in s.models] == ["mod"]
+    assert [m.metadata.name for m in s.models] == ["mod"]
     assert s.gateways == frozenset({GA, GB})
     assert s.pool_parents == {ObjKey(NS, "p"): (GA,)}
     assert sorted(k.name for k in s.services) == ["svc-a", "svc-m1"]
@@ -153,7 +153,7 @@ def test_object_snapshots_for_orphans() -> None:
     s = c.object_snapshot("AIServiceBackend", backend("a", bsp="pol"))
     assert list(s.backends) == [ObjKey(NS, "a")] and ObjKey(NS, "sec") in s.secrets
     s = c.object_snapshot("InferenceModel", model("lost", "x", "nowhere"))
-    assert [m["metadata"]["name"] for m in s.models] == ["lost"] and not s.pools
+    assert [m.metadata.name for m in s.models] == ["lost"] and not s.pools
     s = c.object_snapshot("InferencePool", pool("p", {"app": "x"}))
     assert ObjKey(NS, "m1") in s.backends
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from api.picker import PICKER_ANNOTATION, PickerType
-from controller.translate import build_filter_config, build_gateway
+from controller.translate import build_gateway
 from tests.unit.controller.objects import keyed, pool
-from tests.unit.controller.test_translate import INF, cond, pool_snap, status_of
+from tests.unit.controller.test_translate import INF, cond, filter_config, pool_snap, status_of
 
 
 def _annotated(value: str) -> dict[str, object]:
@@ -18,7 +18,7 @@ def _annotated(value: str) -> dict[str, object]:
 
 
 def test_no_annotation_leaves_the_picker_unset_so_the_ext_proc_uses_its_defaults() -> None:
-    cfg = build_filter_config(pool_snap(), INF)
+    cfg = filter_config(pool_snap(), INF)
     assert cfg.pools[0].picker is None
     assert "picker" not in cfg.to_json_dict()["pools"][0]
 
@@ -33,7 +33,7 @@ def test_the_annotation_reaches_the_filter_config() -> None:
     assert (picker.weights.prefix, picker.weights.load, picker.saturation.queue_depth) == (5, 1, 8)
     assert cond(status_of(b.statuses, "InferencePool", "p"), "Accepted", 0)[0] == "True"
     random = replace(pool_snap(), pools=keyed(_annotated('{"type": "Random"}')))
-    picker2 = build_filter_config(random, INF).pools[0].picker
+    picker2 = filter_config(random, INF).pools[0].picker
     assert picker2 is not None and picker2.type == PickerType.RANDOM
 
 

@@ -21,6 +21,7 @@ from controller.translate import (
     extproc_name,
     hostnames_to_resolve,
     render_filter_config,
+    resolve,
 )
 from tests.unit.controller.objects import (
     GW,
@@ -43,6 +44,7 @@ from tests.unit.controller.objects import (
     route,
     rule,
     service,
+    snapshot,
 )
 
 INF = BuildOptions(enable_inference_extension=True)
@@ -56,7 +58,11 @@ def snap(**kw: Any) -> Snapshot:
     base: dict[str, Any] = {"gateway": GW, "gateway_object": gateway(), "gateways": frozenset({GW})}
     base.update(kw)
     base.setdefault("extension_policies", attached_policies(base["gateways"]))
-    return Snapshot(**base)
+    return snapshot(**base)
+
+
+def filter_config(s: Snapshot, options: BuildOptions) -> fc.FilterConfig:
+    return build_filter_config(resolve(s, options), options)
 
 
 def simple(**kw: Any) -> Snapshot:
@@ -87,7 +93,7 @@ def objects_by_kind(b: Any) -> dict[str, dict[str, Any]]:
 
 
 def test_simple_route_builds_one_rule_and_backend() -> None:
-    cfg = build_filter_config(simple(), BuildOptions())
+    cfg = filter_config(simple(), BuildOptions())
     assert cfg.gateway == "default/gw"
     assert [r.route for r in cfg.rules] == ["default/r1"]
     assert cfg.rules[0].backend_refs == [fc.BackendRef(name="a.default")]
@@ -102,14 +108,14 @@ def test_two_routes_merge_into_one_config_oldest_first() -> None:
         backends=keyed(backend("a"), backend("b")),
         services=keyed(service("svc-a"), service("svc-b")),
     )
-    cfg = build_filter_config(s, BuildOptions())
+    cfg = filter_config(s, BuildOptions())
     assert [r.route for r in cfg.rules] == ["default/old", "default/new"]
     assert [b.name for b in cfg.backends] == ["a.default", "b.default"]
 
 
 def test_every_header_of_a_match_is_kept_and_matches_are_ored() -> None:
     r = rule("a", headers=[[("x-ai-eg-model", "m1"), ("X-Tenant", "t1")], [("x-ai-eg-model", "m2")]])
-    cfg = build_filter_config(simple(routes=(route("r1", [r]),)), BuildOptions())
+    cfg = filter_config(simple(routes=(route("r1", [r]),)), BuildOptions())
     m = cfg.rules[0].matches
     assert [[(h.name, h.value) for h in x.headers] for x in m] == [
         [("x-ai-eg-model", "m1"), ("x-tenant", "t1")],
@@ -124,17 +130,15 @@ def test_weights_are_copied() -> None:
         backends=keyed(backend("a"), backend("b")),
         services=keyed(service("svc-a"), service("svc-b")),
     )
-    cfg = build_filter_config(s, BuildOptions())
+    cfg = filter_config(s, BuildOptions())
     assert [(x.name, x.weight) for x in cfg.rules[0].backend_refs] == [("a.default", 3), ("b.default", 0)]
 
 
 def test_uuid_is_a_content_hash() -> None:
-    a = build_filter_config(simple(), BuildOptions())
-    b = build_filter_config(simple(), BuildOptions())
+    a = filter_config(simple(), BuildOptions())
+    b = filter_config(simple(), BuildOptions())
     assert a.uuid == b.uuid and len(a.uuid) == 32
-    c = build_filter_config(
-        simple(routes=(route("r1", [rule("a", headers=[[("k", "v")]])]),)), BuildOptions()
-    )
+    c = filter_config(simple(routes=(route("r1", [rule("a", headers=[[("k", "v")]])]),)), BuildOptions())
     assert c.uuid != a.uuid
 
 
@@ -158,7 +162,7 @@ def test_rendered_yaml_round_trips_through_the_contract() -> None:
         models=(model("im", "llama", "p", criticality="Critical", targets=[("l1", 1), ("l2", 3)]),),
         dns={"svc-m.default.svc.cluster.local": DnsAnswer(("10.0.0.1",), 30)},
     )
-    cfg = build_filter_config(s, INF)
+    cfg = filter_config(s, INF)
     text = render_filter_config(cfg)
     again = fc.FilterConfig.model_validate(yaml.safe_load(text))
     assert again == cfg
@@ -185,7 +189,7 @@ def test_missing_backend_is_dropped_from_the_rule_and_reported() -> None:
 
 def test_rule_whose_refs_all_fail_keeps_no_backends() -> None:
     s = snap(routes=(route("r1", [rule("ghost")]),))
-    cfg = build_filter_config(s, BuildOptions())
+    cfg = filter_config(s, BuildOptions())
     assert cfg.rules[0].backend_refs == [] and cfg.backends == []
 
 
@@ -275,7 +279,7 @@ def test_aws_credentials_file_policy() -> None:
         security_policies=keyed(aws_policy("aws", "creds")),
         secrets={ObjKey(NS, "creds"): {"credentials": b64("[p]")}},
     )
-    cfg = build_filter_config(s, BuildOptions())
+    cfg = filter_config(s, BuildOptions())
     by = {b.name: b for b in cfg.backends}
     aws = by["a.default"].auth
     assert aws is not None and aws.aws == fc.AWSAuth(
@@ -288,7 +292,14 @@ def test_policies_that_need_credential_rotation_are_refused_as_unsupported() -> 
     oidc = aws_policy("oidc", "unused")
     oidc["spec"]["awsCredentials"] = {
         "region": "us-east-1",
-        "oidcExchangeToken": {"oidc": {"clientID": "c"}, "awsRoleArn": "arn:aws:iam::1:role/r"},
+        "oidcExchangeToken": {
+            "oidc": {
+                "provider": {"issuer": "https://idp.example"},
+                "clientID": "c",
+                "clientSecret": {"name": "cs"},
+            },
+            "awsRoleArn": "arn:aws:iam::1:role/r",
+        },
     }
     s = simple(
         backends=keyed(backend("a", bsp="az"), backend("b", bsp="oidc")),
@@ -306,18 +317,21 @@ def test_policies_that_need_credential_rotation_are_refused_as_unsupported() -> 
         "False",
         "Unsupported",
     )
-    assert not build_filter_config(s, BuildOptions()).backends  # never sent to the ext_proc
+    assert not filter_config(s, BuildOptions()).backends  # never sent to the ext_proc
 
 
-def test_unsupported_policy_type() -> None:
+def test_policy_breaking_its_own_rules_is_unsupported() -> None:
+    # The API server rejects such a policy; one that skipped admission is read as it is, and the resolver
+    # reports the rule it breaks (in api/) instead of guessing a credential.
     p = api_key_policy("k", "sec")
-    p["spec"] = {"type": "GCPCredentials"}
+    p["spec"] = {"type": "AWSCredentials", "awsCredentials": {"region": "us-east-1"}}
     b = build_gateway(
         simple(backends=keyed(backend("a", bsp="k")), security_policies=keyed(p)), BuildOptions()
     )
-    assert cond(status_of(b.statuses, "BackendSecurityPolicy", "k"), "Accepted")[:2] == (
+    assert cond(status_of(b.statuses, "BackendSecurityPolicy", "k"), "Accepted") == (
         "False",
         "UnsupportedValue",
+        "exactly one of credentialsFile or oidcExchangeToken must be set",
     )
     assert cond(status_of(b.statuses, "AIServiceBackend", "a"), "ResolvedRefs")[1] == "UnsupportedValue"
 
@@ -420,7 +434,7 @@ def test_pool_new_backend_joins_the_config() -> None:
         services=dict(s.services) | keyed(service("svc-d")),
         dns=dict(s.dns) | {"svc-d.default.svc.cluster.local": DnsAnswer(("10.9.9.9",), 60)},
     )
-    cfg = build_filter_config(s2, INF)
+    cfg = filter_config(s2, INF)
     assert [m.name for m in cfg.pools[0].members] == ["a.default", "b.default", "d.default"]
     assert cfg.pools[0].members[2].endpoints[0].ip == "10.9.9.9"
 
@@ -432,7 +446,7 @@ def test_pool_with_eg_backend_ip_and_fqdn_endpoints() -> None:
         dns={"model.example": DnsAnswer(("198.51.100.1",), 120)},
     )
     assert hostnames_to_resolve(s, INF) == ["model.example"]
-    cfg = build_filter_config(s, INF)
+    cfg = filter_config(s, INF)
     eps = cfg.pools[0].members[0].endpoints
     assert [(e.ip, e.hostname) for e in eps] == [("192.0.2.7", None), ("198.51.100.1", "model.example")]
 
@@ -543,11 +557,11 @@ def test_requeue_is_clamped() -> None:
 
 
 def test_changed_dns_answer_changes_the_config_uuid() -> None:
-    a = build_filter_config(pool_snap(), INF)
+    a = filter_config(pool_snap(), INF)
     s = pool_snap()
-    b = build_filter_config(replace(s, dns=dict(s.dns) | {SVC_HOST: DnsAnswer(("10.1.0.3",), 30)}), INF)
+    b = filter_config(replace(s, dns=dict(s.dns) | {SVC_HOST: DnsAnswer(("10.1.0.3",), 30)}), INF)
     assert a.uuid != b.uuid
-    ttl_only = build_filter_config(
+    ttl_only = filter_config(
         replace(s, dns=dict(s.dns) | {SVC_HOST: DnsAnswer(("10.1.0.1", "10.1.0.2"), 1)}), INF
     )
     assert ttl_only.uuid == a.uuid
@@ -563,7 +577,7 @@ def test_models_go_into_the_pool_with_criticality_and_weights() -> None:
             model("m2", "mistral", "p"),
         )
     )
-    cfg = build_filter_config(s, INF)
+    cfg = filter_config(s, INF)
     ms = cfg.pools[0].models
     assert [(m.model_name, m.criticality) for m in ms] == [
         ("llama", fc.Criticality.CRITICAL),
@@ -805,7 +819,7 @@ def test_mixed_rule_keeps_order_weights_and_kinds() -> None:
     s = pool_snap(routes=(route("r1", [r]),),
                   backends=dict(pool_snap().backends) | keyed(backend("a")),
                   services=dict(pool_snap().services) | keyed(service("svc-a")))  # fmt: skip
-    cfg = build_filter_config(s, INF)
+    cfg = filter_config(s, INF)
     assert [(x.kind, x.name, x.weight) for x in cfg.rules[0].backend_refs] == [
         (fc.BackendKind.AI_SERVICE_BACKEND, "a.default", 2),
         (fc.BackendKind.INFERENCE_POOL, "p.default", 5),
@@ -881,7 +895,7 @@ def test_a_cel_cost_that_does_not_compile_is_left_out_and_named_in_partially_inv
     assert (status, reason) == ("True", "InvalidCostExpression")
     assert "llmRequestCosts[2] (broken)" in message and "Syntax error" in message
     assert "llmRequestCosts[3] (typo)" in message and "unknown variable(s) inputtokens" in message
-    cfg = build_filter_config(s, BuildOptions())
+    cfg = filter_config(s, BuildOptions())
     assert [c.metadata_key for c in cfg.llm_request_costs] == ["total", "weighted"]
     assert cfg.rules  # the route is still served
     fixed = simple(routes=(route("r1", [rule("a")], llmRequestCosts=costs[:2]),))

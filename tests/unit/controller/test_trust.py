@@ -21,6 +21,7 @@ from tests.unit.controller.objects import (
     route,
     rule,
     service,
+    snapshot,
 )
 
 AIGW = "aigateway.envoyproxy.io"
@@ -72,7 +73,7 @@ def _snap(**kw: Any) -> Snapshot:
     }
     base.update(kw)
     base.setdefault("extension_policies", attached_policies(base["gateways"]))
-    return Snapshot(**base)
+    return snapshot(**base)
 
 
 def test_a_secret_in_another_namespace_is_not_copied_without_a_grant() -> None:

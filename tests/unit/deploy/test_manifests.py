@@ -32,6 +32,8 @@ from typing import Any
 import pytest
 import yaml
 
+from api.inference import GROUP as INFERENCE_GROUP
+from api.v1alpha1 import GROUP as AIGW_GROUP
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.reconciler import PRUNED_KINDS, GatewayReconciler
@@ -40,7 +42,7 @@ from controller.main import LEADER_ELECTION_ID, parse_args
 from controller.runtime import Informer, Manager, Resource
 from controller.runtime.resources import EVENTS, LEASES
 from controller.translate import BuildOptions
-from controller.translate.names import AIGW_GROUP, EXTPROC_GRPC_PORT, EXTPROC_METRICS_PORT, INFERENCE_GROUP
+from controller.translate.names import EXTPROC_GRPC_PORT, EXTPROC_METRICS_PORT
 from controller.translate.resources import extproc_args
 from extproc.main import parse_args as extproc_parse_args
 from tests.realparts.envoygateway import envoy_gateway_config

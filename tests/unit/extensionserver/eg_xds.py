@@ -52,7 +52,11 @@ def ai_gateway_route(name: str = "llm", *, gateway: str = "ai-gateway") -> dict[
         "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
         "kind": "AIGatewayRoute",
         "metadata": {"namespace": "default", "name": name},
-        "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway}]},
+        "spec": {
+            "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway}],
+            "schema": {"name": "OpenAI"},
+            "rules": [],
+        },
     }
 
 
