@@ -41,7 +41,10 @@ from typing import Any
 import yaml
 from kubernetes_asyncio import client
 
+from api import inference, v1alpha1
+from api.envoygateway import Backend
 from api.filterconfig import CONFIG_KEY
+from api.gatewayapi import GATEWAY
 from controller.gateway import kinds
 from controller.runtime import CONFIGMAPS, NAMESPACES, SERVICES, KubeClient, Resource
 from controller.translate import extproc_name
@@ -50,13 +53,11 @@ from tests.realparts.dns import DnsServer
 from tests.realparts.ports import free_port
 
 NS = "bench"
-AIGW = "aigateway.envoyproxy.io/v1alpha1"
-GW_API = "gateway.networking.k8s.io/v1"
-EG = "gateway.envoyproxy.io/v1alpha1"
-INF = "inference.networking.x-k8s.io/v1alpha2"
-GATEWAYCLASSES = Resource(
-    "gateway.networking.k8s.io", "v1", "gatewayclasses", "GatewayClass", namespaced=False
-)
+AIGW = v1alpha1.API_VERSION
+GW_API = GATEWAY.api_version
+EG = Backend.KIND_INFO.api_version
+INF = inference.API_VERSION
+GATEWAYCLASSES = Resource(GATEWAY.group, GATEWAY.version, "gatewayclasses", "GatewayClass", namespaced=False)
 
 
 def md(name: str, **labels: str) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 import yaml
 
+from api.objects import Obj
 from tests.realparts.controlplane import ControlPlane
 
 T = TypeVar("T")
-Obj = dict[str, Any]
 
 
 def _yaml(objs: Iterable[Obj]) -> str:

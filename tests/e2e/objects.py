@@ -5,16 +5,17 @@ Pure functions: names and ports in, plain dicts out.
 
 from __future__ import annotations
 
-from typing import Any
-
+from api import inference, v1alpha1
+from api.envoygateway import Backend
+from api.gatewayapi import GATEWAY
+from api.objects import Obj
 from tests.realparts.envoygateway import CONTROLLER_NAME
 from tests.realparts.ports import free_port
 
-Obj = dict[str, Any]
-AIGW = "aigateway.envoyproxy.io/v1alpha1"
-GAIE = "inference.networking.x-k8s.io/v1alpha2"
-EG = "gateway.envoyproxy.io/v1alpha1"
-GW = "gateway.networking.k8s.io/v1"
+AIGW = v1alpha1.API_VERSION
+GAIE = inference.API_VERSION
+EG = Backend.KIND_INFO.api_version
+GW = GATEWAY.api_version
 GATEWAY_CLASS = "aigw-e2e"
 
 

@@ -20,13 +20,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from api.errors import InvalidObjectError
 from api.kinds import parse_object
+from api.objects import Obj
 from tests.realparts.controlplane import REPO_ROOT, ControlPlane
 
 SAMPLES = sorted((REPO_ROOT / "config" / "samples").glob("*.yaml"))
 MERGE_PATCH: dict[str, Any] = {"_content_type": "application/merge-patch+json"}
 GAIE = ("inference.networking.x-k8s.io", "v1alpha2")
-
-Obj = dict[str, Any]
 
 
 def _route() -> Obj:

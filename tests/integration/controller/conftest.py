@@ -21,6 +21,7 @@ import yaml
 from kubernetes_asyncio import client
 
 from api.filterconfig import CONFIG_KEY, FilterConfig
+from api.objects import Obj
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.reconciler import GatewayReconciler
@@ -31,7 +32,6 @@ from tests.realparts.controlplane import ControlPlane
 from tests.realparts.dns import DnsServer
 
 T = TypeVar("T")
-Obj = dict[str, Any]
 
 
 async def eventually(fn: Callable[[], Awaitable[T]], *, within: float = 20.0, interval: float = 0.1) -> T:
