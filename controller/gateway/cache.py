@@ -97,6 +97,10 @@ class Parsed(Generic[M]):
         """The models of ``objs`` that fit, in order."""
         return [m for o in objs if (m := self(o)) is not None]
 
+    def size(self) -> int:
+        """How many object versions the memo holds."""
+        return len(self._memo)
+
     def prune(self, store: Store) -> None:
         """Forget objects ``store`` no longer holds (amortised: only once the memo has outgrown it)."""
         if len(self._memo) > 2 * len(store) + 1024:

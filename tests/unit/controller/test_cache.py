@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.gateway.cache import Caches
+from api.v1alpha1 import AIServiceBackend
+from controller.gateway.cache import Caches, Parsed
 from controller.gateway.reconciler import contains
 from controller.gateway.setup import SpecChanged
 from controller.runtime import Store
@@ -188,3 +189,32 @@ def test_pools_selecting_uses_the_selector_index() -> None:
         p["metadata"]["name"] for p in c.pools_selecting(backend("b", labels={"app": "x", "tier": "a"}))
     )
     assert names == ["all", "p1", "p2"]
+
+
+def test_each_object_version_is_read_into_its_model_once() -> None:
+    parsed = Parsed(AIServiceBackend)
+    v1 = backend("a")
+    first = parsed(v1)
+    assert isinstance(first, AIServiceBackend) and parsed(v1) is first  # same version: the same model
+    v2 = {**v1, "metadata": {**v1["metadata"], "labels": {"app": "x"}}}  # the informer's next version
+    second = parsed(v2)
+    assert second is not first and second is not None and second.metadata.labels == {"app": "x"}
+    assert parsed(v2) is second
+
+
+def test_an_object_that_does_not_fit_its_model_is_left_out_and_logged(caplog: Any) -> None:
+    parsed = Parsed(AIServiceBackend)
+    bad = backend("a")
+    del bad["spec"]["backendRef"]  # a CRD other than ours
+    assert parsed(bad) is None and parsed.all([bad, backend("b")])[0].metadata.name == "b"
+    assert "default/a" in caplog.text and "backendRef" in caplog.text
+
+
+def test_the_memo_forgets_deleted_objects() -> None:
+    parsed = Parsed(AIServiceBackend)
+    live = store(backend("kept"))
+    parsed(live.get(f"{NS}/kept") or {})
+    for i in range(1100):
+        parsed(backend(f"gone-{i}"))
+    parsed.prune(live)
+    assert parsed.size() == 1
