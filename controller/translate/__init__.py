@@ -40,12 +40,7 @@ the Gateway's namespace; an HTTPRoute is named like its AIGatewayRoute; the HTTP
 from api.objects import ObjKey
 from controller.translate.attachment import contains, extension_policy_spec
 from controller.translate.conditions import ObjectStatus, statuses
-from controller.translate.config import (
-    build_filter_config,
-    config_hash,
-    render_filter_config,
-    secret_file_key,
-)
+from controller.translate.config import build_filter_config, config_hash, render_filter_config
 from controller.translate.gateway import GatewayBuild, build_gateway
 from controller.translate.names import extproc_name
 from controller.translate.resolve import Resolution, dns_failures, hostnames_to_resolve, resolve
@@ -61,7 +56,7 @@ from controller.translate.resources import (
     build_http_routes,
 )
 from controller.translate.snapshot import BuildOptions, DnsAnswer, ExtprocAddress, Snapshot, clamp_requeue
-from controller.translate.views import eg_endpoints, gateway_keys, refs_of_kind
+from controller.translate.views import eg_endpoints, gateway_keys, refs_of_kind, secret_file_key
 
 __all__ = [
     "BuildOptions",

@@ -13,12 +13,7 @@ from api.shared import BackendKind
 from api.v1alpha1 import AIServiceBackend, BackendSecurityPolicyType
 from controller.translate.resolve import BackendResolution, PoolResolution, Resolution
 from controller.translate.snapshot import BuildOptions
-from controller.translate.views import SecretUse
-
-
-def secret_file_key(use: SecretUse) -> str:
-    """The key of a credential inside the per-Gateway auth Secret, and its file name in the ext_proc."""
-    return f"{use.secret.namespace}.{use.secret.name}.{use.key}"
+from controller.translate.views import secret_file_key
 
 
 def _auth(res: BackendResolution, options: BuildOptions) -> fc.BackendAuth | None:

@@ -21,10 +21,9 @@ from api.v1alpha1 import AIGatewayRoute, ExternalProcessorConfig
 from controller.translate import names as n
 from controller.translate import views
 from controller.translate.attachment import extension_policy_spec
-from controller.translate.config import secret_file_key
 from controller.translate.resolve import BackendResolution, PoolResolution, RouteResolution
 from controller.translate.snapshot import BuildOptions, Snapshot
-from controller.translate.views import SecretUse
+from controller.translate.views import SecretUse, secret_file_key
 
 Json = dict[str, Any]
 """A desired object, as the JSON dict the reconcile applies."""

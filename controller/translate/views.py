@@ -84,6 +84,12 @@ class SecretUse:
     key: str
 
 
+def secret_file_key(use: SecretUse) -> str:
+    """The key of a credential inside the per-Gateway auth Secret, and its file name in the ext_proc: the
+    filter config (``config``) names the file, the auth Secret (``resources``) holds it."""
+    return f"{use.secret.namespace}.{use.secret.name}.{use.key}"
+
+
 def secret_uses(policy: BackendSecurityPolicy) -> tuple[SecretUse, ...]:
     """The Secret keys the policy's credentials are read from (none for the methods that need credential
     rotation, which the resolver refuses)."""

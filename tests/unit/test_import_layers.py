@@ -1,10 +1,11 @@
 """The package layers in ``pyproject.toml`` (``[tool.importlinter]``) are enforced by ``lint-imports``.
 
-Each case copies the four packages and ``pyproject.toml`` into a temporary directory, adds modules that break
-one contract (one that imports a module a ``forbidden`` contract forbids, or two siblings that import each
-other for an ``acyclic_siblings`` contract), and runs ``lint-imports`` on the copy: that contract, and only
-that one, must be reported broken and the command must fail. The untouched copy must pass. The cases are
-derived from the contracts themselves, so a contract added later is covered too.
+Each case copies the four packages and ``pyproject.toml`` into a temporary directory, breaks one contract (an
+import that a ``forbidden`` contract forbids, an import between two independent layers of a ``layers``
+contract, or two sibling modules that import each other for an ``acyclic_siblings`` contract), and runs
+``lint-imports`` on the copy: that contract, and only that one, must be reported broken and the command must
+fail. The untouched copy must pass. The cases are derived from the contracts themselves, so a contract added
+later is covered too.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def _contracts() -> list[dict[str, Any]]:
 
 def _violations() -> list[tuple[str, dict[str, str]]]:
     """(contract, {module: what it imports}): a forbidden contract's first forbidden module (and asyncio when
-    listed) imported from its first source; for an acyclic contract, two siblings importing each other."""
+    listed) imported by its first source package; for a layers contract, one module of its first independent
+    layer importing another; for an acyclic contract, two new siblings importing each other. New modules are
+    made only where no exhaustive layers contract would object to them."""
     cases: list[tuple[str, dict[str, str]]] = []
     for contract in _contracts():
         name = contract["name"]
@@ -40,7 +43,12 @@ def _violations() -> list[tuple[str, dict[str, str]]]:
             source = contract["source_modules"][0]
             forbidden = contract["forbidden_modules"]
             picks = [forbidden[0]] + (["asyncio"] if "asyncio" in forbidden[1:] else [])
-            cases += [(name, {f"{source}._layer_violation": module}) for module in picks]
+            cases += [(name, {source: module}) for module in picks]
+        elif contract["type"] == "layers":
+            container = contract["containers"][0]
+            independent = next(layer for layer in contract["layers"] if "|" in layer)
+            first, second = (f"{container}.{m.strip()}" for m in independent.split("|")[:2])
+            cases.append((name, {first: second}))
         else:
             assert contract["type"] == "acyclic_siblings", "a new contract type needs its own violation here"
             package = contract["ancestors"][-1]
@@ -107,8 +115,12 @@ def test_a_forbidden_import_fails_lint_imports(
     _copy_tree(tmp_path)
     imports = {module: _concrete(target, tmp_path) for module, target in modules.items()}
     for module, imported in imports.items():
-        path = tmp_path / (module.replace(".", "/") + ".py")
-        path.write_text(f'"""A deliberate layer violation."""\n\nimport {imported}  # noqa: F401\n')
+        path = tmp_path / module.replace(".", "/")
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        if path.exists():  # an existing module gains the import at its end
+            path.write_text(path.read_text() + f"\nimport {imported}  # noqa: E402, F401\n")
+        else:
+            path.write_text(f'"""A deliberate layer violation."""\n\nimport {imported}  # noqa: F401\n')
 
     result = _lint(tmp_path)
 
@@ -117,10 +129,10 @@ def test_a_forbidden_import_fails_lint_imports(
     assert verdicts[contract] == "BROKEN", result.stdout
     assert [name for name, verdict in verdicts.items() if verdict == "BROKEN"] == [contract]
     module, imported = next(iter(imports.items()))
-    reported = (
-        (module, imported) if len(imports) == 1 else (module.rpartition(".")[2], imported.rpartition(".")[2])
-    )
-    assert all(part in result.stdout for part in reported), result.stdout
+    if len(imports) == 1:  # the report names the offending import
+        assert f"{module} -> {imported}" in result.stdout, result.stdout
+    else:  # a cycle is reported by its siblings' short names
+        assert all(m.rpartition(".")[2] in result.stdout for m in imports), result.stdout
 
 
 @pytest.mark.parametrize("source", ["controller.translate", "controller.runtime"])
