@@ -20,6 +20,10 @@ before the objects are created, as a user would run it. Measured:
    last status was written;
 4. the controller's RSS (``VmRSS``, ``VmHWM``) after convergence and at the end.
 
+``--unrelated-secrets N`` (with ``--unrelated-secret-kib K``, default 100) first creates N Secrets of K KiB
+that nothing references, shaped like Helm's release Secrets (``type: helm.sh/release.v1``), as a large cluster
+has: the controller's RSS then shows what they cost it (the "idle" RSS is taken once its informers synced).
+
 Prints a Markdown table and a JSON line.
 """
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import statistics
@@ -46,7 +51,7 @@ from api.envoygateway import Backend
 from api.filterconfig import CONFIG_KEY
 from api.gatewayapi import GATEWAY
 from controller.gateway import kinds
-from controller.runtime import CONFIGMAPS, NAMESPACES, SERVICES, KubeClient, Resource
+from controller.runtime import CONFIGMAPS, NAMESPACES, SECRETS, SERVICES, KubeClient, Resource
 from controller.translate import extproc_name
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.dns import DnsServer
@@ -337,6 +342,24 @@ async def create_all(kube: KubeClient, objs: list[tuple[Resource, dict[str, Any]
     await asyncio.gather(*(one(r, o) for r, o in objs))
 
 
+def unrelated_secrets(n: int, *, kib: int) -> list[tuple[Resource, dict[str, Any]]]:
+    """``n`` Secrets of ``kib`` KiB of data that nothing references, like Helm's release Secrets."""
+    blob = base64.b64encode(os.urandom(kib * 1024)).decode()
+    return [
+        (
+            SECRETS,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "helm.sh/release.v1",
+                "metadata": md(f"sh.helm.release.v1.app-{i}.v1", owner="helm", status="deployed"),
+                "data": {"release": blob},
+            },
+        )
+        for i in range(n)
+    ]
+
+
 def pct(values: list[float], p: float) -> float:
     xs = sorted(values)
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
@@ -364,6 +387,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             },
         )
         dns.set_records(records)
+        unrelated = unrelated_secrets(args.unrelated_secrets, kib=args.unrelated_secret_kib)
+        await create_all(kube, unrelated, args.concurrency)
         cmd = [
             sys.executable,
             "-m",
@@ -453,6 +478,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "log": str(log),
             "scale": s.describe(),
             "objects": len(objs),
+            "unrelated_secrets": f"{args.unrelated_secrets} x {args.unrelated_secret_kib} KiB",
             "create_seconds": round(t_last - t0, 2),
             "converge_after_last_apply_seconds": round(t_conv - t_last, 2),
             "statuses_settled_after_last_apply_seconds": round(t_quiet - t_last, 2),
@@ -493,6 +519,7 @@ def table(r: dict[str, Any]) -> str:
     rows = [
         ("scale", r["scale"]),
         ("objects created", f"{r['objects']} in {r['create_seconds']} s"),
+        ("unrelated Secrets (created before the controller)", r["unrelated_secrets"]),
         ("last apply → every ConfigMap converged", f"{r['converge_after_last_apply_seconds']} s"),
         ("last apply → last status written", f"{r['statuses_settled_after_last_apply_seconds']} s"),
         (
@@ -525,6 +552,8 @@ def main() -> None:
     p.add_argument("--controller-log-level", default="warning", help="the controller's --log-level")
     p.add_argument("--keep-log", action="store_true", help="print where the controller's log is")
     p.add_argument("--timeout", type=float, default=600, help="seconds allowed for convergence")
+    p.add_argument("--unrelated-secrets", type=int, default=0, help="Secrets nothing references (Helm-like)")
+    p.add_argument("--unrelated-secret-kib", type=int, default=100, help="KiB of data in each")
     args = p.parse_args()
     result = asyncio.run(bench(args))
     if args.keep_log:

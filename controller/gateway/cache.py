@@ -45,6 +45,7 @@ from api.inference import InferenceModel, InferencePool
 from api.objects import Obj, ObjKey, TopLevelObject
 from api.shared import BackendKind
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
+from controller.gateway.fetched import FetchedObjects
 from controller.runtime import Store
 from controller.translate import BuildOptions, Snapshot, extproc_name
 from controller.translate import views as v
@@ -230,8 +231,10 @@ class Caches:
     routes: Store
     backends: Store
     policies: Store
-    secrets: Store
-    services: Store
+    secrets: Store | FetchedObjects
+    """Read by key only (``get``): full copies of the referenced Secrets (see ``fresh_snapshot``)."""
+    services: Store | FetchedObjects
+    """Likewise for Services."""
     eg_backends: Store
     pools: Store = field(default_factory=lambda: _store_with(IDX_SELECTOR))
     models: Store = field(default_factory=lambda: _store_with(IDX_POOL))
@@ -349,6 +352,25 @@ class Caches:
         return list(out.values())
 
     # --- snapshots
+
+    async def fresh_snapshot(self, take: Callable[[], Snapshot]) -> Snapshot:
+        """``take()``, after fetching the current Secrets and Services it reads (when those are
+        ``FetchedObjects``); taken again if any copy changed, since the snapshot holds their content."""
+        snap = take()
+        wanted = (
+            (
+                self.services,
+                [str(v.ref_key(b.spec.backend_ref, b)) for b in snap.backends.values()
+                 if v.is_service(b.spec.backend_ref)],
+            ),
+            (self.secrets, [str(u.secret) for p in snap.security_policies.values()
+                            for u in v.secret_uses(p)]),
+        )  # fmt: skip
+        changed = False
+        for source, keys in wanted:
+            if isinstance(source, FetchedObjects):
+                changed |= await source.refresh(keys)
+        return take() if changed else snap
 
     def snapshot(self, gateway: ObjKey) -> Snapshot:
         """Everything the reconcile of ``gateway`` reads (DNS answers left empty: the reconcile adds them)."""

@@ -169,7 +169,7 @@ class GatewayReconciler:
     async def reconcile(self, req: Request) -> Result | None:
         gw = ObjKey(req.namespace, req.name)
         t = [time.perf_counter()]
-        snap = self.caches.snapshot(gw)
+        snap = await self.caches.fresh_snapshot(lambda: self.caches.snapshot(gw))
         hosts = hostnames_to_resolve(snap, self.options)
         if hosts:
             snap = replace(snap, dns=await self.resolver.resolve_all(hosts))
@@ -397,7 +397,7 @@ class OrphanStatus:
         caches = self.gateways.caches
         if not self.always and caches.gateways_for(self.kind, obj):
             return None
-        snap = caches.object_snapshot(self.kind, obj)
+        snap = await caches.fresh_snapshot(lambda: caches.object_snapshot(self.kind, obj))
         res = resolve(snap, caches.options)
         hosts = {h for p in res.pools.values() for m in p.members for h in m.hostnames}
         known = {h: a for h in hosts if (a := self.gateways.resolver.known(h)) is not None}

@@ -38,6 +38,7 @@ from controller.gateway.cache import (
     owner_gateways,
     route_pools,
 )
+from controller.gateway.fetched import FetchedObjects
 from controller.gateway.reconciler import (
     IDX_PARENT_GATEWAY,
     ControllerMetrics,
@@ -56,6 +57,7 @@ from controller.runtime import (
     Manager,
     Request,
     Resource,
+    ResourceVersionChangedPredicate,
     Store,
 )
 from controller.translate import BuildOptions
@@ -99,6 +101,17 @@ class AnyChange(SpecChanged):
     keep_status = True
 
 
+def predicate_for(informer: Informer) -> SpecChanged | ResourceVersionChangedPredicate:
+    """Which updates of ``informer`` matter: for metadata-only objects every new ``resourceVersion`` (a
+    Secret's data changes nothing else they show); Envoy Gateway's verdict on our EnvoyExtensionPolicy is in
+    its status, so status changes pass there; elsewhere status-only updates are dropped."""
+    if informer.metadata_only:
+        return ResourceVersionChangedPredicate()
+    if informer.resource == kinds.ENVOYEXTENSIONPOLICIES:
+        return AnyChange()
+    return SpecChanged()
+
+
 @dataclass(frozen=True, kw_only=True)
 class ControllerSettings:
     options: BuildOptions
@@ -135,8 +148,12 @@ def _requests(keys: Any) -> list[Request]:
 @dataclass(frozen=True, kw_only=True)
 class Informers:
     """One informer per kind the controller reads (``pools`` and ``models`` only with the inference
-    extension) and per kind it owns (label-selected to ``managed-by``); ``secrets``, ``services`` and
-    ``eg_backends`` serve both roles."""
+    extension) and per kind it owns (label-selected to ``managed-by``); ``eg_backends`` serves both roles.
+
+    Secrets and Services are followed by metadata only (``secrets``, ``services``: every one, data never
+    cached; the builders read full copies of the referenced ones through ``FetchedObjects``), and ours in full
+    (``secrets_owned``, ``services_owned``: label-selected), so a cluster's unrelated Secrets (Helm releases,
+    up to 1 MiB each) cost the controller their metadata only."""
 
     gateways: Informer
     routes: Informer
@@ -144,6 +161,8 @@ class Informers:
     policies: Informer
     secrets: Informer
     services: Informer
+    secrets_owned: Informer
+    services_owned: Informer
     eg_backends: Informer
     pools: Informer | None
     models: Informer | None
@@ -158,25 +177,26 @@ class Informers:
         """The stores of the kinds a Gateway's reconcile writes and prunes, by kind."""
         return {
             "ConfigMap": self.configmaps.store,
-            "Secret": self.secrets.store,
+            "Secret": self.secrets_owned.store,
             "Deployment": self.deployments.store,
-            "Service": self.services.store,
+            "Service": self.services_owned.store,
             "EnvoyExtensionPolicy": self.policies_ext.store,
             "Backend": self.eg_backends.store,
             "HTTPRoute": self.httproutes.store,
             "HTTPRouteFilter": self.filters.store,
         }
 
-    def caches(self, options: BuildOptions) -> Caches:
-        """The read side of the reconcile, over these informers' stores."""
+    def caches(self, options: BuildOptions, *, client: KubeClient) -> Caches:
+        """The read side of the reconcile, over these informers' stores (and GETs of the referenced Secrets
+        and Services)."""
         caches = Caches(
             options=options,
             gateways=self.gateways.store,
             routes=self.routes.store,
             backends=self.backends.store,
             policies=self.policies.store,
-            secrets=self.secrets.store,
-            services=self.services.store,
+            secrets=FetchedObjects(client=client, resource=SECRETS, index=self.secrets.store),
+            services=FetchedObjects(client=client, resource=SERVICES, index=self.services.store),
             eg_backends=self.eg_backends.store,
             grants=self.grants.store,
             extension_policies=self.policies_ext.store,
@@ -192,16 +212,19 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
     managed = f"{n.MANAGED_BY_KEY}={n.MANAGED_BY}"
     inference = settings.options.enable_inference_extension
 
-    def inf(resource: Resource, *, owned: bool = False) -> Informer:
-        return mgr.informer(resource, namespace=ns, label_selector=managed if owned else None)
+    def inf(resource: Resource, *, owned: bool = False, metadata_only: bool = False) -> Informer:
+        selector = managed if owned else None
+        return mgr.informer(resource, namespace=ns, label_selector=selector, metadata_only=metadata_only)
 
     infs = Informers(
         gateways=inf(kinds.GATEWAYS),
         routes=inf(kinds.AIGATEWAYROUTES),
         backends=inf(kinds.AISERVICEBACKENDS),
         policies=inf(kinds.BACKENDSECURITYPOLICIES),
-        secrets=inf(SECRETS),
-        services=inf(SERVICES),
+        secrets=inf(SECRETS, metadata_only=True),
+        services=inf(SERVICES, metadata_only=True),
+        secrets_owned=inf(SECRETS, owned=True),
+        services_owned=inf(SERVICES, owned=True),
         eg_backends=inf(kinds.EG_BACKENDS),
         pools=inf(kinds.INFERENCEPOOLS) if inference else None,
         models=inf(kinds.INFERENCEMODELS) if inference else None,
@@ -221,9 +244,9 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
     )
     for i in (
         infs.configmaps,
-        infs.secrets,
+        infs.secrets_owned,
         infs.deployments,
-        infs.services,
+        infs.services_owned,
         infs.policies_ext,
         infs.eg_backends,
     ):
@@ -259,9 +282,7 @@ def watch_gateways(
         watched += [(infs.pools, "InferencePool"), (infs.models, "InferenceModel")]
     watched.append((infs.grants, "ReferenceGrant"))
     for informer, kind in watched:
-        # Envoy Gateway's verdict on our EnvoyExtensionPolicy is in its status: let status changes through
-        pred = AnyChange() if kind == "EnvoyExtensionPolicy" else SpecChanged()
-        gw_ctrl.watch(informer, EnqueueRequestsFromMapFunc(to_gateways(kind)), pred)
+        gw_ctrl.watch(informer, EnqueueRequestsFromMapFunc(to_gateways(kind)), predicate_for(informer))
 
 
 def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler: GatewayReconciler) -> None:
@@ -281,7 +302,7 @@ def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler:
             ctrl.watch(
                 source,
                 EnqueueRequestsFromMapFunc(lambda o: [Request.for_object(x) for x in related(o)]),
-                SpecChanged(),
+                predicate_for(source),
             )
 
         return also
@@ -327,7 +348,7 @@ def setup_controllers(
     """Register everything on ``mgr`` (before ``mgr.run()``): informers and indexes, the Gateway controller
     and its watches, the status controllers. Returns the Gateway reconciler, for tests and benchmarks."""
     infs = new_informers(mgr, settings=settings)
-    caches = infs.caches(settings.options)
+    caches = infs.caches(settings.options, client=mgr.client)
     reconciler = GatewayReconciler(
         caches=caches,
         owned=infs.owned(),

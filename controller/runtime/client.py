@@ -28,6 +28,11 @@ MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+"""Accept header of a metadata-only LIST: the API server sends each item's ``metadata`` and nothing else."""
+METADATA_OBJECT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+"""Accept header of a metadata-only WATCH (each event's object is a ``PartialObjectMetadata``)."""
+
 
 class ApiError(Exception):
     """A non-2xx answer of the API server, or a watch ``ERROR`` event."""
@@ -81,8 +86,9 @@ class KubeClient:
         body: Any = None,
         content_type: str | None = None,
         request_timeout: aiohttp.ClientTimeout | float,
+        accept: str = "application/json",
     ) -> aiohttp.ClientResponse:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if content_type is not None:
             headers["Content-Type"] = content_type
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
@@ -126,10 +132,17 @@ class KubeClient:
         body: Any = None,
         content_type: str | None = None,
         request_timeout: float = DEFAULT_TIMEOUT,
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         """One request; the decoded JSON answer."""
         resp = await self._open(
-            method, path, query=query, body=body, content_type=content_type, request_timeout=request_timeout
+            method,
+            path,
+            query=query,
+            body=body,
+            content_type=content_type,
+            request_timeout=request_timeout,
+            accept=accept,
         )
         try:
             data = await resp.read()
@@ -151,15 +164,21 @@ class KubeClient:
         label_selector: str | None = None,
         field_selector: str | None = None,
         request_timeout: float = 60.0,
+        metadata_only: bool = False,
     ) -> dict[str, Any]:
-        """LIST a collection (all namespaces when ``namespace`` is None); the ``*List`` dict."""
+        """LIST a collection (all namespaces when ``namespace`` is None); the ``*List`` dict (with
+        ``metadata_only``, a ``PartialObjectMetadataList``: each item's metadata only)."""
         query = {
             "resourceVersion": resource_version,
             "labelSelector": label_selector,
             "fieldSelector": field_selector,
         }
         return await self.request(
-            "GET", resource.path(namespace=namespace), query=query, request_timeout=request_timeout
+            "GET",
+            resource.path(namespace=namespace),
+            query=query,
+            request_timeout=request_timeout,
+            accept=METADATA_LIST if metadata_only else "application/json",
         )
 
     async def create(
@@ -212,10 +231,12 @@ class KubeClient:
         inactivity_timeout: float,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        metadata_only: bool = False,
     ) -> AsyncGenerator[dict[str, Any], None]:
         """Stream watch events (``{"type", "object"}`` dicts, bookmarks included) until the server closes.
 
-        Raises ``TimeoutError`` when nothing (not even a bookmark) arrives for ``inactivity_timeout`` seconds,
+        With ``metadata_only``, each object is a ``PartialObjectMetadata`` (its metadata only). Raises
+        ``TimeoutError`` when nothing (not even a bookmark) arrives for ``inactivity_timeout`` seconds,
         and ``ApiError`` for an HTTP error. ``ERROR`` events are yielded as they are: the caller decides.
         """
         query = {
@@ -228,7 +249,11 @@ class KubeClient:
         }
         timeout = aiohttp.ClientTimeout(total=None, connect=10.0, sock_connect=10.0, sock_read=None)
         resp = await self._open(
-            "GET", resource.path(namespace=namespace), query=query, request_timeout=timeout
+            "GET",
+            resource.path(namespace=namespace),
+            query=query,
+            request_timeout=timeout,
+            accept=METADATA_OBJECT if metadata_only else "application/json",
         )
         try:
             while True:

@@ -137,6 +137,7 @@ class Informer:
         backoff: Backoff | None = None,
         clock: Clock | None = None,
         transform: Callable[[Object], Object] | None = None,
+        metadata_only: bool = False,
     ) -> None:
         if resync_period is not None and resync_period < 1.0:
             raise ValueError("resync_period must be at least 1 s")
@@ -153,6 +154,10 @@ class Informer:
         self._backoff = backoff or Backoff(clock=self._clock)
         self.transform = transform
         """Applied to each decoded object before it is stored (None: objects are stored as received)."""
+        self.metadata_only = metadata_only
+        """List and watch ``PartialObjectMetadata``: the store holds each object's ``metadata`` only (with
+        ``apiVersion``/``kind`` of the resource), e.g. to follow every Secret without holding its data; a
+        data change still changes ``resourceVersion``."""
         self._handlers: list[_Registration] = []
         self._synced = asyncio.Event()
         self._last_sync_rv = ""
@@ -250,13 +255,14 @@ class Informer:
             resource_version=resource_version or None,
             label_selector=self.label_selector,
             field_selector=self.field_selector,
+            metadata_only=self.metadata_only,
         )
         kind = self.resource.kind
         items: list[Object] = []
         for item in resp.get("items") or []:
-            # List items carry no apiVersion/kind: put them back, so all cached objects look alike.
-            item.setdefault("apiVersion", self.resource.api_version)
-            item.setdefault("kind", kind)
+            # List items carry no apiVersion/kind (metadata-only ones: PartialObjectMetadata's): put the
+            # resource's, so all cached objects look alike.
+            item["apiVersion"], item["kind"] = self.resource.api_version, kind
             items.append(item if self.transform is None else self.transform(item))
         self._replace(items)
         self._last_sync_rv = str(resp.get("metadata", {}).get("resourceVersion", ""))
@@ -290,6 +296,7 @@ class Informer:
             inactivity_timeout=self._inactivity_timeout,
             label_selector=self.label_selector,
             field_selector=self.field_selector,
+            metadata_only=self.metadata_only,
         )
         try:
             async for event in stream:
@@ -310,6 +317,8 @@ class Informer:
             if rv:
                 self._last_sync_rv = rv
             return
+        if self.metadata_only and kind in ("ADDED", "MODIFIED", "DELETED"):
+            obj["apiVersion"], obj["kind"] = self.resource.api_version, self.resource.kind
         if self.transform is not None and kind in ("ADDED", "MODIFIED", "DELETED"):
             obj = self.transform(obj)
         if kind in ("ADDED", "MODIFIED"):

@@ -77,7 +77,7 @@ class Manager:
         )
         self._graceful_timeout = graceful_shutdown_timeout
         self._clock = clock
-        self._informers: dict[tuple[Resource, str | None, str | None], Informer] = {}
+        self._informers: dict[tuple[Resource, str | None, str | None, bool], Informer] = {}
         self._controllers: list[Controller] = []
         self._runnables: list[tuple[Runnable, bool]] = []
         self._recorders: dict[str, EventRecorder] = {}
@@ -94,14 +94,16 @@ class Manager:
         label_selector: str | None = None,
         resync_period: float | None = None,
         transform: Callable[[Object], Object] | None = None,
+        metadata_only: bool = False,
     ) -> Informer:
         """The shared informer of ``resource`` (in ``namespace``, or all); created on first use.
 
-        Callers asking for the same resource, namespace and label selector share one informer; its
+        Callers asking for the same resource, namespace, label selector and ``metadata_only`` (see
+        ``Informer.metadata_only``) share one informer; its
         ``resync_period`` and ``transform`` are those of the first call. A later call with another
         ``transform`` is an error: its caller would not see the objects it expects.
         """
-        key = (resource, namespace, label_selector)
+        key = (resource, namespace, label_selector, metadata_only)
         informer = self._informers.get(key)
         if informer is not None and transform is not None and informer.transform is not transform:
             raise ValueError(f"{informer!r} already exists with another transform")
@@ -115,6 +117,7 @@ class Manager:
                 resync_period=resync_period,
                 clock=self._clock,
                 transform=transform,
+                metadata_only=metadata_only,
             )
             self._informers[key] = informer
         return informer
