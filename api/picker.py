@@ -78,9 +78,9 @@ class PickerWeights(KubeModel):
     scrape."""
     kv_cache: Annotated[float, Field(ge=0)] = 1.0
     """1 - KV-cache use (fresh scrapes only)."""
-    prefix: Annotated[float, Field(ge=0)] = 2.0
+    prefix: Annotated[float, Field(ge=0)] = 4.0
     """Share of the prompt's leading blocks this endpoint recently served."""
-    lora: Annotated[float, Field(ge=0)] = 2.0
+    lora: Annotated[float, Field(ge=0)] = 4.0
     """1 when the target adapter is loaded, 0.8 when a slot is free, 0.6 when it is waiting, else 0."""
     latency: Annotated[float, Field(ge=0)] = 0.0
     """Fastest moving-average response time / this endpoint's."""
