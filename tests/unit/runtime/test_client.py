@@ -36,7 +36,7 @@ class Server:
             if self.stall:
                 await self.release.wait()
             return resp
-        if request.match_info["name"] == "missing":
+        if request.match_info.get("name") == "missing":
             body = {
                 "kind": "Status",
                 "code": 404,
@@ -44,6 +44,8 @@ class Server:
                 "message": 'configmaps "missing" not found',
             }
             return web.json_response(body, status=404)
+        if "name" not in request.match_info:  # a list
+            return web.json_response({"kind": "ConfigMapList", "metadata": {}, "items": []})
         return web.json_response({"kind": "ConfigMap", "metadata": {"name": request.match_info["name"]}})
 
 
@@ -111,3 +113,28 @@ async def test_silent_watch_times_out(served: tuple[Server, KubeClient]) -> None
         ):
             seen.append(e)
     assert len(seen) == 1
+
+
+async def test_metadata_only_list_and_watch_ask_for_partial_object_metadata(
+    served: tuple[Server, KubeClient],
+) -> None:
+    server, kube = served
+    await kube.list(CONFIGMAPS, namespace="ns")
+    await kube.list(CONFIGMAPS, namespace="ns", metadata_only=True)
+    _ = [
+        e
+        async for e in kube.watch(
+            CONFIGMAPS,
+            namespace="ns",
+            resource_version="1",
+            timeout_seconds=300,
+            inactivity_timeout=5,
+            metadata_only=True,
+        )
+    ]
+    accepts = [r.headers["Accept"] for r in server.requests]
+    assert accepts == [
+        "application/json",
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+    ]
