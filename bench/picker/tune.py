@@ -141,9 +141,9 @@ def replay(
             arrival: TraceItem = data
             model = arrival.body["model"]
             pm = pool.models[model]
-            pm = type(pm)(name=pm.name, criticality=_crit(item.criticality), targets=None)
+            pm = type(pm)(name=pm.name, criticality=_crit(arrival.criticality), targets=None)
             req = PickRequest(
-                pool=pool, model=pm, target_model=model, headers={}, body_size=0, document=item.body
+                pool=pool, model=pm, target_model=model, headers={}, body_size=0, document=arrival.body
             )
             try:
                 ep = chooser.pick(req)
@@ -161,7 +161,7 @@ def replay(
             seq = r.engine.submit(
                 prompt_len=len(tokens),
                 block_hashes=hashes,
-                max_tokens=item.max_tokens,
+                max_tokens=arrival.max_tokens,
                 adapter=adapter,
                 now=now,
             )
