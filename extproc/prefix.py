@@ -88,9 +88,11 @@ class PrefixIndex:
         return counts
 
     def record(self, hashes: list[int], address: str) -> None:
-        """``address`` served a prompt with these blocks: remember them as its most recent."""
+        """``address`` served a prompt with these blocks: remember them as its most recent. The first block
+        is touched last, so it is evicted last: a chain loses its tail before its head, and a shorter match
+        survives where a longer one was dropped."""
         index = self._index
-        for h in hashes:
+        for h in reversed(hashes):
             s = index.get(h)
             if s is None:
                 index[h] = {address}

@@ -44,8 +44,10 @@ def test_least_recently_used_hashes_go_first() -> None:
     idx.record(_hashes(b"aaaabbbb"), "e1")  # refreshed: now the most recent
     idx.record(_hashes(b"eeee"), "e3")
     assert len(idx) == 4
-    assert idx.matches(_hashes(b"ccccdddd")) == {}  # its first block was the oldest
+    assert idx.matches(_hashes(b"ccccdddd")) == {"e2": 1}  # the oldest chain lost its tail, not its head
     assert idx.matches(_hashes(b"aaaabbbb")) == {"e1": 2}
+    idx.record(_hashes(b"ffff"), "e4")
+    assert idx.matches(_hashes(b"ccccdddd")) == {}
     idx.forget({"e3"})
     assert idx.matches(_hashes(b"aaaabbbb")) == {}
     assert idx.matches(_hashes(b"eeee")) == {"e3": 1}
