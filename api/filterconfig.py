@@ -44,6 +44,7 @@ __all__ = [
     "Criticality",
     "Endpoint",
     "EndpointPickerConfig",
+    "Fallback",
     "FilterConfig",
     "HeaderMatch",
     "InferenceModel",
@@ -81,12 +82,31 @@ class RouteMatch(KubeModel):
     headers: list[HeaderMatch] = Field(default_factory=list)
 
 
+class Fallback(KubeModel):
+    """Where a pool reference's requests go while the pool can't serve them (no endpoint, or saturated and
+    shedding the request), by ``<name>.<namespace>``."""
+
+    kind: BackendKind = BackendKind.AI_SERVICE_BACKEND
+    name: Annotated[str, Field(min_length=1)]
+    model_name_override: Annotated[str, Field(min_length=1)] | None = None
+    """The model name the fallback gets (and, for a pool, looks its InferenceModel up by); unset: the
+    request's."""
+
+
 class BackendRef(KubeModel):
     """A weighted reference from a rule to a backend or a pool, by its ``<name>.<namespace>``."""
 
     kind: BackendKind = BackendKind.AI_SERVICE_BACKEND
     name: Annotated[str, Field(min_length=1)]
     weight: Annotated[int, Field(ge=0)] = 1
+    fallback: Fallback | None = None
+    """Only on a pool reference."""
+
+    @model_validator(mode="after")
+    def _fallback_only_for_pools(self) -> Self:
+        if self.fallback is not None and self.kind != BackendKind.INFERENCE_POOL:
+            raise ValueError(f"{self.name}: fallback is only allowed on an InferencePool reference")
+        return self
 
 
 class RouteRule(KubeModel):
@@ -246,6 +266,11 @@ class FilterConfig(KubeModel):
                 if ref.name not in known[ref.kind]:
                     raise ValueError(
                         f"rules[{i}].backendRefs[{j}]: {ref.kind.value} {ref.name!r} is not defined"
+                    )
+                fb = ref.fallback
+                if fb is not None and fb.name not in known[fb.kind]:
+                    raise ValueError(
+                        f"rules[{i}].backendRefs[{j}].fallback: {fb.kind.value} {fb.name!r} is not defined"
                     )
         return self
 

@@ -94,8 +94,35 @@ CEL_ONLY_FOR_CEL_COST = CelRule(
 )
 
 
-class AIGatewayRouteRuleBackendRef(KubeModel):
+class PoolFallback(KubeModel):
+    """Where an InferencePool's requests go when the pool can't serve them: another InferencePool or an
+    AIServiceBackend in the route's namespace."""
+
+    kind: BackendKind = BackendKind.AI_SERVICE_BACKEND
+    """Kind of the fallback: AIServiceBackend (the default) or InferencePool."""
+    name: Annotated[str, Field(min_length=1, max_length=253)]
+    """Name of the AIServiceBackend or InferencePool, in the route's namespace."""
+    model_name_override: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    """The model name sent to the fallback instead of the request's (for a fallback InferencePool: the
+    modelName of its InferenceModel). Unset: the request's model is sent unchanged."""
+
+
+FALLBACK_ONLY_FOR_POOLS = CelRule(
+    rule="self.kind == 'InferencePool' || !has(self.fallback)",
+    message="fallback can only be set on a backendRef of kind InferencePool",
+    holds=lambda r: r.kind == BackendKind.INFERENCE_POOL or r.fallback is None,
+)
+FALLBACK_IS_ANOTHER_OBJECT = CelRule(
+    rule="!has(self.fallback) || self.fallback.kind != self.kind || self.fallback.name != self.name",
+    message="an InferencePool can't be its own fallback: name another InferencePool or an AIServiceBackend",
+    holds=lambda r: r.fallback is None or (r.fallback.kind, r.fallback.name) != (r.kind, r.name),
+)
+
+
+class AIGatewayRouteRuleBackendRef(CelValidatedModel):
     """A weighted reference to an AIServiceBackend or an InferencePool in the route's namespace."""
+
+    CEL_RULES = (FALLBACK_ONLY_FOR_POOLS, FALLBACK_IS_ANOTHER_OBJECT)
 
     kind: BackendKind = BackendKind.AI_SERVICE_BACKEND
     """Kind of the referent: AIServiceBackend (the default) or InferencePool."""
@@ -103,6 +130,11 @@ class AIGatewayRouteRuleBackendRef(KubeModel):
     """Name of the AIServiceBackend or InferencePool, in the route's namespace."""
     weight: Annotated[int, Field(ge=0, le=1_000_000, json_schema_extra={"format": "int32"})] = 1
     """Relative share of the rule's requests sent to this backend: weight / sum of the rule's weights."""
+    fallback: PoolFallback | None = None
+    """Only for an InferencePool: where its requests go while it can't serve them, that is while it has no
+    endpoint, or while it is saturated and would shed the request (a Sheddable model's request once every
+    endpoint is past its queue or KV-cache threshold, a Standard one past the higher threshold; Critical
+    requests stay on the pool while it has an endpoint). Never used while the pool can serve the request."""
 
 
 class AIGatewayRouteRuleMatch(KubeModel):

@@ -136,6 +136,13 @@ class Metrics:
             ["pool", "model", "criticality"],
             registry=r,
         )
+        self.fallbacks = Counter(
+            "aigw_extproc_pool_fallbacks",
+            "Requests sent to a pool's fallback because the pool could not serve them, by route, pool and "
+            "reason (no_endpoint: the pool had no endpoint; saturated: it would have shed the request).",
+            ["route", "pool", "reason"],
+            registry=r,
+        )
         self.cost_failures = Counter(
             "aigw_extproc_cost_failures",
             "CEL request costs left out of the metadata because the program failed or its result was "

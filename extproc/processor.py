@@ -22,7 +22,7 @@ from extproc.metrics import Metrics
 from extproc.picker import EndpointPicker, PickRefusedError, PickRequest
 from extproc.router import match_rule, pick_backend
 from extproc.signals import Lease, SignalStore
-from extproc.snapshot import Pool, Rule, Snapshot, Upstream
+from extproc.snapshot import Fallback, Pool, Rule, Snapshot, Upstream
 from extproc.translate import BedrockResponse, TranslationError, edit_request, signed
 from extproc.usage import SSEUsageParser, Usage, usage_from_json
 from extproc.watch import ConfigHolder
@@ -216,8 +216,8 @@ class RequestProcessor:
                 f"model {parsed.model!r}: route {rule.route} has no backend",
             )
         if isinstance(backend, Pool):
-            return self._route_to_pool(backend, parsed, raw)
-        return self._route_to_backend(backend, parsed, raw)
+            return self._route_to_pool(backend, parsed, raw, model_name=parsed.model, rule=rule)
+        return self._route_to_backend(backend, parsed, raw, model=parsed.model)
 
     def _upstream_request(
         self, upstream: Upstream, parsed: ParsedBody, *, model: str, raw: bytes, body: bytes | None
@@ -254,30 +254,34 @@ class RequestProcessor:
         )
         return [wire.header(k, v) for k, v in pairs], body
 
-    def _route_to_backend(self, backend: Upstream, parsed: ParsedBody, raw: bytes) -> bytes:
+    def _route_to_backend(self, backend: Upstream, parsed: ParsedBody, raw: bytes, *, model: str) -> bytes:
         snapshot = self._prepared.snapshot
+        body = with_model(parsed, model) if model != parsed.model else None
         try:
-            set_headers, body = self._upstream_request(
-                backend, parsed, model=parsed.model, raw=raw, body=None
-            )
+            set_headers, body = self._upstream_request(backend, parsed, model=model, raw=raw, body=body)
         except TranslationError as e:
             return self._reject(400, "bad_request", errors.INVALID_REQUEST, "unsupported_request", str(e))
         set_headers.append(wire.header(snapshot.selected_backend_header, backend.name))
         remove = [n for n in self._prepared.strip_names if n != snapshot.selected_backend_header]
         return wire.request_body_response(set_headers=set_headers, remove=remove, body=body)
 
-    def _route_to_pool(self, pool: Pool, parsed: ParsedBody, raw: bytes) -> bytes:
+    def _route_to_pool(
+        self, pool: Pool, parsed: ParsedBody, raw: bytes, *, model_name: str, rule: Rule | None
+    ) -> bytes:
+        """Pick an endpoint of ``pool`` for the InferenceModel ``model_name``. When the picker refuses (no
+        endpoint, or saturated and shedding this request) and ``rule`` names a fallback for the pool, the
+        request goes there instead; a fallback is reached with ``rule`` None, so fallbacks never chain."""
         snapshot = self._prepared.snapshot
-        model = pool.models.get(parsed.model)
+        model = pool.models.get(model_name)
         if model is None:
             return self._reject(
                 404,
                 "model_not_found",
                 errors.NOT_FOUND,
                 "model_not_found",
-                f"model {parsed.model!r} has no InferenceModel in pool {pool.name}",
+                f"model {model_name!r} has no InferenceModel in pool {pool.name}",
             )
-        target = model.targets.pick(rng=self._deps.rng) if model.targets is not None else parsed.model
+        target = model.targets.pick(rng=self._deps.rng) if model.targets is not None else model_name
         try:
             endpoint = self._deps.picker.pick(
                 PickRequest(
@@ -290,6 +294,9 @@ class RequestProcessor:
                 )
             )
         except PickRefusedError as e:
+            fallback = rule.fallbacks.get(pool.name) if rule is not None else None
+            if fallback is not None and rule is not None:
+                return self._fall_back(rule, pool, fallback, parsed, raw, refused=e)
             if e.status == 429:
                 self._deps.metrics.shed.labels(pool.name, model.name, model.criticality.value).inc()
                 return self._reject(
@@ -322,6 +329,25 @@ class RequestProcessor:
             if n not in (snapshot.selected_backend_header, snapshot.original_dst_header)
         ]
         return wire.request_body_response(set_headers=set_headers, remove=remove, body=body)
+
+    def _fall_back(
+        self,
+        rule: Rule,
+        pool: Pool,
+        fallback: Fallback,
+        parsed: ParsedBody,
+        raw: bytes,
+        *,
+        refused: PickRefusedError,
+    ) -> bytes:
+        """Serve from ``fallback`` a request ``pool``'s picker refused: the picker's own decision (no
+        endpoint, or saturated past what this request's criticality tolerates) is what engages it."""
+        reason = "saturated" if refused.status == 429 else "no_endpoint"
+        self._deps.metrics.fallbacks.labels(rule.route, pool.name, reason).inc()
+        model = fallback.model or parsed.model
+        if isinstance(fallback.target, Pool):
+            return self._route_to_pool(fallback.target, parsed, raw, model_name=model, rule=None)
+        return self._route_to_backend(fallback.target, parsed, raw, model=model)
 
     def _reject(
         self,

@@ -99,12 +99,23 @@ class Cost:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Fallback:
+    """Where a rule sends a pool's requests while the pool can't serve them, and the model name it sends."""
+
+    target: Upstream | Pool
+    model: str | None
+    """The model name the fallback gets; None: the request's."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Rule:
     route: str
     matches: tuple[tuple[tuple[str, str], ...], ...]
     """Any-of matches, each an all-of tuple of (lower-case header name, exact value). Empty = match all."""
     backends: WeightedTable[Upstream | Pool]
     costs: tuple[Cost, ...]
+    fallbacks: Mapping[str, Fallback] = field(default_factory=lambda: MappingProxyType({}))
+    """By pool name: the fallback of each of the rule's pools that has one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,10 +212,16 @@ def _compile(
     rules: list[Rule] = []
     match_names: set[str] = set()
     for r in config.rules:
-        targets: list[Upstream | Pool] = [
-            pools[ref.name] if ref.kind == fc.BackendKind.INFERENCE_POOL else backends[ref.name]
+
+        def target(kind: fc.BackendKind, name: str) -> Upstream | Pool:
+            return pools[name] if kind == fc.BackendKind.INFERENCE_POOL else backends[name]
+
+        targets = [target(ref.kind, ref.name) for ref in r.backend_refs]
+        fallbacks = {
+            ref.name: Fallback(target=target(fb.kind, fb.name), model=fb.model_name_override)
             for ref in r.backend_refs
-        ]
+            if (fb := ref.fallback) is not None
+        }
         matches = tuple(tuple((h.name, h.value) for h in m.headers) for m in r.matches)
         match_names.update(name for m in matches for name, _ in m)
         rules.append(
@@ -213,6 +230,7 @@ def _compile(
                 matches=matches,
                 backends=WeightedTable(items=targets, weights=[ref.weight for ref in r.backend_refs]),
                 costs=tuple(costs_by_route.get(r.route, ())),
+                fallbacks=MappingProxyType(fallbacks),
             )
         )
     model_header = config.model_name_header_key.lower()

@@ -20,7 +20,8 @@ def routed_models(cfg: FilterConfig) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for rule in cfg.rules:
         targets = ", ".join(
-            f"{'InferencePool' if r.kind == BackendKind.INFERENCE_POOL else 'AIServiceBackend'} {r.name}"
+            f"{_kind(r.kind)} {r.name}"
+            + (f" (fallback {_kind(r.fallback.kind)} {r.fallback.name})" if r.fallback else "")
             for r in rule.backend_refs
         )
         for match in rule.matches:
@@ -28,6 +29,10 @@ def routed_models(cfg: FilterConfig) -> list[tuple[str, str]]:
                 if h.name == headers.MODEL_NAME_HEADER and (h.value, targets) not in out:
                     out.append((h.value, targets or "no usable backend"))
     return out
+
+
+def _kind(kind: BackendKind) -> str:
+    return "InferencePool" if kind == BackendKind.INFERENCE_POOL else "AIServiceBackend"
 
 
 def example_model(cfg: FilterConfig) -> str:

@@ -6,6 +6,7 @@ Reasons (``Accepted`` / ``ResolvedRefs``, positive polarity, True reason = the t
   ``UnsupportedValue`` (filterConfig type other than ExternalProcessor), ``ExtensionPolicyNotAccepted`` (a
   target Gateway's EnvoyExtensionPolicy was refused: the route is not served there); ``ResolvedRefs`` False
   ``BackendNotFound`` (missing AIServiceBackend/InferencePool, or one whose own references are broken),
+  ``FallbackNotFound`` (a pool's ``fallback`` is missing or broken: the pool is served without it),
   ``InvalidKind`` (an InferencePool ref while the inference extension is disabled); ``PartiallyInvalid``
   (Gateway API's condition for a route served without its invalid parts) True ``InvalidCostExpression``
   when an ``llmRequestCosts`` CEL expression does not compile (the message has the compiler's error; that

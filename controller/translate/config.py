@@ -11,7 +11,7 @@ from api import filterconfig as fc
 from api.objects import ObjKey
 from api.shared import BackendKind
 from api.v1alpha1 import AIServiceBackend, BackendSecurityPolicyType
-from controller.translate.resolve import BackendResolution, PoolResolution, Resolution
+from controller.translate.resolve import BackendResolution, PoolResolution, Resolution, RouteResolution
 from controller.translate.snapshot import BuildOptions
 from controller.translate.views import secret_file_key
 
@@ -88,7 +88,7 @@ def build_filter_config(res: Resolution, options: BuildOptions) -> fc.FilterConf
     Rules keep route order (oldest route first, then ``namespace/name``) and rule order within a route. A
     backendRef that does not resolve is left out of its rule (the route's ``ResolvedRefs`` says why); a rule
     whose refs all fail keeps no backends, so the ext_proc answers it with an error instead of routing
-    elsewhere.
+    elsewhere. A pool's fallback that does not resolve is left out too: the pool is served without one.
     """
     rules: list[fc.RouteRule] = []
     costs: list[fc.LLMRequestCost] = []
@@ -102,11 +102,17 @@ def build_filter_config(res: Resolution, options: BuildOptions) -> fc.FilterConf
             refs: list[fc.BackendRef] = []
             for ref in rule.backend_refs:
                 k = ObjKey(rr.key.namespace, ref.name)
-                usable = rr.usable_backends if ref.kind == BackendKind.AI_SERVICE_BACKEND else rr.usable_pools
-                if k in usable:
-                    refs.append(fc.BackendRef(kind=ref.kind, name=k.dotted, weight=ref.weight))
-                    used = used_backends if ref.kind == BackendKind.AI_SERVICE_BACKEND else used_pools
-                    used[k] = None
+                if not _usable(rr, ref.kind, k, used_backends, used_pools):
+                    continue
+                fallback: fc.Fallback | None = None
+                fb = ref.fallback
+                if fb is not None and _usable(
+                    rr, fb.kind, fk := ObjKey(rr.key.namespace, fb.name), used_backends, used_pools
+                ):
+                    fallback = fc.Fallback(
+                        kind=fb.kind, name=fk.dotted, model_name_override=fb.model_name_override
+                    )
+                refs.append(fc.BackendRef(kind=ref.kind, name=k.dotted, weight=ref.weight, fallback=fallback))
             matches = [
                 fc.RouteMatch(headers=[fc.HeaderMatch(name=h.name, value=h.value) for h in m.headers])
                 for m in rule.matches
@@ -125,6 +131,21 @@ def build_filter_config(res: Resolution, options: BuildOptions) -> fc.FilterConf
     )
     cfg.uuid = config_hash(cfg)
     return cfg
+
+
+def _usable(
+    rr: RouteResolution,
+    kind: BackendKind,
+    key: ObjKey,
+    used_backends: dict[ObjKey, None],
+    used_pools: dict[ObjKey, None],
+) -> bool:
+    """Whether the route may reach ``key`` (its ResolvedRefs says why not); if so, note it as used."""
+    backend = kind == BackendKind.AI_SERVICE_BACKEND
+    if key not in (rr.usable_backends if backend else rr.usable_pools):
+        return False
+    (used_backends if backend else used_pools)[key] = None
+    return True
 
 
 def config_hash(cfg: fc.FilterConfig) -> str:

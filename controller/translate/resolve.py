@@ -456,12 +456,16 @@ def resolve_route(
     problems: list[Problem] = []
     ok_b: set[ObjKey] = set()
     ok_p: set[ObjKey] = set()
+    fallback_b = views.fallback_only_refs(route, BackendKind.AI_SERVICE_BACKEND)
+    fallback_p = views.fallback_only_refs(route, BackendKind.INFERENCE_POOL)
     for k in views.refs_of_kind(route, BackendKind.AI_SERVICE_BACKEND):
         b = backends.get(k)
         if b is None:
-            problems.append(Problem("BackendNotFound", f"AIServiceBackend {k} not found"))
+            problems.append(_not_found(f"AIServiceBackend {k} not found", fallback=k in fallback_b))
         elif b.problems:
-            problems.append(Problem("BackendNotFound", f"AIServiceBackend {k}: {b.problems[0].message}"))
+            problems.append(
+                _not_found(f"AIServiceBackend {k}: {b.problems[0].message}", fallback=k in fallback_b)
+            )
         else:
             ok_b.add(k)
     for k in views.refs_of_kind(route, BackendKind.INFERENCE_POOL):
@@ -475,9 +479,11 @@ def resolve_route(
             continue
         p = pools.get(k)
         if p is None:
-            problems.append(Problem("BackendNotFound", f"InferencePool {k} not found"))
+            problems.append(_not_found(f"InferencePool {k} not found", fallback=k in fallback_p))
         elif any(x.reason == "InvalidExtensionRef" for x in p.problems):
-            problems.append(Problem("BackendNotFound", f"InferencePool {k}: {p.problems[0].message}"))
+            problems.append(
+                _not_found(f"InferencePool {k}: {p.problems[0].message}", fallback=k in fallback_p)
+            )
         else:
             ok_p.add(k)
     bad_costs = _cost_problems(route)
@@ -499,6 +505,17 @@ def resolve_route(
         attached,
         detached,
     )
+
+
+FALLBACK_NOT_FOUND = "FallbackNotFound"
+
+
+def _not_found(message: str, *, fallback: bool) -> Problem:
+    """``BackendNotFound`` for a backendRef; ``FallbackNotFound`` for an object named only as a fallback (the
+    pool it backs up is then served without one)."""
+    if fallback:
+        return Problem(FALLBACK_NOT_FOUND, f"fallback {message}; the InferencePool is served without it")
+    return Problem("BackendNotFound", message)
 
 
 def _cost_problems(route: AIGatewayRoute) -> dict[str, Problem]:

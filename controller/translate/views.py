@@ -51,10 +51,28 @@ def gateway_keys(route: AIGatewayRoute) -> tuple[ObjKey, ...]:
 
 
 def refs_of_kind(route: AIGatewayRoute, kind: BackendKind) -> tuple[ObjKey, ...]:
-    """Distinct backendRefs of ``kind`` across all rules, in first-use order."""
+    """Distinct objects of ``kind`` the route references across all rules, in first-use order: backendRefs
+    and their fallbacks alike (a fallback is read, watched, resolved and routed to like any backend)."""
     ns = route.metadata.namespace
-    keys = (ObjKey(ns, r.name) for rule in route.spec.rules for r in rule.backend_refs if r.kind == kind)
-    return tuple(dict.fromkeys(keys))
+    keys: dict[ObjKey, None] = {}
+    for rule in route.spec.rules:
+        for r in rule.backend_refs:
+            if r.kind == kind:
+                keys[ObjKey(ns, r.name)] = None
+            if r.fallback is not None and r.fallback.kind == kind:
+                keys[ObjKey(ns, r.fallback.name)] = None
+    return tuple(keys)
+
+
+def fallback_only_refs(route: AIGatewayRoute, kind: BackendKind) -> frozenset[ObjKey]:
+    """The objects of ``kind`` the route references only as a fallback (for the conditions' wording)."""
+    ns = route.metadata.namespace
+    refs = [r for rule in route.spec.rules for r in rule.backend_refs]
+    direct = {ObjKey(ns, r.name) for r in refs if r.kind == kind}
+    fallbacks = {
+        ObjKey(ns, r.fallback.name) for r in refs if r.fallback is not None and r.fallback.kind == kind
+    }
+    return frozenset(fallbacks - direct)
 
 
 def ref_key(ref: BackendObjectReference | SecretObjectReference, referrer: TopLevelObject) -> ObjKey:

@@ -190,6 +190,23 @@ INVALID: list[Invalid] = [
         "at least one backendRef must have a weight greater than 0",
     ),
     _cel(
+        "route-fallback-on-a-backend",
+        _route,
+        _set("spec.rules.0.backendRefs.0.fallback", {"name": "spare"}),
+        ROUTE + "spec.rules[0].backendRefs[0]: Invalid value: "
+        "fallback can only be set on a backendRef of kind InferencePool",
+    ),
+    _cel(
+        "route-pool-is-its-own-fallback",
+        _route,
+        _set(
+            "spec.rules.0.backendRefs.0",
+            {"kind": "InferencePool", "name": "p", "fallback": {"kind": "InferencePool", "name": "p"}},
+        ),
+        ROUTE + "spec.rules[0].backendRefs[0]: Invalid value: "
+        "an InferencePool can't be its own fallback: name another InferencePool or an AIServiceBackend",
+    ),
+    _cel(
         "route-regex-header-match",
         _route,
         _set("spec.rules.0.matches.0.headers.0.type", "RegularExpression"),

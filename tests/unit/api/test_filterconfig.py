@@ -23,7 +23,11 @@ def _config(weights: list[int | None] | None = None) -> fc.FilterConfig:
                 matches=[fc.RouteMatch(headers=[fc.HeaderMatch(name="X-AI-EG-Model", value="gpt-4o-mini")])],
                 backend_refs=[
                     fc.BackendRef(name="openai.default", weight=3),
-                    fc.BackendRef(kind=fc.BackendKind.INFERENCE_POOL, name="my-pool.default"),
+                    fc.BackendRef(
+                        kind=fc.BackendKind.INFERENCE_POOL,
+                        name="my-pool.default",
+                        fallback=fc.Fallback(name="openai.default", model_name_override="gpt-4o-mini"),
+                    ),
                 ],
             )
         ],
@@ -113,6 +117,14 @@ def test_weights_are_all_or_none_like_the_crd(weights: list[int | None]) -> None
         (lambda d: d["llmRequestCosts"][0].update(type="CEL"), "cel must be set exactly when type is CEL"),
         (lambda d: d["pools"][0]["models"].append(dict(d["pools"][0]["models"][0])), "duplicate"),
         (lambda d: d.update(unknownKey=1), "unknownKey"),
+        (
+            lambda d: d["rules"][0]["backendRefs"][1]["fallback"].update(name="gone.default"),
+            r"backendRefs\[1\]\.fallback: AIServiceBackend 'gone.default' is not defined",
+        ),
+        (
+            lambda d: d["rules"][0]["backendRefs"][0].update(fallback={"name": "openai.default"}),
+            "fallback is only allowed on an InferencePool reference",
+        ),
     ],
 )
 def test_invalid_documents_are_rejected(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
