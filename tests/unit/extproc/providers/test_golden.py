@@ -70,7 +70,7 @@ def expected_for(name: str) -> dict[str, Any]:
         return {"input": doc, "error": str(e.value)}
     if name in corpus.RESPONSES:
         doc = corpus.RESPONSES[name]
-        body, usage = bedrock.chat_completion(
+        body, _ = bedrock.chat_completion(
             orjson.dumps(doc), model="client-model", id_=ID, created=CREATED
         )
         return {"input": doc, "openai": orjson.loads(body)}
@@ -83,8 +83,8 @@ def expected_for(name: str) -> dict[str, Any]:
             "openai": orjson.loads(tr.error(status=case["status"], body=case["body"].encode())),
         }
     case = corpus.STREAMS[name]
-    events, usage = _run_stream(_stream_bytes(case["frames"]))
-    return {"input": case, "events": events, "usage": usage}
+    events, stream_usage = _run_stream(_stream_bytes(case["frames"]))
+    return {"input": case, "events": events, "usage": stream_usage}
 
 
 def _cases() -> list[str]:
