@@ -83,6 +83,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "Deployment or Service is created (local development and the e2e harness)",
     )
     p.add_argument(
+        "--extproc-auth-dir",
+        default=BuildOptions().auth_dir,
+        metavar="DIR",
+        help="where the ext_proc finds the Gateway's credential files (the filter config names files "
+        f"there); default {BuildOptions().auth_dir}, where the Deployment mounts the auth Secret. With "
+        "--extproc-address, the directory that outside ext_proc reads",
+    )
+    p.add_argument(
         "--extension-server-address",
         default=DEFAULT_EXTENSION_SERVER_ADDRESS,
         help="where the Envoy Gateway extension server listens (host:port or unix:///path)",
@@ -144,6 +152,7 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
         extproc_image=args.extproc_image,
         extproc_log_level=args.extproc_log_level,
         extproc_address=ExtprocAddress.parse(args.extproc_address) if args.extproc_address else None,
+        auth_dir=args.extproc_auth_dir,
     )
 
 

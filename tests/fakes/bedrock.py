@@ -183,9 +183,11 @@ def _usage(body: Mapping[str, Any]) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def serve_bedrock_in_thread(*, region: str, keys: Mapping[str, KnownKey]) -> Iterator[FakeBedrock]:
-    """Run a FakeBedrock on its own event loop in a daemon thread, on a free loopback port."""
-    fake = FakeBedrock(region=region, keys=keys)
+def serve_bedrock_in_thread(
+    *, region: str, keys: Mapping[str, KnownKey], host: str = "127.0.0.1"
+) -> Iterator[FakeBedrock]:
+    """Run a FakeBedrock on its own event loop in a daemon thread, on a free port of ``host``."""
+    fake = FakeBedrock(region=region, keys=keys, host=host)
     loop = asyncio.new_event_loop()
     started = threading.Event()
 

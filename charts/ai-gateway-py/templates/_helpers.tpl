@@ -43,6 +43,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- with $c.extprocAddress }}
 - {{ printf "--extproc-address=%s" . | quote }}
 {{- end }}
+{{- with $c.extprocAuthDir }}
+- {{ printf "--extproc-auth-dir=%s" . | quote }}
+{{- end }}
 - {{ printf "--extension-server-address=0.0.0.0:%d" (int $c.extensionServerPort) | quote }}
 {{- if $c.leaderElect }}
 - --leader-elect

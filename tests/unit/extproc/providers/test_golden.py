@@ -70,9 +70,7 @@ def expected_for(name: str) -> dict[str, Any]:
         return {"input": doc, "error": str(e.value)}
     if name in corpus.RESPONSES:
         doc = corpus.RESPONSES[name]
-        body, _ = bedrock.chat_completion(
-            orjson.dumps(doc), model="client-model", id_=ID, created=CREATED
-        )
+        body, _ = bedrock.chat_completion(orjson.dumps(doc), model="client-model", id_=ID, created=CREATED)
         return {"input": doc, "openai": orjson.loads(body)}
     if name in corpus.ERRORS:
         case = corpus.ERRORS[name]
