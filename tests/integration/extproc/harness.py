@@ -208,3 +208,30 @@ def running_gateway(
         )
         envoy = stack.enter_context(running_envoy(bootstrap, workdir=workdir))
         yield Gateway(port=port, config_path=config_path, envoy=envoy, extproc=ext, upstreams=upstreams)
+
+
+def until(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``cond`` every 50 ms; fail with ``what`` if it does not hold within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(what)
+        time.sleep(0.05)
+
+
+def scraped() -> None:
+    """Give the ext_proc's scraper (every 50 ms) time to see what the test just saw on a replica: a
+    propagation wait, not an assertion."""
+    time.sleep(0.5)
+
+
+def gateway_in_front(
+    stack: contextlib.ExitStack, *, config_path: Path, workdir: Path, backends: Mapping[str, int]
+) -> Gateway:
+    """Our ext_proc serving ``config_path`` and Envoy in front of it (``backends``: Envoy clusters by backend
+    name, ports on 127.0.0.1), both stopped when ``stack`` closes."""
+    ext = stack.enter_context(running_extproc(config_path=config_path, workdir=workdir))
+    port = free_port()
+    boot = gateway_bootstrap(listen_port=port, ext_proc_port=ext.grpc_port, backends=backends)
+    envoy = stack.enter_context(running_envoy(boot, workdir=workdir))
+    return Gateway(port=port, config_path=config_path, envoy=envoy, extproc=ext)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +21,7 @@ import orjson
 import pytest
 import yaml
 
-from tests.integration.extproc.bootstrap import gateway_bootstrap
-from tests.integration.extproc.harness import REPO_ROOT, Gateway, running_extproc
-from tests.realparts.envoy import running_envoy
+from tests.integration.extproc.harness import REPO_ROOT, Gateway, gateway_in_front, scraped, until
 from tests.realparts.httpclient import Reply, request
 from tests.realparts.ports import free_port
 from tests.realparts.processes import stop_process
@@ -116,30 +113,13 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pool]:
     config_path.write_text(yaml.safe_dump(_config(sim_port)))
     with contextlib.ExitStack() as stack:
         stack.enter_context(_simulators(workdir, sim_port))
-        ext = stack.enter_context(running_extproc(config_path=config_path, workdir=workdir))
-        port = free_port()
-        boot = gateway_bootstrap(listen_port=port, ext_proc_port=ext.grpc_port, backends={})
-        envoy = stack.enter_context(running_envoy(boot, workdir=workdir))
+        gateway = gateway_in_front(stack, config_path=config_path, workdir=workdir, backends={})
         background = stack.enter_context(ThreadPoolExecutor(max_workers=64))
         yield Pool(
-            gateway=Gateway(port=port, config_path=config_path, envoy=envoy, extproc=ext),
+            gateway=gateway,
             sim_port=sim_port,
             background=background,
         )
-
-
-def _until(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(what)
-        time.sleep(0.05)
-
-
-def _scraped() -> None:
-    """Give the ext_proc's scraper (every 50 ms) time to see what the test just saw on a replica: a
-    propagation wait, not an assertion."""
-    time.sleep(0.5)
 
 
 def _drain(futures: list[Future[Reply]]) -> None:
@@ -149,8 +129,8 @@ def _drain(futures: list[Future[Reply]]) -> None:
 
 def test_requests_avoid_a_replica_with_a_long_queue(pool: Pool) -> None:
     load = pool.direct(1, n=6, max_tokens=400)  # 2 running, 4 waiting on sim-1, for seconds
-    _until(lambda: pool.replica_gauge(1, "vllm:num_requests_waiting") >= 4, "sim-1 never queued")
-    _scraped()
+    until(lambda: pool.replica_gauge(1, "vllm:num_requests_waiting") >= 4, "sim-1 never queued")
+    scraped()
     landed: Counter[str] = Counter()
     for _ in range(20):
         r = pool.chat("sim-llm")
@@ -185,11 +165,11 @@ def test_sheddable_gets_429_only_when_saturated_and_critical_never(pool: Pool) -
     ok = pool.chat("bulk")
     assert ok.status == 200, ok.body  # idle pool: nothing is shed
     load = [f for i in range(1, 5) for f in pool.direct(i, n=9, max_tokens=400)]  # 2 running + 7 waiting each
-    _until(
+    until(
         lambda: min(pool.replica_gauge(i, "vllm:num_requests_waiting") for i in range(1, 5)) >= 6,
         "the replicas never all queued",
     )
-    _scraped()
+    scraped()
     shed = pool.chat("bulk")
     assert shed.status == 429, (
         shed.body,
@@ -202,7 +182,7 @@ def test_sheddable_gets_429_only_when_saturated_and_critical_never(pool: Pool) -
         r = f.result(timeout=120)
         assert r.status == 200, r.body  # queued behind the load, never refused
     _drain(load)
-    _until(lambda: pool.chat("bulk").status == 200, "Sheddable still refused after the load drained")
+    until(lambda: pool.chat("bulk").status == 200, "Sheddable still refused after the load drained")
     ext = pool.gateway.extproc
     assert ext.metric("aigw_extproc_shed_requests_total", model="bulk", criticality="Sheddable") >= 1
     assert ext.metric("aigw_extproc_shed_requests_total", criticality="Critical") == 0
