@@ -88,7 +88,8 @@ def edit_request(
         return RequestEdit(
             path=bedrock.converse_path(model=model, stream=stream),
             body=bedrock.converse_request(document),
-            headers=headers,
+            # the answer is re-encoded here, so ask for it unencoded whatever the client accepts
+            headers=[*headers, ("accept-encoding", "identity")],
             response=BedrockResponse(model=client_model, stream=stream, id_=id_, created=created),
         )
     return RequestEdit(path=None, body=None, headers=headers, response=None)
