@@ -17,7 +17,8 @@ from aigw.standalone.runner import (
     check,
     run,
 )
-from controller.translate import ObjKey
+from api.gatewayapi import byte_size
+from controller.translate import DEFAULT_MAX_BODY_BYTES, ObjKey
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "standalone"
 """The default inputs: the repository's standalone examples (a pool of demo upstreams, an API-key backend)."""
@@ -102,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         "and resolved, 1 otherwise (starts nothing)",
     )
     p.add_argument(
+        "--max-body-bytes",
+        type=_byte_size,
+        default=DEFAULT_MAX_BODY_BYTES,
+        metavar="SIZE",
+        help="largest request (and non-streamed response) body; bigger requests get 413 (bytes, or with "
+        "Ki/Mi/Gi; default 50Mi, as the controller's --max-body-bytes)",
+    )
+    p.add_argument(
         "--dns-server",
         metavar="HOST[:PORT]",
         help="nameserver for pool members' hostnames (default: the system resolver)",
@@ -119,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Envoy's log level (default %(default)s)",
     )
     return parser
+
+
+def _byte_size(value: str) -> int:
+    try:
+        return byte_size(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         access_log=args.access_log,
         envoy_log_level=args.envoy_log_level,
         extproc_log_level=args.log_level,
+        max_body_bytes=args.max_body_bytes,
     )
     resolver = SyncResolver(nameserver=args.dns_server)
     try:

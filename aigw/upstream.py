@@ -26,6 +26,7 @@ Request headers that control the answer (all optional):
 ``x-response-usage``         ``<prompt>,<completion>`` token counts (default: body bytes // 4, then 5)
 ``x-response-delay-ms``      wait this long before answering (and between SSE chunks)
 ``x-response-no-usage``      ``true``: leave ``usage`` out (of the JSON and of the stream)
+``x-response-pad-bytes``     append this many ``x`` to a non-streamed answer's content (large answers)
 """
 
 from __future__ import annotations
@@ -250,6 +251,7 @@ class FakeUpstream:
             accepted.usage,
         )
         no_usage = request.headers.get("x-response-no-usage") == "true"
+        pad = "x" * int(request.headers.get("x-response-pad-bytes", "0"))
         chat = request.path.endswith("/chat/completions")
         stream = request.headers.get("x-response-type") == "sse" or bool(body and body.get("stream") is True)
         if stream:
@@ -264,9 +266,9 @@ class FakeUpstream:
                     "index": 0,
                     "finish_reason": "stop",
                     **(
-                        {"message": {"role": "assistant", "content": f"hello from {self.name}"}}
+                        {"message": {"role": "assistant", "content": f"hello from {self.name}{pad}"}}
                         if chat
-                        else {"text": f"hello from {self.name}"}
+                        else {"text": f"hello from {self.name}{pad}"}
                     ),
                 }
             ],

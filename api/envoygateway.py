@@ -16,6 +16,8 @@ GROUP = "gateway.envoyproxy.io"
 VERSION = "v1alpha1"
 ENVOY_EXTENSION_POLICY = KindInfo(GROUP, VERSION, "EnvoyExtensionPolicy", "envoyextensionpolicies")
 HTTP_ROUTE_FILTER = KindInfo(GROUP, VERSION, "HTTPRouteFilter", "httproutefilters")
+CLIENT_TRAFFIC_POLICY = KindInfo(GROUP, VERSION, "ClientTrafficPolicy", "clienttrafficpolicies")
+BACKEND_TRAFFIC_POLICY = KindInfo(GROUP, VERSION, "BackendTrafficPolicy", "backendtrafficpolicies")
 
 
 class IPEndpoint(KubeModel):

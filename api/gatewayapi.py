@@ -54,6 +54,21 @@ def duration_seconds(duration: str) -> float:
     return sum(int(n) * _DURATION_UNIT_SECONDS[unit] for n, unit in parts)
 
 
+_BYTE_SUFFIXES = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30}
+
+
+def byte_size(value: str) -> int:
+    """A byte count written as Envoy Gateway's ``bufferLimit`` accepts it, with binary suffixes only:
+    ``52428800``, ``50Mi`` (Ki, Mi, Gi). Raises ValueError."""
+    number, mult = value, 1
+    for suffix, m in _BYTE_SUFFIXES.items():
+        if value.endswith(suffix):
+            number, mult = value[: -len(suffix)], m
+    if not number.isdigit() or int(number) == 0:
+        raise ValueError(f"expected a positive number of bytes, optionally with Ki, Mi or Gi; got {value!r}")
+    return int(number) * mult
+
+
 class LocalPolicyTargetReferenceWithSectionName(KubeModel):
     """A reference to an object in the same namespace, optionally to one of its sections (a listener)."""
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from kubernetes_asyncio import client, config
 
+from api.gatewayapi import byte_size
 from api.headers import DEFAULT_EXTENSION_REF_NAME
 from controller.dns import DnsResolver
 from controller.extensionserver import ExtensionServer
@@ -22,7 +23,7 @@ from controller.gateway.kinds import AIGATEWAYROUTES
 from controller.gateway.ownership import generated_pool_routes
 from controller.gateway.setup import ControllerSettings, missing_crds, setup_controllers
 from controller.runtime import KubeClient, LeaderElectionConfig, Manager
-from controller.translate import BuildOptions, ExtprocAddress
+from controller.translate import DEFAULT_MAX_BODY_BYTES, BuildOptions, ExtprocAddress
 
 log = logging.getLogger("aigw-controller")
 
@@ -120,6 +121,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--watch-namespace", default=None, help="watch only this namespace (default: all namespaces)"
     )
+    p.add_argument(
+        "--max-body-bytes",
+        type=_byte_size,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="largest request (and non-streamed response) body a Gateway buffers; bigger requests get 413 "
+        "(bytes, or with a Ki/Mi/Gi suffix; default 50Mi)",
+    )
     p.add_argument("--concurrent-reconciles", type=int, default=4, help="Gateways reconciled at once")
     p.add_argument(
         "--log-level",
@@ -153,7 +161,18 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
         extproc_log_level=args.extproc_log_level,
         extproc_address=ExtprocAddress.parse(args.extproc_address) if args.extproc_address else None,
         auth_dir=args.extproc_auth_dir,
+        max_body_bytes=args.max_body_bytes,
     )
+
+
+def _byte_size(value: str) -> int:
+    try:
+        size = byte_size(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if size < 32 * 1024:
+        raise argparse.ArgumentTypeError(f"must be at least 32Ki (Envoy Gateway's default), got {value!r}")
+    return size
 
 
 async def run(args: argparse.Namespace) -> int:

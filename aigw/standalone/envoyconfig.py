@@ -126,6 +126,19 @@ class ExtProcSettings:
     allow_mode_override: bool = True
     message_timeout_seconds: float = 10.0
     writable_namespaces: tuple[str, ...] = (headers.METADATA_NAMESPACE,)
+    status_on_error: int | None = None
+    """The status of Envoy's own answer when the ext_proc fails (Envoy's default: 500)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocalReplyOverride:
+    """An Envoy-generated answer with ``status`` becomes ``new_status`` with ``body`` (Envoy Gateway's
+    BackendTrafficPolicy ``responseOverride`` with ``source: Local``), as a local reply mapper."""
+
+    status: int
+    new_status: int
+    content_type: str
+    body: str
 
 
 def bootstrap(
@@ -135,8 +148,13 @@ def bootstrap(
     original_dst_cluster: Mapping[str, Any],
     extproc: ExtProcSettings,
     access_log: bool = True,
+    buffer_limit_bytes: int = BUFFER_LIMIT_BYTES,
+    local_replies: Sequence[LocalReplyOverride] = (),
 ) -> dict[str, Any]:
-    """The static bootstrap. ``original_dst_cluster`` is the extension server's cluster as a JSON dict."""
+    """The static bootstrap. ``original_dst_cluster`` is the extension server's cluster as a JSON dict.
+    ``buffer_limit_bytes``: the listener's and the ext_proc cluster's per-connection buffer (a
+    ClientTrafficPolicy's ``connection.bufferLimit``); ``local_replies``: how Envoy's own answers are
+    reshaped."""
     http_filters: list[dict[str, Any]] = [
         {
             "name": "envoy.filters.http.ext_proc",
@@ -157,6 +175,7 @@ def bootstrap(
                     "response_trailer_mode": "SKIP",
                 },
                 "metadata_options": {"receiving_namespaces": {"untyped": list(extproc.writable_namespaces)}},
+                **({"status_on_error": {"code": extproc.status_on_error}} if extproc.status_on_error else {}),
             },
         },
         {
@@ -174,6 +193,8 @@ def bootstrap(
         },
         "http_filters": http_filters,
     }
+    if local_replies:
+        hcm["local_reply_config"] = {"mappers": [_local_reply_mapper(r) for r in local_replies]}
     if access_log:
         hcm["access_log"] = [
             {
@@ -204,7 +225,7 @@ def bootstrap(
                 {
                     "name": "gateway",
                     "address": ports.listener.socket_address(),
-                    "per_connection_buffer_limit_bytes": BUFFER_LIMIT_BYTES,
+                    "per_connection_buffer_limit_bytes": buffer_limit_bytes,
                     "filter_chains": [
                         {
                             "filters": [
@@ -214,7 +235,10 @@ def bootstrap(
                     ],
                 }
             ],
-            "clusters": [_extproc_cluster(ports.extproc), dict(original_dst_cluster)],
+            "clusters": [
+                _extproc_cluster(ports.extproc, buffer_limit_bytes=buffer_limit_bytes),
+                dict(original_dst_cluster),
+            ],
         },
     }
 
@@ -356,12 +380,31 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _extproc_cluster(address: Address) -> dict[str, Any]:
+def _local_reply_mapper(r: LocalReplyOverride) -> dict[str, Any]:
+    return {
+        "filter": {
+            "status_code_filter": {
+                "comparison": {
+                    "op": "EQ",
+                    "value": {"default_value": r.status, "runtime_key": f"aigw.local_reply.{r.status}"},
+                }
+            }
+        },
+        "status_code": r.new_status,
+        # a format string: a literal % would be an operator
+        "body_format_override": {
+            "text_format_source": {"inline_string": r.body.replace("%", "%%")},
+            "content_type": r.content_type,
+        },
+    }
+
+
+def _extproc_cluster(address: Address, *, buffer_limit_bytes: int) -> dict[str, Any]:
     return {
         "name": EXTPROC_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",
-        "per_connection_buffer_limit_bytes": BUFFER_LIMIT_BYTES,
+        "per_connection_buffer_limit_bytes": buffer_limit_bytes,
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",

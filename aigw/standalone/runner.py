@@ -46,7 +46,7 @@ from aigw.standalone.store import build_store
 from aigw.standalone.translate import DemoUpstream, Translation, choose_gateway, hostnames, translate
 from api.filterconfig import CONFIG_KEY
 from controller.extensionserver.options import ExtensionServerOptions
-from controller.translate import BuildOptions, DnsAnswer, ObjKey
+from controller.translate import DEFAULT_MAX_BODY_BYTES, BuildOptions, DnsAnswer, ObjKey
 
 log = logging.getLogger("aigw")
 
@@ -78,6 +78,7 @@ class RunOptions:
     ready_timeout: float = 30.0
     envoy_log_level: str = "warning"
     extproc_log_level: str = "info"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
 
 class StartupError(RuntimeError):
@@ -131,6 +132,7 @@ class StandaloneGateway:
             enable_inference_extension=True,
             auth_dir=str(self.auth_dir),
             config_dir=str(self.workdir),
+            max_body_bytes=options.max_body_bytes,
         )
 
     # --- build
@@ -221,6 +223,8 @@ class StandaloneGateway:
             original_dst_cluster=envoyconfig.original_destination_cluster(options=ExtensionServerOptions()),
             extproc=tr.extproc,
             access_log=o.access_log,
+            buffer_limit_bytes=tr.buffer_limit_bytes,
+            local_replies=tr.local_replies,
         )
         write_atomically(self.bootstrap_path, yaml.safe_dump(bootstrap, sort_keys=False).encode())
 

@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aigw.standalone.envoyconfig import Address, BackendCluster, ExtProcSettings, HeaderRoute, UpstreamTLS
+from aigw.standalone.envoyconfig import (
+    BUFFER_LIMIT_BYTES,
+    Address,
+    BackendCluster,
+    ExtProcSettings,
+    HeaderRoute,
+    LocalReplyOverride,
+    UpstreamTLS,
+)
 from aigw.standalone.store import Store
 from api import headers
 from api.envoygateway import Backend
@@ -75,6 +83,10 @@ class Translation:
     demo_upstreams: tuple[DemoUpstream, ...] = field(default=())
     extproc: ExtProcSettings = field(default_factory=ExtProcSettings)
     """The ext_proc filter settings, from the builder's EnvoyExtensionPolicy."""
+    buffer_limit_bytes: int = BUFFER_LIMIT_BYTES
+    """From the builder's ClientTrafficPolicy ``connection.bufferLimit``."""
+    local_replies: tuple[LocalReplyOverride, ...] = ()
+    """From the builder's BackendTrafficPolicy ``responseOverride`` (``source: Local``)."""
 
 
 def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict[str, Any]]:
@@ -177,6 +189,8 @@ def translate(
         requeue_after=build.requeue_after,
         demo_upstreams=demo_upstreams(store),
         extproc=_extproc_settings(build),
+        buffer_limit_bytes=_buffer_limit(build),
+        local_replies=_local_replies(build),
     )
 
 
@@ -304,8 +318,44 @@ def _extproc_settings(build: GatewayBuild) -> ExtProcSettings:
             allow_mode_override=bool(mode.get("allowModeOverride", False)),
             message_timeout_seconds=duration_seconds(str(timeout)) if timeout else 0.2,
             writable_namespaces=tuple((ext[0].get("metadata") or {}).get("writableNamespaces") or ()),
+            status_on_error=ext[0].get("statusOnError"),
         )
     return ExtProcSettings()  # pragma: no cover - the builder always makes the policy
+
+
+def _policy_spec(build: GatewayBuild, kind: str) -> Mapping[str, Any]:
+    for obj in build.gateway_objects:
+        if obj.get("kind") == kind:
+            spec: Mapping[str, Any] = obj.get("spec") or {}
+            return spec
+    return {}  # pragma: no cover - the builder always makes the policies
+
+
+def _buffer_limit(build: GatewayBuild) -> int:
+    """Envoy Gateway's translation of the ClientTrafficPolicy's ``connection.bufferLimit`` (plain bytes as
+    the builder writes it) into the listener's per-connection buffer limit."""
+    limit = (_policy_spec(build, "ClientTrafficPolicy").get("connection") or {}).get("bufferLimit")
+    return int(limit) if limit is not None else BUFFER_LIMIT_BYTES
+
+
+def _local_replies(build: GatewayBuild) -> tuple[LocalReplyOverride, ...]:
+    """Envoy Gateway's translation of the BackendTrafficPolicy's ``responseOverride`` entries that match one
+    status code of Envoy's own answers (``source: Local``), the shape the builder writes."""
+    out: list[LocalReplyOverride] = []
+    for o in _policy_spec(build, "BackendTrafficPolicy").get("responseOverride") or ():
+        codes: list[Mapping[str, Any]] = (o.get("match") or {}).get("statusCodes") or []
+        response = o.get("response") or {}
+        if o.get("source") != "Local" or len(codes) != 1 or "value" not in codes[0]:
+            continue  # pragma: no cover - not a shape the builder writes
+        out.append(
+            LocalReplyOverride(
+                status=int(codes[0]["value"]),
+                new_status=int(response.get("statusCode") or codes[0]["value"]),
+                content_type=str(response.get("contentType") or "text/plain"),
+                body=str((response.get("body") or {}).get("inline") or ""),
+            )
+        )
+    return tuple(out)
 
 
 def _auth_files(build: GatewayBuild) -> dict[str, bytes]:

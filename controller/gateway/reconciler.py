@@ -77,7 +77,10 @@ STATUS_CONCURRENCY = 16
 
 KIND_POOL = InferencePool.KIND_INFO.kind
 
-PRUNED_KINDS = ("ConfigMap", "Secret", "Deployment", "Service", "EnvoyExtensionPolicy", "Backend")
+PRUNED_KINDS = (
+    "ConfigMap", "Secret", "Deployment", "Service", "EnvoyExtensionPolicy", "Backend", "ClientTrafficPolicy",
+    "BackendTrafficPolicy",
+)  # fmt: skip
 """Kinds of per-Gateway objects, listed by the ``owner-gateway`` index for pruning."""
 
 

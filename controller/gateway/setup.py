@@ -169,6 +169,8 @@ class Informers:
     configmaps: Informer
     deployments: Informer
     policies_ext: Informer
+    client_policies: Informer
+    backend_policies: Informer
     httproutes: Informer
     filters: Informer
     grants: Informer
@@ -181,6 +183,8 @@ class Informers:
             "Deployment": self.deployments.store,
             "Service": self.services_owned.store,
             "EnvoyExtensionPolicy": self.policies_ext.store,
+            "ClientTrafficPolicy": self.client_policies.store,
+            "BackendTrafficPolicy": self.backend_policies.store,
             "Backend": self.eg_backends.store,
             "HTTPRoute": self.httproutes.store,
             "HTTPRouteFilter": self.filters.store,
@@ -231,6 +235,8 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
         configmaps=inf(CONFIGMAPS, owned=True),
         deployments=inf(DEPLOYMENTS, owned=True),
         policies_ext=inf(kinds.ENVOYEXTENSIONPOLICIES, owned=True),
+        client_policies=inf(kinds.CLIENTTRAFFICPOLICIES, owned=True),
+        backend_policies=inf(kinds.BACKENDTRAFFICPOLICIES, owned=True),
         httproutes=inf(kinds.HTTPROUTES, owned=True),
         filters=inf(kinds.HTTPROUTEFILTERS, owned=True),
         grants=inf(kinds.REFERENCEGRANTS),
@@ -248,6 +254,8 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
         infs.deployments,
         infs.services_owned,
         infs.policies_ext,
+        infs.client_policies,
+        infs.backend_policies,
         infs.eg_backends,
     ):
         i.add_indexer(IDX_OWNER_GATEWAY, owner_gateways)
@@ -277,6 +285,7 @@ def watch_gateways(
         (infs.policies, "BackendSecurityPolicy"), (infs.secrets, "Secret"), (infs.services, "Service"),
         (infs.eg_backends, "Backend"), (infs.configmaps, "ConfigMap"), (infs.deployments, "Deployment"),
         (infs.policies_ext, "EnvoyExtensionPolicy"), (infs.httproutes, "HTTPRoute"),
+        (infs.client_policies, "ClientTrafficPolicy"), (infs.backend_policies, "BackendTrafficPolicy"),
     ]  # fmt: skip
     if infs.pools is not None and infs.models is not None:
         watched += [(infs.pools, "InferencePool"), (infs.models, "InferenceModel")]

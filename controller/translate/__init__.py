@@ -55,10 +55,18 @@ from controller.translate.resources import (
     build_http_route,
     build_http_routes,
 )
-from controller.translate.snapshot import BuildOptions, DnsAnswer, ExtprocAddress, Snapshot, clamp_requeue
+from controller.translate.snapshot import (
+    DEFAULT_MAX_BODY_BYTES,
+    BuildOptions,
+    DnsAnswer,
+    ExtprocAddress,
+    Snapshot,
+    clamp_requeue,
+)
 from controller.translate.views import eg_endpoints, gateway_keys, refs_of_kind, secret_file_key
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "BuildOptions",
     "DnsAnswer",
     "ExtprocAddress",

@@ -68,6 +68,8 @@ def extension_policy_spec(gateway: ObjKey, options: BuildOptions) -> Json:
                 },
                 "messageTimeout": options.message_timeout,
                 "metadata": {"writableNamespaces": [headers.METADATA_NAMESPACE]},
+                # a status only this failure produces: the BackendTrafficPolicy turns it into an OpenAI 503
+                "statusOnError": n.EXTPROC_ERROR_STATUS,
             }
         ],
     }

@@ -24,6 +24,7 @@ from controller.translate.resources import (
     build_extproc_service,
     build_host_rewrite_filter,
     build_http_routes,
+    build_traffic_policies,
 )
 from controller.translate.snapshot import MAX_REQUEUE_SECONDS, BuildOptions, Snapshot, clamp_requeue
 from controller.translate.views import SecretUse
@@ -82,6 +83,7 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
         build_config_map(snap, config_yaml=render_filter_config(cfg)),
         build_auth_secret(snap, data=auth),
         build_extension_policy(snap, options),
+        *build_traffic_policies(snap, options),
     ]
     if options.extproc_address is not None:
         objs.append(build_extproc_backend(snap, options))

@@ -28,6 +28,12 @@ HOST_REWRITE_FILTER: Final = "ai-eg-host-rewrite"
 EXTPROC_PREFIX: Final = "ai-eg-extproc-"
 FIELD_MANAGER: Final = "envoy-ai-gateway"
 
+EXTPROC_ERROR_STATUS: Final = 507
+"""The status Envoy gives a request when the ext_proc fails (down, refused, timed out): the
+EnvoyExtensionPolicy's ``statusOnError``. A code nothing else on this path produces (not Envoy, not our
+ext_proc; upstream answers are excluded by ``source: Local``), so the BackendTrafficPolicy's
+``responseOverride`` can turn exactly these into 503 with an OpenAI error body."""
+
 EXTPROC_GRPC_PORT: Final = 1063
 EXTPROC_METRICS_PORT: Final = 9190
 EXTPROC_CONFIG_DIR: Final = "/etc/ai-gateway/extproc"

@@ -12,7 +12,13 @@ import orjson
 
 from api import headers
 from api.corev1 import CONFIG_MAP, DEPLOYMENT, SECRET, SERVICE
-from api.envoygateway import ENVOY_EXTENSION_POLICY, HTTP_ROUTE_FILTER, Backend
+from api.envoygateway import (
+    BACKEND_TRAFFIC_POLICY,
+    CLIENT_TRAFFIC_POLICY,
+    ENVOY_EXTENSION_POLICY,
+    HTTP_ROUTE_FILTER,
+    Backend,
+)
 from api.filterconfig import CONFIG_KEY
 from api.gatewayapi import GATEWAY, HTTP_ROUTE, HeaderMatchType, duration_seconds
 from api.objects import KindInfo, ObjKey
@@ -243,6 +249,69 @@ def build_extension_policy(snap: Snapshot, options: BuildOptions) -> Json:
             "spec": extension_policy_spec(snap.gateway, options),
         }
     )
+
+
+EXTPROC_UNAVAILABLE_BODY = orjson.dumps(
+    {
+        "error": {
+            "message": "the gateway cannot process requests right now (its request processor is unavailable)",
+            "type": "service_unavailable",
+            "code": "extproc_unavailable",
+        }
+    }
+).decode()
+"""The body clients get when the ext_proc fails: OpenAI's error shape, like every other error of ours."""
+
+
+def build_traffic_policies(snap: Snapshot, options: BuildOptions) -> list[Json]:
+    """The Gateway's body limit and the shape of Envoy's own error answers, as Envoy Gateway policies.
+
+    - ClientTrafficPolicy ``connection.bufferLimit`` = ``options.max_body_bytes``: the listener's
+      per-connection buffer, which every buffered body (the request, and a non-streamed answer) must fit;
+      Envoy Gateway's default is 32 KiB. A request over it gets Envoy's 413, which the ext_proc reshapes into
+      OpenAI's ``request_too_large``.
+    - BackendTrafficPolicy ``connection.bufferLimit``, the same on the upstream side; and ``responseOverride``
+      for local replies (``source: Local``) with status ``EXTPROC_ERROR_STATUS``: when the ext_proc is down
+      Envoy answers that (the EnvoyExtensionPolicy's ``statusOnError``) and the override makes it 503 with
+      ``EXTPROC_UNAVAILABLE_BODY``. The request never reaches an upstream (``failOpen`` is false).
+    """
+    name = n.extproc_name(snap.gateway.name)
+
+    def meta() -> Json:  # one each: with_desired_hash annotates it
+        return _meta(name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap))
+
+    target = [{"group": GATEWAY.group, "kind": GATEWAY.kind, "name": snap.gateway.name}]
+    limit = str(options.max_body_bytes)
+    return [
+        with_desired_hash(
+            {
+                **_type(CLIENT_TRAFFIC_POLICY),
+                "metadata": meta(),
+                "spec": {"targetRefs": target, "connection": {"bufferLimit": limit}},
+            }
+        ),
+        with_desired_hash(
+            {
+                **_type(BACKEND_TRAFFIC_POLICY),
+                "metadata": meta(),
+                "spec": {
+                    "targetRefs": target,
+                    "connection": {"bufferLimit": limit},
+                    "responseOverride": [
+                        {
+                            "match": {"statusCodes": [{"type": "Value", "value": n.EXTPROC_ERROR_STATUS}]},
+                            "source": "Local",
+                            "response": {
+                                "statusCode": 503,
+                                "contentType": "application/json",
+                                "body": {"type": "Inline", "inline": EXTPROC_UNAVAILABLE_BODY},
+                            },
+                        }
+                    ],
+                },
+            }
+        ),
+    ]
 
 
 def build_extproc_backend(snap: Snapshot, options: BuildOptions) -> Json:

@@ -37,6 +37,10 @@ class DnsAnswer:
     error: str | None = None
 
 
+DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
+"""50 MiB: room for long prompts (a 128k-token context is ~0.5 MB of text; images as data URLs are more)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ExtprocAddress:
     """An ext_proc reachable outside the cluster (``--extproc-address host:port``)."""
@@ -73,6 +77,9 @@ class BuildOptions:
     """Route timeout for InferencePool rules when no member backend sets ``timeouts.request``."""
     message_timeout: str = "10s"
     """ext_proc ``messageTimeout``: the whole request body is buffered and parsed within it."""
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Largest request or non-streamed response body a Gateway buffers (Envoy Gateway's connection
+    ``bufferLimit``, 32 KiB by default); a request over it gets 413."""
 
 
 @dataclass(frozen=True, slots=True)

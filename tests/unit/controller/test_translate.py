@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import yaml
 
 from api import filterconfig as fc
@@ -706,10 +707,33 @@ def test_extension_policy_targets_the_gateway() -> None:
     assert ep["messageTimeout"] == "10s"
 
 
+def test_the_gateway_buffers_large_bodies_and_shapes_extproc_failures_as_openai_503() -> None:
+    """Envoy Gateway's default 32 KiB buffer fails prompts over 32 KiB with 413; with the ext_proc down,
+    clients got a 500 with an empty body (issue 12)."""
+    objs = objects_by_kind(build_gateway(simple(), BuildOptions(max_body_bytes=3 << 20)))
+    target = [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}]
+    ctp, btp = objs["ClientTrafficPolicy"]["spec"], objs["BackendTrafficPolicy"]["spec"]
+    assert ctp == {"targetRefs": target, "connection": {"bufferLimit": str(3 << 20)}}
+    assert btp["targetRefs"] == target and btp["connection"] == {"bufferLimit": str(3 << 20)}
+    error_status = objs["EnvoyExtensionPolicy"]["spec"]["extProc"][0]["statusOnError"]
+    (override,) = btp["responseOverride"]
+    assert override["match"] == {"statusCodes": [{"type": "Value", "value": error_status}]}
+    assert override["source"] == "Local"  # never an upstream's answer
+    assert override["response"]["statusCode"] == 503
+    assert override["response"]["contentType"] == "application/json"
+    body = orjson.loads(override["response"]["body"]["inline"])
+    assert set(body["error"]) == {"message", "type", "code"}
+    default = objects_by_kind(build_gateway(simple(), BuildOptions()))["ClientTrafficPolicy"]
+    assert default["spec"]["connection"]["bufferLimit"] == str(50 * 1024 * 1024)
+
+
 def test_per_gateway_objects_and_labels() -> None:
     b = build_gateway(simple(), BuildOptions())
     kinds = sorted(o["kind"] for o in b.gateway_objects)
-    assert kinds == ["ConfigMap", "Deployment", "EnvoyExtensionPolicy", "Secret", "Service"]
+    assert kinds == [
+        "BackendTrafficPolicy", "ClientTrafficPolicy", "ConfigMap", "Deployment", "EnvoyExtensionPolicy",
+        "Secret", "Service",
+    ]  # fmt: skip
     for o in b.gateway_objects:
         assert o["metadata"]["name"] == "ai-eg-extproc-gw"
         assert o["metadata"]["labels"]["aigateway.envoyproxy.io/gateway-name"] == "gw"
