@@ -18,6 +18,7 @@ from extproc.processor import Dependencies
 from extproc.scrape import Scraper
 from extproc.server import ExtProcServer
 from extproc.signals import SignalStore
+from extproc.tls import MutualTLSFiles, server_credentials
 from extproc.watch import ConfigHolder, ConfigWatcher
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class ExtProcApp:
         seed: int | None = None,
         picker: EndpointPicker | None = None,
         reuse_port: bool = False,
+        tls: MutualTLSFiles | None = None,
     ) -> None:
         rng = random.Random(seed)
         self.metrics = Metrics()
@@ -61,7 +63,12 @@ class ExtProcApp:
             rng=rng,
             signals=self.signals,
         )
-        self.server = ExtProcServer(deps=deps, address=listen, reuse_port=reuse_port)
+        self.server = ExtProcServer(
+            deps=deps,
+            address=listen,
+            reuse_port=reuse_port,
+            credentials=server_credentials(tls) if tls is not None else None,
+        )
         self._metrics_listen = metrics_listen
         self._runner: web.AppRunner | None = None
         self._watch_task: asyncio.Task[None] | None = None

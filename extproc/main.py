@@ -11,6 +11,7 @@ import signal
 from pathlib import Path
 
 from extproc.app import ExtProcApp
+from extproc.tls import MutualTLSFiles, TLSFilesError
 
 _DESCRIPTION = """\
 The AI gateway's Envoy external processor (ext_proc). Envoy sends it every request to /v1/chat/completions,
@@ -57,6 +58,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="ADDR",
         help="gRPC address: host:port or unix:/path/to.sock (default 0.0.0.0:1063)",
     )
+    tls = p.add_argument_group(
+        "mutual TLS",
+        "all three, or none: with them the gRPC port speaks TLS only and refuses any client without a "
+        "certificate signed by --tls-client-ca (so only the gateway's Envoy sees the credentials the "
+        "ext_proc injects); the files are re-read when they change",
+    )
+    tls.add_argument("--tls-cert", type=Path, metavar="FILE", help="server certificate chain (PEM)")
+    tls.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
+    tls.add_argument("--tls-client-ca", type=Path, metavar="FILE", help="CA bundle of allowed clients (PEM)")
     p.add_argument(
         "--metrics-listen",
         default="0.0.0.0:9190",
@@ -89,11 +99,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["debug", "info", "warning", "error"],
         help="log level (default info)",
     )
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    given = [args.tls_cert, args.tls_key, args.tls_client_ca]
+    if any(given) and not all(given):
+        p.error("--tls-cert, --tls-key and --tls-client-ca go together (mutual TLS needs all three)")
+    return args
+
+
+def _tls_files(args: argparse.Namespace) -> MutualTLSFiles | None:
+    if args.tls_cert is None:
+        return None
+    return MutualTLSFiles(cert=args.tls_cert, key=args.tls_key, client_ca=args.tls_client_ca)
 
 
 async def _run(args: argparse.Namespace) -> None:
     app = ExtProcApp(
+        tls=_tls_files(args),
         config_path=args.config,
         listen=args.listen,
         metrics_listen=None if args.metrics_listen == "off" else args.metrics_listen,
@@ -124,8 +145,11 @@ def main(argv: list[str] | None = None) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
         pass
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(args))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(args))
+    except TLSFilesError as e:
+        raise SystemExit(f"aigw-extproc: {e}") from None
 
 
 if __name__ == "__main__":

@@ -38,10 +38,17 @@ def _process_handler(deps: Dependencies) -> grpc.RpcMethodHandler:
 
 
 class ExtProcServer:
-    """The listening server. ``start`` binds ``address`` (``host:port`` or ``unix:/path``); ``stop``
-    drains."""
+    """The listening server. ``start`` binds ``address`` (``host:port`` or ``unix:/path``), with TLS when
+    ``credentials`` are given (see ``extproc.tls``); ``stop`` drains."""
 
-    def __init__(self, *, deps: Dependencies, address: str, reuse_port: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        deps: Dependencies,
+        address: str,
+        reuse_port: bool = False,
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
         options = [
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -53,7 +60,11 @@ class ExtProcServer:
         self._server.add_generic_rpc_handlers((handler,))
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
-        self.port = self._server.add_insecure_port(address)
+        # with credentials, the port speaks TLS only: there is no plaintext listener next to it
+        if credentials is not None:
+            self.port = self._server.add_secure_port(address, credentials)
+        else:
+            self.port = self._server.add_insecure_port(address)
         self.address = address
 
     async def start(self) -> None:

@@ -247,6 +247,9 @@ def controller(
             "--dns-server",
             f"{dns_server.address}:{dns_server.port}",
             "--enable-inference-extension",
+            # small enough that scenario 11 can cross it cheaply, large enough for its 3 MB bodies
+            "--max-body-bytes",
+            "8Mi",
             "--extension-server-address",
             f"{host}:{port}",
             "--extproc-address",
