@@ -1,72 +1,78 @@
 """Scenario 10: the extension server points at the ORIGINAL_DST cluster only the InferencePool routes our
-controller generated, on a Gateway our ext_proc guards. A hand-written HTTPRoute on another Gateway (no
-ext_proc) that matches our header, even one carrying a name our builders could give, stays Envoy Gateway's
-direct response: a client can't use it as a proxy to an ``ip:port`` of its choice."""
+controller generated. A hand-written HTTPRoute that matches our pool header (an attempt to get a proxy to an
+``ip:port`` of the client's choice) keeps Envoy Gateway's direct response, checked in the xDS that the real
+Envoy Gateway gave its Envoy, next to our own pool route, which is rewritten.
+
+The harness runs one Envoy at a time (Envoy Gateway's Host infrastructure starts each with the same hot
+restart base id), so the foreign route sits on the scenario's Gateway; that a route on another Gateway (one no
+AIGatewayRoute targets) is refused even when named like ours is in tests/unit/extensionserver/test_xds.py."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.e2e import objects
-from tests.e2e.client import chat
 from tests.e2e.harness import Scenario, Upstreams
 from tests.e2e.kube import wait_for
 from tests.realparts.dns import DnsServer
-from tests.realparts.httpclient import request
 from tests.realparts.ports import common_port
 
-POOL_HEADER = {"x-ai-eg-selected-backend": "original_destination_cluster"}
+POOL_HEADER = ("x-ai-eg-selected-backend", "original_destination_cluster")
 
 
 def _hand_written_pool_route(name: str, ns: str, gateway: str, *, benign: str, port: int) -> objects.Obj:
-    """What an attacker writes: our pool rule's match, and a harmless rule to see when the route is live."""
+    """What an attacker writes: our pool rule's match, without backends (or with any)."""
     route = objects.http_route(name, ns, gateway, benign, port)
-    route["spec"]["rules"][0]["matches"] = [{"path": {"type": "PathPrefix", "value": "/healthz"}}]
-    route["spec"]["rules"].append(
-        {"matches": [{"headers": [{"type": "Exact", "name": k, "value": v} for k, v in POOL_HEADER.items()]}]}
-    )
+    route["spec"]["rules"][0]["matches"] = [
+        {"headers": [{"type": "Exact", "name": POOL_HEADER[0], "value": POOL_HEADER[1]}]}
+    ]
     return route
 
 
-def test_a_hand_written_pool_route_on_another_gateway_is_not_rewritten(
+def _routes(dump: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every xDS route of the Envoy's dynamic route configurations, by name."""
+    out: dict[str, dict[str, Any]] = {}
+    for config in dump.get("configs", []):
+        for rc in config.get("dynamic_route_configs", []):
+            for vh in rc.get("route_config", {}).get("virtual_hosts", []):
+                for r in vh.get("routes", []):
+                    out[r.get("name", "")] = r
+    return out
+
+
+def test_a_hand_written_pool_route_is_not_rewritten(
     scn: Scenario, upstreams: Upstreams, dns_server: DnsServer
 ) -> None:
     ips = {"member": "127.0.0.81", "victim": "127.0.0.89"}
     port = common_port(list(ips.values()))
     for name, ip in ips.items():
         upstreams.start(name, ip, port)
-    benign = upstreams.start("benign", "127.0.0.88")
     dns_server.set_records({objects.service_fqdn("member", scn.ns): [ips["member"]]})
-    # ours: a pool route on the scenario's Gateway, which the extension server must keep rewriting
     scn.apply(
         *objects.pool_backend("member", scn.ns, port, "pool"),
         objects.inference_pool("pool", scn.ns, {"app": "pool"}, port),
         objects.inference_model("llama", scn.ns, "llama-3", "pool"),
         objects.route_to_pool("pooled", scn.ns, scn.gateway, "llama-3", "pool"),
+        objects.eg_backend("victim", scn.ns, port, ip=ips["victim"]),
+        _hand_written_pool_route("attacker", scn.ns, scn.gateway, benign="victim", port=port),
     )
     scn.wait_ok("llama-3", upstream="member")
 
-    # theirs: another Gateway without our ext_proc, two hand-written HTTPRoutes with our pool match; one of
-    # them named as the second HTTPRoute of our AIGatewayRoute "pooled" would be
-    open_port = objects.listener_port()
-    scn.apply(
-        objects.gateway("open", scn.ns, open_port),
-        objects.eg_backend("benign", scn.ns, benign.port, ip=benign.host),
-        _hand_written_pool_route("attacker", scn.ns, "open", benign="benign", port=benign.port),
-        _hand_written_pool_route("pooled-2", scn.ns, "open", benign="benign", port=benign.port),
-    )
-    scn.eg.wait_for_listener(open_port, timeout=120)
+    ours = f"httproute/{scn.ns}/pooled/rule/0/match/0/*"
+    theirs = f"httproute/{scn.ns}/attacker/rule/0/match/0/*"
 
-    def live() -> bool | None:
-        return True if request(open_port, "/healthz", method="GET").status == 200 else None
+    def both_translated() -> dict[str, dict[str, Any]] | None:
+        for admin in reversed(scn.eg.envoy_admin_addresses()):
+            try:
+                routes = _routes(scn.eg.config_dump(admin))
+            except OSError:
+                continue  # an Envoy of an earlier scenario, gone
+            if ours in routes and theirs in routes:
+                return routes
+        return None
 
-    wait_for(live, "the hand-written routes on Gateway 'open' to be live", 120)
-    upstreams.reset()
-
-    victim = f"{ips['victim']}:{port}"
-    for _ in range(10):
-        reply = chat(open_port, "anything", headers={**POOL_HEADER, "x-ai-eg-original-dst": victim})
-        # Envoy Gateway's answer for a rule without backends; before the fix: 200 from the victim
-        assert reply.status == 500, (reply.status, reply.body)
-    assert upstreams.counts()["victim"] == 0
-    # and our own route is still pointed at the ORIGINAL_DST cluster
-    reply = chat(scn.port, "llama-3")
-    assert (reply.status, reply.upstream) == (200, "member"), reply.body
+    routes = wait_for(both_translated, "our pool route and the hand-written one in Envoy's xDS", 120)
+    assert routes[ours]["route"]["cluster"] == "original_destination_cluster"  # ours: rewritten
+    # theirs: exactly as Envoy Gateway made it (its own cluster for the victim Backend), never ORIGINAL_DST
+    assert routes[theirs].get("route", {}).get("cluster") != "original_destination_cluster", routes[theirs]
+    assert "x-ai-eg-original-dst" not in str(routes[theirs])

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.envoy
 
 
 def _prompt(size: int) -> dict[str, object]:
-    return {"model": "demo-llm", "messages": [{"role": "user", "content": "x" * size}]}
+    # gpt-4o-mini: the examples' plain fake upstream (aigw.upstream), which has no context limit of its own
+    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * size}]}
 
 
 def test_bodies_up_to_the_limit_pass_and_bigger_ones_get_413_json(examples: Prepared, tmp_path: Path) -> None:
