@@ -247,7 +247,7 @@ def controller(
             "--dns-server",
             f"{dns_server.address}:{dns_server.port}",
             "--enable-inference-extension",
-            # small enough that scenario 11 can cross it cheaply, large enough for its 3 MB bodies
+            # small enough that scenario 12 can cross it cheaply, large enough for its 3 MB bodies
             "--max-body-bytes",
             "8Mi",
             "--extension-server-address",

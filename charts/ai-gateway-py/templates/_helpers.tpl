@@ -46,6 +46,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- with $c.extprocAuthDir }}
 - {{ printf "--extproc-auth-dir=%s" . | quote }}
 {{- end }}
+- {{ printf "--max-body-bytes=%s" $c.maxBodyBytes | quote }}
 - {{ printf "--extension-server-address=0.0.0.0:%d" (int $c.extensionServerPort) | quote }}
 {{- if $c.leaderElect }}
 - --leader-elect

@@ -1,4 +1,4 @@
-"""Scenario 11: through the real Envoy Gateway, with the policies the controller generates for each Gateway
+"""Scenario 12: through the real Envoy Gateway, with the policies the controller generates for each Gateway
 (ClientTrafficPolicy and BackendTrafficPolicy ``connection.bufferLimit``, the e2e controller runs with
 ``--max-body-bytes 8Mi``; BackendTrafficPolicy ``responseOverride`` + the EnvoyExtensionPolicy's
 ``statusOnError``): a 3 MB prompt and a 3 MB non-streamed answer pass (Envoy Gateway's default buffer is
