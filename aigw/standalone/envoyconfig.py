@@ -29,6 +29,7 @@ from envoy.config.route.v3.route_components_pb2 import VirtualHost
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from aigw.standalone.loopbacktls import LOOPBACK, LoopbackMTLS
 from api import headers
 from controller.extensionserver import xds
 from controller.extensionserver.options import ExtensionServerOptions
@@ -150,11 +151,12 @@ def bootstrap(
     access_log: bool = True,
     buffer_limit_bytes: int = BUFFER_LIMIT_BYTES,
     local_replies: Sequence[LocalReplyOverride] = (),
+    extproc_tls: LoopbackMTLS | None = None,
 ) -> dict[str, Any]:
     """The static bootstrap. ``original_dst_cluster`` is the extension server's cluster as a JSON dict.
     ``buffer_limit_bytes``: the listener's and the ext_proc cluster's per-connection buffer (a
     ClientTrafficPolicy's ``connection.bufferLimit``); ``local_replies``: how Envoy's own answers are
-    reshaped."""
+    reshaped; ``extproc_tls``: Envoy reaches the ext_proc over mutual TLS with these files."""
     http_filters: list[dict[str, Any]] = [
         {
             "name": "envoy.filters.http.ext_proc",
@@ -236,7 +238,7 @@ def bootstrap(
                 }
             ],
             "clusters": [
-                _extproc_cluster(ports.extproc, buffer_limit_bytes=buffer_limit_bytes),
+                _extproc_cluster(ports.extproc, buffer_limit_bytes=buffer_limit_bytes, tls=extproc_tls),
                 dict(original_dst_cluster),
             ],
         },
@@ -399,8 +401,37 @@ def _local_reply_mapper(r: LocalReplyOverride) -> dict[str, Any]:
     }
 
 
-def _extproc_cluster(address: Address, *, buffer_limit_bytes: int) -> dict[str, Any]:
+def _extproc_tls_socket(tls: LoopbackMTLS) -> dict[str, Any]:
+    """Envoy's side of the ext_proc's mutual TLS: its client certificate, and the ext_proc's certificate
+    verified against the run's CA and its 127.0.0.1 address."""
     return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "tls_certificates": [
+                    {
+                        "certificate_chain": {"filename": str(tls.client_cert)},
+                        "private_key": {"filename": str(tls.client_key)},
+                    }
+                ],
+                "validation_context": {
+                    "trusted_ca": {"filename": str(tls.ca)},
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "IP_ADDRESS", "matcher": {"exact": LOOPBACK}}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _extproc_cluster(
+    address: Address, *, buffer_limit_bytes: int, tls: LoopbackMTLS | None
+) -> dict[str, Any]:
+    return {
+        **({"transport_socket": _extproc_tls_socket(tls)} if tls is not None else {}),
         "name": EXTPROC_CLUSTER,
         "type": "STATIC",
         "connect_timeout": "1s",

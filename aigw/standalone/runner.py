@@ -42,6 +42,7 @@ from aigw.standalone.banner import ready_banner, routed_models
 from aigw.standalone.children import Child, Children, spawn, wait_until
 from aigw.standalone.envoyconfig import Address, BackendCluster, GatewayPorts, HeaderRoute
 from aigw.standalone.inputs import Fingerprint, fingerprint, load_objects
+from aigw.standalone.loopbacktls import write_loopback_mtls
 from aigw.standalone.store import build_store
 from aigw.standalone.translate import DemoUpstream, Translation, choose_gateway, hostnames, translate
 from api.filterconfig import CONFIG_KEY
@@ -118,6 +119,7 @@ class StandaloneGateway:
         self.xds_dir = self.workdir / "xds"
         self.filter_config_path = self.workdir / CONFIG_KEY
         self.bootstrap_path = self.workdir / "envoy.yaml"
+        self.tls = write_loopback_mtls(self.workdir / "tls")
         self.children = Children()
         self._envoy: Child | None = None
         self._extproc: Child | None = None
@@ -207,6 +209,13 @@ class StandaloneGateway:
             "2",
             "--log-level",
             o.extproc_log_level,
+            # only this run's Envoy holds a client certificate the ext_proc accepts
+            "--tls-cert",
+            str(self.tls.server_cert),
+            "--tls-key",
+            str(self.tls.server_key),
+            "--tls-client-ca",
+            str(self.tls.ca),
         ]
         child = spawn(name="extproc", argv=argv, env=_child_env())
         if self._extproc is None:
@@ -225,6 +234,7 @@ class StandaloneGateway:
             access_log=o.access_log,
             buffer_limit_bytes=tr.buffer_limit_bytes,
             local_replies=tr.local_replies,
+            extproc_tls=self.tls,
         )
         write_atomically(self.bootstrap_path, yaml.safe_dump(bootstrap, sort_keys=False).encode())
 

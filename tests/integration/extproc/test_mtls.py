@@ -7,19 +7,16 @@ loopback; certificates from a throwaway CA."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import orjson
 import pytest
 import yaml
-from envoy.config.core.v3 import base_pb2 as core
-from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
 from extproc.app import ExtProcApp
-from extproc.server import SERVICE_NAME
 from extproc.tls import MutualTLSFiles
+from tests.realparts.extprocclient import authorization_set, chat_for
 from tests.realparts.ports import free_port
 from tests.realparts.tinyca import KeyPair, TinyCA
 from tests.unit.extproc.configs import simple_config
@@ -27,33 +24,6 @@ from tests.unit.extproc.configs import simple_config
 pytestmark = pytest.mark.timeout(60)
 
 SECRET = "sk-only-for-the-gateway"
-
-
-async def _ask_for_model(channel: grpc.aio.Channel) -> list[ep.ProcessingResponse]:
-    process = channel.stream_stream(
-        f"/{SERVICE_NAME}/Process",
-        request_serializer=ep.ProcessingRequest.SerializeToString,
-        response_deserializer=ep.ProcessingResponse.FromString,
-    )
-
-    async def messages() -> AsyncIterator[ep.ProcessingRequest]:
-        hs = [(":path", "/v1/chat/completions"), (":method", "POST"), ("content-type", "application/json")]
-        headers = core.HeaderMap(headers=[core.HeaderValue(key=k, raw_value=v.encode()) for k, v in hs])
-        yield ep.ProcessingRequest(request_headers=ep.HttpHeaders(headers=headers))
-        yield ep.ProcessingRequest(
-            request_body=ep.HttpBody(body=orjson.dumps({"model": "m1"}), end_of_stream=True)
-        )
-
-    return [a async for a in process(messages(), timeout=10)]
-
-
-def _credentials_seen(answers: list[ep.ProcessingResponse]) -> list[bytes]:
-    return [
-        h.header.raw_value
-        for a in answers
-        for h in a.request_body.response.header_mutation.set_headers
-        if h.header.key == "authorization"
-    ]
 
 
 def _client(ca: TinyCA, pair: KeyPair | None) -> grpc.ChannelCredentials:
@@ -89,7 +59,7 @@ async def test_only_a_client_with_the_gateway_certificate_gets_the_credential(
     try:
         gateway = ca.issue("envoy", client=True)
         async with grpc.aio.secure_channel(target, _client(ca, gateway)) as channel:
-            assert _credentials_seen(await _ask_for_model(channel)) == [f"Bearer {SECRET}".encode()]
+            assert authorization_set(await chat_for(channel, "m1")) == [f"Bearer {SECRET}".encode()]
 
         rogue_ca = TinyCA("someone-else")
         strangers = {
@@ -102,7 +72,7 @@ async def test_only_a_client_with_the_gateway_certificate_gets_the_credential(
         for what, channel in strangers.items():
             async with channel:
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
-                    await _ask_for_model(channel)
+                    await chat_for(channel, "m1")
                 assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, what
 
         # rotation: a new CA file replaces the old one at the next handshake, no restart
@@ -114,10 +84,10 @@ async def test_only_a_client_with_the_gateway_certificate_gets_the_credential(
             target, _client(ca, ca.issue("envoy-old", client=True))
         ) as channel:
             with pytest.raises(grpc.aio.AioRpcError):
-                await _ask_for_model(channel)
+                await chat_for(channel, "m1")
         async with grpc.aio.secure_channel(
             target, _client(ca, new_ca.issue("envoy-new", client=True))
         ) as channel:
-            assert _credentials_seen(await _ask_for_model(channel)) == [f"Bearer {SECRET}".encode()]
+            assert authorization_set(await chat_for(channel, "m1")) == [f"Bearer {SECRET}".encode()]
     finally:
         await app.stop(grace=1)
