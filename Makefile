@@ -76,6 +76,17 @@ helm-package: helm ## Package both charts into _out/charts/*.tgz (HELM_CHARTS_DI
 registry: ## Build the CNCF Distribution OCI registry (go install) into the cache: the helm tests push charts to it
 	bash hack/setup-registry.sh >/dev/null
 
+.PHONY: docker-engine base-images image
+docker-engine: ## Opt-in, as root: install docker.io if missing, its runtime shim (CAP_SYS_RESOURCE) as default runtime, start dockerd
+	bash hack/setup-docker.sh
+
+base-images: ## aigw.local/debian:trixie and aigw.local/python:trixie from debootstrap (no image registry needed; cached)
+	bash hack/build-base-images.sh
+
+BASE_IMAGE ?= aigw.local/python:trixie
+image: base-images ## Build our image $(IMG) from ./Dockerfile on $(BASE_IMAGE) (BASE_IMAGE=python:3.11-slim where a registry is reachable)
+	nice -n 19 ionice -c3 docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMG) .
+
 .PHONY: kind-up
 kind-up: ## A real kind cluster: Envoy Gateway via helm with our extensionManager, then `make deploy` or AIGW_INSTALL=helm (needs docker)
 	bash hack/kind-up.sh

@@ -14,6 +14,8 @@
 #   EG_VERSION          Envoy Gateway chart version (default 1.9.0)
 #   IMG                 controller/ext_proc image (default ai-gateway-py:dev), built from ./Dockerfile and loaded
 #                       into the cluster when a Dockerfile exists; otherwise it must be pullable
+#   BASE_IMAGE          the Dockerfile's base (default its own; aigw.local/python:trixie from `make base-images`
+#                       where no image registry is reachable)
 #   AIGW_INSTALL        kustomize (default: `make deploy`) or helm (charts/ai-gateway-py-crds + charts/ai-gateway-py)
 #   AIGW_NAMESPACE      our namespace (default envoy-ai-gateway-system; must match config/default)
 #   AIGW_SERVICE        our controller Service (default ai-gateway-controller; must match config/manager)
@@ -55,7 +57,7 @@ trap 'rm -rf "$work"' EXIT
 
 if [[ -f "$REPO/Dockerfile" ]]; then
   log "building $IMG and loading it into the cluster"
-  "$RUNTIME" build -t "$IMG" "$REPO"
+  "$RUNTIME" build ${BASE_IMAGE:+--build-arg "BASE_IMAGE=$BASE_IMAGE"} -t "$IMG" "$REPO"
   if [[ "$RUNTIME" == docker ]]; then
     kind load docker-image "$IMG" --name "$KIND_CLUSTER"
   else

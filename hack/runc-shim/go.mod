@@ -1,0 +1,3 @@
+module ai-gateway-py/hack/runc-shim
+
+go 1.26
