@@ -185,3 +185,56 @@ def test_several_gateways_need_gateway_flag(examples: Prepared) -> None:
     assert chosen.returncode == 0, chosen.stdout
     other = run_to_exit([examples.directory], extra_args=["--check", "--gateway", "default/other"])
     assert "OK: Gateway default/other, 0 rules, models: none" in other.stdout
+
+
+def test_a_pool_without_endpoints_is_served_by_its_fallback(examples: Prepared, tmp_path: Path) -> None:
+    # aigw run builds with the controller's builders: a pool whose selector matches nothing is reported, and
+    # its rule's fallback (the example's OpenAI-compatible backend, with its own model name) serves instead.
+    route = examples.directory / "gateway.yaml"
+    route.write_text(
+        route.read_text()
+        + """\
+  - matches:
+    - headers:
+      - name: x-ai-eg-model
+        value: spill-model
+    backendRefs:
+    - kind: InferencePool
+      name: empty-pool
+      fallback:
+        name: openai-compatible
+        modelNameOverride: gpt-4o-mini
+"""
+    )
+    (examples.directory / "empty-pool.yaml").write_text(
+        """\
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata:
+  name: empty-pool
+spec:
+  targetPortNumber: 18081
+  selector:
+    app: nobody
+  extensionRef:
+    name: envoy-ai-gateway
+---
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModel
+metadata:
+  name: spill-model
+spec:
+  modelName: spill-model
+  poolRef:
+    name: empty-pool
+"""
+    )
+    with aigw_run([examples.directory], workdir=tmp_path / "work") as run:
+        run.wait_for(r"WARNING .*InferencePool default/empty-pool .*BackendNotFound")
+        for _ in range(3):
+            r = run.chat("spill-model")
+            assert r.status == 200, r.body
+            assert r.headers["x-upstream-name"] == "openai-compatible"
+            assert r.headers["x-echo-model"] == "gpt-4o-mini"
+        # the pool with endpoints is untouched by it
+        assert set(upstream_names(run, "demo-llm", n=6)) <= {"demo-llm-1", "demo-llm-2", "demo-llm-3"}
