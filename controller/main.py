@@ -92,6 +92,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--extproc-address, the directory that outside ext_proc reads",
     )
     p.add_argument(
+        "--extproc-mtls",
+        action="store_true",
+        help="mutual TLS between Envoy and each in-cluster ext_proc: per Gateway a CA, a server certificate "
+        "for the ext_proc (which then accepts only that CA's clients) and a client certificate Envoy Gateway "
+        "presents through a Backend; kept in Secrets ai-eg-extproc-<gw>-tls/-client, renewed 30 days before "
+        "expiry",
+    )
+    p.add_argument(
         "--extension-server-address",
         default=DEFAULT_EXTENSION_SERVER_ADDRESS,
         help="where the Envoy Gateway extension server listens (host:port or unix:///path)",
@@ -162,6 +170,7 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
         extproc_address=ExtprocAddress.parse(args.extproc_address) if args.extproc_address else None,
         auth_dir=args.extproc_auth_dir,
         max_body_bytes=args.max_body_bytes,
+        extproc_mtls=args.extproc_mtls,
     )
 
 

@@ -21,6 +21,7 @@ One reconcile per Gateway key: every change to any kind ends here (the map funct
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import logging
 import time
@@ -36,6 +37,8 @@ from api.objects import Obj, ObjKey
 from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.cache import IDX_GATEWAY, IDX_OWNER_GATEWAY, Caches
+from controller.gateway.extproc_tls import KEYS as EXTPROC_TLS_KEYS
+from controller.gateway.extproc_tls import ensure_material
 from controller.runtime import (
     APPLY_PATCH,
     ApiError,
@@ -161,6 +164,7 @@ class GatewayReconciler:
         self.resolver = resolver
         self.options = options
         self.metrics = metrics
+        self._tls_issued: dict[ObjKey, dict[str, str]] = {}
         self.status_stores: dict[str, Store] = {
             "AIGatewayRoute": caches.routes,
             "AIServiceBackend": caches.backends,
@@ -173,6 +177,8 @@ class GatewayReconciler:
         gw = ObjKey(req.namespace, req.name)
         t = [time.perf_counter()]
         snap = await self.caches.fresh_snapshot(lambda: self.caches.snapshot(gw))
+        if self.options.extproc_mtls and self.options.extproc_address is None and snap.gateway_object:
+            snap = replace(snap, extproc_tls=self._tls_material(gw))
         hosts = hostnames_to_resolve(snap, self.options)
         if hosts:
             snap = replace(snap, dns=await self.resolver.resolve_all(hosts))
@@ -203,6 +209,31 @@ class GatewayReconciler:
         return None
 
     # --- apply and prune
+
+    def _tls_material(self, gw: ObjKey) -> dict[str, str]:
+        """The Gateway's ext_proc TLS material: what its Secrets hold while it is valid, else renewed.
+
+        The last material issued per Gateway is remembered, so that reconciles racing their own Secret's
+        arrival in the cache (or its deletion) do not issue new certificates each time."""
+        current: dict[str, str] = {}
+        for secret, keys in (
+            (n.extproc_tls_secret(gw.name), {k: k for k in ("ca.crt", "ca.key", "tls.crt", "tls.key")}),
+            (n.extproc_client_secret(gw.name), {"tls.crt": "client.crt", "tls.key": "client.key"}),
+        ):
+            data = (self.owned["Secret"].get(f"{gw.namespace}/{secret}") or {}).get("data") or {}
+            for key, as_key in keys.items():
+                if key in data:
+                    current[as_key] = base64.b64decode(data[key]).decode(errors="replace")
+        if len(current) < len(EXTPROC_TLS_KEYS) and gw in self._tls_issued:
+            current = self._tls_issued[
+                gw
+            ]  # issued by an earlier reconcile, not in the cache yet (or deleted)
+        name = n.extproc_name(gw.name)
+        domain = self.options.cluster_domain.strip(".")
+        names = tuple(f"{name}.{gw.namespace}{suffix}" for suffix in (f".svc.{domain}", ".svc", ""))
+        material = ensure_material(current, dns_names=(*names, name))
+        self._tls_issued[gw] = material
+        return material
 
     def _note_policy_refusal(self, gw: ObjKey, build: GatewayBuild, rejected: list[Rejection]) -> bool:
         """Record whether the API server refused ``gw``'s EnvoyExtensionPolicy (every snapshot reads it, so

@@ -49,12 +49,14 @@ def extension_policy_spec(gateway: ObjKey, options: BuildOptions) -> Json:
     (``failOpen: false``, explicit: with the ext_proc unreachable, requests get a 5xx and never reach an
     upstream); request body buffered (the model is read from it), response body buffered with
     ``allowModeOverride`` (the ext_proc switches streamed responses to STREAMED), metadata namespace
-    ``io.envoy.ai_gateway`` writable (token costs)."""
+    ``io.envoy.ai_gateway`` writable (token costs). The backend is the ext_proc's Service, or an EG
+    ``Backend`` (``--extproc-address``; ``--extproc-mtls``: the Service by name, over mutual TLS)."""
     name = n.extproc_name(gateway.name)
     ref: Json = {"name": name, "port": n.EXTPROC_GRPC_PORT}
-    if options.extproc_address is not None:
+    if options.extproc_address is not None or options.extproc_mtls:
         eg = Backend.KIND_INFO
-        ref = {"group": eg.group, "kind": eg.kind, "name": name, "port": options.extproc_address.port}
+        port = options.extproc_address.port if options.extproc_address is not None else n.EXTPROC_GRPC_PORT
+        ref = {"group": eg.group, "kind": eg.kind, "name": name, "port": port}
     return {
         "targetRefs": [{"group": GATEWAY.group, "kind": GATEWAY.kind, "name": gateway.name}],
         "extProc": [

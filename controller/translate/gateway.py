@@ -22,6 +22,7 @@ from controller.translate.resources import (
     build_extproc_backend,
     build_extproc_deployment,
     build_extproc_service,
+    build_extproc_tls_secrets,
     build_host_rewrite_filter,
     build_http_routes,
     build_traffic_policies,
@@ -91,6 +92,12 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
         ordered = [r.route for r in res.routes]
         objs.append(build_extproc_deployment(snap, options, routes=ordered))
         objs.append(build_extproc_service(snap))
+        if options.extproc_mtls:
+            # no material yet (the reconcile adds it): no Deployment would start, so no policy either
+            if not snap.extproc_tls:
+                return GatewayBuild(cfg, (), routes, filters, conds, failures, None)
+            objs += build_extproc_tls_secrets(snap)
+            objs.append(build_extproc_backend(snap, options))
     used_hosts = res.used_hostnames()
     ttls = [snap.dns[h].ttl for h in used_hosts if h in snap.dns]
     requeue = clamp_requeue(min(ttls)) if ttls else (MAX_REQUEUE_SECONDS if used_hosts else None)

@@ -38,6 +38,8 @@ EXTPROC_GRPC_PORT: Final = 1063
 EXTPROC_METRICS_PORT: Final = 9190
 EXTPROC_CONFIG_DIR: Final = "/etc/ai-gateway/extproc"
 EXTPROC_AUTH_DIR: Final = "/etc/ai-gateway/auth"
+EXTPROC_TLS_DIR: Final = "/etc/ai-gateway/tls"
+"""Where the ext_proc's server certificate, key and client CA are mounted (``--extproc-mtls``)."""
 
 _MAX_LABEL = 63
 
@@ -86,3 +88,14 @@ def route_names_for_http_route(name: str) -> tuple[str, ...]:
     if sep and base and suffix.isdigit() and suffix[0] != "0" and int(suffix) >= 2:
         return (name, base)
     return (name,)
+
+
+def extproc_tls_secret(gateway: str) -> str:
+    """The Secret of a Gateway's ext_proc TLS material: the CA and the server pair (mounted, but for the CA
+    key)."""
+    return f"{extproc_name(gateway)}-tls"
+
+
+def extproc_client_secret(gateway: str) -> str:
+    """The ``kubernetes.io/tls`` Secret of Envoy's client pair and the CA, read by Envoy Gateway."""
+    return f"{extproc_name(gateway)}-client"

@@ -3,6 +3,7 @@ reconcile applies them with server-side apply)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
@@ -315,24 +316,74 @@ def build_traffic_policies(snap: Snapshot, options: BuildOptions) -> list[Json]:
 
 
 def build_extproc_backend(snap: Snapshot, options: BuildOptions) -> Json:
-    """The EG ``Backend`` for an ext_proc outside the cluster (``--extproc-address``)."""
+    """The EG ``Backend`` the EnvoyExtensionPolicy points at: an ext_proc outside the cluster
+    (``--extproc-address``), or (``--extproc-mtls``) the ext_proc's Service by name over TLS: Envoy checks the
+    server certificate against the Gateway's CA and presents its client certificate (both from
+    ``extproc_client_secret``)."""
     addr = options.extproc_address
-    assert addr is not None
-    try:
-        ipaddress.ip_address(addr.host)
-        endpoint: Json = {"ip": {"address": addr.host, "port": addr.port}}
-    except ValueError:
-        endpoint = {"fqdn": {"hostname": addr.host, "port": addr.port}}
     name = n.extproc_name(snap.gateway.name)
+    spec: Json
+    if addr is None:
+        host = n.service_hostname(
+            name=name, namespace=snap.gateway.namespace, cluster_domain=options.cluster_domain
+        )
+        client = n.extproc_client_secret(snap.gateway.name)
+        spec = {
+            "endpoints": [{"fqdn": {"hostname": host, "port": n.EXTPROC_GRPC_PORT}}],
+            "tls": {
+                "caCertificateRefs": [{"group": SECRET.group, "kind": SECRET.kind, "name": client}],
+                "sni": host,
+                "clientCertificateRef": {"group": SECRET.group, "kind": SECRET.kind, "name": client},
+            },
+        }
+    else:
+        try:
+            ipaddress.ip_address(addr.host)
+            spec = {"endpoints": [{"ip": {"address": addr.host, "port": addr.port}}]}
+        except ValueError:
+            spec = {"endpoints": [{"fqdn": {"hostname": addr.host, "port": addr.port}}]}
     return with_desired_hash(
         {
             **_type(Backend.KIND_INFO),
             "metadata": _meta(
                 name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
             ),
-            "spec": {"endpoints": [endpoint]},
+            "spec": spec,
         }
     )
+
+
+def build_extproc_tls_secrets(snap: Snapshot) -> list[Json]:
+    """The Gateway's TLS material (``--extproc-mtls``) in two Secrets: ``extproc_tls_secret`` (the CA and the
+    ext_proc's server pair; the controller keeps the CA key there to renew, the pod mounts the rest) and
+    ``extproc_client_secret`` (``kubernetes.io/tls``: Envoy's client pair and ``ca.crt``, for Envoy
+    Gateway)."""
+    m = snap.extproc_tls
+    gw = snap.gateway
+    out = []
+    for name, typ, data in (
+        (
+            n.extproc_tls_secret(gw.name),
+            "Opaque",
+            {k: m[k] for k in ("ca.crt", "ca.key", "tls.crt", "tls.key")},
+        ),
+        (
+            n.extproc_client_secret(gw.name),
+            "kubernetes.io/tls",
+            {"tls.crt": m["client.crt"], "tls.key": m["client.key"], "ca.crt": m["ca.crt"]},
+        ),
+    ):
+        out.append(
+            with_desired_hash(
+                {
+                    **_type(SECRET),
+                    "type": typ,
+                    "metadata": _meta(name, gw.namespace, n.gateway_labels(gw), _gateway_owner(snap)),
+                    "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+                }
+            )
+        )
+    return out
 
 
 def build_extproc_service(snap: Snapshot) -> Json:
@@ -406,12 +457,23 @@ def build_auth_secret(snap: Snapshot, *, data: Mapping[str, str]) -> Json:
 
 def extproc_args(options: BuildOptions) -> list[str]:
     """The ext_proc container's arguments (``aigw-extproc``; see ``extproc/main.py``)."""
-    return [
+    args = [
         "--config", f"{options.config_dir.rstrip('/')}/{CONFIG_KEY}",
         "--listen", f"0.0.0.0:{n.EXTPROC_GRPC_PORT}",
         "--metrics-listen", f"0.0.0.0:{n.EXTPROC_METRICS_PORT}",
         "--log-level", options.extproc_log_level,
     ]  # fmt: skip
+    if options.extproc_mtls:
+        tls = n.EXTPROC_TLS_DIR
+        args += [
+            "--tls-cert",
+            f"{tls}/tls.crt",
+            "--tls-key",
+            f"{tls}/tls.key",
+            "--tls-client-ca",
+            f"{tls}/ca.crt",
+        ]
+    return args
 
 
 def build_extproc_deployment(
@@ -465,6 +527,12 @@ def build_extproc_deployment(
         {"name": "config", "configMap": {"name": name}},
         {"name": "auth", "secret": {"secretName": name}},
     ]
+    if options.extproc_mtls:  # the server pair and the client CA; never the CA's key
+        container["volumeMounts"].append({"name": "tls", "mountPath": n.EXTPROC_TLS_DIR, "readOnly": True})
+        items = [{"key": k, "path": k} for k in ("tls.crt", "tls.key", "ca.crt")]
+        volumes.append(
+            {"name": "tls", "secret": {"secretName": n.extproc_tls_secret(snap.gateway.name), "items": items}}
+        )
     labels = {**n.gateway_labels(snap.gateway), **n.extproc_selector(snap.gateway)}
     return with_desired_hash(
         {

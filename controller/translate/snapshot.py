@@ -69,6 +69,10 @@ class BuildOptions:
     extproc_address: ExtprocAddress | None = None
     """When set, the EnvoyExtensionPolicy points at an EG ``Backend`` with this endpoint, and no ext_proc
     Deployment or Service is created."""
+    extproc_mtls: bool = False
+    """Mutual TLS between Envoy and the in-cluster ext_proc (``--extproc-mtls``): the ext_proc mounts a server
+    certificate and accepts only clients of the Gateway's CA; the EnvoyExtensionPolicy reaches it through an
+    EG ``Backend`` that presents the client certificate (material: ``Snapshot.extproc_tls``)."""
     config_dir: str = EXTPROC_CONFIG_DIR
     """Where the ext_proc finds ``filter-config.yaml`` (the ConfigMap's mount path in the pod)."""
     auth_dir: str = EXTPROC_AUTH_DIR
@@ -122,6 +126,9 @@ class Snapshot:
     grants: tuple[Obj, ...] = ()
     extension_policies: Mapping[ObjKey, Obj] = field(default_factory=dict)
     refused_policies: Mapping[ObjKey, str] = field(default_factory=dict)
+    extproc_tls: Mapping[str, str] = field(default_factory=dict)
+    """With ``BuildOptions.extproc_mtls``: the Gateway's TLS material (PEM text; keys ``ca.crt``, ``ca.key``,
+    ``tls.crt``, ``tls.key``, ``client.crt``, ``client.key``), kept and renewed by the reconcile."""
 
 
 def clamp_requeue(seconds: float) -> float:

@@ -1,126 +1,24 @@
 """A tiny certificate authority for the real parts our tests start (kube-apiserver, TLS servers).
 
-Mirrors envtest's ``tinyca``: ECDSA P-256 keys, certificates valid for 168 hours. Everything is in memory;
-``write_pair`` puts a certificate and its key on disk as PEM files.
+Mirrors envtest's ``tinyca``: ECDSA P-256 keys, certificates valid for 168 hours, all in memory, over the
+controller's own ``controller.gateway.certs`` (``KeyPair.write_pair`` puts a pair on disk as PEM).
 """
 
 from __future__ import annotations
 
 import datetime
-import ipaddress
-from dataclasses import dataclass
-from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from controller.gateway.certs import CertificateAuthority, KeyPair
 
 VALIDITY = datetime.timedelta(hours=168)
 
 
-@dataclass(frozen=True)
-class KeyPair:
-    """A certificate and its private key."""
-
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-    @property
-    def cert_pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def key_pem(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-
-    def write_pair(self, cert_path: Path, key_path: Path) -> None:
-        """Write the certificate and the key (mode 0600) as PEM."""
-        cert_path.write_bytes(self.cert_pem)
-        key_path.write_bytes(self.key_pem)
-        key_path.chmod(0o600)
-
-
-def _name(common_name: str, organizations: tuple[str, ...] = ()) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-    return x509.Name(attrs)
-
-
-def _key_usage(*, ca: bool) -> x509.KeyUsage:
-    # ECDSA keys sign; only a CA signs certificates and CRLs.
-    return x509.KeyUsage(
-        digital_signature=True,
-        key_cert_sign=ca,
-        crl_sign=ca,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _builder(
-    subject: x509.Name, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, *, ca: bool
-) -> x509.CertificateBuilder:
-    """What every certificate here has: ``subject`` and ``issuer``, ``key``'s public key, a random serial,
-    validity from 5 minutes ago for ``VALIDITY``, and the basic constraints and key usage of a CA (``ca``) or
-    of a leaf."""
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(_key_usage(ca=ca), critical=True)
-    )
-
-
-class TinyCA:
-    """A self-signed CA that issues server and client certificates."""
+class TinyCA(CertificateAuthority):
+    """A new self-signed CA whose certificates are valid for ``VALIDITY``."""
 
     def __init__(self, common_name: str, organizations: tuple[str, ...] = ()) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = _name(common_name, organizations)
-        cert = (
-            _builder(name, name, key, ca=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
-        )
-        self.pair = KeyPair(cert, key)
+        ca = CertificateAuthority.new(common_name, validity=VALIDITY, organizations=organizations)
+        super().__init__(ca.pair, validity=VALIDITY)
 
-    def issue(
-        self,
-        common_name: str,
-        *,
-        organizations: tuple[str, ...] = (),
-        dns_names: tuple[str, ...] = (),
-        ip_addresses: tuple[str, ...] = (),
-        server: bool = False,
-        client: bool = False,
-    ) -> KeyPair:
-        """A leaf certificate signed by this CA, for server and/or client authentication."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        usages = [ExtendedKeyUsageOID.SERVER_AUTH] * server + [ExtendedKeyUsageOID.CLIENT_AUTH] * client
-        builder = _builder(
-            _name(common_name, organizations), self.pair.cert.subject, key, ca=False
-        ).add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(self.pair.key.public_key()), critical=False
-        )
-        if usages:
-            builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
-        sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return KeyPair(builder.sign(self.pair.key, hashes.SHA256()), key)
+
+__all__ = ["VALIDITY", "KeyPair", "TinyCA"]

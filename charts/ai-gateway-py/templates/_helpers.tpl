@@ -47,6 +47,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - {{ printf "--extproc-auth-dir=%s" . | quote }}
 {{- end }}
 - {{ printf "--max-body-bytes=%s" $c.maxBodyBytes | quote }}
+{{- if $c.extprocMtls }}
+- --extproc-mtls
+{{- end }}
 - {{ printf "--extension-server-address=0.0.0.0:%d" (int $c.extensionServerPort) | quote }}
 {{- if $c.leaderElect }}
 - --leader-elect

@@ -222,12 +222,19 @@ spec:
 
 @contextlib.asynccontextmanager
 async def running_aigw(
-    cp: ControlPlane, api_client: client.ApiClient, namespace: str, dns: DnsServer, *, cluster_wide: bool
+    cp: ControlPlane,
+    api_client: client.ApiClient,
+    namespace: str,
+    dns: DnsServer,
+    *,
+    cluster_wide: bool,
+    options: BuildOptions | None = None,
 ) -> AsyncIterator[Aigw]:
-    """The controller on a ``Manager``, watching ``namespace`` only or (``cluster_wide``) every namespace."""
+    """The controller on a ``Manager``, watching ``namespace`` only or (``cluster_wide``) every namespace;
+    ``options`` default to the inference extension on and the image ``extproc:test``."""
     mgr = Manager(api_client=api_client, health_port=None, graceful_shutdown_timeout=5)
     resolver = DnsResolver(nameserver=f"{dns.address}:{dns.port}", timeout=0.5, registry=mgr.metrics.registry)
-    options = BuildOptions(enable_inference_extension=True, extproc_image="extproc:test")
+    options = options or BuildOptions(enable_inference_extension=True, extproc_image="extproc:test")
     settings = ControllerSettings(options=options, watch_namespace=None if cluster_wide else namespace)
     rec = setup_controllers(mgr, settings=settings, resolver=resolver)
     h = Aigw(ns=namespace, cp=cp, kube=KubeClient(api_client), mgr=mgr, reconciler=rec, dns=dns)

@@ -277,3 +277,19 @@ def attached_policies(
         }
         for g in gateways
     }
+
+
+def one_route_snapshot(*, options: BuildOptions | None = None, **kw: Any) -> Snapshot:
+    """A snapshot of ``GW``: route ``r1`` to backend ``a`` (Service ``svc-a``), the Gateway's ext_proc
+    attached (as built with ``options``); ``kw`` overrides or adds fields."""
+    base: dict[str, Any] = {
+        "gateway": GW,
+        "gateway_object": gateway(),
+        "gateways": frozenset({GW}),
+        "routes": (route("r1", [rule("a")]),),
+        "backends": keyed(backend("a")),
+        "services": keyed(service("svc-a")),
+    }
+    base.update(kw)
+    base.setdefault("extension_policies", attached_policies(base["gateways"], options))
+    return snapshot(**base)

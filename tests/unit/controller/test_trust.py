@@ -15,13 +15,11 @@ from tests.unit.controller.objects import (
     attached_policies,
     b64,
     backend,
-    gateway,
     keyed,
+    one_route_snapshot,
     reference_grant,
     route,
     rule,
-    service,
-    snapshot,
 )
 
 AIGW = "aigateway.envoyproxy.io"
@@ -62,18 +60,9 @@ def _cond(b: Any, kind: str, name: str, typ: str) -> tuple[str, str, str]:
 
 
 def _snap(**kw: Any) -> Snapshot:
-    base: dict[str, Any] = {
-        "gateway": GW,
-        "gateway_object": gateway(),
-        "gateways": frozenset({GW}),
-        "routes": (route("r1", [rule("a")]),),
-        "backends": keyed(backend("a", bsp="p")),
-        "services": keyed(service("svc-a")),
-        "security_policies": keyed(api_key_policy("p", "key")),
-    }
-    base.update(kw)
-    base.setdefault("extension_policies", attached_policies(base["gateways"]))
-    return snapshot(**base)
+    kw.setdefault("backends", keyed(backend("a", bsp="p")))
+    kw.setdefault("security_policies", keyed(api_key_policy("p", "key")))
+    return one_route_snapshot(**kw)
 
 
 def test_a_secret_in_another_namespace_is_not_copied_without_a_grant() -> None:
