@@ -19,6 +19,9 @@ CACHE_ROOT="${AIGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-gateway-py}"
 ASSETS="$CACHE_ROOT/testbin/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}"
 CRDS="$CACHE_ROOT/crds/eg-${EG_VERSION}"
 
+# shellcheck source=hack/lib/kube-ldflags.sh
+source "$(dirname "$0")/lib/kube-ldflags.sh"
+
 log() { printf '[setup-envtest] %s\n' "$*" >&2; }
 die() { printf '[setup-envtest] ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -85,10 +88,7 @@ build_kube() {
   [[ $n -gt 0 ]] || die "found no staging modules in $modfile"
   log "replaced $n staging modules with v$staging; downloading modules (cold: a few minutes)"
   go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@v$K8S_VERSION"
-  ld="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$k8s_minor -X $p.gitTreeState=clean"
-  done
+  ld="$(kube_ldflags "$K8S_VERSION")"
   if [[ ! -x "$ASSETS/kube-apiserver" ]]; then
     log "compiling kube-apiserver v$K8S_VERSION (cold: 4-20 min on 2 cores)"
     with_heartbeat "compiling kube-apiserver" \
