@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.objects import Obj
 from tests.e2e import objects
 from tests.e2e.harness import Scenario, Upstreams
 from tests.e2e.kube import wait_for
@@ -20,9 +21,12 @@ from tests.realparts.ports import common_port
 POOL_HEADER = ("x-ai-eg-selected-backend", "original_destination_cluster")
 
 
-def _hand_written_pool_route(name: str, ns: str, gateway: str, *, benign: str, port: int) -> objects.Obj:
-    """What an attacker writes: our pool rule's match, without backends (or with any)."""
+def _hand_written_pool_route(name: str, ns: str, gateway: str, *, benign: str, port: int) -> Obj:
+    """What an attacker writes: our pool rule's match, here with a backend. On its own hostname: with the
+    same match on the same virtual host as ours, Envoy Gateway's route order could let it take our traffic,
+    which would hide what this test checks (the extension server's choice)."""
     route = objects.http_route(name, ns, gateway, benign, port)
+    route["spec"]["hostnames"] = ["attacker.example"]
     route["spec"]["rules"][0]["matches"] = [
         {"headers": [{"type": "Exact", "name": POOL_HEADER[0], "value": POOL_HEADER[1]}]}
     ]
@@ -58,21 +62,23 @@ def test_a_hand_written_pool_route_is_not_rewritten(
     )
     scn.wait_ok("llama-3", upstream="member")
 
-    ours = f"httproute/{scn.ns}/pooled/rule/0/match/0/*"
-    theirs = f"httproute/{scn.ns}/attacker/rule/0/match/0/*"
+    ours = f"httproute/{scn.ns}/pooled/rule/0/match/0/"
+    theirs = f"httproute/{scn.ns}/attacker/rule/0/match/0/"
 
-    def both_translated() -> dict[str, dict[str, Any]] | None:
+    def both_translated() -> tuple[dict[str, Any], dict[str, Any]] | None:
         for admin in reversed(scn.eg.envoy_admin_addresses()):
             try:
                 routes = _routes(scn.eg.config_dump(admin))
             except OSError:
                 continue  # an Envoy of an earlier scenario, gone
-            if ours in routes and theirs in routes:
-                return routes
+            mine = [r for name, r in routes.items() if name.startswith(ours)]
+            foreign = [r for name, r in routes.items() if name.startswith(theirs)]
+            if mine and foreign:
+                return mine[0], foreign[0]
         return None
 
-    routes = wait_for(both_translated, "our pool route and the hand-written one in Envoy's xDS", 120)
-    assert routes[ours]["route"]["cluster"] == "original_destination_cluster"  # ours: rewritten
+    mine, foreign = wait_for(both_translated, "our pool route and the hand-written one in Envoy's xDS", 120)
+    assert mine["route"]["cluster"] == "original_destination_cluster"  # ours: rewritten
     # theirs: exactly as Envoy Gateway made it (its own cluster for the victim Backend), never ORIGINAL_DST
-    assert routes[theirs].get("route", {}).get("cluster") != "original_destination_cluster", routes[theirs]
-    assert "x-ai-eg-original-dst" not in str(routes[theirs])
+    assert foreign.get("route", {}).get("cluster", "").startswith(f"httproute/{scn.ns}/attacker/"), foreign
+    assert "x-ai-eg-original-dst" not in str(foreign)
