@@ -52,7 +52,8 @@ async def test_two_routes_on_one_gateway_share_one_config_and_two_gateways_get_t
         route("r2", "gw-a", "b2", header=("x-ai-eg-model", "m2")),
         route("r3", "gw-b", "b2"),
     ))  # fmt: skip
-    a = await aigw.config_when("gw-a", lambda c: len(c.rules) == 2)
+    # level-triggered: a config may first hold a rule whose backend's Service is not cached yet
+    a = await aigw.config_when("gw-a", lambda c: len(c.rules) == 2 and len(c.backends) == 2)
     assert sorted(r.route for r in a.rules) == [f"{ns}/r1", f"{ns}/r2"]
     assert [b.name for b in a.backends] == [f"b1.{ns}", f"b2.{ns}"]
     b = await aigw.config_when("gw-b", lambda c: len(c.rules) == 1)
