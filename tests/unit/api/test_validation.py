@@ -114,6 +114,27 @@ def test_defaults_are_applied() -> None:
             "currently only exact match is supported",
         ),
         (_with(ROUTE, "spec.schema.name", "AWSBedrock"), "spec.schema", "only the OpenAI schema"),
+        (
+            _with(ROUTE, "spec.rules.0.backendRefs.0.fallback", {"name": "spare"}),
+            "spec.rules[0].backendRefs[0]",
+            "fallback can only be set on a backendRef of kind InferencePool",
+        ),
+        (
+            _with(
+                ROUTE,
+                "spec.rules.0.backendRefs.0",
+                {"kind": "InferencePool", "name": "p", "fallback": {"kind": "InferencePool", "name": "p"}},
+            ),
+            "spec.rules[0].backendRefs[0]",
+            "an InferencePool can't be its own fallback",
+        ),
+        (
+            _with(
+                ROUTE, "spec.rules.0.backendRefs.0", {"kind": "InferencePool", "name": "p", "fallback": {}}
+            ),
+            "spec.rules[0].backendRefs[0].fallback.name",
+            "Field required",
+        ),
         (_with(ROUTE, "spec.schema.name", "SomeRandomVendor"), "spec.schema.name", "'OpenAI'"),
         (
             _with(ROUTE, "spec.rules.0.backendRefs.0.kind", "Foo"),
