@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the real Kubernetes control plane for our tests from the Go module proxy:
 # kube-apiserver and kubectl (k8s.io/kubernetes), etcd (go.etcd.io/etcd/server/v3), and extract the
-# Gateway API + Envoy Gateway CRDs from the github.com/envoyproxy/gateway module.
+# Gateway API + Envoy Gateway CRDs from the github.com/envoyproxy/gateway module, and the Inference Extension's
+# v1 InferencePool and v1alpha2 InferenceObjective CRDs from the sigs.k8s.io/gateway-api-inference-extension module.
 #
 # Binaries land in a version-keyed cache outside the repo and are built only when missing, so a warm run
 # takes seconds. Prints the asset directory on the last line of stdout.
@@ -9,15 +10,20 @@
 # Environment:
 #   AIGW_CACHE_DIR      cache root (default: ${XDG_CACHE_HOME:-~/.cache}/ai-gateway-py)
 #   KUBEBUILDER_ASSETS  when set and it already holds kube-apiserver, etcd and kubectl, it is used as is
-#   K8S_VERSION, ETCD_VERSION, EG_VERSION  pins (defaults below)
+#   K8S_VERSION, ETCD_VERSION, EG_VERSION, GAIE_VERSION  pins (defaults below)
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 EG_VERSION="${EG_VERSION:-1.9.0}"
+GAIE_VERSION="${GAIE_VERSION:-1.5.0}"
 CACHE_ROOT="${AIGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-gateway-py}"
 ASSETS="$CACHE_ROOT/testbin/k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}"
 CRDS="$CACHE_ROOT/crds/eg-${EG_VERSION}"
+GAIE_CRDS="$CACHE_ROOT/crds/gaie-${GAIE_VERSION}"
+# The Inference Extension's GA pool (selects Pods) and the objective a request names by header. Our own
+# v1alpha2 InferencePool lives in another group, so both pools coexist.
+GAIE_CRD_FILES=(inference.networking.k8s.io_inferencepools.yaml inference.networking.x-k8s.io_inferenceobjectives.yaml)
 
 # shellcheck source=hack/lib/kube-ldflags.sh
 source "$(dirname "$0")/lib/kube-ldflags.sh"
@@ -128,9 +134,22 @@ extract_crds() {
   rm -rf "$CRDS"; mv "$CRDS.tmp" "$CRDS"
 }
 
+extract_gaie_crds() {
+  local dir crd
+  log "extracting the Inference Extension's CRDs from sigs.k8s.io/gateway-api-inference-extension@v$GAIE_VERSION"
+  dir=$(cd "$CACHE_ROOT" && go mod download -json "sigs.k8s.io/gateway-api-inference-extension@v$GAIE_VERSION" | python3 -c 'import json,sys;print(json.load(sys.stdin)["Dir"])')
+  rm -rf "$GAIE_CRDS.tmp"; mkdir -p "$GAIE_CRDS.tmp"
+  for crd in "${GAIE_CRD_FILES[@]}"; do
+    [[ -f "$dir/config/crd/bases/$crd" ]] || die "$dir/config/crd/bases/$crd is missing from the module"
+    cp "$dir/config/crd/bases/$crd" "$GAIE_CRDS.tmp/"
+  done
+  chmod -R u+w "$GAIE_CRDS.tmp"
+  rm -rf "$GAIE_CRDS"; mv "$GAIE_CRDS.tmp" "$GAIE_CRDS"
+}
+
 start=$(date +%s)
 mkdir -p "$CACHE_ROOT" || die "cannot create the cache directory $CACHE_ROOT (set AIGW_CACHE_DIR)"
-ready() { [[ -x "$ASSETS/kube-apiserver" && -x "$ASSETS/kubectl" && -x "$ASSETS/etcd" && -f "$CRDS/gatewayapi-crds.yaml" ]]; }
+ready() { [[ -x "$ASSETS/kube-apiserver" && -x "$ASSETS/kubectl" && -x "$ASSETS/etcd" && -f "$CRDS/gatewayapi-crds.yaml" && -f "$GAIE_CRDS/${GAIE_CRD_FILES[0]}" ]]; }
 if ! ready; then
   # One build at a time per cache: a second caller waits, then finds the binaries built.
   exec 9>"$CACHE_ROOT/.setup-envtest.lock"
@@ -141,6 +160,7 @@ if ! ready; then
   if [[ ! -x "$ASSETS/kube-apiserver" || ! -x "$ASSETS/kubectl" ]]; then need_go; build_kube; fi
   if [[ ! -x "$ASSETS/etcd" ]]; then need_go; build_etcd; fi
   if [[ ! -f "$CRDS/gatewayapi-crds.yaml" ]]; then need_go; extract_crds; fi
+  if [[ ! -f "$GAIE_CRDS/${GAIE_CRD_FILES[0]}" ]]; then need_go; extract_gaie_crds; fi
 fi
-log "ready in $(( $(date +%s) - start )) s: $ASSETS (CRDs: $CRDS)"
+log "ready in $(( $(date +%s) - start )) s: $ASSETS (CRDs: $CRDS, $GAIE_CRDS)"
 echo "$ASSETS"

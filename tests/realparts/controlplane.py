@@ -46,6 +46,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.36.3")
 ETCD_VERSION = os.environ.get("ETCD_VERSION", "3.6.16")
 EG_VERSION = os.environ.get("EG_VERSION", "1.9.0")
+GAIE_VERSION = os.environ.get("GAIE_VERSION", "1.5.0")
 SETUP_HINT = "run `make envtest` (or `bash hack/setup-envtest.sh`) to build kube-apiserver, etcd and kubectl"
 
 
@@ -103,12 +104,24 @@ def find_binaries() -> Binaries:
     return Binaries(found["kube-apiserver"], found["etcd"], found["kubectl"])
 
 
+def gaie_crd_dir() -> Path:
+    """The Inference Extension's v1 InferencePool and InferenceObjective CRDs (``hack/setup-envtest.sh``)."""
+    return cache_root() / "crds" / f"gaie-{GAIE_VERSION}"
+
+
 def crd_files() -> list[Path]:
-    """Every CRD file to install: ours (``config/crd/*.yaml``), then Gateway API and Envoy Gateway."""
-    upstream = upstream_crd_dir()
+    """Every CRD file to install: ours (``config/crd/*.yaml``), then Gateway API and Envoy Gateway, then the
+    Inference Extension's v1 CRDs."""
+    upstream, gaie = upstream_crd_dir(), gaie_crd_dir()
     if not (upstream / "gatewayapi-crds.yaml").is_file():
         raise ControlPlaneError(f"missing Gateway API / Envoy Gateway CRDs in {upstream}. {SETUP_HINT}")
-    return sorted((REPO_ROOT / "config" / "crd").glob("*.yaml")) + sorted(upstream.glob("*.yaml"))
+    if len(list(gaie.glob("*.yaml"))) < 2:
+        raise ControlPlaneError(f"missing the Inference Extension's CRDs in {gaie}. {SETUP_HINT}")
+    return (
+        sorted((REPO_ROOT / "config" / "crd").glob("*.yaml"))
+        + sorted(upstream.glob("*.yaml"))
+        + sorted(gaie.glob("*.yaml"))
+    )
 
 
 def _served_names(crd: dict[str, Any]) -> Iterable[tuple[str, str]]:

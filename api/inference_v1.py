@@ -1,0 +1,142 @@
+"""The Gateway API Inference Extension's GA API, only as far as our controller reads it:
+``InferencePool`` (``inference.networking.k8s.io/v1``: a pool of Pods chosen by label, one endpoint per Pod
+and target port, and the endpoint picker that chooses among them) and ``InferenceObjective``
+(``inference.networking.x-k8s.io/v1alpha2``: a request's priority, named by the
+``x-gateway-inference-objective`` header).
+
+The Inference Extension owns these CRDs (``hack/`` installs them from its v1.5.0 module), so fields we do not
+model are ignored, not rejected. Also the names of the core Pod kind the controller watches for v1 pools.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field
+
+from api.base import KubeModel
+from api.gatewayapi import Group, Kind, ObjectName, PortNumber
+from api.headers import DEFAULT_EXTENSION_REF_NAME
+from api.objects import KindInfo, TopLevelObject
+
+GROUP = "inference.networking.k8s.io"
+VERSION = "v1"
+API_VERSION: Literal["inference.networking.k8s.io/v1"] = "inference.networking.k8s.io/v1"
+OBJECTIVE_GROUP = "inference.networking.x-k8s.io"
+OBJECTIVE_VERSION = "v1alpha2"
+OBJECTIVE_API_VERSION: Literal["inference.networking.x-k8s.io/v1alpha2"] = (
+    "inference.networking.x-k8s.io/v1alpha2"
+)
+POD = KindInfo("", "v1", "Pod", "pods")
+"""The core kind a v1 pool selects (read as dicts: only phase, readiness and podIP matter)."""
+
+
+class ExtensionFailureMode(StrEnum):
+    """What the proxy does when the endpoint picker does not answer."""
+
+    FAIL_OPEN = "FailOpen"
+    FAIL_CLOSE = "FailClose"
+
+
+class AppProtocol(StrEnum):
+    """The protocol the model servers speak on their target ports."""
+
+    HTTP = "http"
+    H2C = "kubernetes.io/h2c"
+
+
+class Port(KubeModel):
+    """A port number."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    number: PortNumber
+
+
+class LabelSelector(KubeModel):
+    """Labels a Pod must carry, all of them, to be a member of the pool."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    match_labels: dict[str, str]
+
+
+class EndpointPickerRef(KubeModel):
+    """The endpoint picker (EPP) Service that chooses a Pod for each request. Name ``envoy-ai-gateway``
+    selects our built-in picker instead of an external one (the v1.5.0 CRD requires a reference)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    group: Group = ""
+    kind: Kind = "Service"
+    name: ObjectName
+    port: Port | None = None
+    """Required by the CRD when kind is Service."""
+    failure_mode: ExtensionFailureMode = ExtensionFailureMode.FAIL_CLOSE
+
+    @property
+    def is_builtin(self) -> bool:
+        """True when the reference names our own picker rather than an external EPP Service."""
+        return self.group == "" and self.kind == "Service" and self.name == DEFAULT_EXTENSION_REF_NAME
+
+
+class InferencePoolSpec(KubeModel):
+    """The Pods of a pool, their ports, and who picks among them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    selector: LabelSelector
+    target_ports: Annotated[list[Port], Field(min_length=1, max_length=8)]
+    """Every target port of every member Pod is one endpoint."""
+    app_protocol: AppProtocol = AppProtocol.HTTP
+    endpoint_picker_ref: EndpointPickerRef | None = None
+    """Absent (allowed since the Inference Extension v1.6) or ``envoy-ai-gateway``: our built-in picker."""
+
+    @property
+    def uses_builtin_picker(self) -> bool:
+        """True when our picker chooses the endpoint (no external EPP)."""
+        return self.endpoint_picker_ref is None or self.endpoint_picker_ref.is_builtin
+
+
+class InferencePool(TopLevelObject):
+    """A v1 InferencePool: Pods selected by label, each ``podIP:targetPort`` an endpoint."""
+
+    KIND_INFO = KindInfo(GROUP, VERSION, "InferencePool", "inferencepools")
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["inference.networking.k8s.io/v1"] = API_VERSION
+    kind: Literal["InferencePool"] = "InferencePool"
+    spec: InferencePoolSpec
+
+
+class PoolRef(KubeModel):
+    """The pool an objective applies to, in the objective's namespace."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    group: Group = GROUP
+    kind: Kind = "InferencePool"
+    name: ObjectName
+
+
+class InferenceObjectiveSpec(KubeModel):
+    """A request's priority within a pool; a negative priority means sheddable."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    priority: int | None = None
+    pool_ref: PoolRef
+
+
+class InferenceObjective(TopLevelObject):
+    """An InferenceObjective, named by a request's ``x-gateway-inference-objective`` header."""
+
+    KIND_INFO = KindInfo(OBJECTIVE_GROUP, OBJECTIVE_VERSION, "InferenceObjective", "inferenceobjectives")
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["inference.networking.x-k8s.io/v1alpha2"] = OBJECTIVE_API_VERSION
+    kind: Literal["InferenceObjective"] = "InferenceObjective"
+    spec: InferenceObjectiveSpec

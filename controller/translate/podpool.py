@@ -1,0 +1,93 @@
+"""A v1 InferencePool's endpoints from the Pods it selects, and its per-parent conditions (pure).
+
+Membership: a Pod in the pool's namespace whose labels include every ``matchLabels`` pair, that is not being
+deleted, whose phase is Running, whose ``Ready`` condition is True and that has a ``podIP``. Every target
+port of every member is one endpoint (``podIP:port``), so the filter config needs no DNS. Endpoints are
+sorted, so the same Pods give the same config (and the same content hash) in any order.
+
+Conditions, per parent Gateway, with the Inference Extension's reasons: ``Accepted`` True ``Accepted``;
+``ResolvedRefs`` True ``ResolvedRefs``, or False ``InvalidExtensionRef`` when the pool names an external
+endpoint picker (not supported yet: only our built-in picker, ``endpointPickerRef.name: envoy-ai-gateway``
+or no reference, serves v1 pools).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from api import filterconfig as fc
+from api.inference_v1 import InferencePool
+from api.meta import ConditionStatus, DesiredCondition
+
+ACCEPTED: Final = "Accepted"
+RESOLVED_REFS: Final = "ResolvedRefs"
+INVALID_EXTENSION_REF: Final = "InvalidExtensionRef"
+EXTERNAL_EPP_UNSUPPORTED: Final = (
+    "an external endpoint picker ({ref}) is not supported yet; name `envoy-ai-gateway` to use the gateway's "
+    "built-in picker"
+)
+
+
+def _m(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def selects(pool: InferencePool, pod: Mapping[str, Any]) -> bool:
+    """Whether ``pod`` is in the pool's namespace and carries every label of the pool's selector."""
+    meta = _m(pod.get("metadata"))
+    if meta.get("namespace") != pool.metadata.namespace:
+        return False
+    labels = _m(meta.get("labels"))
+    return all(labels.get(k) == v for k, v in pool.spec.selector.match_labels.items())
+
+
+def ready_ip(pod: Mapping[str, Any]) -> str | None:
+    """The Pod's IP when it is serving (Running, Ready, not being deleted, a valid podIP); else None."""
+    if _m(pod.get("metadata")).get("deletionTimestamp"):
+        return None
+    status = _m(pod.get("status"))
+    if status.get("phase") != "Running":
+        return None
+    conditions = status.get("conditions") or []
+    if not any(_m(c).get("type") == "Ready" and _m(c).get("status") == "True" for c in conditions):
+        return None
+    ip = status.get("podIP")
+    try:
+        return str(ipaddress.ip_address(ip)) if isinstance(ip, str) and ip else None
+    except ValueError:
+        return None
+
+
+def pool_endpoints(*, pool: InferencePool, pods: Iterable[Mapping[str, Any]]) -> list[fc.Endpoint]:
+    """Every ``podIP:targetPort`` of the pool's serving Pods, sorted and without repeats."""
+    ips = {ip for pod in pods if selects(pool, pod) and (ip := ready_ip(pod)) is not None}
+    ports = sorted({p.number for p in pool.spec.target_ports})
+    addresses = sorted(
+        ((ipaddress.ip_address(ip), port) for ip in ips for port in ports),
+        key=lambda a: (a[0].version, a[0], a[1]),
+    )
+    return [fc.Endpoint(ip=str(ip), port=port) for ip, port in addresses]
+
+
+def parent_conditions(pool: InferencePool) -> list[DesiredCondition]:
+    """The pool's ``Accepted`` and ``ResolvedRefs`` conditions for each parent Gateway that routes to it."""
+    accepted = DesiredCondition(ACCEPTED, ConditionStatus.TRUE, ACCEPTED, "the pool is served by the gateway")
+    ref = pool.spec.endpoint_picker_ref
+    if ref is None or ref.is_builtin:
+        resolved = DesiredCondition(
+            RESOLVED_REFS,
+            ConditionStatus.TRUE,
+            RESOLVED_REFS,
+            "the gateway's built-in picker chooses the Pod",
+        )
+    else:
+        where = f"{ref.kind} {ref.name}" + (f" port {ref.port.number}" if ref.port else "")
+        resolved = DesiredCondition(
+            RESOLVED_REFS,
+            ConditionStatus.FALSE,
+            INVALID_EXTENSION_REF,
+            EXTERNAL_EPP_UNSUPPORTED.format(ref=where),
+        )
+    return [accepted, resolved]
