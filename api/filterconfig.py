@@ -210,6 +210,9 @@ class InferencePool(KubeModel):
     models: list[InferenceModel] = Field(default_factory=list)
     picker: EndpointPickerConfig | None = None
     """How the ext_proc picks this pool's endpoint; unset: the defaults in ``api.picker``."""
+    serves_any_model: bool = False
+    """A v1 InferencePool (the Inference Extension's GA API has no InferenceModel): a request's model need
+    not be in ``models``; it is sent unchanged, with Standard criticality."""
 
     @model_validator(mode="after")
     def _unique_model_names(self) -> Self:

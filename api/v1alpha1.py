@@ -24,6 +24,8 @@ from api.gatewayapi import (
     LocalPolicyTargetReferenceWithSectionName,
     SecretObjectReference,
 )
+from api.inference import GROUP as INFERENCE_V1ALPHA2_GROUP
+from api.inference_v1 import GROUP as INFERENCE_V1_GROUP
 from api.meta import Condition
 from api.objects import KindInfo, PrinterColumn, TopLevelObject
 from api.shared import APISchemaName, BackendKind, CostType, VersionedAPISchema
@@ -82,6 +84,14 @@ TARGET_REFS_ARE_GATEWAYS = CelRule(
     message=f"targetRefs must reference Gateways (group {GATEWAY_GROUP}, kind Gateway)",
     holds=lambda refs: all(r.group == GATEWAY_GROUP and r.kind == "Gateway" for r in refs),
 )
+V1_POOL_ALONE = CelRule(
+    rule=f"!self.exists(ref, has(ref.group) && ref.group == '{INFERENCE_V1_GROUP}') || self.size() == 1",
+    message=(
+        f"a v1 InferencePool (group {INFERENCE_V1_GROUP}) must be the rule's only backendRef: one pool per "
+        "rule, not mixed with other backends"
+    ),
+    holds=lambda refs: len(refs) == 1 or not any(r.group == INFERENCE_V1_GROUP for r in refs),
+)
 SOME_BACKEND_WEIGHT_POSITIVE = CelRule(
     rule="self.size() == 0 || self.exists(ref, ref.weight > 0)",
     message="at least one backendRef must have a weight greater than 0",
@@ -119,11 +129,46 @@ FALLBACK_IS_ANOTHER_OBJECT = CelRule(
 )
 
 
+GROUP_FITS_KIND = CelRule(
+    rule=(
+        "!has(self.group) "
+        "|| (self.kind == 'InferencePool' "
+        f"&& self.group in ['{INFERENCE_V1_GROUP}', '{INFERENCE_V1ALPHA2_GROUP}']) "
+        f"|| (self.kind == 'AIServiceBackend' && self.group == '{GROUP}')"
+    ),
+    message=(
+        f"group must be {INFERENCE_V1_GROUP} (the Inference Extension's v1 InferencePool) or "
+        f"{INFERENCE_V1ALPHA2_GROUP} for kind InferencePool, and {GROUP} or unset for kind AIServiceBackend"
+    ),
+    holds=lambda r: (
+        r.group is None
+        or (
+            r.kind == BackendKind.INFERENCE_POOL and r.group in (INFERENCE_V1_GROUP, INFERENCE_V1ALPHA2_GROUP)
+        )
+        or (r.kind == BackendKind.AI_SERVICE_BACKEND and r.group == GROUP)
+    ),
+)
+NO_FALLBACK_FOR_V1_POOLS = CelRule(
+    rule=f"!has(self.fallback) || !has(self.group) || self.group != '{INFERENCE_V1_GROUP}'",
+    message=f"fallback is not supported yet on a v1 InferencePool (group {INFERENCE_V1_GROUP})",
+    holds=lambda r: r.fallback is None or r.group != INFERENCE_V1_GROUP,
+)
+
+
 class AIGatewayRouteRuleBackendRef(CelValidatedModel):
     """A weighted reference to an AIServiceBackend or an InferencePool in the route's namespace."""
 
-    CEL_RULES = (FALLBACK_ONLY_FOR_POOLS, FALLBACK_IS_ANOTHER_OBJECT)
+    CEL_RULES = (
+        FALLBACK_ONLY_FOR_POOLS,
+        FALLBACK_IS_ANOTHER_OBJECT,
+        GROUP_FITS_KIND,
+        NO_FALLBACK_FOR_V1_POOLS,
+    )
 
+    group: Annotated[str, Field(max_length=253)] | None = None
+    """Only needed for the Inference Extension's v1 InferencePool (selecting Pods): set
+    inference.networking.k8s.io with kind InferencePool. Unset: an AIServiceBackend, or the v1alpha2
+    InferencePool (inference.networking.x-k8s.io), by kind."""
     kind: BackendKind = BackendKind.AI_SERVICE_BACKEND
     """Kind of the referent: AIServiceBackend (the default) or InferencePool."""
     name: Annotated[str, Field(min_length=1, max_length=253)]
@@ -135,6 +180,11 @@ class AIGatewayRouteRuleBackendRef(CelValidatedModel):
     endpoint, or while it is saturated and would shed the request (a Sheddable model's request once every
     endpoint is past its queue or KV-cache threshold, a Standard one past the higher threshold; Critical
     requests stay on the pool while it has an endpoint). Never used while the pool can serve the request."""
+
+    @property
+    def is_v1_pool(self) -> bool:
+        """True when the reference names the Inference Extension's v1 InferencePool (Pods)."""
+        return self.kind == BackendKind.INFERENCE_POOL and self.group == INFERENCE_V1_GROUP
 
 
 class AIGatewayRouteRuleMatch(KubeModel):
@@ -153,7 +203,7 @@ class AIGatewayRouteRule(KubeModel):
     """Routes the requests that match any of ``matches`` to ``backendRefs``."""
 
     backend_refs: Annotated[
-        list[AIGatewayRouteRuleBackendRef], Field(max_length=128), SOME_BACKEND_WEIGHT_POSITIVE
+        list[AIGatewayRouteRuleBackendRef], Field(max_length=128), SOME_BACKEND_WEIGHT_POSITIVE, V1_POOL_ALONE
     ] = Field(default_factory=list)
     """The backends a matching request is sent to, chosen by weight."""
     matches: Annotated[list[AIGatewayRouteRuleMatch], Field(max_length=128)] = Field(default_factory=list)

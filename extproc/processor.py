@@ -272,7 +272,7 @@ class RequestProcessor:
         endpoint, or saturated and shedding this request) and ``rule`` names a fallback for the pool, the
         request goes there instead; a fallback is reached with ``rule`` None, so fallbacks never chain."""
         snapshot = self._prepared.snapshot
-        model = pool.models.get(model_name)
+        model = pool.model_for(model_name)
         if model is None:
             return self._reject(
                 404,

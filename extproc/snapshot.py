@@ -85,6 +85,15 @@ class Pool:
     endpoints: tuple[PoolEndpoint, ...]
     models: Mapping[str, PoolModel]
     picker: fc.EndpointPickerConfig = field(default_factory=fc.EndpointPickerConfig)
+    serves_any_model: bool = False
+    """A v1 pool: a model without an entry in ``models`` is served under its own name (``model_for``)."""
+
+    def model_for(self, name: str) -> PoolModel | None:
+        """The InferenceModel for the request's model; for a v1 pool, any model, Standard, unrewritten."""
+        model = self.models.get(name)
+        if model is None and self.serves_any_model:
+            return PoolModel(name=name, criticality=fc.Criticality.STANDARD, targets=None)
+        return model
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,6 +284,7 @@ def _compile_pool(p: fc.InferencePool, upstream: _UpstreamFactory) -> Pool:
         endpoints=tuple(endpoints),
         models=MappingProxyType(models),
         picker=p.picker or fc.EndpointPickerConfig(),
+        serves_any_model=p.serves_any_model,
     )
 
 
@@ -332,10 +342,10 @@ def reachable_models(rules: tuple[Rule, ...], *, model_header: str) -> list[str]
     Candidates are the model-header values of the rules' matches and the InferenceModels of the rules' pools.
     A name is reachable when a rule that a request for it can reach (``match_rule``'s order: the first rule
     that matches wins) serves it: the rule has an AIServiceBackend, or a pool with an InferenceModel of that
-    name. A rule that takes every request for the name (no matches, or a match on nothing but the model
-    header with that value) ends the walk; a rule that needs other headers too may or may not take the
-    request, so the walk goes on past it. A rule without backends (its pool or backends were deleted) serves
-    nothing: requests for its models get 404, so they are not listed.
+    name (or a v1 pool, which serves any name). A rule that takes every request for the name (no matches, or
+    a match on nothing but the model header with that value) ends the walk; a rule that needs other headers
+    too may or may not take the request, so the walk goes on past it. A rule without backends (its pool or
+    backends were deleted) serves nothing: requests for its models get 404, so they are not listed.
     """
     names: dict[str, None] = {}
     for r in rules:
@@ -352,7 +362,7 @@ def _reachable(name: str, rules: tuple[Rule, ...], *, model_header: str) -> bool
         fits = [m for m in r.matches if all(v == name for h, v in m if h == model_header)]
         if r.matches and not fits:
             continue
-        if any(isinstance(b, Upstream) or name in b.models for b in r.backends.items):
+        if any(isinstance(b, Upstream) or b.model_for(name) is not None for b in r.backends.items):
             return True
         if not r.matches or any(all(h == model_header for h, _ in m) for m in fits):
             return False

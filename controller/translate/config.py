@@ -11,7 +11,14 @@ from api import filterconfig as fc
 from api.objects import ObjKey
 from api.shared import BackendKind
 from api.v1alpha1 import AIServiceBackend, BackendSecurityPolicyType
-from controller.translate.resolve import BackendResolution, PoolResolution, Resolution, RouteResolution
+from controller.translate.names import v1_pool_config_name
+from controller.translate.resolve import (
+    BackendResolution,
+    PoolResolution,
+    Resolution,
+    RouteResolution,
+    V1PoolResolution,
+)
 from controller.translate.snapshot import BuildOptions
 from controller.translate.views import secret_file_key
 
@@ -82,6 +89,18 @@ def _pool(res: PoolResolution, resolution: Resolution, options: BuildOptions) ->
     return fc.InferencePool(name=res.key.dotted, members=members, models=pool_models, picker=res.picker)
 
 
+def _v1_pool(res: V1PoolResolution) -> fc.InferencePool:
+    """A v1 pool as one member whose endpoints are its Pods' ``podIP:targetPort`` (no DNS, no credentials:
+    a self-hosted model server), serving any model the route sends (there is no InferenceModel in v1)."""
+    name = v1_pool_config_name(res.key)
+    member = fc.PoolMember(
+        name=name,
+        schema_=fc.VersionedAPISchema(name=fc.APISchemaName.OPENAI),
+        endpoints=list(res.endpoints),
+    )
+    return fc.InferencePool(name=name, members=[member], serves_any_model=True)
+
+
 def build_filter_config(res: Resolution, options: BuildOptions) -> fc.FilterConfig:
     """Merge every accepted AIGatewayRoute into one config; ``uuid`` is the hash of the rest.
 
@@ -94,6 +113,7 @@ def build_filter_config(res: Resolution, options: BuildOptions) -> fc.FilterConf
     costs: list[fc.LLMRequestCost] = []
     used_backends: dict[ObjKey, None] = {}
     used_pools: dict[ObjKey, None] = {}
+    used_v1_pools: dict[ObjKey, None] = {}
     for rr in res.routes:
         if rr.accepted:
             continue
@@ -102,6 +122,13 @@ def build_filter_config(res: Resolution, options: BuildOptions) -> fc.FilterConf
             refs: list[fc.BackendRef] = []
             for ref in rule.backend_refs:
                 k = ObjKey(rr.key.namespace, ref.name)
+                if ref.is_v1_pool:
+                    if k in rr.usable_v1_pools:
+                        used_v1_pools[k] = None
+                        refs.append(
+                            fc.BackendRef(kind=ref.kind, name=v1_pool_config_name(k), weight=ref.weight)
+                        )
+                    continue
                 if not _usable(rr, ref.kind, k, used_backends, used_pools):
                     continue
                 fallback: fc.Fallback | None = None
@@ -126,7 +153,8 @@ def build_filter_config(res: Resolution, options: BuildOptions) -> fc.FilterConf
         gateway=str(res.gateway),
         rules=rules,
         backends=[_backend(res.backends[k], options) for k in sorted(used_backends)],
-        pools=[_pool(res.pools[k], res, options) for k in sorted(used_pools)],
+        pools=[_pool(res.pools[k], res, options) for k in sorted(used_pools)]
+        + [_v1_pool(res.v1_pools[k]) for k in sorted(used_v1_pools)],
         llm_request_costs=costs,
     )
     cfg.uuid = config_hash(cfg)

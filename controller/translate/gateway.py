@@ -110,6 +110,8 @@ def _secret_uses(res: Resolution, cfg: FilterConfig) -> list[SecretUse]:
     for b in cfg.backends:
         uses.extend(res.backends[_undot(b.name)].secret_uses)
     for p in cfg.pools:
+        if p.serves_any_model:
+            continue  # a v1 pool: Pods, no credentials
         for m in p.members:
             uses.extend(res.backends[_undot(m.name)].secret_uses)
     return uses

@@ -99,3 +99,10 @@ def extproc_tls_secret(gateway: str) -> str:
 def extproc_client_secret(gateway: str) -> str:
     """The ``kubernetes.io/tls`` Secret of Envoy's client pair and the CA, read by Envoy Gateway."""
     return f"{extproc_name(gateway)}-client"
+
+
+def v1_pool_config_name(pool: ObjKey) -> str:
+    """The filter config's name of a v1 InferencePool (and of its one member): ``<pool>.<namespace>@v1``. The
+    ``@`` is in no Kubernetes name, so it never equals a v1alpha2 pool's or a backend's ``<name>.<namespace>``
+    (a v1 and a v1alpha2 pool of one name may coexist)."""
+    return f"{pool.dotted}@v1"

@@ -17,12 +17,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from api import filterconfig as fc
 from api.cel import broken_rules
 from api.corev1 import SECRET, SERVICE
 from api.costexpr import CostExpressionError, compile_cost
 from api.inference import GROUP as INFERENCE_GROUP
 from api.inference import InferenceModel, InferencePool
-from api.objects import ObjKey
+from api.inference_v1 import GROUP as INFERENCE_V1_GROUP
+from api.inference_v1 import InferencePool as V1InferencePool
+from api.meta import ConditionStatus, DesiredCondition
+from api.objects import Obj, ObjKey
 from api.picker import PICKER_ANNOTATION, EndpointPickerConfig, parse_picker_annotation
 from api.shared import BackendKind, CostType
 from api.v1alpha1 import GROUP as AIGW_GROUP
@@ -37,6 +41,7 @@ from controller.translate import views
 from controller.translate.attachment import EXTENSION_POLICY_NOT_ACCEPTED, Attachment, attachment
 from controller.translate.grants import REF_NOT_PERMITTED, Ref, permitted
 from controller.translate.names import service_hostname
+from controller.translate.podpool import parent_conditions, pool_endpoints
 from controller.translate.snapshot import BuildOptions, DnsAnswer, Snapshot
 from controller.translate.views import SecretUse
 
@@ -118,6 +123,25 @@ class PoolResolution:
 
 
 @dataclass(frozen=True, slots=True)
+class V1PoolResolution:
+    """A v1 InferencePool: its endpoints (every target port of its serving Pods) and its conditions for
+    each parent Gateway."""
+
+    pool: V1InferencePool
+    endpoints: tuple[fc.Endpoint, ...]
+    conditions: tuple[DesiredCondition, ...]
+
+    @property
+    def key(self) -> ObjKey:
+        return self.pool.ref
+
+    @property
+    def problem(self) -> DesiredCondition | None:
+        """The first condition that is not True (the pool is then not served)."""
+        return next((c for c in self.conditions if c.status != ConditionStatus.TRUE), None)
+
+
+@dataclass(frozen=True, slots=True)
 class ModelResolution:
     model: InferenceModel
     problem: Problem | None
@@ -143,6 +167,8 @@ class RouteResolution:
     """The target Gateways whose ext_proc is attached: the parents of the route's HTTPRoutes."""
     detached: tuple[Problem, ...] = ()
     """One problem per target Gateway whose EnvoyExtensionPolicy was refused (API server or Envoy Gateway)."""
+    usable_v1_pools: frozenset[ObjKey] = frozenset()
+    """The v1 InferencePools (``inference.networking.k8s.io``) the route may send to."""
 
     @property
     def key(self) -> ObjKey:
@@ -161,6 +187,7 @@ class Resolution:
     models: tuple[ModelResolution, ...]
     policies: Mapping[ObjKey, PolicyResolution] = field(default_factory=dict)
     pool_parents: Mapping[ObjKey, tuple[ObjKey, ...]] = field(default_factory=dict)
+    v1_pools: Mapping[ObjKey, V1PoolResolution] = field(default_factory=dict)
 
     def used_hostnames(self) -> list[str]:
         """The DNS names the filter config needs: the hostnames of the members of pools that accepted routes
@@ -433,6 +460,32 @@ def resolve_models(models: Iterable[InferenceModel], pools: Mapping[ObjKey, obje
 # --- AIGatewayRoute
 
 
+def resolve_v1_pool(pool: V1InferencePool, pods: Iterable[Obj]) -> V1PoolResolution:
+    """A v1 pool's endpoints from ``pods`` and its conditions (``controller.translate.podpool``)."""
+    return V1PoolResolution(pool, tuple(pool_endpoints(pool=pool, pods=pods)), tuple(parent_conditions(pool)))
+
+
+def _v1_pool_problems(
+    route: AIGatewayRoute, v1_pools: Mapping[ObjKey, V1PoolResolution], options: BuildOptions
+) -> tuple[list[Problem], set[ObjKey]]:
+    problems: list[Problem] = []
+    ok: set[ObjKey] = set()
+    for k in views.v1_pool_refs(route):
+        what = f"InferencePool {k} ({INFERENCE_V1_GROUP})"
+        p = v1_pools.get(k)
+        if not options.enable_inference_extension:
+            problems.append(
+                Problem("InvalidKind", f"{what}: start the controller with --enable-inference-extension")
+            )
+        elif p is None:
+            problems.append(Problem("BackendNotFound", f"{what} not found"))
+        elif (bad := p.problem) is not None:
+            problems.append(Problem("BackendNotFound", f"{what}: {bad.message}"))
+        else:
+            ok.add(k)
+    return problems, ok
+
+
 def resolve_route(
     route: AIGatewayRoute,
     *,
@@ -441,6 +494,7 @@ def resolve_route(
     pools: Mapping[ObjKey, PoolResolution],
     options: BuildOptions,
     attachments: Mapping[ObjKey, Attachment],
+    v1_pools: Mapping[ObjKey, V1PoolResolution],
 ) -> RouteResolution:
     accepted: list[Problem] = []
     fc = route.spec.filter_config
@@ -486,6 +540,8 @@ def resolve_route(
             )
         else:
             ok_p.add(k)
+    v1_problems, ok_v1 = _v1_pool_problems(route, v1_pools, options)
+    problems += v1_problems
     bad_costs = _cost_problems(route)
     live = [k for k in targets if k in gateways]
     attached = tuple(k for k in live if attachments[k].attached)
@@ -504,6 +560,7 @@ def resolve_route(
         frozenset(bad_costs),
         attached,
         detached,
+        frozenset(ok_v1),
     )
 
 
@@ -541,9 +598,11 @@ def resolve(snap: Snapshot, options: BuildOptions) -> Resolution:
     backends = {k: resolve_backend(b, snap, policies) for k, b in snap.backends.items()}
     pools: dict[ObjKey, PoolResolution] = {}
     models: list[ModelResolution] = []
+    v1_pools: dict[ObjKey, V1PoolResolution] = {}
     if options.enable_inference_extension:
         pools = {k: plan_pool(p, snap, options, backends) for k, p in snap.pools.items()}
         models = resolve_models(snap.models, snap.pools)
+        v1_pools = {k: resolve_v1_pool(p, snap.pods) for k, p in snap.v1_pools.items()}
     attachments = {g: attachment(g, snap, options) for g in snap.gateways}
     routes = tuple(
         resolve_route(
@@ -553,6 +612,7 @@ def resolve(snap: Snapshot, options: BuildOptions) -> Resolution:
             pools=pools,
             options=options,
             attachments=attachments,
+            v1_pools=v1_pools,
         )
         for r in sorted(snap.routes, key=views.age_order)
     )
@@ -564,6 +624,7 @@ def resolve(snap: Snapshot, options: BuildOptions) -> Resolution:
         models=tuple(models),
         policies=policies,
         pool_parents=snap.pool_parents,
+        v1_pools=v1_pools,
     )
 
 

@@ -191,7 +191,7 @@ def build_http_routes(
             rule["timeouts"] = t
         rules.append(rule)
     used_pools = [k for k in views.refs_of_kind(ai_route, BackendKind.INFERENCE_POOL) if k in pools]
-    if used_pools and options.enable_inference_extension:
+    if (used_pools or route.usable_v1_pools) and options.enable_inference_extension:
         requests = [
             mt.request
             for k in used_pools

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from api.envoygateway import Backend
 from api.headers import DEFAULT_EXTENSION_REF_NAME
 from api.inference import InferenceModel, InferencePool
+from api.inference_v1 import InferencePool as V1InferencePool
 from api.objects import Obj, ObjKey
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
 from controller.translate.names import EXTPROC_AUTH_DIR, EXTPROC_CONFIG_DIR
@@ -99,6 +100,8 @@ class Snapshot:
     - ``secrets``: referenced Secrets, ``data`` only (base64 strings; never logged).
     - ``pools``: referenced InferencePools; ``models``: every InferenceModel whose ``poolRef`` names one of
       them.
+    - ``v1_pools``: referenced v1 InferencePools (``inference.networking.k8s.io``); ``pods``: the Pods of
+      their namespaces that carry their selectors' labels (readiness is judged by the builder).
     - ``gateways``: the keys of all Gateways that exist (to tell a route whether its other parents exist).
     - ``pool_parents``: for each pool, every Gateway that reaches it through some route (for
       ``status.parent``).
@@ -120,6 +123,8 @@ class Snapshot:
     secrets: Mapping[ObjKey, Mapping[str, str]] = field(default_factory=dict)
     pools: Mapping[ObjKey, InferencePool] = field(default_factory=dict)
     models: tuple[InferenceModel, ...] = ()
+    v1_pools: Mapping[ObjKey, V1InferencePool] = field(default_factory=dict)
+    pods: tuple[Obj, ...] = ()
     gateways: frozenset[ObjKey] = frozenset()
     pool_parents: Mapping[ObjKey, tuple[ObjKey, ...]] = field(default_factory=dict)
     dns: Mapping[str, DnsAnswer] = field(default_factory=dict)

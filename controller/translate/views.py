@@ -57,18 +57,26 @@ def refs_of_kind(route: AIGatewayRoute, kind: BackendKind) -> tuple[ObjKey, ...]
     keys: dict[ObjKey, None] = {}
     for rule in route.spec.rules:
         for r in rule.backend_refs:
-            if r.kind == kind:
+            if r.kind == kind and not r.is_v1_pool:
                 keys[ObjKey(ns, r.name)] = None
             if r.fallback is not None and r.fallback.kind == kind:
                 keys[ObjKey(ns, r.fallback.name)] = None
     return tuple(keys)
 
 
+def v1_pool_refs(route: AIGatewayRoute) -> tuple[ObjKey, ...]:
+    """Distinct v1 InferencePools (``inference.networking.k8s.io``) the route references, in first-use order
+    (``refs_of_kind`` leaves them out: they are another kind of object than the v1alpha2 pools)."""
+    ns = route.metadata.namespace
+    refs = (ObjKey(ns, r.name) for rule in route.spec.rules for r in rule.backend_refs if r.is_v1_pool)
+    return tuple(dict.fromkeys(refs))
+
+
 def fallback_only_refs(route: AIGatewayRoute, kind: BackendKind) -> frozenset[ObjKey]:
     """The objects of ``kind`` the route references only as a fallback (for the conditions' wording)."""
     ns = route.metadata.namespace
     refs = [r for rule in route.spec.rules for r in rule.backend_refs]
-    direct = {ObjKey(ns, r.name) for r in refs if r.kind == kind}
+    direct = {ObjKey(ns, r.name) for r in refs if r.kind == kind and not r.is_v1_pool}
     fallbacks = {
         ObjKey(ns, r.fallback.name) for r in refs if r.fallback is not None and r.fallback.kind == kind
     }

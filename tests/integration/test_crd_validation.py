@@ -207,6 +207,41 @@ INVALID: list[Invalid] = [
         "an InferencePool can't be its own fallback: name another InferencePool or an AIServiceBackend",
     ),
     _cel(
+        "route-v1-pool-group-on-a-backend",
+        _route,
+        _set("spec.rules.0.backendRefs.0.group", "inference.networking.k8s.io"),
+        ROUTE + "spec.rules[0].backendRefs[0]: Invalid value: "
+        "group must be inference.networking.k8s.io (the Inference Extension's v1 InferencePool) or "
+        "inference.networking.x-k8s.io for kind InferencePool, and aigateway.envoyproxy.io or unset for kind "
+        "AIServiceBackend",
+    ),
+    _cel(
+        "route-v1-pool-mixed-with-a-backend",
+        _route,
+        _set(
+            "spec.rules.0.backendRefs",
+            [{"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "p"}, {"name": "b"}],
+        ),
+        ROUTE + "spec.rules[0].backendRefs: Invalid value: "
+        "a v1 InferencePool (group inference.networking.k8s.io) must be the rule's only backendRef: one pool "
+        "per rule, not mixed with other backends",
+    ),
+    _cel(
+        "route-v1-pool-with-fallback",
+        _route,
+        _set(
+            "spec.rules.0.backendRefs.0",
+            {
+                "group": "inference.networking.k8s.io",
+                "kind": "InferencePool",
+                "name": "p",
+                "fallback": {"name": "b"},
+            },
+        ),
+        ROUTE + "spec.rules[0].backendRefs[0]: Invalid value: "
+        "fallback is not supported yet on a v1 InferencePool (group inference.networking.k8s.io)",
+    ),
+    _cel(
         "route-regex-header-match",
         _route,
         _set("spec.rules.0.matches.0.headers.0.type", "RegularExpression"),

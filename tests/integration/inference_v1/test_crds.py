@@ -12,7 +12,8 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from api.inference_v1 import ExtensionFailureMode, InferenceObjective, InferencePool
 from api.objects import Obj
-from tests.integration.test_crd_validation import NOT_ALL_CHECKED, Invalid, _rejection, _set
+from api.v1alpha1 import AIGatewayRoute
+from tests.integration.test_crd_validation import NOT_ALL_CHECKED, Invalid, _rejection, _route, _set
 
 
 def _pool() -> Obj:
@@ -39,7 +40,9 @@ def _objective() -> Obj:
 
 async def _create(api: client.ApiClient, namespace: str, obj: Obj) -> Obj:
     group, version = obj["apiVersion"].split("/")
-    plural = "inferencepools" if obj["kind"] == "InferencePool" else "inferenceobjectives"
+    plural = {"InferencePool": "inferencepools", "InferenceObjective": "inferenceobjectives"}.get(
+        obj["kind"], "aigatewayroutes"
+    )
     result: Obj = await client.CustomObjectsApi(api).create_namespaced_custom_object(
         group, version, namespace, plural, obj
     )
@@ -129,3 +132,12 @@ async def test_invalid_object_is_rejected_with_the_servers_message(
     with pytest.raises(ApiException) as rejected:
         await _create(api_client, namespace, obj)
     assert _rejection(rejected.value) == case.message
+
+
+async def test_a_route_may_name_a_v1_pool_alone(api_client: client.ApiClient, namespace: str) -> None:
+    ref = {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "pool"}
+    route = _route()
+    route["spec"]["rules"][0]["backendRefs"] = [ref]
+    created = await _create(api_client, namespace, route)
+    assert created["spec"]["rules"][0]["backendRefs"] == [ref | {"weight": 1}]
+    assert AIGatewayRoute.read(created).spec.rules[0].backend_refs[0].is_v1_pool

@@ -242,7 +242,7 @@ def snapshot(**kw: Any) -> Snapshot:
         value = kw[f.name]
         if f.name in ("routes", "models"):
             value = tuple(typed(o) for o in value)
-        elif f.name in ("backends", "security_policies", "eg_backends", "pools"):
+        elif f.name in ("backends", "security_policies", "eg_backends", "pools", "v1_pools"):
             value = {k: typed(o) for k, o in value.items()}
         out[f.name] = value
     return Snapshot(**out)
