@@ -87,6 +87,14 @@ BASE_IMAGE ?= aigw.local/python:trixie
 image: base-images ## Build our image $(IMG) from ./Dockerfile on $(BASE_IMAGE) (BASE_IMAGE=python:3.11-slim where a registry is reachable)
 	nice -n 19 ionice -c3 docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMG) .
 
+.PHONY: kind-images test-kind
+kind-images: base-images ## kind and its node image aigw.local/kind-node:v1.36.3, built here from Debian and the Go module proxy (cached)
+	bash hack/setup-kind.sh >/dev/null
+	bash hack/build-kind-node.sh >/dev/null
+
+test-kind: setup ## The kind tier (tests/kind): so far the engine and images (needs `sudo make docker-engine`, `make image kind-images`)
+	$(PYTEST) -q -p no:cacheprovider tests/kind
+
 .PHONY: kind-up
 kind-up: ## A real kind cluster: Envoy Gateway via helm with our extensionManager, then `make deploy` or AIGW_INSTALL=helm (needs docker)
 	bash hack/kind-up.sh

@@ -18,12 +18,10 @@ MIRROR="${DEBIAN_MIRROR:-}"  # empty: debootstrap's default Debian mirror
 HOST_CA_DIR="${HOST_CA_DIR:-/usr/local/share/ca-certificates}"
 export PATH="$PATH:/usr/sbin:/sbin"
 
-log() { printf '[base-images] %s\n' "$*" >&2; }
-die() { printf '[base-images] ERROR: %s\n' "$*" >&2; exit 1; }
-low() { nice -n 19 ionice -c3 "$@"; }
-has_image() { docker image inspect "$1" >/dev/null 2>&1; }
+LOG_TAG=base-images
+# shellcheck source=hack/lib/image-build.sh
+source "$(dirname "$0")/lib/image-build.sh"
 
-docker info >/dev/null 2>&1 || die "docker does not answer: make docker-engine"
 out="$CACHE_ROOT/images"
 mkdir -p "$out"
 exec 9>"$out/.base.lock"

@@ -1,8 +1,13 @@
 // Command runc-shim is an OCI runtime wrapper for machines whose capability bounding set lacks
-// CAP_SYS_RESOURCE (some VMs): there runc cannot start a --privileged container ("unable to apply caps:
-// operation not permitted"), because privileged asks for every capability. The shim deletes the capabilities
-// the machine cannot grant from the container's config.json (`create`, `run`) and from the process file
-// (`exec --process FILE`), then execs the real runc with the same arguments.
+// CAP_SYS_RESOURCE (some VMs). There runc cannot start
+//   - a --privileged container ("unable to apply caps: operation not permitted"): privileged asks for every
+//     capability;
+//   - a container whose oomScoreAdj is below the caller's (the kubelet gives pause -998): lowering it needs
+//     CAP_SYS_RESOURCE ("failed to update /proc/self/oom_score_adj: Permission denied").
+//
+// The shim deletes CAP_SYS_RESOURCE from the container's config.json (`create`, `run`) and from the process file
+// (`exec --process FILE`), raises a lower oomScoreAdj to its own, then execs the real runc with the same
+// arguments. Where the bounding set has CAP_SYS_RESOURCE it changes nothing.
 //
 // The real runc is $AIGW_RUNC, else <this binary>.real when it exists (how the kind node installs it: the
 // shim as /usr/local/sbin/runc, runc as runc.real), else /usr/sbin/runc (Debian's runc, for dockerd).
@@ -14,6 +19,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -27,15 +34,50 @@ var capSets = []string{"bounding", "effective", "inheritable", "permitted", "amb
 var globalWithValue = map[string]bool{"--root": true, "--log": true, "--log-format": true, "--criu": true, "--rootless": true}
 
 func main() {
+	if !lacksSysResource() {
+		execRunc()
+	}
 	if err := rewrite(os.Args[1:]); err != nil {
 		fmt.Fprintf(os.Stderr, "runc-shim: %v\n", err)
 		os.Exit(1)
 	}
+	execRunc()
+}
+
+func execRunc() {
 	real := realRunc()
 	if err := syscall.Exec(real, append([]string{real}, os.Args[1:]...), os.Environ()); err != nil {
 		fmt.Fprintf(os.Stderr, "runc-shim: exec %s: %v\n", real, err)
 		os.Exit(1)
 	}
+}
+
+// capSysResource is CAP_SYS_RESOURCE's bit in /proc/self/status's CapBnd.
+const capSysResource = 24
+
+// lacksSysResource reports whether this process's bounding set lacks CAP_SYS_RESOURCE (unreadable: assume so).
+func lacksSysResource() bool {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if hex, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			bits, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			return err != nil || bits&(1<<capSysResource) == 0
+		}
+	}
+	return true
+}
+
+// ownOOMScoreAdj is this process's oom_score_adj, the lowest a child can set without CAP_SYS_RESOURCE.
+func ownOOMScoreAdj() (int64, bool) {
+	data, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	return v, err == nil
 }
 
 func realRunc() string {
@@ -118,11 +160,8 @@ func edit(path string, nested bool) error {
 		}
 		proc = p
 	}
-	caps, ok := proc["capabilities"].(map[string]any)
-	if !ok {
-		return nil
-	}
-	changed := false
+	changed := clampOOMScoreAdj(proc)
+	caps, _ := proc["capabilities"].(map[string]any)
 	for _, set := range capSets {
 		list, ok := caps[set].([]any)
 		if !ok {
@@ -150,4 +189,20 @@ func edit(path string, nested bool) error {
 		return err
 	}
 	return os.WriteFile(path, out, info.Mode().Perm())
+}
+
+// clampOOMScoreAdj raises the process's oomScoreAdj to this process's own when it is lower (a lower one needs
+// CAP_SYS_RESOURCE); reports whether it changed.
+func clampOOMScoreAdj(proc map[string]any) bool {
+	n, ok := proc["oomScoreAdj"].(json.Number)
+	if !ok {
+		return false
+	}
+	want, err := n.Int64()
+	own, known := ownOOMScoreAdj()
+	if err != nil || !known || want >= own {
+		return false
+	}
+	proc["oomScoreAdj"] = json.Number(strconv.FormatInt(own, 10))
+	return true
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,5 +43,36 @@ func TestExecProcessFile(t *testing.T) {
 	out, _ := os.ReadFile(p)
 	if strings.Contains(string(out), "CAP_SYS_RESOURCE") || !strings.Contains(string(out), "CAP_KILL") {
 		t.Fatalf("rewritten process: %s", out)
+	}
+}
+
+func TestOOMScoreAdjBelowOwnIsRaisedAboveIsKept(t *testing.T) {
+	own, ok := ownOOMScoreAdj()
+	if !ok || own > 900 {
+		t.Skipf("own oom_score_adj %d unusable for this test", own)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.json")
+	write := func(adj int64) {
+		in := fmt.Sprintf(`{"process":{"oomScoreAdj":%d,"capabilities":{"bounding":["CAP_KILL"]}}}`, adj)
+		if err := os.WriteFile(cfg, []byte(in), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(own - 1)
+	if err := rewrite([]string{"create", "--bundle", dir, "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := os.ReadFile(cfg)
+	if !strings.Contains(string(out), fmt.Sprintf(`"oomScoreAdj":%d`, own)) {
+		t.Fatalf("oomScoreAdj %d not raised to %d: %s", own-1, own, out)
+	}
+	write(own + 100)
+	if err := rewrite([]string{"create", "--bundle", dir, "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = os.ReadFile(cfg)
+	if !strings.Contains(string(out), fmt.Sprintf(`"oomScoreAdj": %d`, own+100)) && !strings.Contains(string(out), fmt.Sprintf(`"oomScoreAdj":%d`, own+100)) {
+		t.Fatalf("a higher oomScoreAdj changed: %s", out)
 	}
 }

@@ -1,0 +1,70 @@
+"""The kind tier's real parts: docker with the runtime shim, and the images hack/ builds. Nothing here is
+faked; a missing part fails the test with the command that builds it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PREFIX = os.environ.get("AIGW_IMAGE_PREFIX", "aigw.local")
+KIND_VERSION = os.environ.get("KIND_VERSION", "0.33.0")
+K8S_VERSION = os.environ.get("K8S_VERSION", "1.36.3")
+CACHE = Path(
+    os.environ.get("AIGW_CACHE_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ai-gateway-py"
+)
+
+
+def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the docker CLI; the result is returned whatever the exit code (callers assert on it)."""
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def docker_pipe(
+    source: list[str], sink: list[str], *, timeout: float = 300
+) -> subprocess.CompletedProcess[bytes]:
+    """`docker <source> | docker <sink>`: the sink's result; fails the test when the source fails."""
+    produced = subprocess.run(["docker", *source], capture_output=True, timeout=timeout, check=False)
+    if produced.returncode != 0:
+        pytest.fail(f"docker {' '.join(source)}: {produced.stderr.decode(errors='replace')}")
+    return subprocess.run(
+        ["docker", *sink], input=produced.stdout, capture_output=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """A docker daemon that answers; fails naming `make docker-engine` otherwise."""
+    if shutil.which("docker") is None or docker("info").returncode != 0:
+        pytest.fail("no working docker daemon: run `sudo make docker-engine` (hack/setup-docker.sh)")
+
+
+def require_image(ref: str, fix: str) -> str:
+    """The image reference when docker has it; fails naming the command that builds it otherwise."""
+    if docker("image", "inspect", ref).returncode != 0:
+        pytest.fail(f"image {ref} is missing: run `{fix}`")
+    return ref
+
+
+@pytest.fixture
+def node_container(docker_engine: None) -> Iterator[str]:
+    """A container of our kind base image started the way kind starts a node (privileged, systemd as PID 1,
+    /var a volume); removed afterwards with its volumes."""
+    image = require_image(f"{PREFIX}/kind-base:v{KIND_VERSION}", "make kind-images")
+    name = f"aigw-kind-test-{os.getpid()}"
+    started = docker(
+        "run", "-d", "--name", name, "--privileged", "--security-opt", "seccomp=unconfined",
+        "--tmpfs", "/tmp", "--tmpfs", "/run", "-v", "/var", "-v", "/lib/modules:/lib/modules:ro",
+        "-e", "container=docker", image,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    try:
+        yield name
+    finally:
+        docker("rm", "-f", "-v", name)
