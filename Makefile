@@ -95,9 +95,13 @@ kind-images: base-images ## kind and its node image aigw.local/kind-node:v1.36.3
 test-kind: setup ## The kind tier (tests/kind): so far the engine and images (needs `sudo make docker-engine`, `make image kind-images`)
 	$(PYTEST) -q -p no:cacheprovider tests/kind
 
-.PHONY: kind-up
-kind-up: ## A real kind cluster: Envoy Gateway via helm with our extensionManager, then `make deploy` or AIGW_INSTALL=helm (needs docker)
+.PHONY: kind-up kind-down
+kind-up: ## A real kind cluster: Envoy Gateway via helm with our extensionManager, then `make deploy` or AIGW_INSTALL=helm (needs docker; AIGW_KIND_LOCAL=1: every image built here)
 	bash hack/kind-up.sh
+
+KIND_CLUSTER ?= ai-gateway-py
+kind-down: ## Delete the kind cluster $(KIND_CLUSTER) (images stay cached in docker)
+	PATH="$$PATH:$$(dirname "$$(bash hack/setup-kind.sh | tail -n 1)")" kind delete cluster --name $(KIND_CLUSTER)
 
 .PHONY: deploy
 IMG ?= ai-gateway-py:dev

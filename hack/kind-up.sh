@@ -20,6 +20,10 @@
 #   AIGW_NAMESPACE      our namespace (default envoy-ai-gateway-system; must match config/default)
 #   AIGW_SERVICE        our controller Service (default ai-gateway-controller; must match config/manager)
 #   AIGW_EXTSERVER_PORT its extension-server port (default 1063)
+#   AIGW_KIND_LOCAL     1: no image registry needed. The node image (hack/build-kind-node.sh, with
+#                       config/kind/cluster.yaml), Envoy Gateway's and Envoy's images and its chart
+#                       (hack/build-gateway-images.sh) and our image on aigw.local/python (BASE_IMAGE) are built
+#                       here; kind and kubectl come from the cache when not on PATH
 set -euo pipefail
 
 KIND_CLUSTER="${KIND_CLUSTER:-ai-gateway-py}"
@@ -33,6 +37,17 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 
 log() { printf '[kind-up] %s\n' "$*" >&2; }
 die() { printf '[kind-up] ERROR: %s\n' "$*" >&2; exit 1; }
+
+AIGW_KIND_LOCAL="${AIGW_KIND_LOCAL:-0}"
+create_args=(--wait 120s)
+if [[ "$AIGW_KIND_LOCAL" == 1 ]]; then
+  command -v kind >/dev/null 2>&1 || PATH="$(dirname "$(bash "$REPO/hack/setup-kind.sh" | tail -n 1)"):$PATH"
+  command -v kubectl >/dev/null 2>&1 || PATH="$(bash "$REPO/hack/setup-envtest.sh" | tail -n 1):$PATH"
+  export PATH
+  create_args+=(--image "$(bash "$REPO/hack/build-kind-node.sh" | tail -n 1)" --config "$REPO/config/kind/cluster.yaml")
+  mapfile -t gateway < <(bash "$REPO/hack/build-gateway-images.sh")
+  export BASE_IMAGE="${BASE_IMAGE:-aigw.local/python:trixie}"
+fi
 
 for tool in kind kubectl; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
@@ -48,7 +63,7 @@ done
 
 if ! kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
   log "creating kind cluster $KIND_CLUSTER"
-  kind create cluster --name "$KIND_CLUSTER" --wait 120s
+  kind create cluster --name "$KIND_CLUSTER" "${create_args[@]}"
 fi
 kubectl config use-context "kind-$KIND_CLUSTER" >/dev/null
 
@@ -79,7 +94,14 @@ fi
 
 # Envoy Gateway first: its chart installs the Gateway API CRDs our controller watches.
 log "installing Envoy Gateway v$EG_VERSION (extensionManager -> $AIGW_SERVICE.$AIGW_NAMESPACE:$AIGW_EXTSERVER_PORT)"
-"$HELM" upgrade --install eg oci://docker.io/envoyproxy/gateway-helm --version "v$EG_VERSION" \
+eg_chart=(oci://docker.io/envoyproxy/gateway-helm --version "v$EG_VERSION")
+if [[ "$AIGW_KIND_LOCAL" == 1 ]]; then
+  kind load docker-image "${gateway[0]}" "${gateway[1]}" --name "$KIND_CLUSTER"
+  eg_chart=("${gateway[2]}"
+    --set "global.images.envoyGateway.image=${gateway[0]}" --set "global.images.envoyProxy.image=${gateway[1]}"
+    --set "config.envoyGateway.provider.kubernetes.shutdownManager.image=${gateway[0]}")
+fi
+"$HELM" upgrade --install eg "${eg_chart[@]}" \
   --namespace envoy-gateway-system --create-namespace \
   -f "$REPO/charts/ai-gateway-py/files/envoy-gateway-values.yaml" \
   --set "config.envoyGateway.extensionManager.service.fqdn.hostname=$AIGW_SERVICE.$AIGW_NAMESPACE.svc.cluster.local" \
