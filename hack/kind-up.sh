@@ -97,9 +97,7 @@ log "installing Envoy Gateway v$EG_VERSION (extensionManager -> $AIGW_SERVICE.$A
 eg_chart=(oci://docker.io/envoyproxy/gateway-helm --version "v$EG_VERSION")
 if [[ "$AIGW_KIND_LOCAL" == 1 ]]; then
   kind load docker-image "${gateway[0]}" "${gateway[1]}" --name "$KIND_CLUSTER"
-  eg_chart=("${gateway[2]}"
-    --set "global.images.envoyGateway.image=${gateway[0]}" --set "global.images.envoyProxy.image=${gateway[1]}"
-    --set "config.envoyGateway.provider.kubernetes.shutdownManager.image=${gateway[0]}")
+  eg_chart=("${gateway[2]}")  # its values name those images
 fi
 "$HELM" upgrade --install eg "${eg_chart[@]}" \
   --namespace envoy-gateway-system --create-namespace \
