@@ -3,9 +3,13 @@
 Used by tests, benchmarks and as the demo upstream of ``aigw run``. Run it with
 ``python -m aigw.upstream --host 127.0.0.1 --port 8080 --name one`` or in-process (``FakeUpstream``,
 ``serve_in_thread``). It answers ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
-``/v1/models``, ``/health``, and Azure OpenAI's ``/openai/deployments/<deployment>/{chat/completions,
-completions,embeddings}``, which, as Azure does, refuse a request without ``api-version`` (404) or without an
-``api-key`` or ``Authorization`` header (401).
+``/v1/models``, ``/health``, ``/metrics``, and Azure OpenAI's
+``/openai/deployments/<deployment>/{chat/completions,completions,embeddings}``, which, as Azure does,
+refuse a request without ``api-version`` (404) or without an ``api-key`` or ``Authorization`` header (401).
+
+``GET /metrics`` answers like a vLLM server that never queues (``vllm:num_requests_running`` is the number of
+requests being answered right now; waiting and KV-cache use are 0), so a load-aware picker that scrapes its
+endpoints sees a model server; scrapes are not requests and are never listed in ``received``.
 
 Every response carries ``x-upstream-name: <name>`` and echoes what arrived, so a test can tell where a request
 landed and with which model:
@@ -120,10 +124,12 @@ class FakeUpstream:
     received: list[ReceivedRequest] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     keep_received: bool = True
+    _in_flight: int = 0
 
     def app(self) -> web.Application:
         """The aiohttp application serving the OpenAI-like endpoints."""
-        app = web.Application(client_max_size=_MAX_BODY)
+        app = web.Application(client_max_size=_MAX_BODY, middlewares=[self._count_in_flight])
+        app.router.add_get("/metrics", self._metrics)
         app.router.add_post("/v1/chat/completions", self._completions)
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post(
@@ -338,6 +344,28 @@ class FakeUpstream:
             "data": [{"id": f"{self.name}-model", "object": "model", "created": 0, "owned_by": self.name}],
         }
         return web.Response(body=orjson.dumps(answer), content_type="application/json", headers=headers)
+
+    @web.middleware
+    async def _count_in_flight(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if request.path == "/metrics":
+            return await handler(request)
+        self._in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self._in_flight -= 1
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        running = self._in_flight
+        text = (
+            "# TYPE vllm:num_requests_running gauge\n"
+            f"vllm:num_requests_running {running}\n"
+            "# TYPE vllm:num_requests_waiting gauge\n"
+            "vllm:num_requests_waiting 0\n"
+            "# TYPE vllm:kv_cache_usage_perc gauge\n"
+            "vllm:kv_cache_usage_perc 0\n"
+        )
+        return web.Response(text=text, content_type="text/plain", headers={UPSTREAM_NAME_HEADER: self.name})
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         return web.Response(text="ok", headers={UPSTREAM_NAME_HEADER: self.name})
