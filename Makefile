@@ -92,7 +92,7 @@ kind-images: base-images ## kind and its node image aigw.local/kind-node:v1.36.3
 	bash hack/setup-kind.sh >/dev/null
 	bash hack/build-kind-node.sh >/dev/null
 
-test-kind: setup ## The kind tier (tests/kind): so far the engine and images (needs `sudo make docker-engine`, `make image kind-images`)
+test-kind: setup ## The kind tier (tests/kind): engine, images, and chat through the cluster's Envoy Pod (needs `sudo make docker-engine`, `make kind-up AIGW_KIND_LOCAL=1`)
 	$(PYTEST) -q -p no:cacheprovider tests/kind
 
 .PHONY: kind-up kind-down

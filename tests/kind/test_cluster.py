@@ -1,0 +1,138 @@
+"""The gateway on a real kind cluster (`make kind-up AIGW_KIND_LOCAL=1`): Envoy Gateway's Envoy Pod, the
+ext_proc Deployment our controller writes, and a model server Pod reached through in-cluster DNS. The client
+reaches the Envoy Pod through `kubectl port-forward` on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kind.conftest import CACHE, K8S_VERSION, REPO
+
+MANIFESTS = Path(__file__).parent / "manifests"
+CONTEXT = "kind-ai-gateway-py"
+
+
+def kubectl_path() -> str:
+    found = shutil.which("kubectl")
+    if found:
+        return found
+    cached = next(CACHE.glob(f"testbin/k8s-{K8S_VERSION}_etcd-*/kubectl"), None)
+    if cached is None:
+        pytest.fail("no kubectl: run `make envtest`")
+    return str(cached)
+
+
+def kubectl(*args: str, check: bool = True) -> str:
+    done = subprocess.run(
+        [kubectl_path(), "--context", CONTEXT, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)}: {done.stderr}")
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster() -> None:
+    if subprocess.run(
+        [kubectl_path(), "--context", CONTEXT, "get", "deploy", "-n", "envoy-ai-gateway-system"],
+        capture_output=True, timeout=60, check=False,
+    ).returncode != 0:  # fmt: skip
+        pytest.fail(f"no kind cluster {CONTEXT} with our controller: run `make kind-up AIGW_KIND_LOCAL=1`")
+    kubectl("apply", "-f", str(REPO / "config" / "samples" / "gateway.yaml"))
+
+
+@pytest.fixture(scope="module")
+def extproc_pod(cluster: None) -> dict[str, object]:
+    """The ext_proc Pod our controller's Deployment runs for the sample Gateway, once it is Ready."""
+    selector = "app.kubernetes.io/name=ai-eg-extproc,aigateway.envoyproxy.io/gateway-name=ai-gateway"
+    kubectl("wait", "--for=condition=Ready", "pod", "-l", selector, "--timeout=180s")
+    pods = json.loads(kubectl("get", "pod", "-l", selector, "-o", "json"))["items"]
+    assert len(pods) == 1
+    pod: dict[str, object] = pods[0]
+    return pod
+
+
+@pytest.fixture(scope="module")
+def gateway_url(cluster: None) -> Iterator[str]:
+    """http://127.0.0.1:<port> forwarded to the Envoy Service of the sample Gateway."""
+    svc = ""
+    deadline = time.monotonic() + 180
+    while not svc and time.monotonic() < deadline:
+        svc = kubectl(
+            "-n", "envoy-gateway-system", "get", "svc", "-o", "name",
+            "-l", "gateway.envoyproxy.io/owning-gateway-name=ai-gateway",
+        ).strip()  # fmt: skip
+        time.sleep(0 if svc else 2)
+    assert svc, "Envoy Gateway made no Service for the sample Gateway"
+    kubectl("-n", "envoy-gateway-system", "wait", "--for=condition=Available", "deploy",
+            "-l", "gateway.envoyproxy.io/owning-gateway-name=ai-gateway", "--timeout=180s")  # fmt: skip
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    forward = subprocess.Popen(
+        [kubectl_path(), "--context", CONTEXT, "-n", "envoy-gateway-system", "port-forward",
+         "--address", "127.0.0.1", svc.splitlines()[0], f"{port}:80"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert forward.stdout is not None
+        assert "Forwarding from" in forward.stdout.readline()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        forward.terminate()
+        forward.wait(timeout=30)
+
+
+def chat(url: str, model: str) -> tuple[int, dict[str, object]]:
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5})
+    request = urllib.request.Request(
+        f"{url}/v1/chat/completions", data=body.encode(), headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def test_a_route_added_later_serves_chat_through_the_envoy_pod_without_restarting_the_ext_proc(
+    extproc_pod: dict[str, object], gateway_url: str
+) -> None:
+    status, answer = chat(gateway_url, "kind-sim-model")
+    assert status == 404, "the route does not exist yet"
+    kubectl("apply", "-f", str(MANIFESTS / "direct.yaml"))
+    try:
+        kubectl("rollout", "status", "deploy/kind-sim", "--timeout=180s")
+        # The kubelet refreshes the ext_proc's ConfigMap volume within about a minute.
+        deadline = time.monotonic() + 180
+        while status != 200 and time.monotonic() < deadline:
+            time.sleep(2)
+            status, answer = chat(gateway_url, "kind-sim-model")
+        assert status == 200, answer
+        assert answer["model"] == "kind-sim-model"
+        assert answer["usage"]["completion_tokens"] == 5  # type: ignore[index]
+        # The same ext_proc Pod served it: the config change was followed, not restarted into.
+        meta = extproc_pod["metadata"]
+        assert isinstance(meta, dict)
+        now = json.loads(kubectl("get", "pod", meta["name"], "-o", "json"))
+        assert now["metadata"]["uid"] == meta["uid"]
+        assert now["status"]["containerStatuses"][0]["restartCount"] == 0
+        # kubectl describe shows the conditions our controller wrote.
+        described = kubectl("describe", "aigatewayroute", "kind-direct")
+        assert "Accepted" in described and "route accepted" in described
+    finally:
+        kubectl("delete", "--ignore-not-found", "-f", str(MANIFESTS / "direct.yaml"), check=False)
