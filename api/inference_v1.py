@@ -30,6 +30,10 @@ OBJECTIVE_API_VERSION: Literal["inference.networking.x-k8s.io/v1alpha2"] = (
 )
 POD = KindInfo("", "v1", "Pod", "pods")
 """The core kind a v1 pool selects (read as dicts: only phase, readiness and podIP matter)."""
+QUALIFIED_KIND = "InferencePool.inference.networking.k8s.io"
+"""How the controller tells the v1 pool from the v1alpha2 one where both are keyed by kind."""
+CONTROLLER_NAME = "aigateway.envoyproxy.io/ai-gateway-controller"
+"""``status.parents[].controllerName`` of the entries our controller writes (others' entries are kept)."""
 
 
 class ExtensionFailureMode(StrEnum):

@@ -19,7 +19,7 @@ from api.gatewayapi import byte_size
 from api.headers import DEFAULT_EXTENSION_REF_NAME
 from controller.dns import DnsResolver
 from controller.extensionserver import ExtensionServer
-from controller.gateway.kinds import AIGATEWAYROUTES
+from controller.gateway.kinds import AIGATEWAYROUTES, INFERENCE_V1
 from controller.gateway.ownership import generated_pool_routes
 from controller.gateway.setup import ControllerSettings, missing_crds, setup_controllers
 from controller.runtime import KubeClient, LeaderElectionConfig, Manager
@@ -198,6 +198,10 @@ async def run(args: argparse.Namespace) -> int:
             )
             log.error("required CRDs are not installed: %s%s", ", ".join(missing), hint)
             return 2
+        # The Inference Extension's own v1 InferencePool is optional: served when its CRD is installed.
+        inference_v1 = options.enable_inference_extension and not await missing_crds(
+            KubeClient(api), inference=False, resources=INFERENCE_V1
+        )
         health_host, health_port = _host_port(args.health_probe_bind_address)
         mgr = Manager(
             api_client=api,
@@ -216,6 +220,7 @@ async def run(args: argparse.Namespace) -> int:
                 options=options,
                 watch_namespace=args.watch_namespace,
                 concurrent_reconciles=args.concurrent_reconciles,
+                inference_v1=inference_v1,
             ),
             resolver=resolver,
         )
@@ -237,7 +242,9 @@ async def run(args: argparse.Namespace) -> int:
                 start_http_server(mport, addr=mhost, registry=mgr.metrics.registry)
         log.info(
             "starting: inference extension %s, extension server %s, ext_proc %s",
-            "on" if options.enable_inference_extension else "off",
+            ("on (v1 InferencePools too)" if inference_v1 else "on")
+            if options.enable_inference_extension
+            else "off",
             ext.address,
             f"outside the cluster at {args.extproc_address}" if args.extproc_address else args.extproc_image,
         )

@@ -17,6 +17,8 @@ BackendSecurityPolicy        ``secret``           the Secrets it reads
 BackendSecurityPolicy        ``foreign-namespace`` the namespaces of the Secrets it reads in another one
 InferenceModel               ``pool``             its poolRef
 InferencePool                ``selector``         each ``key=value`` of its selector (``""`` when empty)
+AIGatewayRoute               ``v1pool``           the v1 InferencePools (inference.networking.k8s.io) it names
+v1 InferencePool             ``selector``         each ``key=value`` of its ``selector.matchLabels``
 owned objects                ``owner-gateway``    the Gateway in its ownerReferences
 ============================ ==================== ==========================================================
 
@@ -42,6 +44,8 @@ from api.envoygateway import Backend
 from api.errors import InvalidObjectError
 from api.gatewayapi import GATEWAY, HTTP_ROUTE, REFERENCE_GRANT
 from api.inference import InferenceModel, InferencePool
+from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
+from api.inference_v1 import InferencePool as V1InferencePool
 from api.objects import Obj, ObjKey, TopLevelObject
 from api.shared import BackendKind
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
@@ -49,6 +53,7 @@ from controller.gateway.fetched import FetchedObjects
 from controller.runtime import Store
 from controller.translate import BuildOptions, Snapshot, extproc_name
 from controller.translate import views as v
+from controller.translate.podpool import selects as pool_selects_pod
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ IDX_OWNER_GATEWAY = "owner-gateway"
 IDX_SELECTOR = "selector"
 IDX_LABEL = "label"
 IDX_FOREIGN_NS = "foreign-namespace"
+IDX_V1_POOL = "v1pool"
 
 M = TypeVar("M", bound=TopLevelObject)
 
@@ -114,6 +120,7 @@ POLICIES = Parsed(BackendSecurityPolicy)
 POOLS = Parsed(InferencePool)
 MODELS = Parsed(InferenceModel)
 EG_BACKENDS = Parsed(Backend)
+V1_POOLS = Parsed(V1InferencePool)
 
 
 def _keys(keys: Iterable[ObjKey]) -> list[str]:
@@ -184,6 +191,19 @@ def policy_foreign_namespaces(obj: Obj) -> list[str]:
     )
 
 
+def route_v1_pools(obj: Obj) -> list[str]:
+    r = ROUTES(obj)
+    return _keys(v.v1_pool_refs(r)) if r is not None else []
+
+
+def v1_pool_selector(obj: Obj) -> list[str]:
+    p = V1_POOLS(obj)
+    if p is None:
+        return []
+    ns = p.metadata.namespace
+    return [f"{ns}/{a}={b}" for a, b in p.spec.selector.match_labels.items()] or [f"{ns}/"]
+
+
 def pool_selector(obj: Obj) -> list[str]:
     """``ns/key=value`` for each selector pair (``ns/`` for an empty selector, which selects everything)."""
     p = POOLS(obj)
@@ -216,6 +236,18 @@ def httproute_parents(obj: Obj) -> list[str]:
     ]
 
 
+def _selector_candidates(pools: Store, member: Obj) -> list[Obj]:
+    """The pools of ``member``'s namespace indexed (``selector``) under one of its labels, or with an empty
+    selector: a superset of the pools selecting it, which the caller checks."""
+    k = v.key_of(member)
+    lbl = (member.get("metadata") or {}).get("labels") or {}
+    candidates: dict[str, Obj] = {}
+    for value in [f"{k.namespace}/", *(f"{k.namespace}/{a}={b}" for a, b in lbl.items())]:
+        for p in pools.by_index(IDX_SELECTOR, value):
+            candidates[str(v.key_of(p))] = p
+    return list(candidates.values())
+
+
 def _store_with(index: str) -> Store:
     st = Store()
     st.add_indexer(index, lambda o: [])
@@ -245,6 +277,10 @@ class Caches:
     refused_policies: dict[ObjKey, str] = field(default_factory=dict)
     """Gateway → the API server's message, for each Gateway whose EnvoyExtensionPolicy was refused at the last
     attempt (the reconcile keeps it; every snapshot reads it)."""
+    v1_pools: Store = field(default_factory=lambda: _store_with(IDX_SELECTOR))
+    """v1 InferencePools; empty unless their CRD is installed (and the inference extension is on)."""
+    pods: Store = field(default_factory=Store)
+    """Pods (trimmed to what membership needs), likewise."""
 
     @staticmethod
     def add_indexes(
@@ -270,6 +306,12 @@ class Caches:
             models(IDX_POOL, model_pools)
         if pools is not None:
             pools(IDX_SELECTOR, pool_selector)
+        routes(IDX_V1_POOL, route_v1_pools)
+
+    @staticmethod
+    def add_v1_indexes(*, v1_pools: Callable[[str, Callable[[Obj], Iterable[str]]], None]) -> None:
+        """Register the v1 pool index (pass the v1 InferencePool informer's ``add_indexer``)."""
+        v1_pools(IDX_SELECTOR, v1_pool_selector)
 
     # --- from any object to the Gateways it affects
 
@@ -278,13 +320,9 @@ class Caches:
 
     def pools_selecting(self, backend: Obj) -> list[Obj]:
         """The pools of the backend's namespace whose selector matches its labels (through ``selector``)."""
-        k = v.key_of(backend)
         lbl = (backend.get("metadata") or {}).get("labels") or {}
-        candidates: dict[str, Obj] = {}
-        for value in [f"{k.namespace}/", *(f"{k.namespace}/{a}={b}" for a, b in lbl.items())]:
-            for p in self.pools.by_index(IDX_SELECTOR, value):
-                candidates[str(v.key_of(p))] = p
-        return [p for p in candidates.values() if (m := POOLS(p)) is not None and v.selects(m, lbl)]
+        candidates = _selector_candidates(self.pools, backend)
+        return [p for p in candidates if (m := POOLS(p)) is not None and v.selects(m, lbl)]
 
     def backends_selected(self, pool: InferencePool) -> list[Obj]:
         """The AIServiceBackends a pool selects (through ``label``: the objects carrying its first pair)."""
@@ -294,6 +332,14 @@ class Caches:
         first = min(pool.spec.selector.items())
         candidates = self.backends.by_index(IDX_LABEL, f"{ns}/{first[0]}={first[1]}")
         return [b for b in candidates if v.selects(pool, (b.get("metadata") or {}).get("labels") or {})]
+
+    def v1_pools_selecting(self, pod: Obj) -> list[Obj]:
+        """The v1 pools of the Pod's namespace whose selector matches its labels (through ``selector``)."""
+        candidates = _selector_candidates(self.v1_pools, pod)
+        return [p for p in candidates if (m := V1_POOLS(p)) is not None and pool_selects_pod(m, pod)]
+
+    def gateways_for_v1_pool_key(self, pool: ObjKey) -> set[ObjKey]:
+        return self.gateways_of_routes(self.routes.by_index(IDX_V1_POOL, str(pool)))
 
     def gateways_for_pool_key(self, pool: ObjKey) -> set[ObjKey]:
         return self.gateways_of_routes(self.routes.by_index(IDX_POOL, str(pool)))
@@ -336,6 +382,12 @@ class Caches:
             return self.gateways_for_pool_key(v.key_of(obj))
         if kind == InferenceModel.KIND_INFO.kind:
             return {g for p in model_pools(obj) for g in self.gateways_for_pool_key(ObjKey.parse(p))}
+        if kind == V1_POOL_KIND:
+            return self.gateways_for_v1_pool_key(v.key_of(obj))
+        if kind == "Pod":
+            return {
+                g for p in self.v1_pools_selecting(obj) for g in self.gateways_for_v1_pool_key(v.key_of(p))
+            }
         if kind == HTTP_ROUTE.kind:
             return {ObjKey.parse(g) for g in httproute_parents(obj)}
         if kind == REFERENCE_GRANT.kind:
@@ -382,6 +434,7 @@ class Caches:
             routes=routes,
             backend_keys={k for r in routes for k in v.refs_of_kind(r, BackendKind.AI_SERVICE_BACKEND)},
             pool_keys={k for r in routes for k in v.refs_of_kind(r, BackendKind.INFERENCE_POOL)},
+            v1_pool_keys={k for r in routes for k in v.v1_pool_refs(r)},
         )
 
     def object_snapshot(self, kind: str, obj: Obj) -> Snapshot:
@@ -409,6 +462,7 @@ class Caches:
         for parsed, st in (
             (ROUTES, self.routes), (BACKENDS, self.backends), (POLICIES, self.policies),
             (POOLS, self.pools), (MODELS, self.models), (EG_BACKENDS, self.eg_backends),
+            (V1_POOLS, self.v1_pools),
         ):  # fmt: skip
             parsed.prune(st)
 
@@ -447,6 +501,7 @@ class Caches:
         routes: list[AIGatewayRoute] | None = None,
         backend_keys: set[ObjKey] | None = None,
         pool_keys: set[ObjKey] | None = None,
+        v1_pool_keys: set[ObjKey] | None = None,
     ) -> Snapshot:
         routes = routes or []
         backends: dict[ObjKey, Obj] = {}
@@ -479,11 +534,26 @@ class Caches:
             for s in backend_policies(b):
                 if (o := self.policies.get(s)) is not None:
                     policies[ObjKey.parse(s)] = o
+        v1_pools: dict[ObjKey, V1InferencePool] = {}
+        pods: dict[str, Obj] = {}
+        if self.options.enable_inference_extension:
+            for pk in sorted(v1_pool_keys or ()):
+                p = self.v1_pools.get(str(pk))
+                if p is None or (v1 := V1_POOLS(p)) is None:
+                    continue
+                v1_pools[pk] = v1
+                for pod in self.pods.list(pk.namespace):
+                    if pool_selects_pod(v1, pod):
+                        pods[str(v.key_of(pod))] = pod
         targeted = {k for r in routes for k in v.gateway_keys(r)}
         existing = frozenset(k for k in targeted if str(k) in self.gateways)
         pool_parents = {
             pk: tuple(sorted(g for g in self.gateways_for_pool_key(pk) if str(g) in self.gateways))
             for pk in pools
+        }
+        v1_pool_parents = {
+            pk: tuple(sorted(g for g in self.gateways_for_v1_pool_key(pk) if str(g) in self.gateways))
+            for pk in v1_pools
         }
         return Snapshot(
             gateway=gateway,
@@ -498,6 +568,9 @@ class Caches:
             models=tuple(MODELS.all(models)),
             gateways=existing,
             pool_parents=pool_parents,
+            v1_pools=v1_pools,
+            pods=tuple(pods[k] for k in sorted(pods)),
+            v1_pool_parents=v1_pool_parents,
             grants=self._grants_of(backends.values(), policies.values()),
             extension_policies=self._policies_of_gateways(existing),
             refused_policies=self.policy_refusals(existing),

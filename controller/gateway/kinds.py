@@ -13,6 +13,8 @@ from api.envoygateway import (
 )
 from api.gatewayapi import GATEWAY, HTTP_ROUTE, REFERENCE_GRANT
 from api.inference import InferenceModel, InferencePool
+from api.inference_v1 import POD, QUALIFIED_KIND
+from api.inference_v1 import InferencePool as V1InferencePool
 from api.objects import KindInfo
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
 from controller.runtime import CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES, Resource
@@ -28,6 +30,8 @@ AISERVICEBACKENDS: Final = resource(AIServiceBackend.KIND_INFO)
 BACKENDSECURITYPOLICIES: Final = resource(BackendSecurityPolicy.KIND_INFO)
 INFERENCEPOOLS: Final = resource(InferencePool.KIND_INFO)
 INFERENCEMODELS: Final = resource(InferenceModel.KIND_INFO)
+V1_INFERENCEPOOLS: Final = resource(V1InferencePool.KIND_INFO)
+PODS: Final = resource(POD)
 GATEWAYS: Final = resource(GATEWAY)
 HTTPROUTES: Final = resource(HTTP_ROUTE)
 EG_BACKENDS: Final = resource(Backend.KIND_INFO)
@@ -44,8 +48,9 @@ BY_KIND: Final = {
         GATEWAYS, HTTPROUTES, EG_BACKENDS, ENVOYEXTENSIONPOLICIES, HTTPROUTEFILTERS, CONFIGMAPS, SECRETS,
         SERVICES, DEPLOYMENTS, CLIENTTRAFFICPOLICIES, BACKENDTRAFFICPOLICIES,
     )
-}  # fmt: skip
-"""Resource of each kind we write, by ``kind``."""
+} | {QUALIFIED_KIND: V1_INFERENCEPOOLS}  # fmt: skip
+"""Resource of each kind we write, by ``kind`` (the v1 pool's status by ``QUALIFIED_KIND``: "InferencePool"
+is the v1alpha2 one)."""
 
 REQUIRED: Final = (
     AIGATEWAYROUTES, AISERVICEBACKENDS, BACKENDSECURITYPOLICIES, GATEWAYS, HTTPROUTES, EG_BACKENDS,
@@ -55,3 +60,6 @@ REQUIRED: Final = (
 
 INFERENCE: Final = (INFERENCEPOOLS, INFERENCEMODELS)
 """CRD-backed kinds needed with ``--enable-inference-extension``."""
+
+INFERENCE_V1: Final = (V1_INFERENCEPOOLS,)
+"""The Inference Extension's own CRD: v1 pools are served when it is installed (checked at start)."""

@@ -25,7 +25,7 @@ import base64
 import itertools
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,6 +33,8 @@ from prometheus_client import CollectorRegistry, Counter
 
 from api.gatewayapi import GATEWAY
 from api.inference import InferencePool
+from api.inference_v1 import CONTROLLER_NAME as V1_CONTROLLER_NAME
+from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
 from api.objects import Obj, ObjKey
 from controller.dns import DnsResolver
 from controller.gateway import kinds
@@ -171,6 +173,7 @@ class GatewayReconciler:
             "BackendSecurityPolicy": caches.policies,
             "InferencePool": caches.pools,
             "InferenceModel": caches.models,
+            V1_POOL_KIND: caches.v1_pools,
         }
 
     async def reconcile(self, req: Request) -> Result | None:
@@ -364,21 +367,25 @@ class GatewayReconciler:
 
         def mutate(status: dict[str, Any]) -> None:
             failures.clear()
+            if st.kind == V1_POOL_KIND:
+                # other controllers' entries stay as they are; ours are marked by controllerName
+                old = status.get("parents") or []
+                status["parents"] = [p for p in old if p.get("controllerName") != V1_CONTROLLER_NAME] + (
+                    _merged_parents(
+                        [p for p in old if p.get("controllerName") == V1_CONTROLLER_NAME], st, merge,
+                        parent_ref=lambda gw: {"group": GATEWAY.group, "kind": GATEWAY.kind,
+                                               "namespace": gw.namespace, "name": gw.name},
+                        extra={"controllerName": V1_CONTROLLER_NAME},
+                    )
+                )  # fmt: skip
+                return
             if st.kind == KIND_POOL:
-                old = {
-                    (p.get("parentRef", {}).get("namespace"), p.get("parentRef", {}).get("name")): p
-                    for p in status.get("parent") or []
-                }
-                parents = []
-                for gw, conds in st.parents:
-                    conditions = list((old.get((gw.namespace, gw.name)) or {}).get("conditions") or [])
-                    merge(conditions, conds)
-                    parents.append({
-                        "parentRef": {"apiVersion": GATEWAY.api_version, "kind": GATEWAY.kind,
-                                      "namespace": gw.namespace, "name": gw.name},
-                        "conditions": conditions,
-                    })  # fmt: skip
-                status["parent"] = parents
+                status["parent"] = _merged_parents(
+                    status.get("parent") or [], st, merge,
+                    parent_ref=lambda gw: {"apiVersion": GATEWAY.api_version, "kind": GATEWAY.kind,
+                                           "namespace": gw.namespace, "name": gw.name},
+                    extra={},
+                )  # fmt: skip
                 return
             conditions = status.setdefault("conditions", [])
             placeholder = next((c for c in conditions if c.get("type") == "Ready"), None)
@@ -406,6 +413,27 @@ class GatewayReconciler:
                 if obj is not None:
                     log.warning("%s %s: %s", kind, key, msg)
                     self.recorder.warning(obj, "DNSResolutionFailed", msg)
+
+
+def _merged_parents(
+    old: list[dict[str, Any]],
+    st: ObjectStatus,
+    merge: Callable[[list[dict[str, Any]], tuple[Any, ...]], None],
+    *,
+    parent_ref: Callable[[ObjKey], dict[str, str]],
+    extra: dict[str, str],
+) -> list[dict[str, Any]]:
+    """A pool's per-Gateway status entries: one per parent of ``st``, each merged into the ``old`` entry of
+    the same Gateway, so its conditions keep their transition times."""
+    by_gateway = {
+        ((p.get("parentRef") or {}).get("namespace"), (p.get("parentRef") or {}).get("name")): p for p in old
+    }
+    parents = []
+    for gw, conds in st.parents:
+        conditions = list((by_gateway.get((gw.namespace, gw.name)) or {}).get("conditions") or [])
+        merge(conditions, conds)
+        parents.append({"parentRef": parent_ref(gw), **extra, "conditions": conditions})
+    return parents
 
 
 class OrphanStatus:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
 from api.objects import Obj
 from controller.dns import DnsResolver
 from controller.gateway import kinds
@@ -104,11 +105,12 @@ class AnyChange(SpecChanged):
 def predicate_for(informer: Informer) -> SpecChanged | ResourceVersionChangedPredicate:
     """Which updates of ``informer`` matter: for metadata-only objects every new ``resourceVersion`` (a
     Secret's data changes nothing else they show); Envoy Gateway's verdict on our EnvoyExtensionPolicy is in
-    its status, so status changes pass there; elsewhere status-only updates are dropped."""
+    its status, so status changes pass there, and a Pod's readiness too; elsewhere status-only updates are
+    dropped."""
     if informer.metadata_only:
         return ResourceVersionChangedPredicate()
-    if informer.resource == kinds.ENVOYEXTENSIONPOLICIES:
-        return AnyChange()
+    if informer.resource in (kinds.ENVOYEXTENSIONPOLICIES, kinds.PODS):
+        return AnyChange()  # Pods: readiness and podIP are status (trimmed by ``trim_pod`` to just those)
     return SpecChanged()
 
 
@@ -117,6 +119,32 @@ class ControllerSettings:
     options: BuildOptions
     watch_namespace: str | None = None
     concurrent_reconciles: int = 4
+    inference_v1: bool = False
+    """Serve v1 InferencePools (watch them and Pods): with the inference extension, when the Inference
+    Extension's v1 CRD is installed (``controller.main`` checks at start)."""
+
+
+def trim_pod(obj: Obj) -> Obj:
+    """A Pod as v1 pool membership reads it (``controller.translate.podpool``): name, namespace, labels,
+    deletion, phase, podIP and the Ready condition's status. The informer keeps only this, so Pods cost the
+    controller little memory, and only changes to these pass its predicate."""
+    md = obj.get("metadata") or {}
+    st = obj.get("status") or {}
+    ready = [
+        {"type": "Ready", "status": c.get("status")}
+        for c in st.get("conditions") or []
+        if isinstance(c, dict) and c.get("type") == "Ready"
+    ]
+    keep_md = ("name", "namespace", "labels", "deletionTimestamp", "resourceVersion", "uid", "generation")
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {k: md[k] for k in keep_md if k in md},
+        "status": {
+            **{k: st[k] for k in ("phase", "podIP") if k in st},
+            "conditions": ready,
+        },
+    }
 
 
 async def missing_crds(
@@ -166,6 +194,8 @@ class Informers:
     eg_backends: Informer
     pools: Informer | None
     models: Informer | None
+    v1_pools: Informer | None
+    pods: Informer | None
     configmaps: Informer
     deployments: Informer
     policies_ext: Informer
@@ -207,6 +237,8 @@ class Informers:
         )
         if self.pools is not None and self.models is not None:
             caches.pools, caches.models = self.pools.store, self.models.store
+        if self.v1_pools is not None and self.pods is not None:
+            caches.v1_pools, caches.pods = self.v1_pools.store, self.pods.store
         return caches
 
 
@@ -215,6 +247,7 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
     ns = settings.watch_namespace
     managed = f"{n.MANAGED_BY_KEY}={n.MANAGED_BY}"
     inference = settings.options.enable_inference_extension
+    v1 = inference and settings.inference_v1
 
     def inf(resource: Resource, *, owned: bool = False, metadata_only: bool = False) -> Informer:
         selector = managed if owned else None
@@ -232,6 +265,8 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
         eg_backends=inf(kinds.EG_BACKENDS),
         pools=inf(kinds.INFERENCEPOOLS) if inference else None,
         models=inf(kinds.INFERENCEMODELS) if inference else None,
+        v1_pools=inf(kinds.V1_INFERENCEPOOLS) if v1 else None,
+        pods=mgr.informer(kinds.PODS, namespace=ns, transform=trim_pod) if v1 else None,
         configmaps=inf(CONFIGMAPS, owned=True),
         deployments=inf(DEPLOYMENTS, owned=True),
         policies_ext=inf(kinds.ENVOYEXTENSIONPOLICIES, owned=True),
@@ -248,6 +283,8 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
         models=infs.models.add_indexer if infs.models is not None else None,
         pools=infs.pools.add_indexer if infs.pools is not None else None,
     )
+    if infs.v1_pools is not None:
+        Caches.add_v1_indexes(v1_pools=infs.v1_pools.add_indexer)
     for i in (
         infs.configmaps,
         infs.secrets_owned,
@@ -289,6 +326,8 @@ def watch_gateways(
     ]  # fmt: skip
     if infs.pools is not None and infs.models is not None:
         watched += [(infs.pools, "InferencePool"), (infs.models, "InferenceModel")]
+    if infs.v1_pools is not None and infs.pods is not None:
+        watched += [(infs.v1_pools, V1_POOL_KIND), (infs.pods, "Pod")]
     watched.append((infs.grants, "ReferenceGrant"))
     for informer, kind in watched:
         gw_ctrl.watch(informer, EnqueueRequestsFromMapFunc(to_gateways(kind)), predicate_for(informer))

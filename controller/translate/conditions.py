@@ -24,6 +24,9 @@ Reasons (``Accepted`` / ``ResolvedRefs``, positive polarity, True reason = the t
   ``ResolvedRefs`` False ``InvalidExtensionRef``, ``PortMismatch`` (names the backend and the object with the
   wrong port), ``BackendNotFound`` (the selector matches nothing usable), ``DNSResolutionFailed`` (a member's
   hostname never resolved).
+- v1 InferencePool (``inference.networking.k8s.io``), per parent Gateway (``status.parents``, with our
+  ``controllerName``): ``Accepted`` True; ``ResolvedRefs`` False ``InvalidExtensionRef`` when it names an
+  external endpoint picker (not supported yet), else True (``controller.translate.podpool``).
 - InferenceModel: ``Accepted`` False ``ModelNameInUse`` (an older model of the pool has the name),
   ``PoolNotFound`` (the message names the pool), ``InvalidKind`` (poolRef not an InferencePool).
 """
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from api.inference import InferenceModel, InferencePool
+from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
 from api.meta import PARTIALLY_INVALID, ConditionStatus, DesiredCondition
 from api.objects import ObjKey
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
@@ -47,6 +51,7 @@ from controller.translate.resolve import (
     Problem,
     Resolution,
     RouteResolution,
+    V1PoolResolution,
 )
 
 ACCEPTED: Final = "Accepted"
@@ -117,6 +122,15 @@ def pool_status(res: PoolResolution, parents: Iterable[ObjKey]) -> ObjectStatus:
     )
 
 
+def v1_pool_status(res: V1PoolResolution, parents: Iterable[ObjKey]) -> ObjectStatus:
+    return ObjectStatus(
+        V1_POOL_KIND,
+        res.key,
+        views.generation(res.pool),
+        parents=tuple((gw, res.conditions) for gw in sorted(set(parents))),
+    )
+
+
 def model_status(res: ModelResolution) -> ObjectStatus:
     m = res.model
     if res.problem is None:
@@ -151,4 +165,5 @@ def statuses(res: Resolution) -> list[ObjectStatus]:
     out += [policy_status(res.policies[k]) for k in sorted(res.policies)]
     out += [pool_status(res.pools[k], res.pool_parents.get(k, ())) for k in sorted(res.pools)]
     out += [model_status(m) for m in sorted(res.models, key=lambda m: m.model.ref)]
+    out += [v1_pool_status(res.v1_pools[k], res.v1_pool_parents.get(k, ())) for k in sorted(res.v1_pools)]
     return out

@@ -188,6 +188,7 @@ class Resolution:
     policies: Mapping[ObjKey, PolicyResolution] = field(default_factory=dict)
     pool_parents: Mapping[ObjKey, tuple[ObjKey, ...]] = field(default_factory=dict)
     v1_pools: Mapping[ObjKey, V1PoolResolution] = field(default_factory=dict)
+    v1_pool_parents: Mapping[ObjKey, tuple[ObjKey, ...]] = field(default_factory=dict)
 
     def used_hostnames(self) -> list[str]:
         """The DNS names the filter config needs: the hostnames of the members of pools that accepted routes
@@ -625,6 +626,7 @@ def resolve(snap: Snapshot, options: BuildOptions) -> Resolution:
         policies=policies,
         pool_parents=snap.pool_parents,
         v1_pools=v1_pools,
+        v1_pool_parents=snap.v1_pool_parents,
     )
 
 

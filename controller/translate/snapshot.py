@@ -104,7 +104,7 @@ class Snapshot:
       their namespaces that carry their selectors' labels (readiness is judged by the builder).
     - ``gateways``: the keys of all Gateways that exist (to tell a route whether its other parents exist).
     - ``pool_parents``: for each pool, every Gateway that reaches it through some route (for
-      ``status.parent``).
+      ``status.parent``); ``v1_pool_parents`` likewise for the v1 pools (``status.parents``).
     - ``dns``: answers for the hostnames in ``hostnames_to_resolve(snapshot)``.
     - ``grants``: the ReferenceGrants of every namespace the objects above refer into from another one.
     - ``extension_policies``: for each Gateway the routes target, its EnvoyExtensionPolicy as stored (with
@@ -127,6 +127,7 @@ class Snapshot:
     pods: tuple[Obj, ...] = ()
     gateways: frozenset[ObjKey] = frozenset()
     pool_parents: Mapping[ObjKey, tuple[ObjKey, ...]] = field(default_factory=dict)
+    v1_pool_parents: Mapping[ObjKey, tuple[ObjKey, ...]] = field(default_factory=dict)
     dns: Mapping[str, DnsAnswer] = field(default_factory=dict)
     grants: tuple[Obj, ...] = ()
     extension_policies: Mapping[ObjKey, Obj] = field(default_factory=dict)

@@ -59,14 +59,22 @@ def test_status_conditions_and_events(scn: Scenario, upstreams: Upstreams, dns_s
     kube.wait_condition("inferencemodel", "model", scn.ns, "Accepted")
     pool_accepted = wait_for(
         lambda: (
-            (c := _pool_condition(kube.get("inferencepool", "pool", scn.ns), "Accepted"))
+            (
+                c := _pool_condition(
+                    kube.get("inferencepool.inference.networking.x-k8s.io", "pool", scn.ns), "Accepted"
+                )
+            )
             and c["status"] == "True"
             and c
         ),
         "InferencePool pool Accepted=True for Gateway gw",
     )
     assert pool_accepted["reason"] == "Accepted"
-    for kind, name in (("aigatewayroute", "good"), ("inferencepool", "pool"), ("inferencemodel", "model")):
+    for kind, name in (
+        ("aigatewayroute", "good"),
+        ("inferencepool.inference.networking.x-k8s.io", "pool"),
+        ("inferencemodel", "model"),
+    ):
         described = kube.describe(kind, name, scn.ns)
         accepted = [c for c in described_conditions(described) if c.get("Type") == "Accepted"]
         assert accepted and all(c["Status"] == "True" for c in accepted), described

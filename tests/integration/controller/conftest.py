@@ -235,7 +235,9 @@ async def running_aigw(
     mgr = Manager(api_client=api_client, health_port=None, graceful_shutdown_timeout=5)
     resolver = DnsResolver(nameserver=f"{dns.address}:{dns.port}", timeout=0.5, registry=mgr.metrics.registry)
     options = options or BuildOptions(enable_inference_extension=True, extproc_image="extproc:test")
-    settings = ControllerSettings(options=options, watch_namespace=None if cluster_wide else namespace)
+    settings = ControllerSettings(
+        options=options, watch_namespace=None if cluster_wide else namespace, inference_v1=True
+    )
     rec = setup_controllers(mgr, settings=settings, resolver=resolver)
     h = Aigw(ns=namespace, cp=cp, kube=KubeClient(api_client), mgr=mgr, reconciler=rec, dns=dns)
     await h.kubectl("apply", "-f", "-", input=GATEWAY_CLASS)

@@ -26,14 +26,14 @@ from tests.realparts.controlplane import ControlPlane
 from tests.realparts.dns import DnsServer
 
 CONFIG = Path(__file__).resolve().parents[3] / "config"
-PODS = Resource("", "v1", "pods", "Pod")
+PVCS = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
 
 
 async def controller_works_with_only(
     rbac: str, *, control_plane: ControlPlane, namespace: str, dns_server: DnsServer, service_account: str
 ) -> None:
     """Apply ``rbac`` (YAML) and check the controller, as ``service_account`` of ``namespace``, reconciles the
-    samples to Accepted=True and is refused anything beyond its roles (Pods)."""
+    samples to Accepted=True and is refused anything beyond its roles (PersistentVolumeClaims)."""
     await asyncio.to_thread(control_plane.kubectl, "apply", "-f", "-", input=rbac)
     await asyncio.to_thread(control_plane.kubectl, "apply", "-f", "-", input=GATEWAY_CLASS)
     sa = f"system:serviceaccount:{namespace}:{service_account}"
@@ -43,7 +43,7 @@ async def controller_works_with_only(
     mgr = Manager(api_client=api, health_port=None, graceful_shutdown_timeout=5)
     kube = KubeClient(api)
     with pytest.raises(Exception) as denied:
-        await kube.list(PODS, namespace=namespace)
+        await kube.list(PVCS, namespace=namespace)
     assert getattr(denied.value, "status", None) == 403  # least privilege: no access beyond the role
     resolver = DnsResolver(
         nameserver=f"{dns_server.address}:{dns_server.port}", registry=mgr.metrics.registry
@@ -51,7 +51,7 @@ async def controller_works_with_only(
     setup_controllers(
         mgr,
         settings=ControllerSettings(
-            options=BuildOptions(enable_inference_extension=True), watch_namespace=None
+            options=BuildOptions(enable_inference_extension=True), watch_namespace=None, inference_v1=True
         ),
         resolver=resolver,
     )

@@ -62,7 +62,7 @@ async def test_a_model_whose_pool_goes_is_not_served_any_more(aigw: Aigw) -> Non
     cfg = await aigw.config_when("gw", lambda c: len(c.pools) == 1)
     assert _models(cfg) == ["llama"]
 
-    await aigw.delete("inferencepool", "p")  # the route still names it
+    await aigw.delete("inferencepool.inference.networking.x-k8s.io", "p")  # the route still names it
     msg = await accepted(aigw, "False", "PoolNotFound")
     assert "served by" not in msg
     cfg = await aigw.config_when("gw", lambda c: not c.pools)
@@ -76,7 +76,7 @@ async def test_a_model_whose_pool_goes_is_not_served_any_more(aigw: Aigw) -> Non
 
     # and with no route left at all, the model still says why it is not served
     await aigw.delete("aigatewayroute", "r")
-    await aigw.delete("inferencepool", "p")
+    await aigw.delete("inferencepool.inference.networking.x-k8s.io", "p")
     await accepted(aigw, "False", "PoolNotFound")
 
 

@@ -246,7 +246,7 @@ async def wired() -> tuple[RecordingManager, GatewayReconciler]:
     mgr = RecordingManager()
     reconciler = setup_controllers(
         mgr,
-        settings=ControllerSettings(options=BuildOptions(enable_inference_extension=True)),
+        settings=ControllerSettings(options=BuildOptions(enable_inference_extension=True), inference_v1=True),
         resolver=DnsResolver(registry=mgr.metrics.registry),
     )
     return mgr, reconciler
