@@ -49,7 +49,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--enable-inference-extension",
         action="store_true",
         help="reconcile InferencePools and InferenceModels (inference.networking.x-k8s.io/v1alpha2); "
-        "the controller exits at start if their CRDs are not installed",
+        "the controller exits at start if their CRDs are not installed. Also the Inference Extension's v1 "
+        "InferencePools (inference.networking.k8s.io) and the Pods they select, when that CRD is installed",
     )
     p.add_argument(
         "--extension-ref-name",
