@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from aigw.standalone.inputs import InputError, SourcedObject
 from api.errors import InvalidObjectError
+from api.inference_v1 import API_VERSION as INFERENCE_V1_API_VERSION
 from api.kinds import kind_for
 from api.objects import ObjKey, TopLevelObject
 
@@ -77,6 +78,14 @@ def build_store(objects: Iterable[SourcedObject]) -> tuple[Store, list[InputErro
 def _normalised(obj: SourcedObject, *, order: int) -> SourcedObject:
     """``obj`` with its defaults filled in, and its model when its kind is modelled."""
     body = dict(obj.body)
+    if body.get("apiVersion") == INFERENCE_V1_API_VERSION:
+        raise InputError(
+            path=obj.path,
+            document=obj.document,
+            reason=f"{obj.kind} {obj.name}: the Inference Extension's v1 InferencePool "
+            f"({INFERENCE_V1_API_VERSION}) is not supported by `aigw run` yet (the controller serves it, "
+            "from Pods); use the v1alpha2 InferencePool (inference.networking.x-k8s.io/v1alpha2) here",
+        )
     meta = dict(body.get("metadata") or {})
     created = _EPOCH + dt.timedelta(seconds=order)
     meta.setdefault("creationTimestamp", created.strftime("%Y-%m-%dT%H:%M:%SZ"))
