@@ -445,6 +445,8 @@ class Caches:
             return self._collect(gateway=gw, backend_keys={k})
         if kind == InferencePool.KIND_INFO.kind:
             return self._collect(gateway=gw, pool_keys={k})
+        if kind == V1_POOL_KIND:
+            return self._collect(gateway=gw, v1_pool_keys={k})
         if kind == InferenceModel.KIND_INFO.kind:
             snap = self._collect(gateway=gw, pool_keys={ObjKey.parse(p) for p in model_pools(obj)})
             return snap if snap.models else replace(snap, models=tuple(MODELS.all([obj])))

@@ -440,17 +440,17 @@ class OrphanStatus:
     """The sync function of a kind with status: writes the conditions of an object that no Gateway reads (an
     object some Gateway reads gets them from that Gateway's reconcile).
 
-    InferencePools are always written here too: their ``status.parent`` lists every Gateway that reaches them,
-    and a route that stops referencing a pool reconciles only its own Gateways, not the others that still
-    reach the pool. DNS answers come from the resolver's cache (no lookups), so these conditions agree with
-    the Gateway reconciles'.
+    InferencePools (both APIs) are always written here too: their parents list every Gateway that reaches
+    them, and a route that stops referencing a pool reconciles only its own Gateways, not the others that
+    still reach the pool. DNS answers come from the resolver's cache (no lookups), so these conditions agree
+    with the Gateway reconciles'.
     """
 
     def __init__(self, *, kind: str, reconciler: GatewayReconciler) -> None:
         self.kind = kind
         self.gateways = reconciler
         self.store = reconciler.status_stores[kind]
-        self.always = kind == KIND_POOL
+        self.always = kind in (KIND_POOL, V1_POOL_KIND)
 
     async def reconcile(self, req: Request) -> Result | None:
         obj = self.store.get(req.key)

@@ -8,9 +8,9 @@ Controllers:
   through a map function that follows the cache indexes to the Gateways the object affects
   (``Caches.gateways_for``), and the objects it owns. Status-only updates are filtered out, so writing a
   status never triggers a reconcile.
-- ``<kind>-status`` for AIServiceBackend, BackendSecurityPolicy, InferencePool and InferenceModel: the sync
-  functions that validate an object and write its own conditions when no Gateway reads it (``OrphanStatus``);
-  otherwise that Gateway's reconcile writes them.
+- ``<kind>-status`` for AIServiceBackend, BackendSecurityPolicy, InferencePool (both APIs) and
+  InferenceModel: the sync functions that validate an object and write its own conditions when no Gateway
+  reads it (``OrphanStatus``); otherwise that Gateway's reconcile writes them.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from controller.gateway.cache import (
     model_pools,
     owner_gateways,
     route_pools,
+    route_v1_pools,
 )
 from controller.gateway.fetched import FetchedObjects
 from controller.gateway.reconciler import (
@@ -385,6 +386,18 @@ def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler:
             lambda o: [p for r in routes.store.by_index(IDX_GATEWAY, str(v.key_of(o)))
                        for k in route_pools(r) if (p := pools.store.get(k)) is not None],
         )  # fmt: skip
+        if infs.v1_pools is not None:
+            v1_pools = infs.v1_pools
+            v1_also = status_controller(V1_POOL_KIND, v1_pools)
+            # status.parents follows the routes that name the pool and the Gateways they target
+            v1_also(
+                routes, lambda o: [p for k in route_v1_pools(o) if (p := v1_pools.store.get(k)) is not None]
+            )
+            v1_also(
+                infs.gateways,
+                lambda o: [p for r in routes.store.by_index(IDX_GATEWAY, str(v.key_of(o)))
+                           for k in route_v1_pools(r) if (p := v1_pools.store.get(k)) is not None],
+            )  # fmt: skip
         model_also = status_controller("InferenceModel", models)
         model_also(pools, by(models.store.by_index, IDX_POOL))
         model_also(models, lambda o: [m for k in model_pools(o) for m in models.store.by_index(IDX_POOL, k)])

@@ -180,3 +180,30 @@ async def test_a_request_through_envoy_reaches_a_ready_pods_endpoint(aigw: Aigw,
         cfg = await aigw.config_when("gw", lambda c: addresses(c, pool) == both)
         await asyncio.to_thread(gw.apply, cfg.to_json_dict())
         assert set(await asyncio.to_thread(served_by, 40)) == {"pod-a", "pod-b"}
+
+
+async def test_our_parent_entry_goes_with_the_route_and_others_entries_stay(aigw: Aigw) -> None:
+    await aigw.apply(docs(gateway_yaml("gw"), v1_route("r", "gw", "p"), v1_pool("p")))
+    other = {
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "theirs"},
+        "controllerName": "example.com/another-gateway",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+    }  # fmt: skip
+
+    async def controllers() -> list[str]:
+        obj = await aigw.get(kinds.V1_INFERENCEPOOLS, "p")
+        assert obj is not None
+        return sorted(p.get("controllerName", "") for p in (obj.get("status") or {}).get("parents") or [])
+
+    async def only(want: list[str]) -> bool:
+        got = await controllers()
+        assert got == want, got
+        return True
+
+    await eventually(lambda: only([CONTROLLER_NAME]), within=WITHIN)
+    add_other = json.dumps([{"op": "add", "path": "/status/parents/-", "value": other}])
+    await aigw.kubectl("-n", aigw.ns, "patch", f"inferencepool.{V1}", "p", "--subresource=status",
+                       "--type=json", "-p", add_other)  # fmt: skip
+    await aigw.delete("aigatewayroute", "r")
+    await eventually(lambda: only(["example.com/another-gateway"]), within=WITHIN)
