@@ -68,3 +68,39 @@ def node_container(docker_engine: None) -> Iterator[str]:
         yield name
     finally:
         docker("rm", "-f", "-v", name)
+
+
+CONTEXT = "kind-ai-gateway-py"
+
+
+def kubectl_path() -> str:
+    found = shutil.which("kubectl")
+    if found:
+        return found
+    cached = next(CACHE.glob(f"testbin/k8s-{K8S_VERSION}_etcd-*/kubectl"), None)
+    if cached is None:
+        pytest.fail("no kubectl: run `make envtest`")
+    return str(cached)
+
+
+def kubectl(*args: str, check: bool = True) -> str:
+    done = subprocess.run(
+        [kubectl_path(), "--context", CONTEXT, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)}: {done.stderr}")
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster() -> None:
+    if subprocess.run(
+        [kubectl_path(), "--context", CONTEXT, "get", "deploy", "-n", "envoy-ai-gateway-system"],
+        capture_output=True, timeout=60, check=False,
+    ).returncode != 0:  # fmt: skip
+        pytest.fail(f"no kind cluster {CONTEXT} with our controller: run `make kind-up AIGW_KIND_LOCAL=1`")
+    kubectl("apply", "-f", str(REPO / "config" / "samples" / "gateway.yaml"))

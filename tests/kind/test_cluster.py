@@ -5,7 +5,6 @@ reaches the Envoy Pod through `kubectl port-forward` on 127.0.0.1 only."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -16,52 +15,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.kind.conftest import CACHE, K8S_VERSION, REPO
+from tests.kind.conftest import CONTEXT, kubectl, kubectl_path
 
 MANIFESTS = Path(__file__).parent / "manifests"
-CONTEXT = "kind-ai-gateway-py"
-
-
-def kubectl_path() -> str:
-    found = shutil.which("kubectl")
-    if found:
-        return found
-    cached = next(CACHE.glob(f"testbin/k8s-{K8S_VERSION}_etcd-*/kubectl"), None)
-    if cached is None:
-        pytest.fail("no kubectl: run `make envtest`")
-    return str(cached)
-
-
-def kubectl(*args: str, check: bool = True) -> str:
-    done = subprocess.run(
-        [kubectl_path(), "--context", CONTEXT, *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"kubectl {' '.join(args)}: {done.stderr}")
-    return done.stdout
-
-
-@pytest.fixture(scope="module")
-def cluster() -> None:
-    if subprocess.run(
-        [kubectl_path(), "--context", CONTEXT, "get", "deploy", "-n", "envoy-ai-gateway-system"],
-        capture_output=True, timeout=60, check=False,
-    ).returncode != 0:  # fmt: skip
-        pytest.fail(f"no kind cluster {CONTEXT} with our controller: run `make kind-up AIGW_KIND_LOCAL=1`")
-    kubectl("apply", "-f", str(REPO / "config" / "samples" / "gateway.yaml"))
 
 
 @pytest.fixture(scope="module")
 def extproc_pod(cluster: None) -> dict[str, object]:
     """The ext_proc Pod our controller's Deployment runs for the sample Gateway, once it is Ready."""
     selector = "app.kubernetes.io/name=ai-eg-extproc,aigateway.envoyproxy.io/gateway-name=ai-gateway"
-    kubectl("wait", "--for=condition=Ready", "pod", "-l", selector, "--timeout=180s")
-    pods = json.loads(kubectl("get", "pod", "-l", selector, "-o", "json"))["items"]
-    assert len(pods) == 1
+    kubectl("rollout", "status", "deploy", "-l", selector, "--timeout=180s")
+    deadline = time.monotonic() + 180  # an earlier rollout's old Pod may still be terminating
+    while True:
+        pods = json.loads(kubectl("get", "pod", "-l", selector, "-o", "json"))["items"]
+        if len(pods) == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
     pod: dict[str, object] = pods[0]
     return pod
 
