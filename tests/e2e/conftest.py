@@ -22,7 +22,7 @@ import pytest
 
 from api.filterconfig import CONFIG_KEY
 from tests.e2e import artifacts, objects
-from tests.e2e.harness import ConfigMapProjector, Scenario, Upstreams, scenario
+from tests.e2e.harness import ConfigMapProjector, Scenario, SecretProjector, Upstreams, scenario
 from tests.e2e.kube import Kube
 from tests.e2e.processes import LoggedProcess, ProcessError
 from tests.realparts.controlplane import ControlPlane, ControlPlaneError
@@ -254,6 +254,8 @@ def controller(
             f"{host}:{port}",
             "--extproc-address",
             f"{xhost}:{xport}",
+            "--extproc-auth-dir",
+            str(artifacts_dir / "extproc" / "auth"),  # where auth_projector writes the auth Secret
             "--metrics-address",
             addresses.controller_metrics,
             "--health-address",
@@ -291,6 +293,15 @@ def projector(kube: Kube, extproc: LoggedProcess, artifacts_dir: Path) -> Iterat
     artifacts.unregister("projector")
 
 
+@pytest.fixture(scope="session")
+def auth_projector(kube: Kube, extproc: LoggedProcess, artifacts_dir: Path) -> Iterator[SecretProjector]:
+    p = SecretProjector(kube, artifacts_dir / "extproc" / "auth", artifacts_dir / "auth-projector.log")
+    artifacts.register("auth-projector", lambda: [p.log])  # the log only: never the credentials
+    yield p
+    p.stop()
+    artifacts.unregister("auth-projector")
+
+
 @pytest.fixture
 def upstreams() -> Iterator[Upstreams]:
     u = Upstreams()
@@ -305,6 +316,7 @@ def scn(
     envoy_gateway: EnvoyGateway,
     extproc: LoggedProcess,
     projector: ConfigMapProjector,
+    auth_projector: SecretProjector,
     upstreams: Upstreams,
     addresses: Addresses,
 ) -> Iterator[Scenario]:
@@ -317,6 +329,7 @@ def scn(
         kube=kube,
         envoy_gateway=envoy_gateway,
         projector=projector,
+        auth_projector=auth_projector,
         upstreams=upstreams,
         extproc_metrics=addresses.extproc_metrics,
     ) as s:

@@ -5,6 +5,8 @@ Contracts:
 - ``ConfigMapProjector(kube, path)``: ``follow(ns, name)`` watches one ConfigMap (``kubectl get --watch``)
   and writes its ``filter-config.yaml`` to ``path`` atomically (write + rename, a new inode, as the kubelet's
   ``..data`` swap does), every time its content changes. ``writes`` counts the files written.
+  ``SecretProjector(kube, directory)`` does the same for the Gateway's auth Secret: every key, decoded, as a
+  file of ``directory`` (where the controller's ``--extproc-auth-dir`` points), as the kubelet mounts it.
 - ``Upstreams``: ``start(name, host, port)`` runs an ``aigw.upstream.FakeUpstream`` in a thread; ``close()``
   stops them all. Pool members share the InferencePool's ``targetPortNumber``: pick it with
   ``tests.realparts.ports.common_port(hosts)``.
@@ -15,11 +17,13 @@ Contracts:
 
 from __future__ import annotations
 
+import base64
 import codecs
 import contextlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 import urllib.request
@@ -42,6 +46,8 @@ CONFIGMAP_PREFIX = "ai-eg-extproc-"
 class ConfigMapProjector:
     """Projects one ConfigMap's filter config into a file. See the module docstring."""
 
+    RESOURCE = "configmaps"
+
     def __init__(self, kube: Kube, path: Path, log: Path) -> None:
         self.kube = kube
         self.path = path
@@ -57,13 +63,13 @@ class ConfigMapProjector:
         self.stop()
         with self._lock:
             self.content = None
-        self.path.unlink(missing_ok=True)
+        self._clear()
         cp = self.kube.cp
         argv = [
             str(cp.binaries.kubectl),
             f"--kubeconfig={cp.kubeconfig}",
             "get",
-            "configmaps",
+            self.RESOURCE,
             "-n",
             namespace,
             f"--field-selector=metadata.name={name}",
@@ -113,6 +119,12 @@ class ConfigMapProjector:
         if event.get("type") == "DELETED":
             return  # the kubelet keeps the last projected content until the pod goes
         data = (event.get("object") or {}).get("data") or {}
+        self._project(data)
+
+    def _clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def _project(self, data: dict[str, str]) -> None:
         content = data.get(CONFIG_KEY)
         with self._lock:
             if content is None or content == self.content:
@@ -124,6 +136,31 @@ class ConfigMapProjector:
             self.writes += 1
         with self.log.open("a") as f:
             f.write(f"---- projected {len(content)} bytes (write #{self.writes})\n")
+
+
+class SecretProjector(ConfigMapProjector):
+    """Projects every key of one Secret, decoded, as a file of the directory ``path`` (see the module
+    docstring)."""
+
+    RESOURCE = "secrets"
+
+    def _clear(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _project(self, data: dict[str, str]) -> None:
+        content = json.dumps(data, sort_keys=True)
+        with self._lock:
+            if content == self.content:
+                return
+            self.path.mkdir(parents=True, exist_ok=True)
+            for key, value in data.items():
+                tmp = self.path / f".{key}.tmp"
+                tmp.write_bytes(base64.b64decode(value))
+                tmp.replace(self.path / key)
+            self.content = content
+            self.writes += 1
+        with self.log.open("a") as f:
+            f.write(f"---- projected {len(data)} keys (write #{self.writes})\n")
 
 
 class Upstreams:
@@ -183,12 +220,14 @@ class Scenario:
         projector: ConfigMapProjector,
         upstreams: Upstreams,
         extproc_metrics: str,
+        auth_projector: SecretProjector | None = None,
     ) -> None:
         self.ns = name
         self.gateway = "gw"
         self.kube = kube
         self.eg = envoy_gateway
         self.projector = projector
+        self.auth_projector = auth_projector
         self.upstreams = upstreams
         self.extproc_metrics = extproc_metrics
         self.port = objects.listener_port()
@@ -197,6 +236,8 @@ class Scenario:
     def open(self) -> Scenario:
         self.kube.apply(objects.namespace(self.ns))
         self.projector.follow(self.ns, CONFIGMAP_PREFIX + self.gateway)
+        if self.auth_projector is not None:
+            self.auth_projector.follow(self.ns, CONFIGMAP_PREFIX + self.gateway)  # the auth Secret's name
         self.apply(objects.gateway(self.gateway, self.ns, self.port))
         return self
 

@@ -16,6 +16,7 @@ AIGW = v1alpha1.API_VERSION
 GAIE = inference.API_VERSION
 EG = Backend.KIND_INFO.api_version
 GW = GATEWAY.api_version
+AIGW_GROUP = v1alpha1.GROUP
 GATEWAY_CLASS = "aigw-e2e"
 
 
@@ -82,8 +83,17 @@ def http_route(name: str, ns: str, gateway_name: str, backend: str, port: int) -
     }
 
 
-def ai_service_backend(name: str, ns: str, backend: str, *, labels: dict[str, str] | None = None) -> Obj:
-    """An AIServiceBackend (OpenAI schema) whose ``backendRef`` is the EG ``Backend`` named ``backend``."""
+def ai_service_backend(
+    name: str,
+    ns: str,
+    backend: str,
+    *,
+    labels: dict[str, str] | None = None,
+    schema: Obj | None = None,
+    policy: str | None = None,
+) -> Obj:
+    """An AIServiceBackend (``schema``, default OpenAI; ``policy`` a BackendSecurityPolicy) whose
+    ``backendRef`` is the EG ``Backend`` named ``backend``."""
     meta: Obj = {"name": name, "namespace": ns}
     if labels:
         meta["labels"] = labels
@@ -92,8 +102,19 @@ def ai_service_backend(name: str, ns: str, backend: str, *, labels: dict[str, st
         "kind": "AIServiceBackend",
         "metadata": meta,
         "spec": {
-            "schema": {"name": "OpenAI"},
+            "schema": schema or {"name": "OpenAI"},
             "backendRef": {"name": backend, "kind": "Backend", "group": "gateway.envoyproxy.io"},
+            **(
+                {
+                    "backendSecurityPolicyRef": {
+                        "group": AIGW_GROUP,
+                        "kind": "BackendSecurityPolicy",
+                        "name": policy,
+                    }
+                }
+                if policy
+                else {}
+            ),
         },
     }
 
