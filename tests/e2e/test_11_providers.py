@@ -66,6 +66,12 @@ def _envoy_proxy(name: str, ns: str, log: Path) -> Obj:
     }
 
 
+def bedrock_backend(ns: str, ip: str, port: int) -> Obj:
+    backend = objects.eg_backend("bedrock", ns, port, ip=ip)
+    backend["spec"]["endpoints"][0]["hostname"] = f"bedrock-runtime.{REGION}.amazonaws.com"
+    return backend
+
+
 def test_openai_bedrock_and_azure_backends_on_one_route(scn: Scenario, upstreams: Upstreams) -> None:
     ns = scn.ns
     log = Path(tempfile.mkdtemp(prefix="aigw-e2e-access-")) / "access.log"
@@ -97,7 +103,10 @@ def test_openai_bedrock_and_azure_backends_on_one_route(scn: Scenario, upstreams
             _envoy_proxy("access-log", ns, log),
             gateway,
             objects.eg_backend("openai", ns, openai.port, ip=openai.host),
-            objects.eg_backend("bedrock", ns, bedrock.port, ip=bedrock.host),
+            # the endpoint's hostname is the regional endpoint, as a real Bedrock Backend's FQDN is: our
+            # host-rewrite filter makes Envoy send it as Host, which the signature covers (Envoy Gateway's
+            # ext_proc filter ignores an :authority the ext_proc sets)
+            bedrock_backend(ns, bedrock.host, bedrock.port),
             objects.eg_backend("azure", ns, azure.port, ip=azure.host),
             _secret("openai-key", ns, apiKey="sk-e2e-openai"),
             _secret("aws-creds", ns, credentials=aws),
