@@ -106,3 +106,26 @@ def test_a_route_added_later_serves_chat_through_the_envoy_pod_without_restartin
         assert "Accepted" in described and "route accepted" in described
     finally:
         kubectl("delete", "--ignore-not-found", "-f", str(MANIFESTS / "direct.yaml"), check=False)
+
+
+def test_chat_through_an_inference_pool_of_model_server_pods(
+    extproc_pod: dict[str, object], gateway_url: str
+) -> None:
+    kubectl("apply", "-f", str(MANIFESTS / "pool.yaml"))
+    try:
+        kubectl("rollout", "status", "deploy/kind-pool-sim", "--timeout=180s")
+        status, answer = 0, dict[str, object]()
+        deadline = time.monotonic() + 180
+        while status != 200 and time.monotonic() < deadline:
+            time.sleep(2)
+            status, answer = chat(gateway_url, "kind-pool-model")
+        assert status == 200, answer
+        assert answer["model"] == "kind-pool-model"
+        # Every request the pool route takes is answered by one of the pool's Pods.
+        statuses = [chat(gateway_url, "kind-pool-model")[0] for _ in range(10)]
+        assert statuses == [200] * 10
+        described = kubectl("describe", "inferencepool", "kind-pool")
+        assert "served by the built-in endpoint picker" in described
+        assert "member backend(s) resolved" in described
+    finally:
+        kubectl("delete", "--ignore-not-found", "-f", str(MANIFESTS / "pool.yaml"), check=False)
