@@ -79,6 +79,18 @@ def chat(url: str, model: str) -> tuple[int, dict[str, object]]:
         return e.code, json.loads(e.read() or b"{}")
 
 
+def served_chat(url: str, model: str) -> dict[str, object]:
+    """The first 200 answer for the model, polling up to 3 min: the kubelet refreshes the ext_proc's ConfigMap
+    volume (where a route change arrives) within about a minute."""
+    status, answer = chat(url, model)
+    deadline = time.monotonic() + 180
+    while status != 200 and time.monotonic() < deadline:
+        time.sleep(2)
+        status, answer = chat(url, model)
+    assert status == 200, answer
+    return answer
+
+
 def test_a_route_added_later_serves_chat_through_the_envoy_pod_without_restarting_the_ext_proc(
     extproc_pod: dict[str, object], gateway_url: str
 ) -> None:
@@ -87,12 +99,7 @@ def test_a_route_added_later_serves_chat_through_the_envoy_pod_without_restartin
     kubectl("apply", "-f", str(MANIFESTS / "direct.yaml"))
     try:
         kubectl("rollout", "status", "deploy/kind-sim", "--timeout=180s")
-        # The kubelet refreshes the ext_proc's ConfigMap volume within about a minute.
-        deadline = time.monotonic() + 180
-        while status != 200 and time.monotonic() < deadline:
-            time.sleep(2)
-            status, answer = chat(gateway_url, "kind-sim-model")
-        assert status == 200, answer
+        answer = served_chat(gateway_url, "kind-sim-model")
         assert answer["model"] == "kind-sim-model"
         assert answer["usage"]["completion_tokens"] == 5  # type: ignore[index]
         # The same ext_proc Pod served it: the config change was followed, not restarted into.
@@ -114,12 +121,7 @@ def test_chat_through_an_inference_pool_of_model_server_pods(
     kubectl("apply", "-f", str(MANIFESTS / "pool.yaml"))
     try:
         kubectl("rollout", "status", "deploy/kind-pool-sim", "--timeout=180s")
-        status, answer = 0, dict[str, object]()
-        deadline = time.monotonic() + 180
-        while status != 200 and time.monotonic() < deadline:
-            time.sleep(2)
-            status, answer = chat(gateway_url, "kind-pool-model")
-        assert status == 200, answer
+        answer = served_chat(gateway_url, "kind-pool-model")
         assert answer["model"] == "kind-pool-model"
         # Every request the pool route takes is answered by one of the pool's Pods.
         statuses = [chat(gateway_url, "kind-pool-model")[0] for _ in range(10)]
