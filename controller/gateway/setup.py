@@ -330,6 +330,11 @@ def watch_gateways(
     if infs.v1_pools is not None and infs.pods is not None:
         watched += [(infs.v1_pools, V1_POOL_KIND), (infs.pods, "Pod")]
     watched.append((infs.grants, "ReferenceGrant"))
+    # The Secrets and Services we own are also followed by label-selected informers, whose stores the
+    # reconcile compares desired objects with. Their events are watched too: a deletion seen first by the
+    # metadata-only informer could reconcile against a store still holding the deleted copy, and nothing
+    # would bring the reconcile back.
+    watched += [(infs.secrets_owned, "Secret"), (infs.services_owned, "Service")]
     for informer, kind in watched:
         gw_ctrl.watch(informer, EnqueueRequestsFromMapFunc(to_gateways(kind)), predicate_for(informer))
 
