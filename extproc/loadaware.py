@@ -2,11 +2,14 @@
 
 Per request, over the pool's endpoints:
 1. fuse each endpoint's scraped and passive signals (``scorers.fuse``) into load, queue and KV-cache use;
-2. filter: drop unhealthy endpoints (unreachable scrape, recent failures), then saturated ones (queue or KV
-   past the pool's thresholds); a filter that would drop every endpoint keeps them all;
-3. shed: when every endpoint is saturated, a ``Sheddable`` model's request gets 429 (with ``retry-after``),
-   a ``Standard`` one only when every endpoint is past ``standardFactor`` times the thresholds, a
-   ``Critical`` one never;
+2. filter: drop unhealthy endpoints (unreachable scrape, recent failures); a filter that would drop every
+   endpoint keeps them all;
+3. shed: when every endpoint is saturated (queue or KV past the pool's thresholds), a ``Sheddable`` model's
+   request gets 429 (with ``retry-after``), a ``Standard`` one only when every endpoint is past
+   ``standardFactor`` times the thresholds, a ``Critical`` one never. Saturation decides shedding only, not
+   which endpoint serves: dropping a saturated endpoint from the candidates would break prefix and LoRA
+   affinity exactly when a cache miss costs most (its prefill stalls a full batch elsewhere); the load and
+   KV scorers already weigh how busy each endpoint is against its affinity;
 4. score the survivors (load, KV cache, prefix affinity, LoRA affinity, latency, health), weigh and sum;
    the best wins, ties broken at random;
 5. remember the prompt's prefix blocks as served by the winner.
@@ -102,7 +105,7 @@ class LoadAwarePicker:
         stale_after, q_limit, kv_limit = plan.stale_after, plan.q_limit, plan.kv_limit
         fuse, saturation, limit = sc.fuse, sc.saturation, sc.HEALTH_PENALTY_LIMIT
 
-        # 1-2: fuse, then filter (health, then saturation)
+        # 1-2: fuse, then filter by health
         healthy: list[_Row] = []
         unhealthy: list[_Row] = []
         for e, s in plan.pairs:
@@ -114,11 +117,9 @@ class LoadAwarePicker:
                 (e, s, load, kv, sat, penalty)
             )
         rows = healthy or unhealthy  # a filter that would drop every endpoint keeps them all
-        free = [r for r in rows if r[4] < 1.0]
-        if free:
-            rows = free
-        else:
-            _maybe_shed(request, least_sat=min(r[4] for r in rows), settings=plan.saturation)
+        least_sat = min(r[4] for r in rows)
+        if least_sat >= 1.0:  # 3: every candidate saturated
+            _maybe_shed(request, least_sat=least_sat, settings=plan.saturation)
 
         # 4: score
         loads = [r[2] for r in rows]

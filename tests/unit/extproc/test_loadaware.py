@@ -137,6 +137,33 @@ def test_prefix_affinity_yields_to_a_queue() -> None:
     first = picker.pick(_request(pool, prompt=system)).address
     _scrape(store, clock, first, waiting=4, running=8)  # busy now: prefix is not worth a queue
     assert picker.pick(_request(pool, prompt=system)).address != first
+    _scrape(store, clock, first, waiting=10, running=8)  # saturated as well: the load scorer keeps it out
+    assert picker.pick(_request(pool, prompt=system)).address != first
+
+
+@pytest.mark.parametrize(
+    ("busy", "others"),
+    [
+        ({"waiting": 5, "running": 8}, {"waiting": 4, "running": 8}),
+        ({"running": 8, "kv": 0.85}, {"running": 8}),
+    ],
+    ids=["queue", "kv-cache"],
+)
+def test_prefix_affinity_holds_on_a_saturated_endpoint_when_others_are_nearly_as_busy(
+    busy: dict[str, float], others: dict[str, float]
+) -> None:
+    # Near capacity every replica is about as busy; the one holding the prefix saves a full prefill, which on
+    # another replica would also stall its whole batch. Saturation alone must not break affinity (it did
+    # when saturated endpoints were filtered out of the candidates).
+    clock, store, picker, pool = _setup()
+    system = "You are a helpful assistant. " * 40
+    for a in ADDRS:
+        _scrape(store, clock, a, running=2)
+    first = picker.pick(_request(pool, prompt=system + "q0")).address
+    for a in ADDRS:
+        _scrape(store, clock, a, **(busy if a == first else others))
+    picks = Counter(picker.pick(_request(pool, prompt=system + f"q{i}")).address for i in range(1, 6))
+    assert picks == {first: 5}
 
 
 def test_lora_prefers_endpoints_with_the_adapter() -> None:
