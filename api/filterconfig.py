@@ -12,6 +12,7 @@ the last good config instead.
 from __future__ import annotations
 
 import ipaddress
+from enum import StrEnum
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -44,6 +45,8 @@ __all__ = [
     "Criticality",
     "Endpoint",
     "EndpointPickerConfig",
+    "ExternalPicker",
+    "ExternalPickerFailureMode",
     "Fallback",
     "FilterConfig",
     "HeaderMatch",
@@ -201,8 +204,35 @@ class InferenceModel(KubeModel):
     )
 
 
+class ExternalPickerFailureMode(StrEnum):
+    """What the ext_proc does when the external endpoint picker does not answer (down, timed out, an
+    unusable answer)."""
+
+    FAIL_OPEN = "FailOpen"
+    """Our own picker chooses the endpoint instead."""
+    FAIL_CLOSE = "FailClose"
+    """The request gets 503 ``endpoint_picker_unavailable``."""
+
+
+class ExternalPicker(KubeModel):
+    """An external endpoint picker (the Inference Extension's EPP protocol: an Envoy ext_proc gRPC service)
+    that the ext_proc asks for each request's endpoint of a v1 pool."""
+
+    service: Annotated[str, Field(min_length=1)]
+    """``<name>.<namespace>:<port>`` of the EPP Service (logs and errors)."""
+    endpoints: list[Endpoint] = Field(default_factory=list)
+    """The Service's addresses, resolved by the controller; empty (not resolved yet) counts as down."""
+    target_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(min_length=1)]
+    """The pool's target ports: an endpoint the EPP names must use one of them."""
+    failure_mode: ExternalPickerFailureMode = ExternalPickerFailureMode.FAIL_CLOSE
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    """The whole exchange with the EPP (connect, request headers and body, its answer); past it the EPP
+    counts as down. Below the ext_proc's own message timeout, so the failure mode decides, not Envoy."""
+
+
 class InferencePool(KubeModel):
-    """An InferencePool served by our built-in endpoint picker."""
+    """An InferencePool served by our built-in endpoint picker, or (a v1 pool with ``externalPicker``) by
+    an external one."""
 
     name: Annotated[str, Field(min_length=1)]
     """``<pool>.<namespace>``."""
@@ -213,6 +243,9 @@ class InferencePool(KubeModel):
     serves_any_model: bool = False
     """A v1 InferencePool (the Inference Extension's GA API has no InferenceModel): a request's model need
     not be in ``models``; it is sent unchanged, with Standard criticality."""
+    external_picker: ExternalPicker | None = None
+    """A v1 pool whose ``endpointPickerRef`` names an EPP: it chooses the endpoint; ``members`` are the
+    Pods' endpoints our picker falls back to (FailOpen)."""
 
     @model_validator(mode="after")
     def _unique_model_names(self) -> Self:

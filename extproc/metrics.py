@@ -136,6 +136,13 @@ class Metrics:
             ["pool", "model", "criticality"],
             registry=r,
         )
+        self.epp_failures = Counter(
+            "aigw_extproc_endpoint_picker_failures",
+            "Requests whose pool's external endpoint picker gave no usable answer (down, timed out, no valid "
+            "endpoint), by pool and failure mode (FailOpen: our picker chose; FailClose: 503).",
+            ["pool", "failure_mode"],
+            registry=r,
+        )
         self.fallbacks = Counter(
             "aigw_extproc_pool_fallbacks",
             "Requests sent to a pool's fallback because the pool could not serve them, by route, pool and "

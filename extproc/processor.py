@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -18,11 +19,12 @@ from api import headers as hdr
 from extproc import errors, wire
 from extproc.body import BadBodyError, ParsedBody, parse_request_body, with_model
 from extproc.costs import cost_values
+from extproc.epp import EppClient, EppSession, EppTarget, EppUnavailableError
 from extproc.metrics import Metrics
 from extproc.picker import EndpointPicker, PickRefusedError, PickRequest
 from extproc.router import match_rule, pick_backend
 from extproc.signals import Lease, SignalStore
-from extproc.snapshot import Fallback, Pool, Rule, Snapshot, Upstream
+from extproc.snapshot import Fallback, Pool, PoolModel, Rule, Snapshot, Upstream
 from extproc.translate import BedrockResponse, TranslationError, edit_request, signed
 from extproc.usage import SSEUsageParser, Usage, usage_from_json
 from extproc.watch import ConfigHolder
@@ -48,6 +50,7 @@ class Dependencies:
     metrics: Metrics
     rng: random.Random
     signals: SignalStore = field(default_factory=SignalStore)
+    epp: EppClient = field(default_factory=EppClient)
 
 
 class _Prepared:
@@ -88,6 +91,7 @@ class RequestProcessor:
         "_backend",
         "_body_chunks",
         "_deps",
+        "_epp",
         "_first_chunk_at",
         "_headers",
         "_lease",
@@ -129,11 +133,14 @@ class RequestProcessor:
         """The picked pool endpoint's in-flight claim; ended when the response ends or the stream does."""
         self._translator: BedrockResponse | None = None
         self._response_headers: dict[str, str] = {}
+        self._epp: EppSession | None = None
+        """The stream to the pool's external endpoint picker, which also gets the response."""
 
     # -- dispatch ---------------------------------------------------------------------------------
 
-    def handle(self, req: Any) -> bytes:
-        """The serialized answer to one ProcessingRequest."""
+    def handle(self, req: Any) -> bytes | Coroutine[Any, Any, bytes]:
+        """The serialized answer to one ProcessingRequest; a coroutine to await for a request body routed to
+        a pool with an external endpoint picker (the only answer that needs I/O)."""
         kind = req.WhichOneof("request")
         if kind == "request_headers":
             return self._on_request_headers(req.request_headers)
@@ -179,7 +186,7 @@ class RequestProcessor:
             "/v1/completions, /v1/embeddings and /v1/models",
         )
 
-    def _on_request_body(self, msg: Any) -> bytes:
+    def _on_request_body(self, msg: Any) -> bytes | Coroutine[Any, Any, bytes]:
         # BUFFERED (what Envoy must be configured with) sends one message; if a body ever arrives in parts,
         # route on the whole of it
         if not msg.end_of_stream:
@@ -267,11 +274,10 @@ class RequestProcessor:
 
     def _route_to_pool(
         self, pool: Pool, parsed: ParsedBody, raw: bytes, *, model_name: str, rule: Rule | None
-    ) -> bytes:
+    ) -> bytes | Coroutine[Any, Any, bytes]:
         """Pick an endpoint of ``pool`` for the InferenceModel ``model_name``. When the picker refuses (no
         endpoint, or saturated and shedding this request) and ``rule`` names a fallback for the pool, the
         request goes there instead; a fallback is reached with ``rule`` None, so fallbacks never chain."""
-        snapshot = self._prepared.snapshot
         model = pool.model_for(model_name)
         if model is None:
             return self._reject(
@@ -282,6 +288,14 @@ class RequestProcessor:
                 f"model {model_name!r} has no InferenceModel in pool {pool.name}",
             )
         target = model.targets.pick(rng=self._deps.rng) if model.targets is not None else model_name
+        if pool.external is not None:
+            return self._via_external_picker(pool, pool.external, model, parsed, raw, target=target)
+        return self._pick(pool, model, parsed, raw, target=target, rule=rule)
+
+    def _pick(
+        self, pool: Pool, model: PoolModel, parsed: ParsedBody, raw: bytes, *, target: str, rule: Rule | None
+    ) -> bytes | Coroutine[Any, Any, bytes]:
+        """Our picker's endpoint of ``pool`` (or, when it refuses, the rule's fallback or an error)."""
         try:
             endpoint = self._deps.picker.pick(
                 PickRequest(
@@ -309,25 +323,91 @@ class RequestProcessor:
                 )
             return self._reject(e.status, "unavailable", errors.UNAVAILABLE, str(e.status), e.message)
         body = with_model(parsed, target) if target != parsed.model else None
+        return self._to_endpoint(
+            endpoint.address, endpoint.hostname, endpoint.member, parsed, raw, target=target, body=body
+        )
+
+    async def _via_external_picker(
+        self, pool: Pool, epp: EppTarget, model: PoolModel, parsed: ParsedBody, raw: bytes, *, target: str
+    ) -> bytes:
+        """The endpoint the pool's external endpoint picker chooses; when it fails, ours (FailOpen) or 503
+        ``endpoint_picker_unavailable`` (FailClose)."""
+        body = with_model(parsed, target) if target != parsed.model else None
         try:
-            upstream_headers, body = self._upstream_request(
-                endpoint.member, parsed, model=target, raw=raw, body=body
+            session = await self._deps.epp.start(epp, headers=self._headers, body=body or raw)
+        except EppUnavailableError as e:
+            mode = "FailOpen" if epp.fail_open else "FailClose"
+            self._deps.metrics.epp_failures.labels(pool.name, mode).inc()
+            log.warning("pool %s: %s (%s)", pool.name, e, mode)
+            if epp.fail_open:
+                out = self._pick(pool, model, parsed, raw, target=target, rule=None)
+                return out if isinstance(out, bytes) else await out
+            return self._reject(
+                503,
+                "unavailable",
+                errors.UNAVAILABLE,
+                "endpoint_picker_unavailable",
+                f"the endpoint picker of InferencePool {pool.name} is unavailable",
             )
+        self._epp = session
+        decision = session.decision
+        if decision.status:
+            type_ = errors.RATE_LIMITED if decision.status == 429 else errors.UNAVAILABLE
+            if 400 <= decision.status < 500 and decision.status != 429:
+                type_ = errors.NOT_FOUND if decision.status == 404 else errors.INVALID_REQUEST
+            message = decision.message or f"the endpoint picker answered {decision.status}"
+            return self._reject(
+                decision.status, "unavailable", type_, "endpoint_picker", f"{pool.name}: {message}"
+            )
+        member = pool.members[0] if pool.members else None
+        if member is None:
+            return self._reject(
+                503, "unavailable", errors.UNAVAILABLE, "503", f"pool {pool.name} has no member"
+            )
+        return self._to_endpoint(
+            decision.endpoint,
+            None,
+            member,
+            parsed,
+            raw,
+            target=target,
+            body=decision.body if decision.body is not None else body,
+            picked_by_epp=True,
+        )
+
+    def _to_endpoint(
+        self,
+        address: str,
+        hostname: str | None,
+        member: Upstream,
+        parsed: ParsedBody,
+        raw: bytes,
+        *,
+        target: str,
+        body: bytes | None,
+        picked_by_epp: bool = False,
+    ) -> bytes:
+        """Send the request to pool endpoint ``address`` (a ``member``'s) through the ORIGINAL_DST cluster.
+        An external picker's choice also goes upstream as ``x-gateway-destination-endpoint``, as the endpoint
+        picker protocol's proxy sends it (a client's own value never survives: it is removed otherwise)."""
+        snapshot = self._prepared.snapshot
+        try:
+            upstream_headers, body = self._upstream_request(member, parsed, model=target, raw=raw, body=body)
         except TranslationError as e:
             return self._reject(400, "bad_request", errors.INVALID_REQUEST, "unsupported_request", str(e))
-        self._lease = self._deps.signals.begin(endpoint.address)
+        self._lease = self._deps.signals.begin(address)
         set_headers = [
             wire.header(snapshot.selected_backend_header, hdr.ORIGINAL_DST_CLUSTER),
-            wire.header(snapshot.original_dst_header, endpoint.address),
+            wire.header(snapshot.original_dst_header, address),
         ]
-        if endpoint.hostname:
-            set_headers.append(wire.header(":authority", endpoint.hostname))
+        if hostname:
+            set_headers.append(wire.header(":authority", hostname))
+        kept = [snapshot.selected_backend_header, snapshot.original_dst_header]
+        if picked_by_epp:
+            set_headers.append(wire.header(hdr.GATEWAY_DESTINATION_ENDPOINT_HEADER, address))
+            kept.append(hdr.GATEWAY_DESTINATION_ENDPOINT_HEADER)
         set_headers.extend(upstream_headers)  # last: a signature's :authority wins over the hostname
-        remove = [
-            n
-            for n in self._prepared.strip_names
-            if n not in (snapshot.selected_backend_header, snapshot.original_dst_header)
-        ]
+        remove = [n for n in self._prepared.strip_names if n not in kept]
         return wire.request_body_response(set_headers=set_headers, remove=remove, body=body)
 
     def _fall_back(
@@ -339,7 +419,7 @@ class RequestProcessor:
         raw: bytes,
         *,
         refused: PickRefusedError,
-    ) -> bytes:
+    ) -> bytes | Coroutine[Any, Any, bytes]:
         """Serve from ``fallback`` a request ``pool``'s picker refused: the picker's own decision (no
         endpoint, or saturated past what this request's criticality tolerates) is what engages it."""
         reason = "saturated" if refused.status == 429 else "no_endpoint"
@@ -371,6 +451,10 @@ class RequestProcessor:
     # -- response ---------------------------------------------------------------------------------
 
     def _on_response_headers(self, msg: Any) -> bytes:
+        if self._epp is not None:
+            self._epp.forward_response_headers(
+                ((h.key, _header_value(h)) for h in msg.headers.headers), end_of_stream=msg.end_of_stream
+            )
         for h in msg.headers.headers:
             if h.key == ":status":
                 try:
@@ -404,6 +488,8 @@ class RequestProcessor:
 
     def _on_response_body(self, msg: Any) -> bytes:
         body: bytes = msg.body
+        if self._epp is not None:
+            self._epp.forward_response_body(body, end_of_stream=msg.end_of_stream)
         if self._translator is not None and not self._local_reply:
             return self._translated_body(self._translator, body, end_of_stream=msg.end_of_stream)
         if self._sse is not None:
@@ -496,6 +582,8 @@ class RequestProcessor:
         (normally or not: an error, a client that went away or a stream reset all end here)."""
         if self._lease is not None:
             self._lease.end(status=0)  # no-op when the response already ended it
+        if self._epp is not None:
+            self._epp.close()
         m = self._deps.metrics
         outcome = self._outcome or "cancelled"
         m.requests.labels(outcome).inc()

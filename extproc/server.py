@@ -27,7 +27,9 @@ def _process_handler(deps: Dependencies) -> grpc.RpcMethodHandler:
         read, write, eof = context.read, context.write, grpc.aio.EOF
         try:
             while (req := await read()) is not eof:
-                await write(proc.handle(req))
+                out = proc.handle(req)
+                # bytes, except a request routed to an external endpoint picker, which is awaited
+                await write(out if isinstance(out, bytes) else await out)
         finally:
             proc.finish()
 

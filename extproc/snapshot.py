@@ -18,6 +18,7 @@ import yaml
 
 from api import filterconfig as fc
 from api.costexpr import CostExpressionError, compile_cost
+from extproc.epp import EppTarget
 from extproc.providers.sigv4 import CredentialsFileError, SigV4Signer, read_credentials_file
 from extproc.weighted import WeightedTable
 
@@ -87,6 +88,10 @@ class Pool:
     picker: fc.EndpointPickerConfig = field(default_factory=fc.EndpointPickerConfig)
     serves_any_model: bool = False
     """A v1 pool: a model without an entry in ``models`` is served under its own name (``model_for``)."""
+    members: tuple[Upstream, ...] = ()
+    """Its members, also those without an endpoint (what an external picker's endpoint belongs to)."""
+    external: EppTarget | None = None
+    """The external endpoint picker that chooses this pool's endpoints (``extproc.epp``); None: ours."""
 
     def model_for(self, name: str) -> PoolModel | None:
         """The InferenceModel for the request's model; for a v1 pool, any model, Standard, unrewritten."""
@@ -260,8 +265,10 @@ def _compile(
 
 def _compile_pool(p: fc.InferencePool, upstream: _UpstreamFactory) -> Pool:
     endpoints: list[PoolEndpoint] = []
+    members: list[Upstream] = []
     for m in p.members:
         member = upstream(m.name, m.schema_, m.auth)
+        members.append(member)
         endpoints.extend(
             PoolEndpoint(address=e.address, hostname=e.hostname, member=member) for e in m.endpoints
         )
@@ -279,12 +286,26 @@ def _compile_pool(p: fc.InferencePool, upstream: _UpstreamFactory) -> Pool:
         )
         for im in p.models
     }
+    ext = p.external_picker
+    external = (
+        EppTarget(
+            service=ext.service,
+            addresses=tuple(e.address for e in ext.endpoints),
+            timeout=ext.timeout_seconds,
+            ports=frozenset(ext.target_ports),
+            fail_open=ext.failure_mode == fc.ExternalPickerFailureMode.FAIL_OPEN,
+        )
+        if ext is not None
+        else None
+    )
     return Pool(
         name=p.name,
         endpoints=tuple(endpoints),
         models=MappingProxyType(models),
         picker=p.picker or fc.EndpointPickerConfig(),
         serves_any_model=p.serves_any_model,
+        members=tuple(members),
+        external=external,
     )
 
 

@@ -19,6 +19,7 @@ InferenceModel               ``pool``             its poolRef
 InferencePool                ``selector``         each ``key=value`` of its selector (``""`` when empty)
 AIGatewayRoute               ``v1pool``           the v1 InferencePools (inference.networking.k8s.io) it names
 v1 InferencePool             ``selector``         each ``key=value`` of its ``selector.matchLabels``
+v1 InferencePool             ``epp-service``      the Service its external ``endpointPickerRef`` names
 owned objects                ``owner-gateway``    the Gateway in its ownerReferences
 ============================ ==================== ==========================================================
 
@@ -53,6 +54,7 @@ from controller.gateway.fetched import FetchedObjects
 from controller.runtime import Store
 from controller.translate import BuildOptions, Snapshot, extproc_name
 from controller.translate import views as v
+from controller.translate.epp import epp_service_key
 from controller.translate.podpool import selects as pool_selects_pod
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ IDX_SELECTOR = "selector"
 IDX_LABEL = "label"
 IDX_FOREIGN_NS = "foreign-namespace"
 IDX_V1_POOL = "v1pool"
+IDX_EPP_SERVICE = "epp-service"
 
 M = TypeVar("M", bound=TopLevelObject)
 
@@ -196,6 +199,11 @@ def route_v1_pools(obj: Obj) -> list[str]:
     return _keys(v.v1_pool_refs(r)) if r is not None else []
 
 
+def v1_pool_epp_service(obj: Obj) -> list[str]:
+    p = V1_POOLS(obj)
+    return _keys([k]) if p is not None and (k := epp_service_key(p)) is not None else []
+
+
 def v1_pool_selector(obj: Obj) -> list[str]:
     p = V1_POOLS(obj)
     if p is None:
@@ -248,9 +256,10 @@ def _selector_candidates(pools: Store, member: Obj) -> list[Obj]:
     return list(candidates.values())
 
 
-def _store_with(index: str) -> Store:
+def _store_with(*indexes: str) -> Store:
     st = Store()
-    st.add_indexer(index, lambda o: [])
+    for index in indexes:
+        st.add_indexer(index, lambda o: [])
     return st
 
 
@@ -277,7 +286,7 @@ class Caches:
     refused_policies: dict[ObjKey, str] = field(default_factory=dict)
     """Gateway → the API server's message, for each Gateway whose EnvoyExtensionPolicy was refused at the last
     attempt (the reconcile keeps it; every snapshot reads it)."""
-    v1_pools: Store = field(default_factory=lambda: _store_with(IDX_SELECTOR))
+    v1_pools: Store = field(default_factory=lambda: _store_with(IDX_SELECTOR, IDX_EPP_SERVICE))
     """v1 InferencePools; empty unless their CRD is installed (and the inference extension is on)."""
     pods: Store = field(default_factory=Store)
     """Pods (trimmed to what membership needs), likewise."""
@@ -310,8 +319,9 @@ class Caches:
 
     @staticmethod
     def add_v1_indexes(*, v1_pools: Callable[[str, Callable[[Obj], Iterable[str]]], None]) -> None:
-        """Register the v1 pool index (pass the v1 InferencePool informer's ``add_indexer``)."""
+        """Register the v1 pool indexes (pass the v1 InferencePool informer's ``add_indexer``)."""
         v1_pools(IDX_SELECTOR, v1_pool_selector)
+        v1_pools(IDX_EPP_SERVICE, v1_pool_epp_service)
 
     # --- from any object to the Gateways it affects
 
@@ -375,7 +385,10 @@ class Caches:
                 out |= self.gateways_for_backends(self.backends.by_index(IDX_POLICY, str(v.key_of(p))))
             return out | owners
         if kind == SERVICE.kind:
-            return self.gateways_for_backends(self.backends.by_index(IDX_SERVICE, key)) | owners
+            out = self.gateways_for_backends(self.backends.by_index(IDX_SERVICE, key)) | owners
+            for p in self.v1_pools.by_index(IDX_EPP_SERVICE, key):
+                out |= self.gateways_for_v1_pool_key(v.key_of(p))
+            return out
         if kind == Backend.KIND_INFO.kind:
             return self.gateways_for_backends(self.backends.by_index(IDX_EGBACKEND, key)) | owners
         if kind == InferencePool.KIND_INFO.kind:
@@ -417,6 +430,7 @@ class Caches:
             ),
             (self.secrets, [str(u.secret) for p in snap.security_policies.values()
                             for u in v.secret_uses(p)]),
+            (self.services, [str(k) for p in snap.v1_pools.values() if (k := epp_service_key(p))]),
         )  # fmt: skip
         changed = False
         for source, keys in wanted:
@@ -544,6 +558,8 @@ class Caches:
                 if p is None or (v1 := V1_POOLS(p)) is None:
                     continue
                 v1_pools[pk] = v1
+                if (ek := epp_service_key(v1)) is not None and (o := self.services.get(str(ek))) is not None:
+                    services[ek] = o
                 for pod in self.pods.list(pk.namespace):
                     if pool_selects_pod(v1, pod):
                         pods[str(v.key_of(pod))] = pod

@@ -26,6 +26,7 @@ from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.cache import (
     IDX_EGBACKEND,
+    IDX_EPP_SERVICE,
     IDX_FOREIGN_NS,
     IDX_GATEWAY,
     IDX_OWNER_GATEWAY,
@@ -403,6 +404,8 @@ def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler:
                 lambda o: [p for r in routes.store.by_index(IDX_GATEWAY, str(v.key_of(o)))
                            for k in route_v1_pools(r) if (p := v1_pools.store.get(k)) is not None],
             )  # fmt: skip
+            # ResolvedRefs follows the endpoint picker's Service
+            v1_also(infs.services, by(v1_pools.store.by_index, IDX_EPP_SERVICE))
         model_also = status_controller("InferenceModel", models)
         model_also(pools, by(models.store.by_index, IDX_POOL))
         model_also(models, lambda o: [m for k in model_pools(o) for m in models.store.by_index(IDX_POOL, k)])

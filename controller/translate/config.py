@@ -91,14 +91,24 @@ def _pool(res: PoolResolution, resolution: Resolution, options: BuildOptions) ->
 
 def _v1_pool(res: V1PoolResolution) -> fc.InferencePool:
     """A v1 pool as one member whose endpoints are its Pods' ``podIP:targetPort`` (no DNS, no credentials:
-    a self-hosted model server), serving any model the route sends (there is no InferenceModel in v1)."""
+    a self-hosted model server), serving any model the route sends (there is no InferenceModel in v1); with
+    its external endpoint picker, when it names one."""
     name = v1_pool_config_name(res.key)
     member = fc.PoolMember(
         name=name,
         schema_=fc.VersionedAPISchema(name=fc.APISchemaName.OPENAI),
         endpoints=list(res.endpoints),
     )
-    return fc.InferencePool(name=name, members=[member], serves_any_model=True)
+    external: fc.ExternalPicker | None = None
+    ref = res.pool.spec.endpoint_picker_ref
+    if res.epp is not None and ref is not None:
+        external = fc.ExternalPicker(
+            service=res.epp.label,
+            endpoints=list(res.epp.endpoints),
+            target_ports=sorted({p.number for p in res.pool.spec.target_ports}),
+            failure_mode=fc.ExternalPickerFailureMode(ref.failure_mode.value),
+        )
+    return fc.InferencePool(name=name, members=[member], serves_any_model=True, external_picker=external)
 
 
 def build_filter_config(res: Resolution, options: BuildOptions) -> fc.FilterConfig:

@@ -6,9 +6,9 @@ port of every member is one endpoint (``podIP:port``), so the filter config need
 sorted, so the same Pods give the same config (and the same content hash) in any order.
 
 Conditions, per parent Gateway, with the Inference Extension's reasons: ``Accepted`` True ``Accepted``;
-``ResolvedRefs`` True ``ResolvedRefs``, or False ``InvalidExtensionRef`` when the pool names an external
-endpoint picker (not supported yet: only our built-in picker, ``endpointPickerRef.name: envoy-ai-gateway``
-or no reference, serves v1 pools).
+``ResolvedRefs`` True ``ResolvedRefs``, or False ``InvalidExtensionRef`` when the pool's external endpoint
+picker can't be used (``controller.translate.epp`` says why). Our built-in picker serves a pool without an
+``endpointPickerRef`` or one naming ``envoy-ai-gateway``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,6 @@ from api.meta import ConditionStatus, DesiredCondition
 ACCEPTED: Final = "Accepted"
 RESOLVED_REFS: Final = "ResolvedRefs"
 INVALID_EXTENSION_REF: Final = "InvalidExtensionRef"
-EXTERNAL_EPP_UNSUPPORTED: Final = (
-    "an external endpoint picker ({ref}) is not supported yet; name `envoy-ai-gateway` to use the gateway's "
-    "built-in picker"
-)
 
 
 def _m(value: Any) -> Mapping[str, Any]:
@@ -71,11 +67,14 @@ def pool_endpoints(*, pool: InferencePool, pods: Iterable[Mapping[str, Any]]) ->
     return [fc.Endpoint(ip=str(ip), port=port) for ip, port in addresses]
 
 
-def parent_conditions(pool: InferencePool) -> list[DesiredCondition]:
-    """The pool's ``Accepted`` and ``ResolvedRefs`` conditions for each parent Gateway that routes to it."""
+def parent_conditions(pool: InferencePool, *, epp_problem: str | None = None) -> list[DesiredCondition]:
+    """The pool's ``Accepted`` and ``ResolvedRefs`` conditions for each parent Gateway that routes to it;
+    ``epp_problem``: why its external endpoint picker can't be used (``controller.translate.epp``)."""
     accepted = DesiredCondition(ACCEPTED, ConditionStatus.TRUE, ACCEPTED, "the pool is served by the gateway")
     ref = pool.spec.endpoint_picker_ref
-    if ref is None or ref.is_builtin:
+    if epp_problem is not None:
+        resolved = DesiredCondition(RESOLVED_REFS, ConditionStatus.FALSE, INVALID_EXTENSION_REF, epp_problem)
+    elif ref is None or ref.is_builtin:
         resolved = DesiredCondition(
             RESOLVED_REFS,
             ConditionStatus.TRUE,
@@ -83,11 +82,11 @@ def parent_conditions(pool: InferencePool) -> list[DesiredCondition]:
             "the gateway's built-in picker chooses the Pod",
         )
     else:
-        where = f"{ref.kind} {ref.name}" + (f" port {ref.port.number}" if ref.port else "")
+        mode = ref.failure_mode.value
         resolved = DesiredCondition(
             RESOLVED_REFS,
-            ConditionStatus.FALSE,
-            INVALID_EXTENSION_REF,
-            EXTERNAL_EPP_UNSUPPORTED.format(ref=where),
+            ConditionStatus.TRUE,
+            RESOLVED_REFS,
+            f"the endpoint picker Service {ref.name} chooses the Pod ({mode})",
         )
     return [accepted, resolved]

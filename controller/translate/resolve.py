@@ -26,7 +26,7 @@ from api.inference import InferenceModel, InferencePool
 from api.inference_v1 import GROUP as INFERENCE_V1_GROUP
 from api.inference_v1 import InferencePool as V1InferencePool
 from api.meta import ConditionStatus, DesiredCondition
-from api.objects import Obj, ObjKey
+from api.objects import ObjKey
 from api.picker import PICKER_ANNOTATION, EndpointPickerConfig, parse_picker_annotation
 from api.shared import BackendKind, CostType
 from api.v1alpha1 import GROUP as AIGW_GROUP
@@ -39,6 +39,7 @@ from api.v1alpha1 import (
 )
 from controller.translate import views
 from controller.translate.attachment import EXTENSION_POLICY_NOT_ACCEPTED, Attachment, attachment
+from controller.translate.epp import EppPlan, plan_epp
 from controller.translate.grants import REF_NOT_PERMITTED, Ref, permitted
 from controller.translate.names import service_hostname
 from controller.translate.podpool import parent_conditions, pool_endpoints
@@ -130,6 +131,8 @@ class V1PoolResolution:
     pool: V1InferencePool
     endpoints: tuple[fc.Endpoint, ...]
     conditions: tuple[DesiredCondition, ...]
+    epp: EppPlan | None = None
+    """Its external endpoint picker; None when our picker serves it."""
 
     @property
     def key(self) -> ObjKey:
@@ -194,7 +197,13 @@ class Resolution:
         """The DNS names the filter config needs: the hostnames of the members of pools that accepted routes
         reference. Backends reached through their own Envoy cluster are resolved by Envoy, not here."""
         used = {k for r in self.routes for k in r.usable_pools}
-        return sorted({h for k in used for m in self.pools[k].members for h in m.hostnames})
+        hosts = {h for k in used for m in self.pools[k].members for h in m.hostnames}
+        hosts |= {
+            p.hostname
+            for k in {k for r in self.routes for k in r.usable_v1_pools}
+            if (p := self.v1_pools[k].epp) is not None
+        }
+        return sorted(hosts)
 
 
 # --- BackendSecurityPolicy
@@ -461,9 +470,12 @@ def resolve_models(models: Iterable[InferenceModel], pools: Mapping[ObjKey, obje
 # --- AIGatewayRoute
 
 
-def resolve_v1_pool(pool: V1InferencePool, pods: Iterable[Obj]) -> V1PoolResolution:
-    """A v1 pool's endpoints from ``pods`` and its conditions (``controller.translate.podpool``)."""
-    return V1PoolResolution(pool, tuple(pool_endpoints(pool=pool, pods=pods)), tuple(parent_conditions(pool)))
+def resolve_v1_pool(pool: V1InferencePool, snap: Snapshot, options: BuildOptions) -> V1PoolResolution:
+    """A v1 pool's endpoints from the snapshot's Pods, its external endpoint picker (``epp``) and its
+    conditions (``controller.translate.podpool``)."""
+    epp = plan_epp(pool, services=snap.services, dns=snap.dns, cluster_domain=options.cluster_domain)
+    conditions = parent_conditions(pool, epp_problem=epp.problem if epp is not None else None)
+    return V1PoolResolution(pool, tuple(pool_endpoints(pool=pool, pods=snap.pods)), tuple(conditions), epp)
 
 
 def _v1_pool_problems(
@@ -603,7 +615,7 @@ def resolve(snap: Snapshot, options: BuildOptions) -> Resolution:
     if options.enable_inference_extension:
         pools = {k: plan_pool(p, snap, options, backends) for k, p in snap.pools.items()}
         models = resolve_models(snap.models, snap.pools)
-        v1_pools = {k: resolve_v1_pool(p, snap.pods) for k, p in snap.v1_pools.items()}
+        v1_pools = {k: resolve_v1_pool(p, snap, options) for k, p in snap.v1_pools.items()}
     attachments = {g: attachment(g, snap, options) for g in snap.gateways}
     routes = tuple(
         resolve_route(

@@ -9,7 +9,8 @@ Contract:
 - ``epp_assets()`` returns the built EPP (binary, CRDs), building it when missing; raises EppError naming the
   command that fixes a missing Go toolchain or module proxy.
 - ``RunningEpp(control_plane=, namespace=, pool=, endpoints=)`` (a RealPart) installs the CRDs, creates the
-  namespace, the v1 InferencePool, three InferenceObjectives (``critical`` priority 1, ``standard`` 0,
+  namespace, the v1 InferencePool (its ``endpointPickerRef`` the Service ``epp``, also created, on the port
+  the EPP listens on; ``failure_mode``), three InferenceObjectives (``critical`` priority 1, ``standard`` 0,
   ``sheddable`` -1: a request names one with the ``x-gateway-inference-objective`` header) and one Ready Pod
   per endpoint, starts the EPP, and returns once the EPP reports every Pod ready.
 - ``epp_envoy_bootstrap(listen_port=, epp_port=)`` is the EPP's own Envoy configuration (the module's
@@ -75,8 +76,18 @@ def epp_assets() -> EppAssets:
     return EppAssets(binary=binary, crds=crds)
 
 
-def pool_objects(*, namespace: str, pool: str, port: int, labels: dict[str, str]) -> list[dict[str, Any]]:
-    """The namespace, the v1 InferencePool selecting ``labels`` on ``port``, and the InferenceObjectives."""
+def pool_objects(
+    *,
+    namespace: str,
+    pool: str,
+    port: int,
+    labels: dict[str, str],
+    epp_port: int = 9002,
+    failure_mode: str = "FailClose",
+) -> list[dict[str, Any]]:
+    """The namespace, the v1 InferencePool selecting ``labels`` on ``port`` with its endpoint picker the
+    Service ``epp`` (port ``epp_port``, which the EPP listens on), that Service, and the
+    InferenceObjectives."""
     objs: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         {
@@ -86,8 +97,18 @@ def pool_objects(*, namespace: str, pool: str, port: int, labels: dict[str, str]
             "spec": {
                 "selector": {"matchLabels": labels},
                 "targetPorts": [{"number": port}],
-                "endpointPickerRef": {"name": "epp", "port": {"number": 9002}},
+                "endpointPickerRef": {
+                    "name": "epp",
+                    "port": {"number": epp_port},
+                    "failureMode": failure_mode,
+                },
             },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "epp", "namespace": namespace},
+            "spec": {"ports": [{"name": "grpc", "port": epp_port, "protocol": "TCP"}]},
         },
     ]
     objs += [
@@ -132,6 +153,7 @@ class RunningEpp(RealPart):
     pool: str
     endpoints: list[Endpoint]
     labels: dict[str, str] = field(default_factory=lambda: {"app": "aigw-sim"})
+    failure_mode: str = "FailClose"
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aigw-epp-")))
     grpc_port: int = 0
     metrics_port: int = 0
@@ -149,7 +171,16 @@ class RunningEpp(RealPart):
         cp = self.control_plane
         cp.apply_crds(assets.crds)
         port = self.endpoints[0].port
-        objs = pool_objects(namespace=self.namespace, pool=self.pool, port=port, labels=self.labels)
+        # the EPP listens on every address, so its Service's port is the port it really listens on
+        self.grpc_port, health_port, self.metrics_port = free_port(), free_port(), free_port()
+        objs = pool_objects(
+            namespace=self.namespace,
+            pool=self.pool,
+            port=port,
+            labels=self.labels,
+            epp_port=self.grpc_port,
+            failure_mode=self.failure_mode,
+        )
         cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
         for i, ep in enumerate(self.endpoints):
             name = f"{self.pool}-{i + 1}"
@@ -159,7 +190,6 @@ class RunningEpp(RealPart):
                 "patch", "pod", name, "-n", self.namespace, "--subresource=status", "--type=merge",
                 "-p", json.dumps(ready_pod_status(ep.ip)),
             )  # fmt: skip
-        self.grpc_port, health_port, self.metrics_port = free_port(), free_port(), free_port()
         argv = [
             str(assets.binary),
             "--pool-name", self.pool,
@@ -202,6 +232,11 @@ class RunningEpp(RealPart):
             if line.startswith("inference_pool_ready_pods{") and f'name="{self.pool}"' in line:
                 return int(float(line.rsplit(" ", 1)[1]))
         return 0
+
+    def kill(self) -> None:
+        """Stop the EPP process (an outage); its objects stay."""
+        stop_process(self.proc, grace=1)
+        self.proc = None
 
     def log_tail(self, lines: int = 60) -> str:
         return tail(self.log, lines)

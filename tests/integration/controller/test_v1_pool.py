@@ -30,7 +30,7 @@ LABELS = {"app": "vllm"}
 WITHIN = 10.0  # generous: the membership changes are measured and reported below, and asserted under this
 
 
-def v1_route(name: str, gateway: str, pool: str) -> str:
+def v1_route(name: str, gateway: str, pool: str, *, model: str = "llama") -> str:
     return json.dumps({
         "apiVersion": "aigateway.envoyproxy.io/v1alpha1",
         "kind": "AIGatewayRoute",
@@ -39,7 +39,7 @@ def v1_route(name: str, gateway: str, pool: str) -> str:
             "schema": {"name": "OpenAI"},
             "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway}],
             "rules": [{
-                "matches": [{"headers": [{"name": "x-ai-eg-model", "value": "llama"}]}],
+                "matches": [{"headers": [{"name": "x-ai-eg-model", "value": model}]}],
                 "backendRefs": [{"group": V1, "kind": "InferencePool", "name": pool}],
             }],
         },
@@ -122,7 +122,7 @@ async def test_membership_follows_readiness_and_labels(aigw: Aigw) -> None:
                                    "namespace": ns, "name": "gw"}  # fmt: skip
 
 
-async def test_an_external_epp_is_reported_not_served(aigw: Aigw) -> None:
+async def test_a_missing_epp_service_is_reported_and_the_pool_not_served(aigw: Aigw) -> None:
     await aigw.apply(docs(gateway_yaml("gw"), v1_route("r", "gw", "p"), v1_pool("p", epp="vllm-epp")))
     await create_pod(aigw, "a", "127.0.0.11")
 
@@ -132,7 +132,7 @@ async def test_an_external_epp_is_reported_not_served(aigw: Aigw) -> None:
         (parent,) = (obj.get("status") or {}).get("parents") or [{}]
         resolved = next(c for c in parent["conditions"] if c["type"] == "ResolvedRefs")
         assert (resolved["status"], resolved["reason"]) == ("False", "InvalidExtensionRef"), resolved
-        assert "vllm-epp" in resolved["message"] and "not supported yet" in resolved["message"]
+        assert f"Service {aigw.ns}/vllm-epp not found" in resolved["message"], resolved
         return True
 
     await eventually(pool_refused, within=WITHIN)

@@ -218,3 +218,28 @@ def test_the_memo_forgets_deleted_objects() -> None:
         parsed(backend(f"gone-{i}"))
     parsed.prune(live)
     assert parsed.size() == 1
+
+
+def test_a_v1_pools_epp_service_maps_to_its_gateways_and_enters_their_snapshots() -> None:
+    c = world()
+    c.v1_pools = Store()
+    Caches.add_v1_indexes(v1_pools=c.v1_pools.add_indexer)
+    v1 = {
+        "apiVersion": "inference.networking.k8s.io/v1",
+        "kind": "InferencePool",
+        "metadata": {"name": "v1p", "namespace": NS},
+        "spec": {
+            "selector": {"matchLabels": {"app": "vllm"}},
+            "targetPorts": [{"number": 8000}],
+            "endpointPickerRef": {"name": "epp", "port": {"number": 9002}},
+        },
+    }
+    c.v1_pools.upsert(v1)
+    c.services.upsert(service("epp", 9002))  # type: ignore[union-attr]
+    c.routes.upsert(
+        route("rv", [{"backendRefs": [{"group": "inference.networking.k8s.io", "kind": "InferencePool",
+                                       "name": "v1p"}]}], gateways=("gb",))
+    )  # fmt: skip
+    assert c.gateways_for("Service", service("epp")) == {GB}
+    assert c.gateways_for("Service", service("unrelated")) == set()
+    assert ObjKey(NS, "epp") in c.snapshot(GB).services

@@ -95,8 +95,13 @@ def test_builtin_picker_resolves() -> None:
         )
 
 
-def test_external_epp_is_reported_as_not_supported_yet() -> None:
-    pool = _pool([8000], endpointPickerRef={"name": "epp", "port": {"number": 9002}})
+def test_an_usable_external_epp_resolves_and_a_problem_is_invalid_extension_ref() -> None:
+    pool = _pool(
+        [8000], endpointPickerRef={"name": "epp", "port": {"number": 9002}, "failureMode": "FailOpen"}
+    )
     _, resolved = parent_conditions(pool)
+    assert (resolved.status, resolved.reason) == (ConditionStatus.TRUE, "ResolvedRefs")
+    assert "Service epp" in resolved.message and "FailOpen" in resolved.message
+    _, resolved = parent_conditions(pool, epp_problem="endpointPickerRef Service epp port 9002: not found")
     assert (resolved.status, resolved.reason) == (ConditionStatus.FALSE, INVALID_EXTENSION_REF)
-    assert "Service epp port 9002" in resolved.message and "not supported yet" in resolved.message
+    assert resolved.message == "endpointPickerRef Service epp port 9002: not found"

@@ -7,10 +7,12 @@ from typing import Any
 
 from api import filterconfig as fc
 from api import headers
+from api.inference_v1 import ExtensionFailureMode
 from api.inference_v1 import InferencePool as V1Pool
 from api.objects import ObjKey
 from controller.translate import BuildOptions, build_filter_config, build_gateway, resolve
-from tests.unit.controller.objects import GW, NS, attached_policies, gateway, pool, route, snapshot
+from controller.translate.snapshot import DnsAnswer
+from tests.unit.controller.objects import GW, NS, attached_policies, gateway, pool, route, service, snapshot
 from tests.unit.controller.objects import keyed as keyed_objects
 
 INF = BuildOptions(enable_inference_extension=True)
@@ -116,10 +118,52 @@ def test_a_missing_pool_is_not_found() -> None:
     assert _route_problems(snap()) == [("BackendNotFound", f"InferencePool {NS}/p ({V1}) not found")]
 
 
-def test_an_external_epp_is_not_served_yet_and_says_so() -> None:
-    ((reason, message),) = _route_problems(snap(v1_pool(epp="vllm-epp"), pods=(pod("127.0.0.2"),)))
-    assert reason == "BackendNotFound"
-    assert "external endpoint picker (Service vllm-epp port 9002) is not supported yet" in message
+EPP_HOST = f"vllm-epp.{NS}.svc.cluster.local"
+
+
+def test_a_missing_epp_service_is_invalid_extension_ref_and_the_route_says_so() -> None:
+    s = snap(v1_pool(epp="vllm-epp"), pods=(pod("127.0.0.2"),))
+    res = resolve(s, INF)
+    (c,) = [c for c in res.v1_pools[ObjKey(NS, "p")].conditions if c.type == "ResolvedRefs"]
+    assert (c.status.value, c.reason) == ("False", "InvalidExtensionRef")
+    assert c.message == f"endpointPickerRef Service vllm-epp port 9002: Service {NS}/vllm-epp not found"
+    ((reason, message),) = _route_problems(s)
+    assert reason == "BackendNotFound" and c.message in message
+    assert build_filter_config(res, INF).pools == []
+
+
+def test_an_epp_service_without_the_port_is_invalid_extension_ref() -> None:
+    s = snap(v1_pool(epp="vllm-epp"), services={ObjKey(NS, "vllm-epp"): service("vllm-epp", 9003)})
+    ((_, message),) = _route_problems(s)
+    assert f"Service {NS}/vllm-epp has no port 9002 (ports: 9003)" in message
+
+
+def test_an_external_epp_reaches_the_config_with_its_resolved_addresses_and_failure_mode() -> None:
+    pool_obj = v1_pool(epp="vllm-epp")
+    assert pool_obj.spec.endpoint_picker_ref is not None
+    pool_obj.spec.endpoint_picker_ref.failure_mode = ExtensionFailureMode.FAIL_OPEN
+    s = snap(
+        pool_obj,
+        pods=(pod("127.0.0.2"),),
+        services={ObjKey(NS, "vllm-epp"): service("vllm-epp", 9002)},
+        dns={EPP_HOST: DnsAnswer(ips=("127.0.0.9", "127.0.0.8"), ttl=5)},
+    )
+    res = resolve(s, INF)
+    assert res.used_hostnames() == [EPP_HOST]
+    (p,) = build_filter_config(res, INF).pools
+    ext = p.external_picker
+    assert ext is not None and ext.service == f"vllm-epp.{NS}:9002"
+    assert ext.failure_mode == fc.ExternalPickerFailureMode.FAIL_OPEN
+    assert [e.address for e in ext.endpoints] == ["127.0.0.8:9002", "127.0.0.9:9002"]
+    # the Pods stay in the config: our picker's choice when a FailOpen EPP does not answer
+    assert [e.address for e in p.members[0].endpoints] == ["127.0.0.2:8000"]
+
+
+def test_an_epp_not_resolved_yet_is_in_the_config_without_addresses() -> None:
+    s = snap(v1_pool(epp="vllm-epp"), services={ObjKey(NS, "vllm-epp"): service("vllm-epp", 9002)})
+    (p,) = build_filter_config(resolve(s, INF), INF).pools
+    assert p.external_picker is not None and p.external_picker.endpoints == []
+    assert p.external_picker.failure_mode == fc.ExternalPickerFailureMode.FAIL_CLOSE
 
 
 def test_without_the_inference_extension_the_kind_is_invalid() -> None:
