@@ -31,3 +31,20 @@ CLIENT_ROUTING_HEADERS: Final = (
 
 DEFAULT_EXTENSION_REF_NAME: Final = "envoy-ai-gateway"
 """``InferencePool.spec.extensionRef.name`` that selects our built-in endpoint picker."""
+
+CREDENTIAL_METADATA_NAMESPACE: Final = "io.envoy.ai_gateway.credentials"
+"""Dynamic metadata namespace the ext_proc puts a backend's credential headers into, never into the request's
+headers: only the routes our controller generated copy them into headers, at Envoy's router, so a route that
+someone else attached to the Gateway and that outranks ours never receives them. Separate from
+METADATA_NAMESPACE so that an access log of the costs can never print a credential."""
+
+CREDENTIAL_HEADERS: Final = ("authorization", "api-key", "x-amz-security-token")
+"""The request headers that carry a backend's credential (a bearer token, Azure's ``api-key``, SigV4's
+signature and session token). Each travels as metadata key ``<header name>`` in
+CREDENTIAL_METADATA_NAMESPACE."""
+
+
+def credential_header_value(name: str) -> str:
+    """The Envoy header value (a command operator) that copies credential header ``name`` from the metadata;
+    Envoy adds nothing when the key is absent."""
+    return f"%DYNAMIC_METADATA({CREDENTIAL_METADATA_NAMESPACE}:{name})%"

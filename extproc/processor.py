@@ -79,6 +79,10 @@ def _prepare(snapshot: Snapshot) -> _Prepared:
     return p
 
 
+def _credential_metadata(credential: dict[str, str]) -> dict[str, dict[str, str]] | None:
+    return {hdr.CREDENTIAL_METADATA_NAMESPACE: credential} if credential else None
+
+
 def _header_value(h: Any) -> str:
     raw: bytes = h.raw_value
     return raw.decode("utf-8", "replace") if raw else str(h.value)
@@ -228,9 +232,14 @@ class RequestProcessor:
 
     def _upstream_request(
         self, upstream: Upstream, parsed: ParsedBody, *, model: str, raw: bytes, body: bytes | None
-    ) -> tuple[list[Any], bytes | None]:
-        """Headers and body for ``upstream`` (``model`` after any rewrite; ``body`` the rewritten body or
-        None): the schema's translation and credential, then SigV4 over the final path and body, last."""
+    ) -> tuple[list[Any], bytes | None, dict[str, str]]:
+        """Headers, body and credential for ``upstream`` (``model`` after any rewrite; ``body`` the rewritten
+        body or None): the schema's translation and credential, then SigV4 over the final path and body, last.
+
+        The credential (``hdr.CREDENTIAL_HEADERS``: the key, SigV4's signature and session token) is returned
+        apart, as metadata values by header name, and never as a header: the routes our controller generated
+        copy it into the request at Envoy's router, so a route someone else attached that outranks ours never
+        sees it."""
         snapshot = self._prepared.snapshot
         self._provider = upstream.provider
         self._backend = upstream.name
@@ -259,18 +268,23 @@ class RequestProcessor:
                 body=body if body is not None else raw,
             )
         )
-        return [wire.header(k, v) for k, v in pairs], body
+        credential = {k: v for k, v in pairs if k in hdr.CREDENTIAL_HEADERS}
+        return [wire.header(k, v) for k, v in pairs if k not in credential], body, credential
 
     def _route_to_backend(self, backend: Upstream, parsed: ParsedBody, raw: bytes, *, model: str) -> bytes:
         snapshot = self._prepared.snapshot
         body = with_model(parsed, model) if model != parsed.model else None
         try:
-            set_headers, body = self._upstream_request(backend, parsed, model=model, raw=raw, body=body)
+            set_headers, body, credential = self._upstream_request(
+                backend, parsed, model=model, raw=raw, body=body
+            )
         except TranslationError as e:
             return self._reject(400, "bad_request", errors.INVALID_REQUEST, "unsupported_request", str(e))
         set_headers.append(wire.header(snapshot.selected_backend_header, backend.name))
         remove = [n for n in self._prepared.strip_names if n != snapshot.selected_backend_header]
-        return wire.request_body_response(set_headers=set_headers, remove=remove, body=body)
+        return wire.request_body_response(
+            set_headers=set_headers, remove=remove, body=body, metadata=_credential_metadata(credential)
+        )
 
     def _route_to_pool(
         self, pool: Pool, parsed: ParsedBody, raw: bytes, *, model_name: str, rule: Rule | None
@@ -392,7 +406,9 @@ class RequestProcessor:
         picker protocol's proxy sends it (a client's own value never survives: it is removed otherwise)."""
         snapshot = self._prepared.snapshot
         try:
-            upstream_headers, body = self._upstream_request(member, parsed, model=target, raw=raw, body=body)
+            upstream_headers, body, credential = self._upstream_request(
+                member, parsed, model=target, raw=raw, body=body
+            )
         except TranslationError as e:
             return self._reject(400, "bad_request", errors.INVALID_REQUEST, "unsupported_request", str(e))
         self._lease = self._deps.signals.begin(address)
@@ -408,7 +424,9 @@ class RequestProcessor:
             kept.append(hdr.GATEWAY_DESTINATION_ENDPOINT_HEADER)
         set_headers.extend(upstream_headers)  # last: a signature's :authority wins over the hostname
         remove = [n for n in self._prepared.strip_names if n not in kept]
-        return wire.request_body_response(set_headers=set_headers, remove=remove, body=body)
+        return wire.request_body_response(
+            set_headers=set_headers, remove=remove, body=body, metadata=_credential_metadata(credential)
+        )
 
     def _fall_back(
         self,

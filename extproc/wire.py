@@ -51,17 +51,36 @@ def request_headers_response(*, remove: Iterable[str]) -> bytes:
     return _serialize(ep.ProcessingResponse(request_headers=ep.HeadersResponse(response=common)))
 
 
+def _set_metadata(resp: ep.ProcessingResponse, metadata: Mapping[str, Mapping[str, float | str]]) -> None:
+    fields = resp.dynamic_metadata.fields
+    for ns, values in metadata.items():
+        inner = fields[ns].struct_value.fields
+        for key, value in values.items():
+            if isinstance(value, str):
+                inner[key].string_value = value
+            else:
+                inner[key].number_value = value
+
+
 def request_body_response(
-    *, set_headers: list[core.HeaderValueOption], remove: Iterable[str], body: bytes | None
+    *,
+    set_headers: list[core.HeaderValueOption],
+    remove: Iterable[str],
+    body: bytes | None,
+    metadata: Mapping[str, Mapping[str, str]] | None = None,
 ) -> bytes:
-    """Route the request: header mutations, an optional new body, and a cleared route cache."""
+    """Route the request: header mutations, an optional new body, a cleared route cache, and optionally
+    dynamic metadata ``{namespace: {key: value}}`` (set before Envoy's router runs)."""
     common = ep.CommonResponse(
         header_mutation=ep.HeaderMutation(set_headers=set_headers, remove_headers=list(remove)),
         clear_route_cache=True,
     )
     if body is not None:
         common.body_mutation.body = body
-    return _serialize(ep.ProcessingResponse(request_body=ep.BodyResponse(response=common)))
+    resp = ep.ProcessingResponse(request_body=ep.BodyResponse(response=common))
+    if metadata:
+        _set_metadata(resp, metadata)
+    return _serialize(resp)
 
 
 def response_body_response(
@@ -77,11 +96,7 @@ def response_body_response(
         common.body_mutation.body = body
         common.header_mutation.CopyFrom(mutation(set_=set_headers))
     if metadata:
-        fields = resp.dynamic_metadata.fields
-        for ns, values in metadata.items():
-            inner = fields[ns].struct_value.fields
-            for key, value in values.items():
-                inner[key].number_value = value
+        _set_metadata(resp, metadata)
     return _serialize(resp)
 
 

@@ -31,7 +31,7 @@ from google.protobuf.message import Message
 
 from aigw.standalone.loopbacktls import LOOPBACK, LoopbackMTLS
 from api import headers
-from controller.extensionserver import xds
+from controller.extensionserver import credentials, xds
 from controller.extensionserver.options import ExtensionServerOptions
 
 CDS_FILE = "cds.yaml"
@@ -126,7 +126,7 @@ class ExtProcSettings:
     response_headers: bool = True
     allow_mode_override: bool = True
     message_timeout_seconds: float = 10.0
-    writable_namespaces: tuple[str, ...] = (headers.METADATA_NAMESPACE,)
+    writable_namespaces: tuple[str, ...] = (headers.METADATA_NAMESPACE, headers.CREDENTIAL_METADATA_NAMESPACE)
     status_on_error: int | None = None
     """The status of Envoy's own answer when the ext_proc fails (Envoy's default: 500)."""
 
@@ -316,7 +316,13 @@ def _pool_routes_to_original_destination(
     )
     if result.warnings:  # pragma: no cover - our own pool route always has the expected shape
         raise ValueError("; ".join(result.warnings))
-    return _to_dict(result.virtual_host)
+    # and, as the extension server does, the credential headers on every route (all of them are ours here)
+    return _to_dict(credentials.route_credentials(result.virtual_host, generated=_every_route).virtual_host)
+
+
+def credential_headers_to_add() -> list[dict[str, Any]]:
+    """The extension server's credential ``request_headers_to_add`` of our routes, as JSON dicts."""
+    return [_to_dict(o) for o in credentials.credential_headers_to_add()]
 
 
 def _every_route(_route: xds.RouteSource | None, _gateway: xds.RouteSource | None) -> bool:

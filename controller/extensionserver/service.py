@@ -21,6 +21,7 @@ import grpc
 from google.protobuf.message import Message
 
 from controller.extensionserver._generated import envoygateway_extension_pb2 as pb
+from controller.extensionserver.credentials import route_credentials
 from controller.extensionserver.metrics import (
     RESULT_ERROR,
     RESULT_OK,
@@ -116,7 +117,8 @@ class ExtensionService:
         return HookReply(response=response, summary=summary)
 
     def post_virtual_host_modify(self, request: pb.PostVirtualHostModifyRequest) -> HookReply:
-        """Point the InferencePool routes of the virtual host at the original-destination cluster."""
+        """Point the InferencePool routes of the virtual host at the original-destination cluster; give our
+        routes the credential headers and disable foreign routes that read them (``credentials``)."""
         if not request.HasField("virtual_host"):
             # An unset virtual_host in the response tells Envoy Gateway to keep its own.
             self._log.warning("PostVirtualHostModify: request without a virtual host; nothing to modify")
@@ -133,16 +135,20 @@ class ExtensionService:
             header_name=opts.selected_backend_header,
             cluster_name=opts.cluster_name,
         )
-        for warning in result.warnings:
+        credentials = route_credentials(result.virtual_host, generated=self._generated)
+        warnings = [*result.warnings, *credentials.warnings]
+        for warning in warnings:
             self._log.warning("PostVirtualHostModify: %s", warning)
         summary = (
             f"virtual host {request.virtual_host.name!r}: routes {len(request.virtual_host.routes)}, "
             f"pointed at {opts.cluster_name} {result.rewritten}, already pointed {result.already_done}, "
-            f"not ours {result.foreign}, left unchanged with a warning {len(result.warnings)}"
+            f"not ours {result.foreign}, credential headers added {credentials.injected} (already "
+            f"{credentials.already_done}), foreign reading credentials disabled {credentials.disabled}, "
+            f"warnings {len(warnings)}"
         )
         return HookReply(
-            response=pb.PostVirtualHostModifyResponse(virtual_host=result.virtual_host),
-            result=RESULT_PASSTHROUGH if result.warnings else RESULT_OK,
+            response=pb.PostVirtualHostModifyResponse(virtual_host=credentials.virtual_host),
+            result=RESULT_PASSTHROUGH if warnings else RESULT_OK,
             summary=summary,
         )
 

@@ -295,14 +295,22 @@ def route_pool_routes_to_original_destination(
         updated.CopyFrom(route)
         updated.route.CopyFrom(action)
         new_routes[index] = updated
+    return VirtualHostResult(
+        virtual_host=with_routes_replaced(virtual_host, new_routes),
+        rewritten=len(new_routes),
+        already_done=already,
+        foreign=foreign,
+        warnings=warnings,
+    )
+
+
+def with_routes_replaced(virtual_host: VirtualHost, new_routes: dict[int, Route]) -> VirtualHost:
+    """``virtual_host`` with the routes at the indexes of ``new_routes`` replaced; ``virtual_host`` itself
+    (not a copy) when there are none."""
     if not new_routes:
-        return VirtualHostResult(
-            virtual_host=virtual_host, already_done=already, foreign=foreign, warnings=warnings
-        )
+        return virtual_host
     out = VirtualHost()
     out.CopyFrom(virtual_host)
     for index, updated in new_routes.items():
         out.routes[index].CopyFrom(updated)
-    return VirtualHostResult(
-        virtual_host=out, rewritten=len(new_routes), already_done=already, foreign=foreign, warnings=warnings
-    )
+    return out

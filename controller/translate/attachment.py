@@ -49,8 +49,10 @@ def extension_policy_spec(gateway: ObjKey, options: BuildOptions) -> Json:
     (``failOpen: false``, explicit: with the ext_proc unreachable, requests get a 5xx and never reach an
     upstream); request body buffered (the model is read from it), response body buffered with
     ``allowModeOverride`` (the ext_proc switches streamed responses to STREAMED), metadata namespace
-    ``io.envoy.ai_gateway`` writable (token costs). The backend is the ext_proc's Service, or an EG
-    ``Backend`` (``--extproc-address``; ``--extproc-mtls``: the Service by name, over mutual TLS)."""
+    ``io.envoy.ai_gateway`` writable (token costs), and ``io.envoy.ai_gateway.credentials`` (the backend's
+    credential, which only our routes copy into headers: see ``controller/extensionserver/credentials.py``).
+    The backend is the ext_proc's Service, or an EG ``Backend`` (``--extproc-address``; ``--extproc-mtls``:
+    the Service by name, over mutual TLS)."""
     name = n.extproc_name(gateway.name)
     ref: Json = {"name": name, "port": n.EXTPROC_GRPC_PORT}
     if options.extproc_address is not None or options.extproc_mtls:
@@ -69,7 +71,9 @@ def extension_policy_spec(gateway: ObjKey, options: BuildOptions) -> Json:
                     "response": {"body": "Buffered"},
                 },
                 "messageTimeout": options.message_timeout,
-                "metadata": {"writableNamespaces": [headers.METADATA_NAMESPACE]},
+                "metadata": {
+                    "writableNamespaces": [headers.METADATA_NAMESPACE, headers.CREDENTIAL_METADATA_NAMESPACE]
+                },
                 # a status only this failure produces: the BackendTrafficPolicy turns it into an OpenAI 503
                 "statusOnError": n.EXTPROC_ERROR_STATUS,
             }

@@ -10,6 +10,8 @@ import orjson
 from envoy.config.core.v3 import base_pb2 as core
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
+from api.headers import CREDENTIAL_METADATA_NAMESPACE
+
 SERVICE_NAME = "envoy.service.ext_proc.v3.ExternalProcessor"
 
 
@@ -33,10 +35,16 @@ async def chat_for(channel: grpc.aio.Channel, model: str) -> list[ep.ProcessingR
 
 
 def authorization_set(answers: list[ep.ProcessingResponse]) -> list[bytes]:
-    """The ``authorization`` values the ext_proc told Envoy to set."""
-    return [
+    """The ``authorization`` values the ext_proc handed to Envoy: as a header to set, or (where it puts them)
+    as credential metadata that our routes copy into the header."""
+    out = [
         h.header.raw_value
         for a in answers
         for h in a.request_body.response.header_mutation.set_headers
         if h.header.key == "authorization"
     ]
+    for a in answers:
+        ns = a.dynamic_metadata.fields.get(CREDENTIAL_METADATA_NAMESPACE)
+        if ns is not None and "authorization" in ns.struct_value.fields:
+            out.append(ns.struct_value.fields["authorization"].string_value.encode())
+    return out

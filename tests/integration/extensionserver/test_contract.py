@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
-from api.headers import ORIGINAL_DST_CLUSTER, ORIGINAL_DST_HEADER
+from api.headers import CREDENTIAL_HEADERS, ORIGINAL_DST_CLUSTER, ORIGINAL_DST_HEADER
 from controller.extensionserver import ExtensionServer, ExtensionServerOptions
 from controller.extensionserver._generated import envoygateway_extension_pb2 as pb
 from controller.extensionserver.metrics import ExtensionServerMetrics
@@ -152,8 +152,13 @@ async def test_post_virtual_host_modify_points_the_pool_route_at_the_cluster(
     assert pool.route.cluster == ORIGINAL_DST_CLUSTER
     assert pool.route.timeout.seconds == 60
     by_name = {r.name: r for r in vh.routes}
-    for name in (eg_xds.PLAIN_ROUTE, eg_xds.BACKEND_ROUTE):
-        assert _bytes([out[name]]) == _bytes([by_name[name]])
+    assert _bytes([out[eg_xds.PLAIN_ROUTE]]) == _bytes([by_name[eg_xds.PLAIN_ROUTE]])
+    # our routes also copy the credential headers from the ext_proc's metadata; nothing else changes
+    backend = out[eg_xds.BACKEND_ROUTE]
+    for route in (backend, pool):
+        assert [o.header.key for o in route.request_headers_to_add] == list(CREDENTIAL_HEADERS)
+    del backend.request_headers_to_add[:]
+    assert _bytes([backend]) == _bytes([by_name[eg_xds.BACKEND_ROUTE]])
     assert _calls(registry, "PostVirtualHostModify", "ok") == 1
 
 
@@ -243,7 +248,10 @@ async def test_unexpected_shapes_pass_through_with_a_warning(
         )
         empty = await stub.call("PostVirtualHostModify", pb.PostVirtualHostModifyRequest(), deadline_s=10)
 
-    assert _bytes([response.virtual_host]) == _bytes([vh])
+    out = {r.name: r for r in response.virtual_host.routes}
+    assert list(out) == [r.name for r in vh.routes]
+    assert out[eg_xds.POOL_ROUTE].WhichOneof("action") is None  # left without an action
+    assert _bytes([out[eg_xds.PLAIN_ROUTE]]) == _bytes([vh.routes[1]])
     assert not empty.HasField("virtual_host")  # Go's nil: Envoy Gateway keeps its own virtual host
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any(eg_xds.POOL_ROUTE in w and "no action" in w for w in warnings), warnings

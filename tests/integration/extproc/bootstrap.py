@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aigw.standalone.envoyconfig import credential_headers_to_add
 from api import headers as hdr
 
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -71,7 +72,11 @@ def _ext_proc_filter(*, message_timeout: str = "30s", process_responses: bool = 
             # Host (:authority) may only be set with allow_all_routing; without it Envoy ignores the mutation
             "mutation_rules": {"allow_all_routing": True},
             # without it Envoy 1.39 silently drops the cost metadata the ext_proc sends
-            "metadata_options": {"receiving_namespaces": {"untyped": [hdr.METADATA_NAMESPACE]}},
+            "metadata_options": {
+                "receiving_namespaces": {
+                    "untyped": [hdr.METADATA_NAMESPACE, hdr.CREDENTIAL_METADATA_NAMESPACE]
+                }
+            },
             "processing_mode": {
                 "request_header_mode": "SEND",
                 "request_body_mode": "BUFFERED",
@@ -128,24 +133,30 @@ def gateway_bootstrap(
     original_dst_header: str = hdr.ORIGINAL_DST_HEADER,
     access_log: bool = True,
     process_responses: bool = True,
+    foreign_routes: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Envoy + our ext_proc (several ports: one ext_proc process each, round-robin): ``backends`` maps a
-    backend name (``name.ns``) to its port on 127.0.0.1.
+    backend name (``name.ns``) to its port on 127.0.0.1. Our routes copy the credential headers from the
+    ext_proc's metadata, as the extension server makes them; ``foreign_routes`` (routes someone else attached,
+    their clusters among ``backends``) come first, so they outrank ours.
 
     ``process_responses=False`` skips the response phases (routing only: no usage, costs or error shapes); the
     benchmark uses it to show what usage accounting costs. With ``access_log`` each request is logged to
     Envoy's log with its cluster, upstream host and cost metadata.
     """
-    routes: list[dict[str, Any]] = [
+    credentials = credential_headers_to_add()
+    routes: list[dict[str, Any]] = [dict(r) for r in foreign_routes]
+    routes.extend(
         {
             "match": {
                 "prefix": "/",
                 "headers": [{"name": hdr.SELECTED_BACKEND_HEADER, "string_match": {"exact": name}}],
             },
             "route": {"cluster": name, "timeout": "300s"},
+            "request_headers_to_add": credentials,
         }
         for name in backends
-    ]
+    )
     routes.append(
         {
             "match": {
@@ -155,6 +166,7 @@ def gateway_bootstrap(
                 ],
             },
             "route": {"cluster": hdr.ORIGINAL_DST_CLUSTER, "timeout": "300s"},
+            "request_headers_to_add": credentials,
         }
     )
     routes.append(

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,12 +226,20 @@ def scraped() -> None:
 
 
 def gateway_in_front(
-    stack: contextlib.ExitStack, *, config_path: Path, workdir: Path, backends: Mapping[str, int]
+    stack: contextlib.ExitStack,
+    *,
+    config_path: Path,
+    workdir: Path,
+    backends: Mapping[str, int],
+    foreign_routes: Sequence[Mapping[str, Any]] = (),
 ) -> Gateway:
     """Our ext_proc serving ``config_path`` and Envoy in front of it (``backends``: Envoy clusters by backend
-    name, ports on 127.0.0.1), both stopped when ``stack`` closes."""
+    name, ports on 127.0.0.1; ``foreign_routes``: see ``gateway_bootstrap``), both stopped when ``stack``
+    closes."""
     ext = stack.enter_context(running_extproc(config_path=config_path, workdir=workdir))
     port = free_port()
-    boot = gateway_bootstrap(listen_port=port, ext_proc_port=ext.grpc_port, backends=backends)
+    boot = gateway_bootstrap(
+        listen_port=port, ext_proc_port=ext.grpc_port, backends=backends, foreign_routes=foreign_routes
+    )
     envoy = stack.enter_context(running_envoy(boot, workdir=workdir))
     return Gateway(port=port, config_path=config_path, envoy=envoy, extproc=ext)

@@ -703,7 +703,9 @@ def test_extension_policy_targets_the_gateway() -> None:
         "request": {"body": "Buffered"},
         "response": {"body": "Buffered"},
     }
-    assert ep["metadata"] == {"writableNamespaces": ["io.envoy.ai_gateway"]}
+    assert ep["metadata"] == {
+        "writableNamespaces": ["io.envoy.ai_gateway", "io.envoy.ai_gateway.credentials"]
+    }
     assert ep["messageTimeout"] == "10s"
 
 

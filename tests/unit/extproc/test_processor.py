@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from envoy.config.core.v3 import base_pb2 as core
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from hypothesis import given, settings
@@ -251,3 +252,77 @@ def test_cel_costs_see_model_backend_and_tokens_and_failures_are_counted_not_fat
     assert not resp.response_body.response.HasField("body_mutation")
     failures = deps.metrics.cost_failures.labels("ns/r1", "margin", "negative")
     assert failures._value.get() == 1
+
+
+def _credential_route(tmp_path: Any, backend: dict[str, Any], *, pool: bool = False) -> Any:
+    """Route model ``m1`` (or the pool model) to a backend (or pool member) with a credential."""
+    (tmp_path / "key").write_text("sk-secret\n")
+    (tmp_path / "aws").write_text(
+        "[default]\naws_access_key_id = AKID\naws_secret_access_key = s3cret\naws_session_token = tok3n\n"
+    )
+    cfg = simple_config()
+    target = cfg["pools"][0]["members"][0] if pool else cfg["backends"][0]
+    target.update(backend)
+    rng = random.Random(1)
+    deps = Dependencies(
+        holder=ConfigHolder(snapshot_of(cfg, base_dir=tmp_path)),
+        picker=RandomPicker(rng=rng),
+        metrics=Metrics(),
+        rng=rng,
+    )
+    proc = RequestProcessor(deps=deps)
+    proc.handle(_headers_msg({":path": "/v1/chat/completions", ":method": "POST"}))
+    model = b"p-model" if pool else b"m1"
+    return _answer(
+        proc.handle(_body_msg(b'{"model": "%s", "messages": [{"role": "user", "content": "hi"}]}' % model))
+    )
+
+
+def _credential_metadata(resp: Any) -> dict[str, str]:
+    ns = resp.dynamic_metadata.fields[hdr.CREDENTIAL_METADATA_NAMESPACE].struct_value
+    return {k: v.string_value for k, v in ns.fields.items()}
+
+
+@pytest.mark.parametrize("pool", [False, True], ids=["backend", "pool-member"])
+@pytest.mark.parametrize(
+    ("backend", "expected"),
+    [
+        ({"auth": {"apiKey": {"filename": "key"}}}, {"authorization": "Bearer sk-secret"}),
+        (
+            {
+                "schema": {"name": "AzureOpenAI", "version": "2024-10-21"},
+                "auth": {"apiKey": {"filename": "key"}},
+            },
+            {"api-key": "sk-secret"},
+        ),
+        (
+            {
+                "schema": {"name": "AWSBedrock"},
+                "auth": {"aws": {"credentialFileName": "aws", "region": "us-east-1"}},
+            },
+            {"authorization": "AWS4-HMAC-SHA256 Credential=AKID/", "x-amz-security-token": "tok3n"},
+        ),
+    ],
+    ids=["bearer", "azure-api-key", "sigv4"],
+)
+def test_the_credential_travels_as_metadata_never_as_a_request_header(
+    tmp_path: Any, backend: dict[str, Any], expected: dict[str, str], pool: bool
+) -> None:
+    resp = _credential_route(tmp_path, backend, pool=pool)
+    assert resp.WhichOneof("response") == "request_body", resp
+    serialized_headers = resp.request_body.response.header_mutation.SerializeToString()
+    assert b"sk-secret" not in serialized_headers and b"tok3n" not in serialized_headers
+    assert not set(_set_headers(resp)) & set(hdr.CREDENTIAL_HEADERS)
+    metadata = _credential_metadata(resp)
+    assert set(metadata) == set(expected)
+    for name, value in expected.items():
+        assert metadata[name].startswith(value)
+    if "x-amz-security-token" in expected:
+        # what the signature covers but is no secret stays a header
+        assert set(_set_headers(resp)) >= {"x-amz-date", ":authority"}
+        assert "x-amz-security-token" in metadata["authorization"]  # signed over it, then re-added by Envoy
+
+
+def test_a_backend_without_credential_gets_no_credential_metadata() -> None:
+    resp = _route("m1")
+    assert hdr.CREDENTIAL_METADATA_NAMESPACE not in resp.dynamic_metadata.fields
