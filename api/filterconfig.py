@@ -51,6 +51,7 @@ __all__ = [
     "FilterConfig",
     "HeaderMatch",
     "InferenceModel",
+    "InferenceObjective",
     "InferencePool",
     "LLMRequestCost",
     "PoolMember",
@@ -230,6 +231,14 @@ class ExternalPicker(KubeModel):
     counts as down. Below the ext_proc's own message timeout, so the failure mode decides, not Envoy."""
 
 
+class InferenceObjective(KubeModel):
+    """A v1 pool's InferenceObjective: the request's ``x-gateway-inference-objective`` header names it; its
+    priority sets the request's criticality (below 0 Sheddable, 0 Standard, above 0 Critical)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    priority: int = 0
+
+
 class InferencePool(KubeModel):
     """An InferencePool served by our built-in endpoint picker, or (a v1 pool with ``externalPicker``) by
     an external one."""
@@ -243,6 +252,8 @@ class InferencePool(KubeModel):
     serves_any_model: bool = False
     """A v1 InferencePool (the Inference Extension's GA API has no InferenceModel): a request's model need
     not be in ``models``; it is sent unchanged, with Standard criticality."""
+    objectives: list[InferenceObjective] = Field(default_factory=list)
+    """A v1 pool's InferenceObjectives (an external picker reads them itself from the header)."""
     external_picker: ExternalPicker | None = None
     """A v1 pool whose ``endpointPickerRef`` names an EPP: it chooses the endpoint; ``members`` are the
     Pods' endpoints our picker falls back to (FailOpen)."""
@@ -250,6 +261,7 @@ class InferencePool(KubeModel):
     @model_validator(mode="after")
     def _unique_model_names(self) -> Self:
         _require_unique([m.model_name for m in self.models], f"pool {self.name}: modelName")
+        _require_unique([o.name for o in self.objectives], f"pool {self.name}: objective")
         return self
 
 

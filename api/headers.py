@@ -16,6 +16,9 @@ ORIGINAL_DST_HEADER: Final = "x-ai-eg-original-dst"
 GATEWAY_DESTINATION_ENDPOINT_HEADER: Final = "x-gateway-destination-endpoint"
 """The Inference Extension's endpoint-picker header. Never honoured from clients: always stripped."""
 
+OBJECTIVE_HEADER: Final = "x-gateway-inference-objective"
+"""The Inference Extension's header naming a request's InferenceObjective (a v1 pool's priority)."""
+
 ORIGINAL_DST_CLUSTER: Final = "original_destination_cluster"
 """Name of the Envoy ORIGINAL_DST cluster the extension server adds."""
 

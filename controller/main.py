@@ -19,7 +19,7 @@ from api.gatewayapi import byte_size
 from api.headers import DEFAULT_EXTENSION_REF_NAME
 from controller.dns import DnsResolver
 from controller.extensionserver import ExtensionServer
-from controller.gateway.kinds import AIGATEWAYROUTES, INFERENCE_V1
+from controller.gateway.kinds import AIGATEWAYROUTES, INFERENCE_OBJECTIVE, INFERENCE_V1
 from controller.gateway.ownership import generated_pool_routes
 from controller.gateway.setup import ControllerSettings, missing_crds, setup_controllers
 from controller.runtime import KubeClient, LeaderElectionConfig, Manager
@@ -50,7 +50,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="reconcile InferencePools and InferenceModels (inference.networking.x-k8s.io/v1alpha2); "
         "the controller exits at start if their CRDs are not installed. Also the Inference Extension's v1 "
-        "InferencePools (inference.networking.k8s.io) and the Pods they select, when that CRD is installed",
+        "InferencePools (inference.networking.k8s.io) and the Pods they select, when that CRD is installed, "
+        "and their InferenceObjectives when that CRD is installed too",
     )
     p.add_argument(
         "--extension-ref-name",
@@ -203,6 +204,10 @@ async def run(args: argparse.Namespace) -> int:
         inference_v1 = options.enable_inference_extension and not await missing_crds(
             KubeClient(api), inference=False, resources=INFERENCE_V1
         )
+        # InferenceObjectives (request priorities of v1 pools) likewise, when their CRD is installed too.
+        objectives = inference_v1 and not await missing_crds(
+            KubeClient(api), inference=False, resources=INFERENCE_OBJECTIVE
+        )
         health_host, health_port = _host_port(args.health_probe_bind_address)
         mgr = Manager(
             api_client=api,
@@ -222,6 +227,7 @@ async def run(args: argparse.Namespace) -> int:
                 watch_namespace=args.watch_namespace,
                 concurrent_reconciles=args.concurrent_reconciles,
                 inference_v1=inference_v1,
+                inference_objectives=objectives,
             ),
             resolver=resolver,
         )
@@ -243,7 +249,13 @@ async def run(args: argparse.Namespace) -> int:
                 start_http_server(mport, addr=mhost, registry=mgr.metrics.registry)
         log.info(
             "starting: inference extension %s, extension server %s, ext_proc %s",
-            ("on (v1 InferencePools too)" if inference_v1 else "on")
+            (
+                "on (v1 InferencePools and InferenceObjectives too)"
+                if objectives
+                else "on (v1 InferencePools too)"
+                if inference_v1
+                else "on"
+            )
             if options.enable_inference_extension
             else "off",
             ext.address,

@@ -292,7 +292,7 @@ class RequestProcessor:
         """Pick an endpoint of ``pool`` for the InferenceModel ``model_name``. When the picker refuses (no
         endpoint, or saturated and shedding this request) and ``rule`` names a fallback for the pool, the
         request goes there instead; a fallback is reached with ``rule`` None, so fallbacks never chain."""
-        model = pool.model_for(model_name)
+        model = pool.model_for(model_name, objective=self._headers.get(hdr.OBJECTIVE_HEADER))
         if model is None:
             return self._reject(
                 404,

@@ -92,13 +92,25 @@ class Pool:
     """Its members, also those without an endpoint (what an external picker's endpoint belongs to)."""
     external: EppTarget | None = None
     """The external endpoint picker that chooses this pool's endpoints (``extproc.epp``); None: ours."""
+    objectives: Mapping[str, fc.Criticality] = field(default_factory=lambda: MappingProxyType({}))
+    """A v1 pool's InferenceObjectives by name, as the criticality their priority means."""
 
-    def model_for(self, name: str) -> PoolModel | None:
-        """The InferenceModel for the request's model; for a v1 pool, any model, Standard, unrewritten."""
+    def model_for(self, name: str, *, objective: str | None = None) -> PoolModel | None:
+        """The InferenceModel for the request's model; for a v1 pool, any model, unrewritten, at the
+        criticality of the InferenceObjective the request names (``objective``; unknown or none: Standard)."""
         model = self.models.get(name)
         if model is None and self.serves_any_model:
-            return PoolModel(name=name, criticality=fc.Criticality.STANDARD, targets=None)
+            crit = self.objectives.get(objective or "", fc.Criticality.STANDARD)
+            return PoolModel(name=name, criticality=crit, targets=None)
         return model
+
+
+def criticality_of(priority: int) -> fc.Criticality:
+    """An InferenceObjective's priority as our shedding's criticality: below 0 Sheddable (the Inference
+    Extension sheds exactly those), 0 Standard, above 0 Critical (never shed)."""
+    if priority < 0:
+        return fc.Criticality.SHEDDABLE
+    return fc.Criticality.CRITICAL if priority > 0 else fc.Criticality.STANDARD
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -306,6 +318,7 @@ def _compile_pool(p: fc.InferencePool, upstream: _UpstreamFactory) -> Pool:
         serves_any_model=p.serves_any_model,
         members=tuple(members),
         external=external,
+        objectives=MappingProxyType({o.name: criticality_of(o.priority) for o in p.objectives}),
     )
 
 

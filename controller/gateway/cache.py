@@ -20,6 +20,7 @@ InferencePool                ``selector``         each ``key=value`` of its sele
 AIGatewayRoute               ``v1pool``           the v1 InferencePools (inference.networking.k8s.io) it names
 v1 InferencePool             ``selector``         each ``key=value`` of its ``selector.matchLabels``
 v1 InferencePool             ``epp-service``      the Service its external ``endpointPickerRef`` names
+InferenceObjective           ``pool``             its poolRef, when a v1 InferencePool
 owned objects                ``owner-gateway``    the Gateway in its ownerReferences
 ============================ ==================== ==========================================================
 
@@ -46,6 +47,7 @@ from api.errors import InvalidObjectError
 from api.gatewayapi import GATEWAY, HTTP_ROUTE, REFERENCE_GRANT
 from api.inference import InferenceModel, InferencePool
 from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
+from api.inference_v1 import InferenceObjective
 from api.inference_v1 import InferencePool as V1InferencePool
 from api.objects import Obj, ObjKey, TopLevelObject
 from api.shared import BackendKind
@@ -56,6 +58,7 @@ from controller.translate import BuildOptions, Snapshot, extproc_name
 from controller.translate import views as v
 from controller.translate.epp import epp_service_key
 from controller.translate.podpool import selects as pool_selects_pod
+from controller.translate.views import objective_pool_key
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +127,7 @@ POOLS = Parsed(InferencePool)
 MODELS = Parsed(InferenceModel)
 EG_BACKENDS = Parsed(Backend)
 V1_POOLS = Parsed(V1InferencePool)
+OBJECTIVES = Parsed(InferenceObjective)
 
 
 def _keys(keys: Iterable[ObjKey]) -> list[str]:
@@ -197,6 +201,11 @@ def policy_foreign_namespaces(obj: Obj) -> list[str]:
 def route_v1_pools(obj: Obj) -> list[str]:
     r = ROUTES(obj)
     return _keys(v.v1_pool_refs(r)) if r is not None else []
+
+
+def objective_pools(obj: Obj) -> list[str]:
+    o = OBJECTIVES(obj)
+    return _keys([k]) if o is not None and (k := objective_pool_key(o)) is not None else []
 
 
 def v1_pool_epp_service(obj: Obj) -> list[str]:
@@ -290,6 +299,8 @@ class Caches:
     """v1 InferencePools; empty unless their CRD is installed (and the inference extension is on)."""
     pods: Store = field(default_factory=Store)
     """Pods (trimmed to what membership needs), likewise."""
+    objectives: Store = field(default_factory=lambda: _store_with(IDX_POOL))
+    """InferenceObjectives; empty unless their CRD is installed too."""
 
     @staticmethod
     def add_indexes(
@@ -322,6 +333,11 @@ class Caches:
         """Register the v1 pool indexes (pass the v1 InferencePool informer's ``add_indexer``)."""
         v1_pools(IDX_SELECTOR, v1_pool_selector)
         v1_pools(IDX_EPP_SERVICE, v1_pool_epp_service)
+
+    @staticmethod
+    def add_objective_indexes(*, objectives: Callable[[str, Callable[[Obj], Iterable[str]]], None]) -> None:
+        """Register the InferenceObjective index (pass its informer's ``add_indexer``)."""
+        objectives(IDX_POOL, objective_pools)
 
     # --- from any object to the Gateways it affects
 
@@ -397,6 +413,8 @@ class Caches:
             return {g for p in model_pools(obj) for g in self.gateways_for_pool_key(ObjKey.parse(p))}
         if kind == V1_POOL_KIND:
             return self.gateways_for_v1_pool_key(v.key_of(obj))
+        if kind == InferenceObjective.KIND_INFO.kind:
+            return {g for p in objective_pools(obj) for g in self.gateways_for_v1_pool_key(ObjKey.parse(p))}
         if kind == "Pod":
             return {
                 g for p in self.v1_pools_selecting(obj) for g in self.gateways_for_v1_pool_key(v.key_of(p))
@@ -478,7 +496,7 @@ class Caches:
         for parsed, st in (
             (ROUTES, self.routes), (BACKENDS, self.backends), (POLICIES, self.policies),
             (POOLS, self.pools), (MODELS, self.models), (EG_BACKENDS, self.eg_backends),
-            (V1_POOLS, self.v1_pools),
+            (V1_POOLS, self.v1_pools), (OBJECTIVES, self.objectives),
         ):  # fmt: skip
             parsed.prune(st)
 
@@ -551,6 +569,7 @@ class Caches:
                 if (o := self.policies.get(s)) is not None:
                     policies[ObjKey.parse(s)] = o
         v1_pools: dict[ObjKey, V1InferencePool] = {}
+        objectives: list[Obj] = []
         pods: dict[str, Obj] = {}
         if self.options.enable_inference_extension:
             for pk in sorted(v1_pool_keys or ()):
@@ -558,6 +577,7 @@ class Caches:
                 if p is None or (v1 := V1_POOLS(p)) is None:
                     continue
                 v1_pools[pk] = v1
+                objectives.extend(self.objectives.by_index(IDX_POOL, str(pk)))
                 if (ek := epp_service_key(v1)) is not None and (o := self.services.get(str(ek))) is not None:
                     services[ek] = o
                 for pod in self.pods.list(pk.namespace):
@@ -589,6 +609,7 @@ class Caches:
             v1_pools=v1_pools,
             pods=tuple(pods[k] for k in sorted(pods)),
             v1_pool_parents=v1_pool_parents,
+            objectives=tuple(OBJECTIVES.all(objectives)),
             grants=self._grants_of(backends.values(), policies.values()),
             extension_policies=self._policies_of_gateways(existing),
             refused_policies=self.policy_refusals(existing),

@@ -13,7 +13,7 @@ from api.envoygateway import (
 )
 from api.gatewayapi import GATEWAY, HTTP_ROUTE, REFERENCE_GRANT
 from api.inference import InferenceModel, InferencePool
-from api.inference_v1 import POD, QUALIFIED_KIND
+from api.inference_v1 import POD, QUALIFIED_KIND, InferenceObjective
 from api.inference_v1 import InferencePool as V1InferencePool
 from api.objects import KindInfo
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
@@ -32,6 +32,7 @@ INFERENCEPOOLS: Final = resource(InferencePool.KIND_INFO)
 INFERENCEMODELS: Final = resource(InferenceModel.KIND_INFO)
 V1_INFERENCEPOOLS: Final = resource(V1InferencePool.KIND_INFO)
 PODS: Final = resource(POD)
+INFERENCEOBJECTIVES: Final = resource(InferenceObjective.KIND_INFO)
 GATEWAYS: Final = resource(GATEWAY)
 HTTPROUTES: Final = resource(HTTP_ROUTE)
 EG_BACKENDS: Final = resource(Backend.KIND_INFO)
@@ -63,3 +64,7 @@ INFERENCE: Final = (INFERENCEPOOLS, INFERENCEMODELS)
 
 INFERENCE_V1: Final = (V1_INFERENCEPOOLS,)
 """The Inference Extension's own CRD: v1 pools are served when it is installed (checked at start)."""
+
+INFERENCE_OBJECTIVE: Final = (INFERENCEOBJECTIVES,)
+"""The Inference Extension's InferenceObjective (``inference.networking.x-k8s.io/v1alpha2``, gone from its
+v1.6): v1 pools' request priorities are read when it is installed too (checked at start)."""

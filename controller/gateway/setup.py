@@ -124,6 +124,8 @@ class ControllerSettings:
     inference_v1: bool = False
     """Serve v1 InferencePools (watch them and Pods): with the inference extension, when the Inference
     Extension's v1 CRD is installed (``controller.main`` checks at start)."""
+    inference_objectives: bool = False
+    """Read InferenceObjectives (v1 pools' request priorities): with v1 pools, when their CRD is installed."""
 
 
 def trim_pod(obj: Obj) -> Obj:
@@ -198,6 +200,7 @@ class Informers:
     models: Informer | None
     v1_pools: Informer | None
     pods: Informer | None
+    objectives: Informer | None
     configmaps: Informer
     deployments: Informer
     policies_ext: Informer
@@ -241,6 +244,8 @@ class Informers:
             caches.pools, caches.models = self.pools.store, self.models.store
         if self.v1_pools is not None and self.pods is not None:
             caches.v1_pools, caches.pods = self.v1_pools.store, self.pods.store
+        if self.objectives is not None:
+            caches.objectives = self.objectives.store
         return caches
 
 
@@ -269,6 +274,7 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
         models=inf(kinds.INFERENCEMODELS) if inference else None,
         v1_pools=inf(kinds.V1_INFERENCEPOOLS) if v1 else None,
         pods=mgr.informer(kinds.PODS, namespace=ns, transform=trim_pod) if v1 else None,
+        objectives=inf(kinds.INFERENCEOBJECTIVES) if v1 and settings.inference_objectives else None,
         configmaps=inf(CONFIGMAPS, owned=True),
         deployments=inf(DEPLOYMENTS, owned=True),
         policies_ext=inf(kinds.ENVOYEXTENSIONPOLICIES, owned=True),
@@ -287,6 +293,8 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
     )
     if infs.v1_pools is not None:
         Caches.add_v1_indexes(v1_pools=infs.v1_pools.add_indexer)
+    if infs.objectives is not None:
+        Caches.add_objective_indexes(objectives=infs.objectives.add_indexer)
     for i in (
         infs.configmaps,
         infs.secrets_owned,
@@ -330,6 +338,8 @@ def watch_gateways(
         watched += [(infs.pools, "InferencePool"), (infs.models, "InferenceModel")]
     if infs.v1_pools is not None and infs.pods is not None:
         watched += [(infs.v1_pools, V1_POOL_KIND), (infs.pods, "Pod")]
+    if infs.objectives is not None:
+        watched.append((infs.objectives, "InferenceObjective"))
     watched.append((infs.grants, "ReferenceGrant"))
     # The Secrets and Services we own are also followed by label-selected informers, whose stores the
     # reconcile compares desired objects with. Their events are watched too: a deletion seen first by the

@@ -108,7 +108,13 @@ def _v1_pool(res: V1PoolResolution) -> fc.InferencePool:
             target_ports=sorted({p.number for p in res.pool.spec.target_ports}),
             failure_mode=fc.ExternalPickerFailureMode(ref.failure_mode.value),
         )
-    return fc.InferencePool(name=name, members=[member], serves_any_model=True, external_picker=external)
+    return fc.InferencePool(
+        name=name,
+        members=[member],
+        serves_any_model=True,
+        objectives=[fc.InferenceObjective(name=o, priority=p) for o, p in res.objectives],
+        external_picker=external,
+    )
 
 
 def build_filter_config(res: Resolution, options: BuildOptions) -> fc.FilterConfig:

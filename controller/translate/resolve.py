@@ -133,6 +133,8 @@ class V1PoolResolution:
     conditions: tuple[DesiredCondition, ...]
     epp: EppPlan | None = None
     """Its external endpoint picker; None when our picker serves it."""
+    objectives: tuple[tuple[str, int], ...] = ()
+    """``(name, priority)`` of each InferenceObjective naming the pool, by name (unset priority: 0)."""
 
     @property
     def key(self) -> ObjKey:
@@ -475,7 +477,14 @@ def resolve_v1_pool(pool: V1InferencePool, snap: Snapshot, options: BuildOptions
     conditions (``controller.translate.podpool``)."""
     epp = plan_epp(pool, services=snap.services, dns=snap.dns, cluster_domain=options.cluster_domain)
     conditions = parent_conditions(pool, epp_problem=epp.problem if epp is not None else None)
-    return V1PoolResolution(pool, tuple(pool_endpoints(pool=pool, pods=snap.pods)), tuple(conditions), epp)
+    objectives = sorted(
+        (o.metadata.name, o.spec.priority or 0)
+        for o in snap.objectives
+        if views.objective_pool_key(o) == pool.ref
+    )
+    return V1PoolResolution(
+        pool, tuple(pool_endpoints(pool=pool, pods=snap.pods)), tuple(conditions), epp, tuple(objectives)
+    )
 
 
 def _v1_pool_problems(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from api.envoygateway import Backend
 from api.headers import DEFAULT_EXTENSION_REF_NAME
 from api.inference import InferenceModel, InferencePool
+from api.inference_v1 import InferenceObjective
 from api.inference_v1 import InferencePool as V1InferencePool
 from api.objects import Obj, ObjKey
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
@@ -101,7 +102,8 @@ class Snapshot:
     - ``pools``: referenced InferencePools; ``models``: every InferenceModel whose ``poolRef`` names one of
       them.
     - ``v1_pools``: referenced v1 InferencePools (``inference.networking.k8s.io``); ``pods``: the Pods of
-      their namespaces that carry their selectors' labels (readiness is judged by the builder).
+      their namespaces that carry their selectors' labels (readiness is judged by the builder);
+      ``objectives``: the InferenceObjectives whose ``poolRef`` names one of them.
     - ``gateways``: the keys of all Gateways that exist (to tell a route whether its other parents exist).
     - ``pool_parents``: for each pool, every Gateway that reaches it through some route (for
       ``status.parent``); ``v1_pool_parents`` likewise for the v1 pools (``status.parents``).
@@ -128,6 +130,7 @@ class Snapshot:
     gateways: frozenset[ObjKey] = frozenset()
     pool_parents: Mapping[ObjKey, tuple[ObjKey, ...]] = field(default_factory=dict)
     v1_pool_parents: Mapping[ObjKey, tuple[ObjKey, ...]] = field(default_factory=dict)
+    objectives: tuple[InferenceObjective, ...] = ()
     dns: Mapping[str, DnsAnswer] = field(default_factory=dict)
     grants: tuple[Obj, ...] = ()
     extension_policies: Mapping[ObjKey, Obj] = field(default_factory=dict)

@@ -17,6 +17,8 @@ from api.envoygateway import GROUP as EG_GROUP
 from api.envoygateway import Backend
 from api.gatewayapi import GATEWAY, BackendObjectReference, SecretObjectReference
 from api.inference import InferenceModel, InferencePool
+from api.inference_v1 import GROUP as INFERENCE_V1_GROUP
+from api.inference_v1 import InferenceObjective
 from api.objects import Obj, ObjKey, TopLevelObject
 from api.shared import BackendKind
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy, BackendSecurityPolicyType
@@ -135,6 +137,15 @@ def selects(pool: InferencePool, labels: Mapping[str, str]) -> bool:
 
 def pool_key(model: InferenceModel) -> ObjKey:
     return ObjKey(model.metadata.namespace, model.spec.pool_ref.name)
+
+
+def objective_pool_key(objective: InferenceObjective) -> ObjKey | None:
+    """The v1 InferencePool an InferenceObjective applies to (same namespace); None when its poolRef names
+    another kind."""
+    ref = objective.spec.pool_ref
+    if ref.group != INFERENCE_V1_GROUP or ref.kind != "InferencePool":
+        return None
+    return ObjKey(objective.metadata.namespace, ref.name)
 
 
 def service_ports(obj: Obj) -> tuple[int, ...]:

@@ -236,7 +236,10 @@ async def running_aigw(
     resolver = DnsResolver(nameserver=f"{dns.address}:{dns.port}", timeout=0.5, registry=mgr.metrics.registry)
     options = options or BuildOptions(enable_inference_extension=True, extproc_image="extproc:test")
     settings = ControllerSettings(
-        options=options, watch_namespace=None if cluster_wide else namespace, inference_v1=True
+        options=options,
+        watch_namespace=None if cluster_wide else namespace,
+        inference_v1=True,
+        inference_objectives=True,
     )
     rec = setup_controllers(mgr, settings=settings, resolver=resolver)
     h = Aigw(ns=namespace, cp=cp, kube=KubeClient(api_client), mgr=mgr, reconciler=rec, dns=dns)

@@ -51,7 +51,10 @@ async def controller_works_with_only(
     setup_controllers(
         mgr,
         settings=ControllerSettings(
-            options=BuildOptions(enable_inference_extension=True), watch_namespace=None, inference_v1=True
+            options=BuildOptions(enable_inference_extension=True),
+            watch_namespace=None,
+            inference_v1=True,
+            inference_objectives=True,
         ),
         resolver=resolver,
     )

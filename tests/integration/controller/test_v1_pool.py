@@ -207,3 +207,29 @@ async def test_our_parent_entry_goes_with_the_route_and_others_entries_stay(aigw
                        "--type=json", "-p", add_other)  # fmt: skip
     await aigw.delete("aigatewayroute", "r")
     await eventually(lambda: only(["example.com/another-gateway"]), within=WITHIN)
+
+
+async def test_inference_objectives_follow_into_the_pools_config(aigw: Aigw) -> None:
+    ns = aigw.ns
+    pool = f"p.{ns}@v1"
+    await aigw.apply(docs(gateway_yaml("gw"), v1_route("r", "gw", "p"), v1_pool("p")))
+    await create_pod(aigw, "a", "127.0.0.11")
+
+    def objective(name: str, priority: int) -> str:
+        return json.dumps({
+            "apiVersion": "inference.networking.x-k8s.io/v1alpha2",
+            "kind": "InferenceObjective",
+            "metadata": {"name": name},
+            "spec": {"priority": priority, "poolRef": {"group": V1, "name": "p"}},
+        })  # fmt: skip
+
+    def objectives(cfg: FilterConfig) -> list[tuple[str, int]]:
+        return [(o.name, o.priority) for o in next(p for p in cfg.pools if p.name == pool).objectives]
+
+    await aigw.apply(docs(objective("batch", -1), objective("chat", 5)))
+    await aigw.config_when("gw", lambda c: objectives(c) == [("batch", -1), ("chat", 5)], within=WITHIN)
+    await aigw.kubectl("-n", ns, "patch", "inferenceobjective", "chat", "--type=merge",
+                       "-p", json.dumps({"spec": {"priority": -2}}))  # fmt: skip
+    await aigw.config_when("gw", lambda c: objectives(c) == [("batch", -1), ("chat", -2)], within=WITHIN)
+    await aigw.delete("inferenceobjective", "batch")
+    await aigw.config_when("gw", lambda c: objectives(c) == [("chat", -2)], within=WITHIN)

@@ -58,6 +58,13 @@ async def test_requests_follow_the_epp_and_its_failure_mode(
         cfg = await aigw.config_when("gw", resolved, within=30)
         picker = _picker(cfg, ns)
         assert picker is not None and picker.failure_mode == fc.ExternalPickerFailureMode.FAIL_CLOSE
+        (pool,) = cfg.pools
+        # the EPP reads the InferenceObjectives itself; our picker gets them for FailOpen
+        assert [(o.name, o.priority) for o in pool.objectives] == [
+            ("critical", 1),
+            ("sheddable", -1),
+            ("standard", 0),
+        ]
         config_path = tmp_path / "filter-config.yaml"
         write_atomically(config_path, yaml.safe_dump(cfg.to_json_dict(), sort_keys=False).encode())
         gw = gateway_in_front(stack, config_path=config_path, workdir=tmp_path, backends={})

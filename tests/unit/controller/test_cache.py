@@ -220,7 +220,7 @@ def test_the_memo_forgets_deleted_objects() -> None:
     assert parsed.size() == 1
 
 
-def test_a_v1_pools_epp_service_maps_to_its_gateways_and_enters_their_snapshots() -> None:
+def test_a_v1_pools_epp_service_and_objectives_map_to_its_gateways_and_enter_their_snapshots() -> None:
     c = world()
     c.v1_pools = Store()
     Caches.add_v1_indexes(v1_pools=c.v1_pools.add_indexer)
@@ -243,3 +243,14 @@ def test_a_v1_pools_epp_service_maps_to_its_gateways_and_enters_their_snapshots(
     assert c.gateways_for("Service", service("epp")) == {GB}
     assert c.gateways_for("Service", service("unrelated")) == set()
     assert ObjKey(NS, "epp") in c.snapshot(GB).services
+    c.objectives = Store()
+    Caches.add_objective_indexes(objectives=c.objectives.add_indexer)
+    obj = {
+        "apiVersion": "inference.networking.x-k8s.io/v1alpha2",
+        "kind": "InferenceObjective",
+        "metadata": {"name": "batch", "namespace": NS},
+        "spec": {"priority": -1, "poolRef": {"group": "inference.networking.k8s.io", "name": "v1p"}},
+    }
+    c.objectives.upsert(obj)
+    assert c.gateways_for("InferenceObjective", obj) == {GB}
+    assert [o.metadata.name for o in c.snapshot(GB).objectives] == ["batch"]

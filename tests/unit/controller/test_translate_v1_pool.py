@@ -7,7 +7,7 @@ from typing import Any
 
 from api import filterconfig as fc
 from api import headers
-from api.inference_v1 import ExtensionFailureMode
+from api.inference_v1 import ExtensionFailureMode, InferenceObjective
 from api.inference_v1 import InferencePool as V1Pool
 from api.objects import ObjKey
 from controller.translate import BuildOptions, build_filter_config, build_gateway, resolve
@@ -175,3 +175,32 @@ def test_without_the_inference_extension_the_kind_is_invalid() -> None:
 def test_a_pool_with_no_ready_pod_is_served_with_no_endpoint() -> None:
     cfg = build_filter_config(resolve(snap(v1_pool(), pods=(pod("127.0.0.2", ready=False),)), INF), INF)
     assert cfg.pools[0].members[0].endpoints == []
+
+
+def objective(
+    name: str, priority: int | None, *, pool_name: str = "p", group: str = V1
+) -> InferenceObjective:
+    spec: dict[str, Any] = {"poolRef": {"group": group, "kind": "InferencePool", "name": pool_name}}
+    if priority is not None:
+        spec["priority"] = priority
+    return InferenceObjective.read(
+        {
+            "apiVersion": "inference.networking.x-k8s.io/v1alpha2",
+            "kind": "InferenceObjective",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": spec,
+        }
+    )
+
+
+def test_the_pools_inference_objectives_reach_the_config_with_their_priority() -> None:
+    objectives = (
+        objective("batch", -1),
+        objective("chat", 10),
+        objective("plain", None),
+        objective("elsewhere", -5, pool_name="other"),
+        objective("old-group", -5, group="inference.networking.x-k8s.io"),
+    )
+    s = snap(v1_pool(), pods=(pod("127.0.0.2"),), objectives=objectives)
+    (p,) = build_filter_config(resolve(s, INF), INF).pools
+    assert [(o.name, o.priority) for o in p.objectives] == [("batch", -1), ("chat", 10), ("plain", 0)]

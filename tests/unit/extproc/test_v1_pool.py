@@ -7,8 +7,9 @@ import random
 from typing import Any
 
 from api import headers as hdr
+from api.shared import Criticality
 from extproc.metrics import Metrics
-from extproc.picker import RandomPicker
+from extproc.picker import PickRequest, RandomPicker
 from extproc.processor import Dependencies, RequestProcessor
 from extproc.snapshot import reachable_models
 from extproc.watch import ConfigHolder
@@ -60,3 +61,35 @@ def test_a_v1_pool_makes_the_rules_model_names_reachable() -> None:
     assert reachable_models(snap.rules, model_header=hdr.MODEL_NAME_HEADER) == ["llama"]
     cfg["pools"][0]["servesAnyModel"] = False
     assert reachable_models(snapshot_of(cfg).rules, model_header=hdr.MODEL_NAME_HEADER) == []
+
+
+def test_the_inference_objective_header_sets_the_criticality_our_picker_sheds_by() -> None:
+    cfg = _config(any_model=True)
+    cfg["pools"][0]["objectives"] = [
+        {"name": "batch", "priority": -1},
+        {"name": "chat", "priority": 2},
+        {"name": "plain", "priority": 0},
+    ]
+    seen: list[Criticality] = []
+
+    class Recording(RandomPicker):
+        def pick(self, request: PickRequest) -> Any:
+            seen.append(request.model.criticality)
+            return super().pick(request)
+
+    rng = random.Random(1)
+    deps = Dependencies(
+        holder=ConfigHolder(snapshot_of(cfg)), picker=Recording(rng=rng), metrics=Metrics(), rng=rng
+    )
+    for name in ("batch", "chat", "plain", "unknown", None):
+        proc = RequestProcessor(deps=deps)
+        extra = {hdr.OBJECTIVE_HEADER: name} if name is not None else {}
+        proc.handle(_headers_msg({":path": "/v1/chat/completions", ":method": "POST", **extra}))
+        proc.handle(_body_msg(b'{"model": "llama"}'))
+    assert seen == [
+        Criticality.SHEDDABLE,
+        Criticality.CRITICAL,
+        Criticality.STANDARD,
+        Criticality.STANDARD,
+        Criticality.STANDARD,
+    ]
