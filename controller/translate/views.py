@@ -19,6 +19,7 @@ from api.gatewayapi import GATEWAY, BackendObjectReference, SecretObjectReferenc
 from api.inference import InferenceModel, InferencePool
 from api.inference_v1 import GROUP as INFERENCE_V1_GROUP
 from api.inference_v1 import InferenceObjective
+from api.inference_v1 import InferencePool as V1InferencePool
 from api.objects import Obj, ObjKey, TopLevelObject
 from api.shared import BackendKind
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy, BackendSecurityPolicyType
@@ -143,7 +144,7 @@ def objective_pool_key(objective: InferenceObjective) -> ObjKey | None:
     """The v1 InferencePool an InferenceObjective applies to (same namespace); None when its poolRef names
     another kind."""
     ref = objective.spec.pool_ref
-    if ref.group != INFERENCE_V1_GROUP or ref.kind != "InferencePool":
+    if ref.group != INFERENCE_V1_GROUP or ref.kind != V1InferencePool.KIND_INFO.kind:
         return None
     return ObjKey(objective.metadata.namespace, ref.name)
 

@@ -246,7 +246,11 @@ async def wired() -> tuple[RecordingManager, GatewayReconciler]:
     mgr = RecordingManager()
     reconciler = setup_controllers(
         mgr,
-        settings=ControllerSettings(options=BuildOptions(enable_inference_extension=True), inference_v1=True),
+        settings=ControllerSettings(
+            options=BuildOptions(enable_inference_extension=True),
+            inference_v1=True,
+            inference_objectives=True,
+        ),
         resolver=DnsResolver(registry=mgr.metrics.registry),
     )
     return mgr, reconciler
