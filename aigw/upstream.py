@@ -18,7 +18,8 @@ landed and with which model:
   ``x-echo-body-bytes``, ``x-echo-authorization-present`` and ``x-echo-api-key-present`` (``true``/``false``;
   never the key itself);
 * in JSON answers, a top-level ``"echo"`` object with the same facts plus ``headers``: the request's
-  ``host``, ``content-type``, ``x-ai-eg-*``, ``x-gateway-*`` headers (Authorization replaced by its length).
+  ``host``, ``content-type``, ``x-ai-eg-*``, ``x-gateway-*`` headers (``authorization``, ``api-key`` and
+  ``x-amz-security-token`` replaced by their length).
 
 Request headers that control the answer (all optional):
 
@@ -89,7 +90,7 @@ def _selected_headers(request: web.BaseRequest) -> dict[str, str]:
         low = name.lower()
         if low in _ECHOED_HEADERS or low.startswith(_ECHOED_HEADER_PREFIXES):
             out[low] = value
-        elif low in ("authorization", "api-key"):
+        elif low in ("authorization", "api-key", "x-amz-security-token"):  # credentials: only their length
             out[low] = f"<{len(value)} chars>"
     return out
 
@@ -181,9 +182,14 @@ class FakeUpstream:
                 message = "Access denied due to missing subscription key or Authorization header."
             else:
                 return await handler(request)
-            await request.read()
+            raw = await request.read()
             err = {"error": {"code": code, "message": message}}
-            return web.Response(status=status, body=orjson.dumps(err), content_type="application/json")
+            return web.Response(
+                status=status,
+                body=orjson.dumps(err),
+                content_type="application/json",
+                headers=self._headers(request, None, len(raw)),
+            )
 
         return checked
 

@@ -5,6 +5,8 @@ Pure functions: names and ports in, plain dicts out.
 
 from __future__ import annotations
 
+import base64
+
 from api import inference, v1alpha1
 from api.envoygateway import Backend
 from api.gatewayapi import GATEWAY
@@ -212,3 +214,24 @@ def route_to_backend(name: str, ns: str, gateway_name: str, model: str, backend:
     return ai_gateway_route(
         name, ns, gateway_name, [rule(model=model, backends=[("AIServiceBackend", backend, 1)])]
     )
+
+
+def secret(name: str, ns: str, **data: str) -> Obj:
+    """An Opaque Secret holding ``data`` (base64-encoded here)."""
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": ns},
+        "data": encoded,
+    }
+
+
+def security_policy(name: str, ns: str, spec: Obj) -> Obj:
+    """A BackendSecurityPolicy with ``spec``."""
+    return {
+        "apiVersion": AIGW,
+        "kind": "BackendSecurityPolicy",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }

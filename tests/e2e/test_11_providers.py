@@ -5,10 +5,10 @@ costs (TotalToken and CEL) appear in the access log of the Envoy that Envoy Gate
 
 from __future__ import annotations
 
-import base64
 import re
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 from api.objects import Obj
 from tests.e2e import objects
@@ -21,25 +21,6 @@ from tests.fakes.sigv4_verifier import KnownKey
 REGION = "eu-central-1"
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
 CEL = "backend.startsWith('bedrock') ? input_tokens * 3 + output_tokens : total_tokens"
-
-
-def _secret(name: str, ns: str, **data: str) -> Obj:
-    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": ns},
-        "data": encoded,
-    }
-
-
-def _policy(name: str, ns: str, spec: Obj) -> Obj:
-    return {
-        "apiVersion": objects.AIGW,
-        "kind": "BackendSecurityPolicy",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": spec,
-    }
 
 
 def _envoy_proxy(name: str, ns: str, log: Path) -> Obj:
@@ -72,6 +53,67 @@ def bedrock_backend(ns: str, ip: str, port: int) -> Obj:
     return backend
 
 
+class Upstream(Protocol):
+    """A fake upstream's address."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
+def providers_route(ns: str, gateway: str) -> Obj:
+    """AIGatewayRoute ``mixed``: ``gpt-4o-mini`` -> openai, CLAUDE -> bedrock, ``gpt-4o`` -> azure."""
+    return objects.ai_gateway_route(
+        "mixed",
+        ns,
+        gateway,
+        [
+            objects.rule(model="gpt-4o-mini", backends=[("AIServiceBackend", "openai", 1)]),
+            objects.rule(model=CLAUDE, backends=[("AIServiceBackend", "bedrock", 1)]),
+            objects.rule(model="gpt-4o", backends=[("AIServiceBackend", "azure", 1)]),
+        ],
+    )
+
+
+def provider_backends(
+    ns: str, *, openai: Upstream, azure: Upstream, bedrock: Upstream, aws: str
+) -> list[Obj]:
+    """The three AIServiceBackends with their Envoy Gateway Backends, credential Secrets (OpenAI key
+    ``sk-e2e-openai``, Azure key ``azure-e2e-key``, the AWS credentials file ``aws``) and
+    BackendSecurityPolicies."""
+    return [
+        objects.eg_backend("openai", ns, openai.port, ip=openai.host),
+        # the endpoint's hostname is the regional endpoint, as a real Bedrock Backend's FQDN is: our
+        # host-rewrite filter makes Envoy send it as Host, which the signature covers (Envoy Gateway's
+        # ext_proc filter ignores an :authority the ext_proc sets)
+        bedrock_backend(ns, bedrock.host, bedrock.port),
+        objects.eg_backend("azure", ns, azure.port, ip=azure.host),
+        objects.secret("openai-key", ns, apiKey="sk-e2e-openai"),
+        objects.secret("aws-creds", ns, credentials=aws),
+        objects.secret("azure-key", ns, apiKey="azure-e2e-key"),
+        objects.security_policy(
+            "openai", ns, {"type": "APIKey", "apiKey": {"secretRef": {"name": "openai-key"}}}
+        ),
+        objects.security_policy(
+            "bedrock",
+            ns,
+            {
+                "type": "AWSCredentials",
+                "awsCredentials": {"region": REGION, "credentialsFile": {"secretRef": {"name": "aws-creds"}}},
+            },
+        ),
+        objects.security_policy(
+            "azure", ns, {"type": "APIKey", "apiKey": {"secretRef": {"name": "azure-key"}}}
+        ),
+        objects.ai_service_backend("openai", ns, "openai", policy="openai"),
+        objects.ai_service_backend("bedrock", ns, "bedrock", schema={"name": "AWSBedrock"}, policy="bedrock"),
+        objects.ai_service_backend(
+            "azure", ns, "azure", schema={"name": "AzureOpenAI", "version": "2024-10-21"}, policy="azure"
+        ),
+    ]
+
+
 def test_openai_bedrock_and_azure_backends_on_one_route(scn: Scenario, upstreams: Upstreams) -> None:
     ns = scn.ns
     log = Path(tempfile.mkdtemp(prefix="aigw-e2e-access-")) / "access.log"
@@ -84,16 +126,7 @@ def test_openai_bedrock_and_azure_backends_on_one_route(scn: Scenario, upstreams
         gateway["spec"]["infrastructure"] = {
             "parametersRef": {"group": "gateway.envoyproxy.io", "kind": "EnvoyProxy", "name": "access-log"}
         }
-        route = objects.ai_gateway_route(
-            "mixed",
-            ns,
-            scn.gateway,
-            [
-                objects.rule(model="gpt-4o-mini", backends=[("AIServiceBackend", "openai", 1)]),
-                objects.rule(model=CLAUDE, backends=[("AIServiceBackend", "bedrock", 1)]),
-                objects.rule(model="gpt-4o", backends=[("AIServiceBackend", "azure", 1)]),
-            ],
-        )
+        route = providers_route(ns, scn.gateway)
         route["spec"]["llmRequestCosts"] = [
             {"metadataKey": "total", "type": "TotalToken"},
             {"metadataKey": "weighted", "type": "CEL", "cel": CEL},
@@ -102,35 +135,7 @@ def test_openai_bedrock_and_azure_backends_on_one_route(scn: Scenario, upstreams
         scn.apply(
             _envoy_proxy("access-log", ns, log),
             gateway,
-            objects.eg_backend("openai", ns, openai.port, ip=openai.host),
-            # the endpoint's hostname is the regional endpoint, as a real Bedrock Backend's FQDN is: our
-            # host-rewrite filter makes Envoy send it as Host, which the signature covers (Envoy Gateway's
-            # ext_proc filter ignores an :authority the ext_proc sets)
-            bedrock_backend(ns, bedrock.host, bedrock.port),
-            objects.eg_backend("azure", ns, azure.port, ip=azure.host),
-            _secret("openai-key", ns, apiKey="sk-e2e-openai"),
-            _secret("aws-creds", ns, credentials=aws),
-            _secret("azure-key", ns, apiKey="azure-e2e-key"),
-            _policy("openai", ns, {"type": "APIKey", "apiKey": {"secretRef": {"name": "openai-key"}}}),
-            _policy(
-                "bedrock",
-                ns,
-                {
-                    "type": "AWSCredentials",
-                    "awsCredentials": {
-                        "region": REGION,
-                        "credentialsFile": {"secretRef": {"name": "aws-creds"}},
-                    },
-                },
-            ),
-            _policy("azure", ns, {"type": "APIKey", "apiKey": {"secretRef": {"name": "azure-key"}}}),
-            objects.ai_service_backend("openai", ns, "openai", policy="openai"),
-            objects.ai_service_backend(
-                "bedrock", ns, "bedrock", schema={"name": "AWSBedrock"}, policy="bedrock"
-            ),
-            objects.ai_service_backend(
-                "azure", ns, "azure", schema={"name": "AzureOpenAI", "version": "2024-10-21"}, policy="azure"
-            ),
+            *provider_backends(ns, openai=openai, azure=azure, bedrock=bedrock, aws=aws),
             route,
         )
         r = scn.wait_ok("gpt-4o-mini", upstream="openai")
