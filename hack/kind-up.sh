@@ -46,7 +46,7 @@ if [[ "$AIGW_KIND_LOCAL" == 1 ]]; then
   export PATH
   create_args+=(--image "$(bash "$REPO/hack/build-kind-node.sh" | tail -n 1)" --config "$REPO/config/kind/cluster.yaml")
   mapfile -t gateway < <(bash "$REPO/hack/build-gateway-images.sh")
-  export BASE_IMAGE="${BASE_IMAGE:-aigw.local/python:trixie}"
+  export BASE_IMAGE="${BASE_IMAGE:-${AIGW_IMAGE_PREFIX:-aigw.local}/python:trixie}"
 fi
 
 for tool in kind kubectl; do
