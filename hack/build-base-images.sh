@@ -11,16 +11,14 @@
 #              HOST_CA_DIR (/usr/local/share/ca-certificates: the host's added CAs, copied into the base).
 set -euo pipefail
 
-CACHE_ROOT="${AIGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-gateway-py}"
-PREFIX="${AIGW_IMAGE_PREFIX:-aigw.local}"
+LOG_TAG=base-images
+# shellcheck source=hack/lib/image-build.sh
+source "$(dirname "$0")/lib/image-build.sh"
+
 SUITE="${SUITE:-trixie}"
 MIRROR="${DEBIAN_MIRROR:-}"  # empty: debootstrap's default Debian mirror
 HOST_CA_DIR="${HOST_CA_DIR:-/usr/local/share/ca-certificates}"
 export PATH="$PATH:/usr/sbin:/sbin"
-
-LOG_TAG=base-images
-# shellcheck source=hack/lib/image-build.sh
-source "$(dirname "$0")/lib/image-build.sh"
 
 out="$CACHE_ROOT/images"
 mkdir -p "$out"

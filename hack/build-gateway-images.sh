@@ -11,11 +11,6 @@
 # Environment: AIGW_CACHE_DIR, AIGW_IMAGE_PREFIX (aigw.local), EG_VERSION (1.9.0).
 set -euo pipefail
 
-EG_VERSION="${EG_VERSION:-1.9.0}"
-PREFIX="${AIGW_IMAGE_PREFIX:-aigw.local}"
-CACHE_ROOT="${AIGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-gateway-py}"
-REPO="$(cd "$(dirname "$0")/.." && pwd)"
-
 LOG_TAG=gateway-images
 # shellcheck source=hack/lib/image-build.sh
 source "$(dirname "$0")/lib/image-build.sh"

@@ -13,15 +13,10 @@
 # Environment: AIGW_CACHE_DIR, AIGW_IMAGE_PREFIX (aigw.local), KIND_VERSION (0.33.0).
 set -euo pipefail
 
-KIND_VERSION="${KIND_VERSION:-0.33.0}"
-PREFIX="${AIGW_IMAGE_PREFIX:-aigw.local}"
-CACHE_ROOT="${AIGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-gateway-py}"
-HACK="$(cd "$(dirname "$0")" && pwd)"
-TAG="$PREFIX/kind-base:v$KIND_VERSION"
-
 LOG_TAG=kind-base
 # shellcheck source=hack/lib/image-build.sh
 source "$(dirname "$0")/lib/image-build.sh"
+TAG="$PREFIX/kind-base:v$KIND_VERSION"
 
 # The image is rebuilt when the shim changed: its cache key (the source hash) is a label of the image.
 shim="$(bash "$HACK/build-runc-shim.sh" | tail -n 1)"

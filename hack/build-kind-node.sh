@@ -12,15 +12,10 @@
 # Environment: AIGW_CACHE_DIR, AIGW_IMAGE_PREFIX (aigw.local), K8S_VERSION (1.36.3), KIND_VERSION (0.33.0).
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-1.36.3}"
-KIND_VERSION="${KIND_VERSION:-0.33.0}"
-PREFIX="${AIGW_IMAGE_PREFIX:-aigw.local}"
-HACK="$(cd "$(dirname "$0")" && pwd)"
-TAG="$PREFIX/kind-node:v$K8S_VERSION"
-
 LOG_TAG=kind-node
 # shellcheck source=hack/lib/image-build.sh
 source "$(dirname "$0")/lib/image-build.sh"
+TAG="$PREFIX/kind-node:v$K8S_VERSION"
 
 start=$(date +%s)
 base="$(bash "$HACK/build-kind-base.sh" | tail -n 1)"

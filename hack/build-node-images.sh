@@ -14,17 +14,11 @@
 # Environment: AIGW_CACHE_DIR, AIGW_IMAGE_PREFIX (aigw.local), K8S_VERSION (1.36.3), KIND_VERSION (0.33.0).
 set -euo pipefail
 
-K8S_VERSION="${K8S_VERSION:-1.36.3}"
-KIND_VERSION="${KIND_VERSION:-0.33.0}"
-PREFIX="${AIGW_IMAGE_PREFIX:-aigw.local}"
-CACHE_ROOT="${AIGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-gateway-py}"
-HACK="$(cd "$(dirname "$0")" && pwd)"
-OUT="$CACHE_ROOT/kind/k8s-$K8S_VERSION"
-ARCHIVE="$OUT/images.tar"
-
 LOG_TAG=node-images
 # shellcheck source=hack/lib/image-build.sh
 source "$(dirname "$0")/lib/image-build.sh"
+OUT="$CACHE_ROOT/kind/k8s-$K8S_VERSION"
+ARCHIVE="$OUT/images.tar"
 
 if [[ -s "$ARCHIVE" ]]; then log "ready: $ARCHIVE"; echo "$ARCHIVE"; exit 0; fi
 start=$(date +%s)

@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # Bring up a real kind cluster running the whole gateway the way users run it: Envoy Gateway v$EG_VERSION from
 # its Helm chart with our extension server as its extensionManager (the values in
-# charts/ai-gateway-py/files/envoy-gateway-values.yaml), our CRDs, RBAC and controller (from config/ via
-# `make deploy`, or with AIGW_INSTALL=helm from our charts/). Needs a
-# container runtime (docker or podman), kind and kubectl; helm is built by hack/setup-helm.sh when not on PATH.
-# It cannot run on the CI machine (no container runtime), where `make test-e2e` runs the same components as
-# processes.
+# charts/ai-gateway-py/files/envoy-gateway-values.yaml), our CRDs, RBAC and controller with our Helm charts
+# (charts/ai-gateway-py-crds, charts/ai-gateway-py), or with AIGW_INSTALL=kustomize from config/ (`make deploy`).
+# Needs a container runtime (docker or podman; `sudo make docker-engine`), kind and kubectl; helm is built by
+# hack/setup-helm.sh when not on PATH.
 #
 # Idempotent: an existing cluster is reused, the charts are upgraded, the manifests re-applied.
 #
@@ -16,7 +15,7 @@
 #                       into the cluster when a Dockerfile exists; otherwise it must be pullable
 #   BASE_IMAGE          the Dockerfile's base (default its own; aigw.local/python:trixie from `make base-images`
 #                       where no image registry is reachable)
-#   AIGW_INSTALL        kustomize (default: `make deploy`) or helm (charts/ai-gateway-py-crds + charts/ai-gateway-py)
+#   AIGW_INSTALL        helm (default: charts/ai-gateway-py-crds + charts/ai-gateway-py) or kustomize (`make deploy`)
 #   AIGW_NAMESPACE      our namespace (default envoy-ai-gateway-system; must match config/default)
 #   AIGW_SERVICE        our controller Service (default ai-gateway-controller; must match config/manager)
 #   AIGW_EXTSERVER_PORT its extension-server port (default 1063)
@@ -29,7 +28,7 @@ set -euo pipefail
 KIND_CLUSTER="${KIND_CLUSTER:-ai-gateway-py}"
 EG_VERSION="${EG_VERSION:-1.9.0}"
 IMG="${IMG:-ai-gateway-py:dev}"
-AIGW_INSTALL="${AIGW_INSTALL:-kustomize}"
+AIGW_INSTALL="${AIGW_INSTALL:-helm}"
 AIGW_NAMESPACE="${AIGW_NAMESPACE:-envoy-ai-gateway-system}"
 AIGW_SERVICE="${AIGW_SERVICE:-ai-gateway-controller}"
 AIGW_EXTSERVER_PORT="${AIGW_EXTSERVER_PORT:-1063}"
@@ -61,14 +60,23 @@ done
 [[ -n "$RUNTIME" ]] || die "no working container runtime (docker or podman): kind needs one"
 [[ "$RUNTIME" == podman ]] && export KIND_EXPERIMENTAL_PROVIDER=podman
 
+work=$(mktemp -d)
+cluster_up=0
+# On failure once the cluster exists: its Pods and latest events, so a slow machine (Pending, pulling, probes)
+# is told apart from a broken component without keeping the cluster.
+diagnose() {
+  log "failed; the cluster's state:"
+  kubectl get pods -A -o wide >&2 || true
+  kubectl get events -A --sort-by=.lastTimestamp 2>&1 | tail -n 40 >&2 || true
+}
+trap 'rc=$?; rm -rf "$work"; if [[ $rc -ne 0 && $cluster_up -eq 1 ]]; then diagnose; fi; exit $rc' EXIT
+
 if ! kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
   log "creating kind cluster $KIND_CLUSTER"
   kind create cluster --name "$KIND_CLUSTER" "${create_args[@]}"
 fi
 kubectl config use-context "kind-$KIND_CLUSTER" >/dev/null
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+cluster_up=1
 
 if [[ -f "$REPO/Dockerfile" ]]; then
   log "building $IMG and loading it into the cluster"

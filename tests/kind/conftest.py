@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,6 +71,7 @@ def node_container(docker_engine: None) -> Iterator[str]:
 
 
 CONTEXT = "kind-ai-gateway-py"
+NAMESPACE = "envoy-ai-gateway-system"  # ours: config/default and the chart's namespace in kind-up
 
 
 def kubectl_path() -> str:
@@ -99,8 +100,47 @@ def kubectl(*args: str, check: bool = True) -> str:
 @pytest.fixture(scope="module")
 def cluster() -> None:
     if subprocess.run(
-        [kubectl_path(), "--context", CONTEXT, "get", "deploy", "-n", "envoy-ai-gateway-system"],
+        [kubectl_path(), "--context", CONTEXT, "get", "deploy", "-n", NAMESPACE],
         capture_output=True, timeout=60, check=False,
     ).returncode != 0:  # fmt: skip
         pytest.fail(f"no kind cluster {CONTEXT} with our controller: run `make kind-up AIGW_KIND_LOCAL=1`")
     kubectl("apply", "-f", str(REPO / "config" / "samples" / "gateway.yaml"))
+
+
+# What a failed test in this tier prints about the cluster: enough to tell a slow machine from a broken
+# component without the cluster (CI deletes it right after).
+DIAGNOSTICS: tuple[tuple[str, ...], ...] = (
+    ("get", "pods", "-A", "-o", "wide"),
+    ("get", "events", "-A", "--sort-by=.lastTimestamp"),
+    ("get", "gateways,aigatewayroutes,aiservicebackends,inferencepools", "-A"),
+    ("-n", NAMESPACE, "logs", "-l", "app.kubernetes.io/name=ai-gateway-controller", "--tail=80", "--prefix"),
+    ("logs", "-l", "app.kubernetes.io/name=ai-eg-extproc", "--all-containers", "--tail=80", "--prefix"),
+    ("-n", "envoy-gateway-system", "logs", "deploy/envoy-gateway", "--tail=80"),
+)
+
+
+def cluster_diagnostics() -> str:
+    """The outputs of DIAGNOSTICS, each under its command line (a command that fails shows its error)."""
+    parts = []
+    for args in DIAGNOSTICS:
+        try:
+            done = subprocess.run(
+                [kubectl_path(), "--context", CONTEXT, *args],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            out = (done.stdout + done.stderr).strip()
+        except (subprocess.TimeoutExpired, pytest.fail.Exception) as e:
+            out = f"(not available: {e})"
+        parts.append(f"$ kubectl {' '.join(args)}\n{out[-6000:]}")
+    return "\n\n".join(parts)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that used the cluster gets the cluster's state in its report."""
+    report = yield
+    if report.failed and "cluster" in getattr(item, "fixturenames", ()):
+        report.sections.append(("kind cluster at the failure", cluster_diagnostics()))
+    return report

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.kind.conftest import CACHE, KIND_VERSION, docker, kubectl
+from tests.kind.conftest import CACHE, KIND_VERSION, NAMESPACE, docker, kubectl
 
-NAMESPACE = "envoy-ai-gateway-system"
 DEPLOYMENT = "deploy/ai-gateway-controller"
 LEASE = "envoy-ai-gateway-controller"
 EXTPROC = "app.kubernetes.io/name=ai-eg-extproc,aigateway.envoyproxy.io/gateway-name=ai-gateway"
