@@ -8,10 +8,10 @@
 # Environment: the image scripts' (AIGW_CACHE_DIR, AIGW_IMAGE_PREFIX, KIND_VERSION, K8S_VERSION, EG_VERSION).
 set -euo pipefail
 
+docker info >/dev/null 2>&1 || { echo "docker does not answer (sudo make docker-engine installs and starts it)"; exit 1; }
 LOG_TAG=kind-ready
 # shellcheck source=hack/lib/image-build.sh
-source "$(dirname "$0")/lib/image-build.sh" 2>/dev/null \
-  || { echo "docker does not answer (sudo make docker-engine installs and starts it)"; exit 1; }
+source "$(dirname "$0")/lib/image-build.sh"
 
 missing=()
 # need <path> <the script that builds it>
