@@ -97,7 +97,7 @@ test-kind: setup ## The kind tier (tests/kind): engine, images, and chat through
 	$(PYTEST) -q -p no:cacheprovider tests/kind
 
 .PHONY: kind-up kind-down
-kind-up: setup ## A real kind cluster: Envoy Gateway via helm with our extensionManager, then `make deploy` or AIGW_INSTALL=helm (needs docker; AIGW_KIND_LOCAL=1: every image built here)
+kind-up: setup ## A real kind cluster: Envoy Gateway via helm with our extensionManager, then our Helm charts (AIGW_INSTALL=kustomize: `make deploy`; needs docker; AIGW_KIND_LOCAL=1: every image built here)
 	bash hack/kind-up.sh
 
 KIND_CLUSTER ?= ai-gateway-py
