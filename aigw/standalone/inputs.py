@@ -16,15 +16,25 @@ import yaml
 from api.corev1 import SECRET, SERVICE
 from api.envoygateway import Backend
 from api.gatewayapi import GATEWAY, REFERENCE_GRANT
+from api.inference_v1 import InferenceObjective
+from api.inference_v1 import InferencePool as V1InferencePool
 from api.kinds import CRD_KINDS
 from api.objects import TopLevelObject
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
-USED_KINDS: dict[str, tuple[str, ...]] = {
-    k.kind: (k.group,)
-    for k in (*(m.KIND_INFO for m in CRD_KINDS), Backend.KIND_INFO, SECRET, SERVICE, GATEWAY, REFERENCE_GRANT)
-}
+USED_KINDS: dict[str, tuple[str, ...]] = {}
+for _k in (
+    *(m.KIND_INFO for m in CRD_KINDS),
+    Backend.KIND_INFO,
+    SECRET,
+    SERVICE,
+    GATEWAY,
+    REFERENCE_GRANT,
+    V1InferencePool.KIND_INFO,
+    InferenceObjective.KIND_INFO,
+):
+    USED_KINDS[_k.kind] = (*USED_KINDS.get(_k.kind, ()), _k.group)
 """Kinds ``aigw run`` reads, with the API groups it accepts for each (``""`` is the core group)."""
 
 

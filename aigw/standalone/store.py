@@ -13,13 +13,16 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from aigw.standalone.inputs import InputError, SourcedObject
 from api.errors import InvalidObjectError
-from api.inference_v1 import API_VERSION as INFERENCE_V1_API_VERSION
+from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
+from api.inference_v1 import InferenceObjective
+from api.inference_v1 import InferencePool as V1InferencePool
 from api.kinds import kind_for
 from api.objects import ObjKey, TopLevelObject
 
@@ -42,9 +45,9 @@ class Store:
         """The JSON documents of ``kind``, by key."""
         return {k: o.body for k, o in self.of_kind(kind).items()}
 
-    def models(self, model: type[M]) -> dict[ObjKey, M]:
-        """The validated models of ``model``'s kind, by key."""
-        objs = self.of_kind(model.KIND_INFO.kind).items()
+    def models(self, model: type[M], *, kind: str | None = None) -> dict[ObjKey, M]:
+        """The validated models of ``model``'s kind (stored under ``kind`` when given), by key."""
+        objs = self.of_kind(kind or model.KIND_INFO.kind).items()
         return {k: o.model for k, o in objs if isinstance(o.model, model)}
 
     def where(self, kind: str, key: ObjKey) -> str:
@@ -71,21 +74,14 @@ def build_store(objects: Iterable[SourcedObject]) -> tuple[Store, list[InputErro
         except InputError as e:
             errors.append(e)
             continue
-        by_kind.setdefault(obj.kind, {})[ObjKey(obj.namespace, obj.name)] = normalised
+        kind = V1_POOL_KIND if isinstance(normalised.model, V1InferencePool) else obj.kind
+        by_kind.setdefault(kind, {})[ObjKey(obj.namespace, obj.name)] = normalised
     return Store(objects=by_kind), errors
 
 
 def _normalised(obj: SourcedObject, *, order: int) -> SourcedObject:
     """``obj`` with its defaults filled in, and its model when its kind is modelled."""
     body = dict(obj.body)
-    if body.get("apiVersion") == INFERENCE_V1_API_VERSION:
-        raise InputError(
-            path=obj.path,
-            document=obj.document,
-            reason=f"{obj.kind} {obj.name}: the Inference Extension's v1 InferencePool "
-            f"({INFERENCE_V1_API_VERSION}) is not supported by `aigw run` yet (the controller serves it, "
-            "from Pods); use the v1alpha2 InferencePool (inference.networking.x-k8s.io/v1alpha2) here",
-        )
     meta = dict(body.get("metadata") or {})
     created = _EPOCH + dt.timedelta(seconds=order)
     meta.setdefault("creationTimestamp", created.strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -93,15 +89,51 @@ def _normalised(obj: SourcedObject, *, order: int) -> SourcedObject:
     meta.setdefault("generation", 1)
     body["metadata"] = meta
     model: TopLevelObject | None = None
-    if (kind := kind_for(str(body.get("apiVersion")), obj.kind)) is not None:
+    api_version = str(body.get("apiVersion"))
+    kind = _INFERENCE_V1_KINDS.get((api_version, obj.kind)) or kind_for(api_version, obj.kind)
+    if kind is not None:
         try:
             model = kind.parse(body)
         except InvalidObjectError as e:
             raise InputError(path=obj.path, document=obj.document, reason=str(e)) from e
+        if isinstance(model, V1InferencePool):
+            try:
+                pod_ips(model)
+            except ValueError as e:
+                reason = f"{obj.kind} {obj.name}: {e}"
+                raise InputError(path=obj.path, document=obj.document, reason=reason) from e
     elif obj.kind == "Secret":
         body["data"] = _secret_data(obj, body)
         body.pop("stringData", None)
     return replace(obj, body=body, model=model)
+
+
+POD_IPS_ANNOTATION = "standalone.aigateway.envoyproxy.io/pod-ips"
+"""On a v1 InferencePool in ``aigw run``'s files: the comma-separated addresses of its model servers, which
+stand in for the Pods a cluster would have (each serves every ``targetPort``)."""
+
+_INFERENCE_V1_KINDS: dict[tuple[str, str], type[TopLevelObject]] = {
+    (V1InferencePool.KIND_INFO.api_version, V1InferencePool.KIND_INFO.kind): V1InferencePool,
+    (InferenceObjective.KIND_INFO.api_version, InferenceObjective.KIND_INFO.kind): InferenceObjective,
+}
+"""The Inference Extension's kinds ``aigw run`` reads besides ours (not in ``api.kinds``: not our CRDs)."""
+
+
+def pod_ips(pool: V1InferencePool) -> list[str]:
+    """The pool's ``POD_IPS_ANNOTATION`` addresses, in order without repeats; ValueError names a bad one."""
+    raw = pool.metadata.annotations.get(POD_IPS_ANNOTATION, "")
+    out: dict[str, None] = {}
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            out[str(ipaddress.ip_address(part))] = None
+        except ValueError:
+            raise ValueError(
+                f"annotation {POD_IPS_ANNOTATION}: {part!r} is not an IP address "
+                "(expected comma-separated addresses of the pool's model servers)"
+            ) from None
+    return list(out)
 
 
 def _secret_data(obj: SourcedObject, body: Mapping[str, Any]) -> dict[str, str]:

@@ -23,12 +23,15 @@ from aigw.standalone.envoyconfig import (
     LocalReplyOverride,
     UpstreamTLS,
 )
-from aigw.standalone.store import Store
+from aigw.standalone.store import Store, pod_ips
 from api import headers
 from api.envoygateway import Backend
 from api.filterconfig import FilterConfig
 from api.gatewayapi import GATEWAY, REFERENCE_GRANT, duration_seconds
 from api.inference import InferenceModel, InferencePool
+from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
+from api.inference_v1 import InferenceObjective
+from api.inference_v1 import InferencePool as V1InferencePool
 from api.objects import Obj, ObjKey
 from api.shared import BackendKind
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
@@ -45,6 +48,7 @@ from controller.translate import (
     hostnames_to_resolve,
     refs_of_kind,
     render_filter_config,
+    v1_pool_refs,
 )
 
 DEMO_UPSTREAM_ANNOTATION = "standalone.aigateway.envoyproxy.io/demo-upstream"
@@ -119,6 +123,19 @@ def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict
     }
 
 
+def standalone_pods(pool: V1InferencePool) -> list[Obj]:
+    """The Pods a v1 pool's ``POD_IPS_ANNOTATION`` stands for: one Running, Ready Pod per address, carrying
+    the pool's labels, so that the controller's own membership rules make the endpoints."""
+    ns, labels = pool.metadata.namespace, pool.spec.selector.match_labels
+    return [
+        {
+            "metadata": {"name": f"{pool.metadata.name}-{i}", "namespace": ns, "labels": dict(labels)},
+            "status": {"phase": "Running", "podIP": ip, "conditions": [{"type": "Ready", "status": "True"}]},
+        }
+        for i, ip in enumerate(pod_ips(pool), start=1)
+    ]
+
+
 def snapshot_of(
     store: Store,
     *,
@@ -133,6 +150,7 @@ def snapshot_of(
     pool_parents = {
         k: (gateway,) for r in routes for k in refs_of_kind(r, BackendKind.INFERENCE_POOL) if k in pools
     }
+    v1_pools = store.models(V1InferencePool, kind=V1_POOL_KIND)
     # aigw plays Envoy Gateway: it installs the ext_proc filter itself, from the policy the builders emit, so
     # the policy is in place on its Gateway by construction (and on no other).
     policy = {"metadata": {"namespace": gateway.namespace}, "spec": extension_policy_spec(gateway, options)}
@@ -149,6 +167,10 @@ def snapshot_of(
         models=tuple(store.models(InferenceModel).values()),
         gateways=frozenset({gateway, *store.bodies(GATEWAY.kind)}),
         pool_parents=pool_parents,
+        v1_pools=v1_pools,
+        pods=tuple(pod for p in v1_pools.values() for pod in standalone_pods(p)),
+        v1_pool_parents={k: (gateway,) for r in routes for k in v1_pool_refs(r) if k in v1_pools},
+        objectives=tuple(store.models(InferenceObjective).values()),
         dns=dns,
         grants=tuple(store.bodies(REFERENCE_GRANT.kind).values()),
         extension_policies={gateway: policy},

@@ -63,7 +63,13 @@ from controller.translate.snapshot import (
     Snapshot,
     clamp_requeue,
 )
-from controller.translate.views import eg_endpoints, gateway_keys, refs_of_kind, secret_file_key
+from controller.translate.views import (
+    eg_endpoints,
+    gateway_keys,
+    refs_of_kind,
+    secret_file_key,
+    v1_pool_refs,
+)
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -100,4 +106,5 @@ __all__ = [
     "resolve",
     "secret_file_key",
     "statuses",
+    "v1_pool_refs",
 ]
