@@ -20,7 +20,7 @@ from api.headers import DEFAULT_EXTENSION_REF_NAME
 from controller.dns import DnsResolver
 from controller.extensionserver import ExtensionServer
 from controller.gateway.kinds import AIGATEWAYROUTES, INFERENCE_OBJECTIVE, INFERENCE_V1
-from controller.gateway.ownership import generated_pool_routes
+from controller.gateway.ownership import gateways_with_ai_routes, generated_pool_routes
 from controller.gateway.setup import ControllerSettings, missing_crds, setup_controllers
 from controller.runtime import KubeClient, LeaderElectionConfig, Manager
 from controller.translate import DEFAULT_MAX_BODY_BYTES, BuildOptions, ExtprocAddress
@@ -231,12 +231,12 @@ async def run(args: argparse.Namespace) -> int:
             ),
             resolver=resolver,
         )
+        # the same shared informer setup_controllers registered: the routes' cache
+        routes = mgr.informer(AIGATEWAYROUTES, namespace=args.watch_namespace).store
         ext = ExtensionServer(
             address=args.extension_server_address,
-            # the same shared informer setup_controllers registered: the routes' cache
-            generated=generated_pool_routes(
-                mgr.informer(AIGATEWAYROUTES, namespace=args.watch_namespace).store
-            ),
+            generated=generated_pool_routes(routes),
+            guarded=gateways_with_ai_routes(routes),
             registry=mgr.metrics.registry,
         )
         await ext.start()

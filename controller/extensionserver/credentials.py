@@ -25,7 +25,9 @@ from envoy.config.route.v3.route_components_pb2 import DirectResponseAction, Rou
 
 from api.headers import CREDENTIAL_HEADERS, CREDENTIAL_METADATA_NAMESPACE, credential_header_value
 from controller.extensionserver.xds import (
+    GatewayFilter,
     RouteFilter,
+    every_gateway,
     route_source,
     virtual_host_gateway,
     with_routes_replaced,
@@ -101,10 +103,15 @@ def _disabled(route: Route) -> Route:
     return out
 
 
-def route_credentials(virtual_host: VirtualHost, *, generated: RouteFilter) -> CredentialsResult:
+def route_credentials(
+    virtual_host: VirtualHost, *, generated: RouteFilter, guarded: GatewayFilter = every_gateway
+) -> CredentialsResult:
     """Give every route that ``generated`` accepts (by its ``route_source`` and the virtual host's Gateway)
-    the credential headers, and disable every other route that ``reads_credentials``. Idempotent."""
+    the credential headers, and, on a Gateway that ``guarded`` accepts (one that carries our ext_proc, so its
+    requests can carry the credential metadata), disable every other route that ``reads_credentials``.
+    Idempotent."""
     gateway = virtual_host_gateway(virtual_host)
+    guard = guarded(gateway)
     new_routes: dict[int, Route] = {}
     injected = already = disabled = 0
     warnings: list[str] = []
@@ -117,7 +124,7 @@ def route_credentials(virtual_host: VirtualHost, *, generated: RouteFilter) -> C
             else:
                 injected += 1
                 new_routes[index] = updated
-        elif reads_credentials(route):
+        elif guard and reads_credentials(route):
             disabled += 1
             replacement = _disabled(route)
             if replacement != route:

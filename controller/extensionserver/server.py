@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from controller.extensionserver.metrics import ExtensionServerMetrics
 from controller.extensionserver.options import ExtensionServerOptions
 from controller.extensionserver.service import HOOKS, SERVICE_NAME, ExtensionService, generic_handler
-from controller.extensionserver.xds import RouteFilter
+from controller.extensionserver.xds import GatewayFilter, RouteFilter, every_gateway
 
 DEFAULT_ADDRESS: Final = "127.0.0.1:1063"
 """Upstream's extension server port (1063) on loopback; in a cluster, listen on ``0.0.0.0:1063``."""
@@ -53,7 +53,9 @@ class ExtensionServer:
     the bound address (with the real port when 0 was asked). ``await stop()`` marks health NOT_SERVING, lets
     in-flight calls finish for ``grace`` seconds and removes the Unix socket. Metrics go to ``registry``.
     ``generated`` decides which InferencePool routes are ours to point at the ORIGINAL_DST cluster (see
-    ``xds.route_pool_routes_to_original_destination``).
+    ``xds.route_pool_routes_to_original_destination``), and which routes copy the credential metadata into
+    headers; ``guarded`` which Gateways carry our ext_proc, where foreign routes that read that metadata are
+    disabled (``credentials.route_credentials``; default: every Gateway).
     """
 
     def __init__(
@@ -63,12 +65,14 @@ class ExtensionServer:
         options: ExtensionServerOptions | None = None,
         generated: RouteFilter,
         registry: CollectorRegistry,
+        guarded: GatewayFilter = every_gateway,
         logger: logging.Logger | None = None,
     ) -> None:
         self._bind_target, self._unix_path = parse_address(address)
         self._address = address
         self._options = options or ExtensionServerOptions()
         self._generated = generated
+        self._guarded = guarded
         self._log = logger or logging.getLogger(__name__)
         self._metrics = ExtensionServerMetrics(registry=registry, hooks=HOOKS)
         self._server: grpc.aio.Server | None = None
@@ -102,7 +106,9 @@ class ExtensionServer:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        service = ExtensionService(options=self._options, generated=self._generated, logger=self._log)
+        service = ExtensionService(
+            options=self._options, generated=self._generated, guarded=self._guarded, logger=self._log
+        )
         server.add_generic_rpc_handlers((generic_handler(service, metrics=self._metrics, logger=self._log),))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

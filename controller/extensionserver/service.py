@@ -30,8 +30,10 @@ from controller.extensionserver.metrics import (
 )
 from controller.extensionserver.options import ExtensionServerOptions
 from controller.extensionserver.xds import (
+    GatewayFilter,
     RouteFilter,
     add_original_destination_cluster,
+    every_gateway,
     route_pool_routes_to_original_destination,
 )
 
@@ -67,10 +69,16 @@ class ExtensionService:
     their input unchanged, so that any ``hooks.xdsTranslator.post`` list in Envoy Gateway's config is safe."""
 
     def __init__(
-        self, *, options: ExtensionServerOptions, generated: RouteFilter, logger: logging.Logger
+        self,
+        *,
+        options: ExtensionServerOptions,
+        generated: RouteFilter,
+        logger: logging.Logger,
+        guarded: GatewayFilter = every_gateway,
     ) -> None:
         self._options = options
         self._generated = generated
+        self._guarded = guarded
         self._log = logger
         self._handlers: dict[str, Callable[[Any], HookReply]] = {
             "PostRouteModify": self.post_route_modify,
@@ -135,7 +143,7 @@ class ExtensionService:
             header_name=opts.selected_backend_header,
             cluster_name=opts.cluster_name,
         )
-        credentials = route_credentials(result.virtual_host, generated=self._generated)
+        credentials = route_credentials(result.virtual_host, generated=self._generated, guarded=self._guarded)
         warnings = [*result.warnings, *credentials.warnings]
         for warning in warnings:
             self._log.warning("PostVirtualHostModify: %s", warning)

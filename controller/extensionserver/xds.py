@@ -200,6 +200,14 @@ RouteFilter = Callable[[RouteSource | None, RouteSource | None], bool]
 """Whether a pool route may be pointed at the ORIGINAL_DST cluster, given the object it was translated from
 and the Gateway of its virtual host (each None when Envoy Gateway recorded none)."""
 
+GatewayFilter = Callable[[RouteSource | None], bool]
+"""Whether the Gateway of a virtual host (None when Envoy Gateway recorded none) carries our ext_proc."""
+
+
+def every_gateway(_gateway: RouteSource | None) -> bool:
+    """The GatewayFilter that counts every Gateway as carrying our ext_proc (the conservative default)."""
+    return True
+
 
 @dataclass(frozen=True, kw_only=True)
 class VirtualHostResult:

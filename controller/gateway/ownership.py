@@ -1,4 +1,6 @@
-"""Which InferencePool routes the extension server may point at the ORIGINAL_DST cluster.
+"""Which routes the extension server treats as ours: the InferencePool routes it may point at the
+ORIGINAL_DST cluster, the routes that copy the credential metadata into headers (``generated_pool_routes``),
+and the Gateways whose foreign routes may not read that metadata (``gateways_with_ai_routes``).
 
 That cluster sends a request to whatever ``ip:port`` a header names. Behind our ext_proc that header is ours
 (the ext_proc strips the client's copy and sets it from the endpoint it picked); on any other Gateway it is
@@ -13,7 +15,7 @@ checked against the cache of AIGatewayRoutes.
 from __future__ import annotations
 
 from api.objects import ObjKey
-from controller.extensionserver.xds import RouteFilter, RouteSource
+from controller.extensionserver.xds import GatewayFilter, RouteFilter, RouteSource
 from controller.gateway.cache import route_gateways
 from controller.runtime.cache import Store
 from controller.translate.names import route_names_for_http_route
@@ -35,3 +37,17 @@ def generated_pool_routes(routes: Store) -> RouteFilter:
         return False
 
     return accept
+
+
+def gateways_with_ai_routes(routes: Store) -> GatewayFilter:
+    """A GatewayFilter over ``routes``, the cache of AIGatewayRoutes: a Gateway some AIGatewayRoute targets
+    (so it carries our ext_proc), or an unknown one (None, or a kind other than Gateway: counted as ours, so
+    the guard errs on the safe side)."""
+
+    def carries(gateway: RouteSource | None) -> bool:
+        if gateway is None or gateway.kind not in ("", "Gateway"):
+            return True
+        wanted = str(ObjKey(gateway.namespace, gateway.name))
+        return any(wanted in route_gateways(route) for route in routes.list())
+
+    return carries

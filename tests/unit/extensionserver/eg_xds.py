@@ -28,8 +28,8 @@ from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import Secret
 from google.protobuf import json_format
 
 from api.headers import ORIGINAL_DST_CLUSTER, SELECTED_BACKEND_HEADER
-from controller.extensionserver.xds import RouteFilter
-from controller.gateway.ownership import generated_pool_routes
+from controller.extensionserver.xds import GatewayFilter, RouteFilter
+from controller.gateway.ownership import gateways_with_ai_routes, generated_pool_routes
 from controller.runtime.cache import Store
 
 GATEWAY_IR_KEY = "default/ai-gateway"
@@ -60,12 +60,21 @@ def ai_gateway_route(name: str = "llm", *, gateway: str = "ai-gateway") -> dict[
     }
 
 
-def generated(*routes: dict[str, Any]) -> RouteFilter:
-    """The controller's RouteFilter over a cache holding ``routes`` (default: ``ai_gateway_route()``)."""
+def _store(routes: tuple[dict[str, Any], ...]) -> Store:
     store = Store()
     for r in routes or (ai_gateway_route(),):
         store.upsert(r)
-    return generated_pool_routes(store)
+    return store
+
+
+def generated(*routes: dict[str, Any]) -> RouteFilter:
+    """The controller's RouteFilter over a cache holding ``routes`` (default: ``ai_gateway_route()``)."""
+    return generated_pool_routes(_store(routes))
+
+
+def guarded(*routes: dict[str, Any]) -> GatewayFilter:
+    """The controller's GatewayFilter over a cache holding ``routes`` (default: ``ai_gateway_route()``)."""
+    return gateways_with_ai_routes(_store(routes))
 
 
 def _metadata(kind: str, name: str, **extra: str) -> dict[str, Any]:

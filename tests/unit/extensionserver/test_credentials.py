@@ -165,3 +165,21 @@ def test_reads_credentials_ignores_other_metadata_and_literal_values() -> None:
 
 def test_credential_headers_to_add_lists_every_credential_header() -> None:
     assert [o.header.key for o in credential_headers_to_add()] == list(CREDENTIAL_HEADERS)
+
+
+def test_only_gateways_that_carry_our_ext_proc_are_guarded() -> None:
+    """A Gateway no AIGatewayRoute targets never sees the credential metadata: its routes may use CEL."""
+    cel = {"request_headers_to_add": [{"header": {"key": "x-path", "value": "%CEL(request.path)%"}}]}
+    vh = _vh(_foreign_route(**cel))
+    elsewhere = eg_xds.ai_gateway_route(gateway="another-gateway")
+    result = route_credentials(vh, generated=eg_xds.generated(elsewhere), guarded=eg_xds.guarded(elsewhere))
+    assert result.virtual_host is vh and result.disabled == 0 and result.injected == 0
+    # on our Gateway, and on a virtual host whose Gateway Envoy Gateway did not record, it is disabled
+    assert route_credentials(vh, generated=eg_xds.generated(), guarded=eg_xds.guarded()).disabled == 1
+    vh.ClearField("metadata")
+    assert (
+        route_credentials(
+            vh, generated=eg_xds.generated(elsewhere), guarded=eg_xds.guarded(elsewhere)
+        ).disabled
+        == 1
+    )
