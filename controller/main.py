@@ -22,6 +22,7 @@ from controller.extensionserver import ExtensionServer
 from controller.gateway.kinds import AIGATEWAYROUTES, INFERENCE_OBJECTIVE, INFERENCE_V1
 from controller.gateway.ownership import gateways_with_ai_routes, generated_pool_routes
 from controller.gateway.setup import ControllerSettings, missing_crds, setup_controllers
+from controller.rotation.providers import DEFAULT_AZURE_AUTHORITY, Endpoints
 from controller.runtime import KubeClient, LeaderElectionConfig, Manager
 from controller.translate import DEFAULT_MAX_BODY_BYTES, BuildOptions, ExtprocAddress
 
@@ -140,6 +141,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--concurrent-reconciles", type=int, default=4, help="Gateways reconciled at once")
     p.add_argument(
+        "--aws-sts-endpoint",
+        default=None,
+        metavar="URL",
+        help="STS endpoint for AWS oidcExchangeToken policies (AssumeRoleWithWebIdentity); default: the "
+        "policy region's public STS endpoint",
+    )
+    p.add_argument(
+        "--azure-authority-host",
+        default=DEFAULT_AZURE_AUTHORITY,
+        metavar="URL",
+        help="the Microsoft identity platform's authority host for AzureCredentials policies: access tokens "
+        "come from <URL>/<tenantID>/oauth2/v2.0/token",
+    )
+    p.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -228,6 +243,9 @@ async def run(args: argparse.Namespace) -> int:
                 concurrent_reconciles=args.concurrent_reconciles,
                 inference_v1=inference_v1,
                 inference_objectives=objectives,
+                token_endpoints=Endpoints(
+                    sts_endpoint=args.aws_sts_endpoint, azure_authority=args.azure_authority_host
+                ),
             ),
             resolver=resolver,
         )

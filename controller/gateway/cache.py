@@ -438,7 +438,10 @@ class Caches:
 
     async def fresh_snapshot(self, take: Callable[[], Snapshot]) -> Snapshot:
         """``take()``, after fetching the current Secrets and Services it reads (when those are
-        ``FetchedObjects``); taken again if any copy changed, since the snapshot holds their content."""
+        ``FetchedObjects``); taken again if any copy changed since, by this refresh or a concurrent one (the
+        snapshot holds their content)."""
+        fetched = [s for s in (self.services, self.secrets) if isinstance(s, FetchedObjects)]
+        versions = [s.version for s in fetched]
         snap = take()
         wanted = (
             (
@@ -450,11 +453,10 @@ class Caches:
                             for u in v.secret_uses(p)]),
             (self.services, [str(k) for p in snap.v1_pools.values() if (k := epp_service_key(p))]),
         )  # fmt: skip
-        changed = False
         for source, keys in wanted:
             if isinstance(source, FetchedObjects):
-                changed |= await source.refresh(keys)
-        return take() if changed else snap
+                await source.refresh(keys)
+        return take() if [s.version for s in fetched] != versions else snap
 
     def snapshot(self, gateway: ObjKey) -> Snapshot:
         """Everything the reconcile of ``gateway`` reads (DNS answers left empty: the reconcile adds them)."""

@@ -39,6 +39,9 @@ class FetchedObjects:
         self._lock = asyncio.Lock()
         self.fetches = 0
         """GETs made so far (tests and benchmarks read it)."""
+        self.version = 0
+        """Bumped whenever a full copy changes (or goes): a snapshot taken before a bump may hold stale
+        copies, even when the caller's own ``refresh`` found nothing to do (a concurrent one did it)."""
 
     def get(self, key: str) -> Obj | None:
         """The full object, as of the last ``refresh`` that named it; None when it does not exist (or was
@@ -83,4 +86,7 @@ class FetchedObjects:
                 changed = True
             for key in [k for k in self._full if k not in self.index]:
                 del self._full[key]
+                changed = True
+            if changed:
+                self.version += 1
         return changed

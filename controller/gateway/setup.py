@@ -8,6 +8,8 @@ Controllers:
   through a map function that follows the cache indexes to the Gateways the object affects
   (``Caches.gateways_for``), and the objects it owns. Status-only updates are filtered out, so writing a
   status never triggers a reconcile.
+- ``credential-rotation``: one reconcile per BackendSecurityPolicy (``controller.rotation``), issuing and
+  renewing temporary credentials; it watches the policies and the Secrets and ReferenceGrants they read.
 - ``<kind>-status`` for AIServiceBackend, BackendSecurityPolicy, InferencePool (both APIs) and
   InferenceModel: the sync functions that validate an object and write its own conditions when no Gateway
   reads it (``OrphanStatus``); otherwise that Gateway's reconcile writes them.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
@@ -48,6 +50,8 @@ from controller.gateway.reconciler import (
     GatewayReconciler,
     OrphanStatus,
 )
+from controller.rotation.providers import Endpoints
+from controller.rotation.reconciler import RotationMetrics, RotationReconciler
 from controller.runtime import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -63,7 +67,7 @@ from controller.runtime import (
     ResourceVersionChangedPredicate,
     Store,
 )
-from controller.translate import BuildOptions
+from controller.translate import BuildOptions, Snapshot
 from controller.translate import names as n
 from controller.translate import views as v
 
@@ -126,6 +130,8 @@ class ControllerSettings:
     Extension's v1 CRD is installed (``controller.main`` checks at start)."""
     inference_objectives: bool = False
     """Read InferenceObjectives (v1 pools' request priorities): with v1 pools, when their CRD is installed."""
+    token_endpoints: Endpoints = field(default_factory=Endpoints)
+    """Where the credential rotation gets tokens (STS, the Microsoft identity platform)."""
 
 
 def trim_pod(obj: Obj) -> Obj:
@@ -421,6 +427,46 @@ def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler:
         model_also(models, lambda o: [m for k in model_pools(o) for m in models.store.by_index(IDX_POOL, k)])
 
 
+def watch_rotations(
+    mgr: Manager, *, infs: Informers, caches: Caches, endpoints: Endpoints
+) -> RotationReconciler:
+    """The ``credential-rotation`` controller: a policy is reconciled when it changes, and when a Secret it
+    reads or a ReferenceGrant of a namespace it reads from does (its own ``ai-eg-bsp-`` Secret included, so a
+    deleted one comes back)."""
+    policies = infs.policies
+
+    async def snapshot(obj: Obj) -> Snapshot:
+        return await caches.fresh_snapshot(lambda: caches.object_snapshot("BackendSecurityPolicy", obj))
+
+    rec = RotationReconciler(
+        client=mgr.client,
+        status=mgr.status,
+        recorder=mgr.event_recorder(COMPONENT),
+        policies=policies.store,
+        policy_resource=kinds.BACKENDSECURITYPOLICIES,
+        snapshot=snapshot,
+        endpoints=endpoints,
+        metrics=RotationMetrics(mgr.metrics.registry),
+    )
+    ctrl = mgr.new_controller(name="credential-rotation", reconcile=rec.reconcile)
+    ctrl.watch(policies, EnqueueRequestForObject(), SpecChanged())
+
+    def policies_of(related: Callable[[Obj], list[Obj]]) -> EnqueueRequestsFromMapFunc:
+        return EnqueueRequestsFromMapFunc(lambda o: [Request.for_object(x) for x in related(o)])
+
+    ctrl.watch(
+        infs.secrets,
+        policies_of(lambda o: policies.store.by_index(IDX_SECRET, str(v.key_of(o)))),
+        predicate_for(infs.secrets),
+    )
+    ctrl.watch(
+        infs.grants,
+        policies_of(lambda g: policies.store.by_index(IDX_FOREIGN_NS, v.key_of(g).namespace)),
+        predicate_for(infs.grants),
+    )
+    return rec
+
+
 def setup_controllers(
     mgr: Manager, *, settings: ControllerSettings, resolver: DnsResolver
 ) -> GatewayReconciler:
@@ -446,4 +492,5 @@ def setup_controllers(
         concurrent_reconciles=settings.concurrent_reconciles,
     )
     watch_statuses(mgr, infs=infs, caches=caches, reconciler=reconciler)
+    watch_rotations(mgr, infs=infs, caches=caches, endpoints=settings.token_endpoints)
     return reconciler

@@ -15,10 +15,11 @@ Reasons (``Accepted`` / ``ResolvedRefs``, positive polarity, True reason = the t
   security policy ref of another kind), ``RefNotPermitted`` (the Service/Backend, or its policy's Secret, is
   in another namespace and no ReferenceGrant allows it; the message names the grant), ``BackendNotFound``
   (Service/Backend missing), ``SecurityPolicyNotFound``, ``SecretNotFound`` (through its policy).
-- BackendSecurityPolicy: ``Accepted`` False ``UnsupportedValue``, or ``Unsupported`` for the methods that
-  need credential rotation (AWS ``oidcExchangeToken``, ``AzureCredentials``); ``ResolvedRefs`` False
+- BackendSecurityPolicy: ``Accepted`` False ``UnsupportedValue``; ``ResolvedRefs`` False
   ``RefNotPermitted`` (a Secret in another namespace without a ReferenceGrant), ``SecretNotFound`` (the
-  Secret, or the key in it, is missing; the message names both).
+  Secret, or the key in it, is missing; the message names both), ``CredentialsNotReady`` (AWS
+  ``oidcExchangeToken`` or ``AzureCredentials``: no temporary credentials issued; the credential rotation's
+  own condition, ``CredentialsRotated`` (``controller.rotation``), says why).
 - InferencePool, per parent Gateway: ``Accepted`` False ``InvalidPickerConfig`` (the endpoint-picker
   annotation does not parse; the pool is served with the default picker settings), else True;
   ``ResolvedRefs`` False ``InvalidExtensionRef``, ``PortMismatch`` (names the backend and the object with the

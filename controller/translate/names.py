@@ -101,6 +101,26 @@ def extproc_client_secret(gateway: str) -> str:
     return f"{extproc_name(gateway)}-client"
 
 
+ROTATED_SECRET_PREFIX: Final = "ai-eg-bsp-"
+AWS_CREDENTIALS_KEY: Final = "credentials"
+"""The key of an AWS credentials file (INI) in a Secret: a user's, or the one the rotation writes."""
+AZURE_ACCESS_TOKEN_KEY: Final = "azureAccessToken"
+"""The key of the Azure access token in the Secret the rotation writes."""
+CLIENT_SECRET_KEY: Final = "client-secret"
+"""The key of an OIDC or Azure client secret in the user's Secret."""
+
+
+def rotated_secret(policy: str) -> str:
+    """``ai-eg-bsp-<policy>``: the Secret, in the policy's namespace, where the credential rotation writes the
+    temporary credentials of BackendSecurityPolicy ``policy`` (upstream's name); shortened with a hash suffix
+    beyond 253 characters (a Secret name's limit)."""
+    name = ROTATED_SECRET_PREFIX + policy
+    if len(name) <= 253:
+        return name
+    digest = hashlib.sha256(policy.encode()).hexdigest()[:8]
+    return f"{name[:244].rstrip('-.')}-{digest}"
+
+
 def v1_pool_config_name(pool: ObjKey) -> str:
     """The filter config's name of a v1 InferencePool (and of its one member): ``<pool>.<namespace>@v1``. The
     ``@`` is in no Kubernetes name, so it never equals a v1alpha2 pool's or a backend's ``<name>.<namespace>``

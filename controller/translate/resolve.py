@@ -34,7 +34,6 @@ from api.v1alpha1 import (
     AIGatewayRoute,
     AIServiceBackend,
     BackendSecurityPolicy,
-    BackendSecurityPolicyType,
     FilterType,
 )
 from controller.translate import views
@@ -59,13 +58,15 @@ class Problem:
 class PolicyResolution:
     policy: BackendSecurityPolicy
     unsupported: str | None
-    """Why the policy can't be used (the rules of its own it breaks, or a method this controller does not
-    implement), or ``None``."""
+    """Why the policy can't be used (the rules of its own it breaks), or ``None``."""
     unsupported_reason: str
     uses: tuple[SecretUse, ...]
     """The Secret keys its credentials are read from."""
     problems: tuple[Problem, ...]
     """Secrets, or keys in them, that are missing."""
+    credential: SecretUse | None = None
+    """The one Secret key the ext_proc reads the credentials from (``views.credential_use``): only it is
+    copied to the Gateway's auth Secret (never a client secret the rotation reads)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,10 @@ class BackendResolution:
 
     @property
     def secret_uses(self) -> tuple[SecretUse, ...]:
-        return self.policy.uses if self.policy is not None else ()
+        """The credential the ext_proc reads for this backend (none without a policy)."""
+        if self.policy is None or self.policy.credential is None:
+            return ()
+        return (self.policy.credential,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,10 +215,18 @@ class Resolution:
 # --- BackendSecurityPolicy
 
 
+CREDENTIALS_NOT_READY = "CredentialsNotReady"
+"""The reason of a policy whose temporary credentials the rotation has not issued (yet, or any more)."""
+
+
 def resolve_policy(policy: BackendSecurityPolicy, snap: Snapshot) -> PolicyResolution:
-    """The policy's Secrets: one in another namespace needs a ReferenceGrant before it is read."""
+    """The policy's Secrets: one in another namespace needs a ReferenceGrant before it is read. A rotated
+    method's own Secret (``ai-eg-bsp-<policy>``) is missing until the rotation has issued credentials: a
+    ``CredentialsNotReady`` problem, whose cause the policy's ``CredentialsRotated`` condition tells."""
     broken = broken_rules(policy)
     uses = views.secret_uses(policy)
+    credential = views.credential_use(policy)
+    rotated = views.rotated_secret_key(policy) if views.needs_rotation(policy) else None
     problems: list[Problem] = []
     kind = BackendSecurityPolicy.KIND_INFO
     for use in uses:
@@ -223,26 +235,20 @@ def resolve_policy(policy: BackendSecurityPolicy, snap: Snapshot) -> PolicyResol
             problems.append(Problem(REF_NOT_PERMITTED, ref.missing_grant()))
             continue
         data = snap.secrets.get(use.secret)
-        if data is None:
+        if use.secret == rotated and (data is None or use.key not in data):
+            problems.append(
+                Problem(
+                    CREDENTIALS_NOT_READY,
+                    f"no temporary credentials in Secret {use.secret} yet (the controller's credential "
+                    "rotation writes them): see the policy's CredentialsRotated condition",
+                )
+            )
+        elif data is None:
             problems.append(Problem("SecretNotFound", f"Secret {use.secret} not found"))
         elif use.key not in data:
             problems.append(Problem("SecretNotFound", f"Secret {use.secret} has no key {use.key!r}"))
     unsupported, reason = ("; ".join(r.message for r in broken), "UnsupportedValue") if broken else (None, "")
-    aws = policy.spec.aws_credentials
-    if unsupported is None and aws is not None and aws.oidc_exchange_token is not None:
-        unsupported, reason = (
-            "awsCredentials.oidcExchangeToken is not supported yet: this controller does not "
-            "exchange OIDC tokens for AWS credentials (STS AssumeRoleWithWebIdentity); use "
-            "credentialsFile",
-            "Unsupported",
-        )
-    elif unsupported is None and policy.spec.type == BackendSecurityPolicyType.AZURE_CREDENTIALS:
-        unsupported, reason = (
-            "AzureCredentials is not supported yet: this controller does not exchange the client secret "
-            "for access tokens; for an Azure OpenAI resource key use type APIKey (sent as api-key)",
-            "Unsupported",
-        )
-    return PolicyResolution(policy, unsupported, reason, uses, tuple(problems))
+    return PolicyResolution(policy, unsupported, reason, uses, tuple(problems), credential)
 
 
 # --- AIServiceBackend

@@ -23,6 +23,12 @@ from api.inference_v1 import InferencePool as V1InferencePool
 from api.objects import Obj, ObjKey, TopLevelObject
 from api.shared import BackendKind
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy, BackendSecurityPolicyType
+from controller.translate.names import (
+    AWS_CREDENTIALS_KEY,
+    AZURE_ACCESS_TOKEN_KEY,
+    CLIENT_SECRET_KEY,
+    rotated_secret,
+)
 
 
 def key_of(obj: Obj) -> ObjKey:
@@ -119,16 +125,57 @@ def secret_file_key(use: SecretUse) -> str:
     return f"{use.secret.namespace}.{use.secret.name}.{use.key}"
 
 
-def secret_uses(policy: BackendSecurityPolicy) -> tuple[SecretUse, ...]:
-    """The Secret keys the policy's credentials are read from (none for the methods that need credential
-    rotation, which the resolver refuses)."""
+def needs_rotation(policy: BackendSecurityPolicy) -> bool:
+    """Whether the policy's credentials are temporary ones the controller issues and renews: an AWS OIDC token
+    exchange, or Azure client credentials."""
+    spec = policy.spec
+    aws = spec.aws_credentials
+    if spec.type == BackendSecurityPolicyType.AWS_CREDENTIALS and aws is not None:
+        return aws.oidc_exchange_token is not None
+    return spec.type == BackendSecurityPolicyType.AZURE_CREDENTIALS and spec.azure_credentials is not None
+
+
+def credential_use(policy: BackendSecurityPolicy) -> SecretUse | None:
+    """The Secret key the ext_proc reads the policy's credentials from: the user's API key or credentials
+    file, or for a rotated method the temporary credentials the controller writes
+    (``names.rotated_secret``)."""
     spec = policy.spec
     if spec.type == BackendSecurityPolicyType.API_KEY and spec.api_key is not None:
-        return (SecretUse(ref_key(spec.api_key.secret_ref, policy), "apiKey"),)
+        return SecretUse(ref_key(spec.api_key.secret_ref, policy), "apiKey")
     aws = spec.aws_credentials
-    if spec.type == BackendSecurityPolicyType.AWS_CREDENTIALS and aws is not None and aws.credentials_file:
-        return (SecretUse(ref_key(aws.credentials_file.secret_ref, policy), "credentials"),)
+    if spec.type == BackendSecurityPolicyType.AWS_CREDENTIALS and aws is not None:
+        if aws.credentials_file is not None:
+            return SecretUse(ref_key(aws.credentials_file.secret_ref, policy), AWS_CREDENTIALS_KEY)
+        if aws.oidc_exchange_token is not None:
+            return SecretUse(rotated_secret_key(policy), AWS_CREDENTIALS_KEY)
+    if spec.type == BackendSecurityPolicyType.AZURE_CREDENTIALS and spec.azure_credentials is not None:
+        return SecretUse(rotated_secret_key(policy), AZURE_ACCESS_TOKEN_KEY)
+    return None
+
+
+def rotated_secret_key(policy: BackendSecurityPolicy) -> ObjKey:
+    """Where the rotation writes the policy's temporary credentials (its own namespace)."""
+    return ObjKey(policy.metadata.namespace, rotated_secret(policy.metadata.name))
+
+
+def source_uses(policy: BackendSecurityPolicy) -> tuple[SecretUse, ...]:
+    """The Secret keys the rotation reads to issue the policy's temporary credentials (the client secret);
+    none for the methods the ext_proc reads directly."""
+    spec = policy.spec
+    aws = spec.aws_credentials
+    if spec.type == BackendSecurityPolicyType.AWS_CREDENTIALS and aws is not None and aws.oidc_exchange_token:
+        return (SecretUse(ref_key(aws.oidc_exchange_token.oidc.client_secret, policy), CLIENT_SECRET_KEY),)
+    azure = spec.azure_credentials
+    if spec.type == BackendSecurityPolicyType.AZURE_CREDENTIALS and azure is not None:
+        return (SecretUse(ref_key(azure.client_secret_ref, policy), CLIENT_SECRET_KEY),)
     return ()
+
+
+def secret_uses(policy: BackendSecurityPolicy) -> tuple[SecretUse, ...]:
+    """Every Secret key the policy depends on: where its credentials are read from (``credential_use``),
+    then what the rotation reads to issue them (``source_uses``)."""
+    use = credential_use(policy)
+    return ((use,) if use is not None else ()) + source_uses(policy)
 
 
 def selects(pool: InferencePool, labels: Mapping[str, str]) -> bool:

@@ -27,6 +27,7 @@ import orjson
 from aiohttp import web
 
 from extproc.providers.eventstream import event_frame, exception_frame
+from tests.fakes.serve import serve
 from tests.fakes.sigv4_verifier import KnownKey, SignatureError, verify
 
 OUTPUT_TOKENS = 7
@@ -57,13 +58,7 @@ class FakeBedrock:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1]
+        self._runner, self.port = await serve(self.app(), host=self.host, port=self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -66,6 +66,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- with $c.watchNamespace }}
 - {{ printf "--watch-namespace=%s" . | quote }}
 {{- end }}
+{{- with $c.awsStsEndpoint }}
+- {{ printf "--aws-sts-endpoint=%s" . | quote }}
+{{- end }}
+- {{ printf "--azure-authority-host=%s" $c.azureAuthorityHost | quote }}
 - {{ printf "--concurrent-reconciles=%d" (int $c.concurrentReconciles) | quote }}
 - {{ printf "--log-level=%s" $c.logLevel | quote }}
 {{- range .Values.extraArgs }}

@@ -26,6 +26,7 @@ from controller.dns import DnsResolver
 from controller.gateway import kinds
 from controller.gateway.reconciler import GatewayReconciler
 from controller.gateway.setup import ControllerSettings, setup_controllers
+from controller.rotation.providers import Endpoints
 from controller.runtime import CONFIGMAPS, EVENTS, KubeClient, Manager, Resource, is_not_found
 from controller.translate import BuildOptions, extproc_name
 from tests.realparts.controlplane import ControlPlane
@@ -201,6 +202,8 @@ async def deny_admission(
     return policy
 
 
+CLOSED_TOKEN_ENDPOINTS = Endpoints(sts_endpoint="http://127.0.0.1:9", azure_authority="http://127.0.0.1:9")
+
 GATEWAY_CLASS = """
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -229,9 +232,11 @@ async def running_aigw(
     *,
     cluster_wide: bool,
     options: BuildOptions | None = None,
+    token_endpoints: Endpoints | None = None,
 ) -> AsyncIterator[Aigw]:
     """The controller on a ``Manager``, watching ``namespace`` only or (``cluster_wide``) every namespace;
-    ``options`` default to the inference extension on and the image ``extproc:test``."""
+    ``options`` default to the inference extension on and the image ``extproc:test``; ``token_endpoints``
+    (the credential rotation's) to a closed loopback port: tests never reach a public token endpoint."""
     mgr = Manager(api_client=api_client, health_port=None, graceful_shutdown_timeout=5)
     resolver = DnsResolver(nameserver=f"{dns.address}:{dns.port}", timeout=0.5, registry=mgr.metrics.registry)
     options = options or BuildOptions(enable_inference_extension=True, extproc_image="extproc:test")
@@ -240,6 +245,7 @@ async def running_aigw(
         watch_namespace=None if cluster_wide else namespace,
         inference_v1=True,
         inference_objectives=True,
+        token_endpoints=token_endpoints or CLOSED_TOKEN_ENDPOINTS,
     )
     rec = setup_controllers(mgr, settings=settings, resolver=resolver)
     h = Aigw(ns=namespace, cp=cp, kube=KubeClient(api_client), mgr=mgr, reconciler=rec, dns=dns)

@@ -144,7 +144,9 @@ def azure_policy(name: str) -> str:
     })  # fmt: skip
 
 
-async def test_a_bad_cel_cost_and_an_unsupported_policy_are_told_in_kubectl_describe(aigw: Aigw) -> None:
+async def test_a_bad_cel_cost_and_a_policy_without_its_client_secret_are_told_in_kubectl_describe(
+    aigw: Aigw,
+) -> None:
     ns = aigw.ns
     good = {"metadataKey": "weighted", "type": "CEL", "cel": "input_tokens * 3 + output_tokens"}
     bad = {"metadataKey": "broken", "type": "CEL", "cel": "input_tokens * (2"}
@@ -158,7 +160,9 @@ async def test_a_bad_cel_cost_and_an_unsupported_policy_are_told_in_kubectl_desc
     )
     assert "llmRequestCosts[1] (broken)" in cond["message"] and "Syntax error" in cond["message"]
     await aigw.config_when("gw", lambda c: [x.metadata_key for x in c.llm_request_costs] == ["weighted"])
-    await aigw.wait_condition(kinds.BACKENDSECURITYPOLICIES, "p-azure", "Accepted", "False", "Unsupported")
+    await aigw.wait_condition(
+        kinds.BACKENDSECURITYPOLICIES, "p-azure", "CredentialsRotated", "False", "InvalidReference"
+    )
 
     async def described() -> str:
         out = await aigw.kubectl("-n", ns, "describe", "aigatewayroutes.aigateway.envoyproxy.io", "r-cel")
@@ -168,7 +172,8 @@ async def test_a_bad_cel_cost_and_an_unsupported_policy_are_told_in_kubectl_desc
         out = await aigw.kubectl(
             "-n", ns, "describe", "backendsecuritypolicies.aigateway.envoyproxy.io", "p-azure"
         )
-        assert re.search(r"Reason:\s+Unsupported\n", out) and "AzureCredentials is not supported yet" in out
+        assert re.search(r"Reason:\s+InvalidReference\n", out), out
+        assert f"cannot issue credentials: Secret {ns}/s not found" in out, out
         return out
 
     await eventually(described, within=20)

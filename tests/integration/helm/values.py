@@ -38,6 +38,12 @@ FLAGS: dict[str, tuple[str, Any, Any]] = {
     "metrics_bind_address": ("metricsPort", 9090, ":9090"),
     "health_probe_bind_address": ("healthProbePort", 9091, ":9091"),
     "watch_namespace": ("watchNamespace", "team-a", "team-a"),
+    "aws_sts_endpoint": ("awsStsEndpoint", "https://sts.example.test", "https://sts.example.test"),
+    "azure_authority_host": (
+        "azureAuthorityHost",
+        "https://login.example.test",
+        "https://login.example.test",
+    ),
     "concurrent_reconciles": ("concurrentReconciles", 9, 9),
     "log_level": ("logLevel", "warning", "warning"),
 }

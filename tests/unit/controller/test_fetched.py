@@ -72,3 +72,20 @@ async def test_deleted_objects_are_dropped_and_missing_ones_not_fetched() -> Non
     # known to the metadata, gone by the time of the GET
     index.upsert(meta("c", "1"))
     assert await cache.refresh(["ns/c"]) is False and cache.get("ns/c") is None
+
+
+async def test_version_moves_with_every_change_whoever_refreshed() -> None:
+    # A reader that took its snapshot before another reader's refresh fetched a new copy finds nothing to do
+    # in its own refresh: the version tells it that its snapshot is stale (Caches.fresh_snapshot).
+    cache, index, api = fetched()
+    index.upsert(meta("a", "1"))
+    api.objects["ns/a"] = full("a", "1", "a-1")
+    await cache.refresh(["ns/a"])
+    seen = cache.version
+    index.upsert(meta("a", "2"))
+    api.objects["ns/a"] = full("a", "2", "a-2")
+    assert await cache.refresh(["ns/a"]) is True  # the other reader
+    assert await cache.refresh(["ns/a"]) is False and cache.version == seen + 1  # ours: stale all the same
+    assert await cache.refresh(["ns/a"]) is False and cache.version == seen + 1  # no change, no bump
+    index.delete("ns/a")
+    assert await cache.refresh([]) is True and cache.version == seen + 2  # a copy dropped

@@ -289,9 +289,9 @@ def test_aws_credentials_file_policy() -> None:
     assert by["a.default"].schema_.name == fc.APISchemaName.AWS_BEDROCK
 
 
-def test_policies_that_need_credential_rotation_are_refused_as_unsupported() -> None:
-    oidc = aws_policy("oidc", "unused")
-    oidc["spec"]["awsCredentials"] = {
+def oidc_policy(name: str) -> dict[str, Any]:
+    p = aws_policy(name, "unused")
+    p["spec"]["awsCredentials"] = {
         "region": "us-east-1",
         "oidcExchangeToken": {
             "oidc": {
@@ -302,23 +302,60 @@ def test_policies_that_need_credential_rotation_are_refused_as_unsupported() -> 
             "awsRoleArn": "arn:aws:iam::1:role/r",
         },
     }
+    return p
+
+
+def test_rotated_policies_wait_for_the_rotation_and_never_expose_the_client_secret() -> None:
     s = simple(
+        routes=(route("r1", [rule("a"), rule("b")]),),
         backends=keyed(backend("a", bsp="az"), backend("b", bsp="oidc")),
-        security_policies=keyed(azure_policy("az"), oidc),
+        services=keyed(service("svc-a"), service("svc-b")),
+        security_policies=keyed(azure_policy("az"), oidc_policy("oidc")),
+        secrets={
+            ObjKey(NS, "s"): {"client-secret": b64("az-secret")},
+            ObjKey(NS, "cs"): {"client-secret": b64("x")},
+        },
     )
     b = build_gateway(s, BuildOptions())
-    status, reason, message = cond(status_of(b.statuses, "BackendSecurityPolicy", "az"), "Accepted")
-    assert (status, reason) == ("False", "Unsupported") and "AzureCredentials is not supported yet" in message
-    status, reason, message = cond(status_of(b.statuses, "BackendSecurityPolicy", "oidc"), "Accepted")
-    assert (status, reason) == (
-        "False",
-        "Unsupported",
-    ) and "oidcExchangeToken is not supported yet" in message
+    for name, secret in (("az", "ai-eg-bsp-az"), ("oidc", "ai-eg-bsp-oidc")):
+        st = status_of(b.statuses, "BackendSecurityPolicy", name)
+        assert cond(st, "Accepted")[:2] == ("True", "Accepted")
+        status, reason, message = cond(st, "ResolvedRefs")
+        assert (status, reason) == ("False", "CredentialsNotReady")
+        assert f"Secret default/{secret}" in message and "CredentialsRotated" in message
     assert cond(status_of(b.statuses, "AIServiceBackend", "a"), "ResolvedRefs")[:2] == (
         "False",
-        "Unsupported",
+        "CredentialsNotReady",
     )
-    assert not filter_config(s, BuildOptions()).backends  # never sent to the ext_proc
+    assert not filter_config(s, BuildOptions()).backends  # never sent to the ext_proc without credentials
+
+    # once the rotation wrote them: the ext_proc reads the temporary credentials, and only those
+    rotated = {
+        ObjKey(NS, "ai-eg-bsp-az"): {"azureAccessToken": b64("token")},
+        ObjKey(NS, "ai-eg-bsp-oidc"): {"credentials": b64("[default]")},
+    }
+    s2 = replace(s, secrets={**s.secrets, **rotated})
+    b2 = build_gateway(s2, BuildOptions())
+    assert b2.filter_config is not None
+    auth = {x.name: x.auth for x in b2.filter_config.backends}
+    assert auth["a.default"] == fc.BackendAuth(
+        azure=fc.AzureAuth(filename="/etc/ai-gateway/auth/default.ai-eg-bsp-az.azureAccessToken")
+    )
+    assert auth["b.default"] == fc.BackendAuth(
+        aws=fc.AWSAuth(
+            credential_file_name="/etc/ai-gateway/auth/default.ai-eg-bsp-oidc.credentials", region="us-east-1"
+        )
+    )
+    assert objects_by_kind(b2)["Secret"]["data"] == {
+        "default.ai-eg-bsp-az.azureAccessToken": b64("token"),
+        "default.ai-eg-bsp-oidc.credentials": b64("[default]"),
+    }
+    for name in ("az", "oidc"):
+        assert cond(status_of(b2.statuses, "BackendSecurityPolicy", name), "ResolvedRefs")[0] == "True"
+    # the client secret is still a reference of the policy: missing, it is reported like any Secret
+    s3 = replace(s2, secrets={k: v for k, v in s2.secrets.items() if k != ObjKey(NS, "s")})
+    st = status_of(build_gateway(s3, BuildOptions()).statuses, "BackendSecurityPolicy", "az")
+    assert cond(st, "ResolvedRefs") == ("False", "SecretNotFound", "Secret default/s not found")
 
 
 def test_policy_breaking_its_own_rules_is_unsupported() -> None:
