@@ -118,8 +118,13 @@ class EndpointPickerConfig(KubeModel):
 
     type: PickerType = PickerType.LOAD_AWARE
     load_scale: Annotated[float, Field(gt=0)] = 4.0
-    """Load difference (requests) that costs the whole load weight; a wider spread among endpoints widens
-    it."""
+    """Load difference that costs the whole load weight (in queued requests; a running one counts
+    ``runningWeight``); a wider spread among endpoints widens it."""
+    running_weight: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """What a running request counts in the load scorer, relative to a queued one (1). A queued request
+    delays a newcomer by a whole turn of a batch slot; a running one only lengthens each step a little and
+    frees its slot later. Below 1, affinity (a cached prefix, a loaded adapter) outweighs a busier batch
+    sooner than a queue."""
     scrape: ScrapeSettings = Field(default_factory=ScrapeSettings)
     weights: PickerWeights = Field(default_factory=PickerWeights)
     saturation: SaturationSettings = Field(default_factory=SaturationSettings)

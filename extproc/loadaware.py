@@ -11,7 +11,9 @@ Per request, over the pool's endpoints:
    affinity exactly when a cache miss costs most (its prefill stalls a full batch elsewhere); the load and
    KV scorers already weigh how busy each endpoint is against its affinity;
 4. score the survivors (load, KV cache, prefix affinity, LoRA affinity, latency, health), weigh and sum;
-   the best wins, ties broken at random;
+   the best wins, ties broken at random. The load scorer counts a running request ``runningWeight`` (0.5)
+   of a queued one: a queue delays a newcomer by whole batch-slot turns, a busier batch only lengthens its
+   steps, so affinity is worth more against the latter;
 5. remember the prompt's prefix blocks as served by the winner.
 
 A pool configured ``type: Random`` gets the uniform draw and none of the above.
@@ -19,6 +21,7 @@ A pool configured ``type: Random`` gets the uniform draw and none of the above.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 
@@ -30,8 +33,8 @@ from extproc.prefix import PrefixIndex, block_hashes, prompt_bytes
 from extproc.signals import EndpointSignals, SignalStore
 from extproc.snapshot import Pool, PoolEndpoint
 
-_Row = tuple[PoolEndpoint, EndpointSignals, float, float | None, float, float]
-"""endpoint, signals, load, KV use, saturation, failure penalty."""
+_Row = tuple[PoolEndpoint, EndpointSignals, float, float | None, float]
+"""endpoint, signals, weighted load, KV use, failure penalty."""
 
 
 class _Plan:
@@ -45,6 +48,7 @@ class _Plan:
         "pool",
         "prefix",
         "q_limit",
+        "running_weight",
         "saturation",
         "stale_after",
         "w_health",
@@ -64,6 +68,7 @@ class _Plan:
         self.q_limit = float(cfg.saturation.queue_depth)
         self.kv_limit = cfg.saturation.kv_cache
         self.load_scale = cfg.load_scale
+        self.running_weight = cfg.running_weight
         self.prefix = cfg.prefix
         w = cfg.weights
         self.w_load, self.w_kv, self.w_prefix = w.load, w.kv_cache, w.prefix
@@ -104,20 +109,27 @@ class LoadAwarePicker:
         now = self.store.clock()
         stale_after, q_limit, kv_limit = plan.stale_after, plan.q_limit, plan.kv_limit
         fuse, saturation, limit = sc.fuse, sc.saturation, sc.HEALTH_PENALTY_LIMIT
+        running_weight = plan.running_weight
 
         # 1-2: fuse, then filter by health
         healthy: list[_Row] = []
         unhealthy: list[_Row] = []
+        least_healthy = least_unhealthy = math.inf  # the least saturation in each list
         for e, s in plan.pairs:
-            load, queue, kv = fuse(s, now=now, stale_after=stale_after)
+            load, queue, kv = fuse(s, now=now, stale_after=stale_after, running_weight=running_weight)
             sat = saturation(queue=queue, kv_cache=kv, queue_limit=q_limit, kv_limit=kv_limit)
             penalty = s.penalty_now(now) if s.penalty else 0.0
             # inline sc.healthy: this loop runs for every endpoint of every request
-            (unhealthy if s.unreachable or penalty >= limit else healthy).append(
-                (e, s, load, kv, sat, penalty)
-            )
-        rows = healthy or unhealthy  # a filter that would drop every endpoint keeps them all
-        least_sat = min(r[4] for r in rows)
+            if s.unreachable or penalty >= limit:
+                unhealthy.append((e, s, load, kv, penalty))
+                if sat < least_unhealthy:
+                    least_unhealthy = sat
+            else:
+                healthy.append((e, s, load, kv, penalty))
+                if sat < least_healthy:
+                    least_healthy = sat
+        # a filter that would drop every endpoint keeps them all
+        rows, least_sat = (healthy, least_healthy) if healthy else (unhealthy, least_unhealthy)
         if least_sat >= 1.0:  # 3: every candidate saturated
             _maybe_shed(request, least_sat=least_sat, settings=plan.saturation)
 
@@ -159,7 +171,7 @@ class LoadAwarePicker:
         best_row = rows[start]
         total_blocks = len(hashes)
         for r in rows[start:] + rows[:start]:  # from a random start: ties go to a random endpoint
-            e, s, load, kv, _, penalty = r
+            e, s, load, kv, penalty = r
             score = w_load * load_score(load, least=least, spread=spread)
             if w_kv:
                 score += w_kv * kv_score(kv)

@@ -23,13 +23,16 @@ HEALTH_PENALTY_LIMIT: Final = 3.0
 """An endpoint whose decayed failure penalty is at least this is filtered out (while others remain)."""
 
 
-def fuse(s: EndpointSignals, *, now: float, stale_after: float) -> tuple[float, float, float | None]:
-    """``(load, queue, kv_cache)`` of one endpoint now: requests on it, requests queued on it, KV use (None
-    when unknown)."""
+def fuse(
+    s: EndpointSignals, *, now: float, stale_after: float, running_weight: float = 1.0
+) -> tuple[float, float, float | None]:
+    """``(load, queue, kv_cache)`` of one endpoint now: requests on it (each queued one counts 1, each
+    running one ``running_weight``), requests queued on it, KV use (None when unknown)."""
     inflight = s.inflight
     if now - s.scraped_at > stale_after:
         cap = s.cap_running
-        return float(inflight), (max(0.0, inflight - cap) if cap > 0 else 0.0), None
+        queue = inflight - cap if cap > 0 and inflight > cap else 0.0
+        return queue + running_weight * (inflight - queue), queue, None
     delta = inflight - s.inflight_at_scrape
     waiting, running = s.waiting, s.running
     load = waiting + running + delta
@@ -38,7 +41,9 @@ def fuse(s: EndpointSignals, *, now: float, stale_after: float) -> tuple[float, 
     cap = s.cap_running
     # a full batch (or a queue already) queues what we add; else it spills over the batch size
     queue = waiting + delta if waiting > 0 or running >= cap else load - cap
-    return load, (queue if queue > 0 else 0.0), s.kv_cache
+    if queue < 0.0:
+        queue = 0.0
+    return queue + running_weight * (load - queue), queue, s.kv_cache
 
 
 def saturation(*, queue: float, kv_cache: float | None, queue_limit: float, kv_limit: float) -> float:

@@ -141,6 +141,21 @@ def test_prefix_affinity_yields_to_a_queue() -> None:
     assert picker.pick(_request(pool, prompt=system)).address != first
 
 
+@pytest.mark.parametrize(("running_weight", "stays"), [(None, True), (1.0, False)])
+def test_a_busier_batch_costs_less_affinity_than_a_queue(running_weight: float | None, stays: bool) -> None:
+    # The prefix holder runs 4 more requests than the others, none queued: by default (a running request
+    # counts half a queued one) the saved prefill outweighs them; counting them as queued ones, it does not.
+    clock, store, picker, pool = _setup(None if running_weight is None else {"runningWeight": running_weight})
+    system = "You are a helpful assistant. " * 40
+    for a in ADDRS:
+        _scrape(store, clock, a, running=2)
+    first = picker.pick(_request(pool, prompt=system + "q0")).address
+    for a in ADDRS:
+        _scrape(store, clock, a, running=8 if a == first else 4)
+    picks = Counter(picker.pick(_request(pool, prompt=system + f"q{i}")).address for i in range(1, 6))
+    assert (picks == {first: 5}) is stays, picks
+
+
 @pytest.mark.parametrize(
     ("busy", "others"),
     [

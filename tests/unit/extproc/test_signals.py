@@ -96,6 +96,19 @@ def test_fusion_spills_over_the_learnt_batch_size() -> None:
     assert (load, queue) == (9.0, 1.0)
 
 
+def test_fusion_weighs_running_requests_against_queued_ones() -> None:
+    clock = Clock()
+    store = _scraped(clock, waiting=2, running=8)
+    s = store.get("a:1")
+    assert sc.fuse(s, now=clock.t, stale_after=0.5, running_weight=0.5) == (6.0, 2.0, 0.5)  # 2 + 8 / 2
+    assert sc.fuse(s, now=clock.t, stale_after=0.5, running_weight=0.0)[0] == 2.0  # the queue alone
+    for _ in range(10):
+        store.begin("b:1")
+    stale = store.get("b:1")  # never scraped: our 10 in flight, over a batch learnt as 8
+    stale.cap_running = 8
+    assert sc.fuse(stale, now=clock.t, stale_after=0.5, running_weight=0.5) == (6.0, 2.0, None)
+
+
 def test_fusion_with_stale_or_missing_scrapes_uses_our_in_flight_count() -> None:
     clock = Clock()
     store = _scraped(clock, waiting=50, running=8)
