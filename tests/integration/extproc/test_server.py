@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from extproc.app import ExtProcApp
 from extproc.server import SERVICE_NAME
 from tests.integration.extproc.harness import REPO_ROOT, running_extproc
+from tests.realparts.ports import free_port
 from tests.unit.extproc.configs import simple_config
 
 pytestmark = pytest.mark.timeout(60)
@@ -77,3 +79,49 @@ def test_help_documents_the_flags() -> None:
     ).stdout
     for flag in ("--config", "--listen", "--metrics-listen", "--reload-interval", "unix:"):
         assert flag in out
+
+
+@pytest.mark.parametrize("how", ["reset", "half_close"])
+async def test_a_stream_that_ends_without_its_response_releases_the_in_flight_count(
+    tmp_path: Path, how: str
+) -> None:
+    # Envoy resets the ext_proc stream when the client disconnects or the upstream fails mid-request; the
+    # endpoint picked for it must not stay counted as busy.
+    cfg_doc = simple_config()
+    closed = [{"ip": "127.0.0.1", "port": free_port()}, {"ip": "127.0.0.2", "port": free_port()}]
+    cfg_doc["pools"][0]["members"][0]["endpoints"] = closed  # loopback only; nothing listens: scrapes fail
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(cfg_doc))
+    sock = tmp_path / "extproc.sock"
+    app = ExtProcApp(config_path=cfg, listen=f"unix:{sock}", metrics_listen=None)
+    await app.start()
+    try:
+        async with grpc.aio.insecure_channel(f"unix:{sock}") as channel:
+            process = channel.stream_stream(
+                f"/{SERVICE_NAME}/Process",
+                request_serializer=ep.ProcessingRequest.SerializeToString,
+                response_deserializer=ep.ProcessingResponse.FromString,
+            )
+            call = process()
+            headers = core.HeaderMap(
+                headers=[core.HeaderValue(key=":path", raw_value=b"/v1/chat/completions")]
+            )
+            await call.write(ep.ProcessingRequest(request_headers=ep.HttpHeaders(headers=headers)))
+            await call.read()
+            body = orjson.dumps({"model": "p-model", "messages": [{"role": "user", "content": "hi"}]})
+            await call.write(ep.ProcessingRequest(request_body=ep.HttpBody(body=body, end_of_stream=True)))
+            picked = await call.read()
+            assert picked.HasField("request_body"), picked
+            assert app.signals.total_inflight() == 1
+            if how == "reset":
+                call.cancel()
+            else:
+                await call.done_writing()
+                assert await call.read() is grpc.aio.EOF
+            for _ in range(1000):  # the server notices the reset on its own loop turn: up to 10 s
+                if not app.signals.total_inflight():
+                    break
+                await asyncio.sleep(0.01)
+            assert app.signals.total_inflight() == 0
+    finally:
+        await app.stop(grace=1)
