@@ -29,7 +29,9 @@ EG = "gateway.envoyproxy.io"
 
 
 async def auth_data(aigw: Aigw, gateway: str) -> dict[str, str]:
-    obj = await aigw.kube.get(SECRETS, name=extproc_name(gateway), namespace=aigw.ns)
+    """The Gateway's auth Secret, decoded; waits for it (a reconcile applies the ConfigMap just before it)."""
+    obj = await eventually(lambda: aigw.get(SECRETS, extproc_name(gateway)), within=20)
+    assert obj is not None
     return {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
 
 

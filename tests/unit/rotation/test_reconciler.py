@@ -200,6 +200,8 @@ async def test_a_failed_refresh_keeps_the_old_token_until_it_expires() -> None:
     h.outcomes.append(Credential("token-3", h.now + timedelta(hours=1)))
     assert await h.reconcile() == 55 * 60
     assert h.token() == "token-3" and h.condition()["reason"] == "Rotated"
+    refreshes = h.rec.metrics.refreshes
+    assert refreshes.labels("success")._value.get() == 2 and refreshes.labels("failure")._value.get() == 2
 
 
 async def test_a_changed_client_secret_is_used_at_once() -> None:
