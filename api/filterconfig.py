@@ -226,6 +226,8 @@ class ExternalPicker(KubeModel):
     target_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], Field(min_length=1)]
     """The pool's target ports: an endpoint the EPP names must use one of them."""
     failure_mode: ExternalPickerFailureMode = ExternalPickerFailureMode.FAIL_CLOSE
+    tls: bool = True
+    """TLS to the EPP (its certificate is self-signed by default and not verified); false: plaintext."""
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     """The whole exchange with the EPP (connect, request headers and body, its answer); past it the EPP
     counts as down. Below the ext_proc's own message timeout, so the failure mode decides, not Envoy."""

@@ -32,6 +32,10 @@ POD = KindInfo("", "v1", "Pod", "pods")
 """The core kind a v1 pool selects (read as dicts: only phase, readiness and podIP matter)."""
 QUALIFIED_KIND = "InferencePool.inference.networking.k8s.io"
 """How the controller tells the v1 pool from the v1alpha2 one where both are keyed by kind."""
+EPP_TLS_ANNOTATION = "aigateway.envoyproxy.io/endpoint-picker-tls"
+"""On a v1 InferencePool with an external endpoint picker: ``"false"`` makes the gateway speak plaintext gRPC
+to it (an EPP started with ``--secure-serving=false``); ``"true"`` or absent: TLS, as the Inference
+Extension requires by default (the EPP's certificate is self-signed and not verified)."""
 CONTROLLER_NAME = "aigateway.envoyproxy.io/ai-gateway-controller"
 """``status.parents[].controllerName`` of the entries our controller writes (others' entries are kept)."""
 

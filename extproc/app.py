@@ -56,7 +56,7 @@ class ExtProcApp:
         )
         self.signals = SignalStore()
         self.scraper = Scraper(store=self.signals, current=lambda: self.holder.current)
-        deps = Dependencies(
+        self._deps = deps = Dependencies(
             holder=self.holder,
             picker=picker or LoadAwarePicker(store=self.signals, rng=rng),
             metrics=self.metrics,
@@ -119,5 +119,6 @@ class ExtProcApp:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self._deps.epp.close()
         if self._runner is not None:
             await self._runner.cleanup()

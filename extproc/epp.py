@@ -38,6 +38,7 @@ from envoy.config.core.v3 import base_pb2 as core
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 
 from api import headers as hdr
+from extproc.tlstunnel import TlsTunnel
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class EppTarget:
     timeout: float
     ports: frozenset[int]
     fail_open: bool = False
+    tls: bool = False
+    """TLS without certificate verification (``extproc.tlstunnel``), else plaintext gRPC."""
 
 
 def _headers_message(headers: Iterable[tuple[str, str]]) -> ep.ProcessingRequest:
@@ -226,13 +229,23 @@ class EppClient:
     """Streams to external endpoint pickers, one cached channel per address."""
 
     def __init__(self) -> None:
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels: dict[tuple[str, bool], grpc.aio.Channel] = {}
+        self._tunnels: dict[str, TlsTunnel] = {}
         self._next = 0
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        ch = self._channels.get(address)
+    async def _channel(self, address: str, *, tls: bool) -> grpc.aio.Channel:
+        ch = self._channels.get((address, tls))
         if ch is None:
-            ch = self._channels[address] = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            target = address
+            if tls:
+                tunnel = self._tunnels.get(address)
+                if tunnel is None:
+                    host, _, port = address.rpartition(":")
+                    tunnel = TlsTunnel(host=host.strip("[]"), port=int(port))
+                    await tunnel.start()
+                    self._tunnels[address] = tunnel
+                target = tunnel.target
+            ch = self._channels[(address, tls)] = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
         return ch
 
     async def start(self, target: EppTarget, *, headers: Mapping[str, str], body: bytes) -> EppSession:
@@ -241,7 +254,7 @@ class EppClient:
             raise EppUnavailableError(f"no address is known for the EPP {target.service}")
         self._next += 1
         address = target.addresses[self._next % len(target.addresses)]
-        process = self._channel(address).stream_stream(
+        process = (await self._channel(address, tls=target.tls)).stream_stream(
             PROCESS_METHOD,
             request_serializer=ep.ProcessingRequest.SerializeToString,
             response_deserializer=ep.ProcessingResponse.FromString,
@@ -269,6 +282,9 @@ class EppClient:
 
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}
+        tunnels, self._tunnels = list(self._tunnels.values()), {}
         for ch in channels:
             with contextlib.suppress(Exception):
                 await ch.close()
+        for t in tunnels:
+            await t.close()

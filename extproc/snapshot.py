@@ -306,6 +306,7 @@ def _compile_pool(p: fc.InferencePool, upstream: _UpstreamFactory) -> Pool:
             timeout=ext.timeout_seconds,
             ports=frozenset(ext.target_ports),
             fail_open=ext.failure_mode == fc.ExternalPickerFailureMode.FAIL_OPEN,
+            tls=ext.tls,
         )
         if ext is not None
         else None

@@ -106,6 +106,7 @@ def _v1_pool(res: V1PoolResolution) -> fc.InferencePool:
             service=res.epp.label,
             endpoints=list(res.epp.endpoints),
             target_ports=sorted({p.number for p in res.pool.spec.target_ports}),
+            tls=res.epp.tls,
             failure_mode=fc.ExternalPickerFailureMode(ref.failure_mode.value),
         )
     return fc.InferencePool(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from api import filterconfig as fc
 from api.corev1 import SERVICE
-from api.inference_v1 import EndpointPickerRef, InferencePool
+from api.inference_v1 import EPP_TLS_ANNOTATION, EndpointPickerRef, InferencePool
 from api.objects import Obj, ObjKey
 from controller.translate.names import service_hostname
 from controller.translate.snapshot import DnsAnswer
@@ -35,6 +35,8 @@ class EppPlan:
     problem: str | None = None
     dns_error: str | None = None
     """The last failed lookup of ``hostname`` (with no addresses known, the EPP counts as down)."""
+    tls: bool = True
+    """TLS to the EPP (``EPP_TLS_ANNOTATION``)."""
 
     @property
     def label(self) -> str:
@@ -80,6 +82,9 @@ def plan_epp(
         return bad("only a core Service can be an endpoint picker")
     if ref.port is None:
         return bad("a port is required")
+    tls_value = pool.metadata.annotations.get(EPP_TLS_ANNOTATION, "true").strip().lower()
+    if tls_value not in ("true", "false"):
+        return bad(f'annotation {EPP_TLS_ANNOTATION} must be "true" or "false", not {tls_value!r}')
     svc = services.get(key)
     if svc is None:
         return bad(f"Service {key} not found")
@@ -97,4 +102,5 @@ def plan_epp(
         hostname=host,
         endpoints=endpoints,
         dns_error=answer.error if not answer.ips else None,
+        tls=tls_value == "true",
     )

@@ -32,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from api.inference_v1 import EPP_TLS_ANNOTATION
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.ports import free_port
 from tests.realparts.processes import RealPart, spawn_logged, stop_process, tail, wait_until
@@ -84,6 +85,7 @@ def pool_objects(
     labels: dict[str, str],
     epp_port: int = 9002,
     failure_mode: str = "FailClose",
+    tls: bool = False,
 ) -> list[dict[str, Any]]:
     """The namespace, the v1 InferencePool selecting ``labels`` on ``port`` with its endpoint picker the
     Service ``epp`` (port ``epp_port``, which the EPP listens on), that Service, and the
@@ -93,7 +95,12 @@ def pool_objects(
         {
             "apiVersion": "inference.networking.k8s.io/v1",
             "kind": "InferencePool",
-            "metadata": {"name": pool, "namespace": namespace},
+            "metadata": {
+                "name": pool,
+                "namespace": namespace,
+                # our gateway speaks TLS to an EPP unless told it serves plaintext (--secure-serving=false)
+                "annotations": {} if tls else {EPP_TLS_ANNOTATION: "false"},
+            },
             "spec": {
                 "selector": {"matchLabels": labels},
                 "targetPorts": [{"number": port}],
@@ -154,6 +161,9 @@ class RunningEpp(RealPart):
     endpoints: list[Endpoint]
     labels: dict[str, str] = field(default_factory=lambda: {"app": "aigw-sim"})
     failure_mode: str = "FailClose"
+    secure_serving: bool = False
+    """The EPP's default TLS (a self-signed certificate); off: plaintext, as the EPP's own Envoy config
+    here expects."""
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aigw-epp-")))
     grpc_port: int = 0
     metrics_port: int = 0
@@ -180,6 +190,7 @@ class RunningEpp(RealPart):
             labels=self.labels,
             epp_port=self.grpc_port,
             failure_mode=self.failure_mode,
+            tls=self.secure_serving,
         )
         cp.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
         for i, ep in enumerate(self.endpoints):
@@ -194,7 +205,7 @@ class RunningEpp(RealPart):
             str(assets.binary),
             "--pool-name", self.pool,
             "--pool-namespace", self.namespace,
-            "--secure-serving=false",
+            f"--secure-serving={str(self.secure_serving).lower()}",
             "--metrics-endpoint-auth=false",
             "--grpc-port", str(self.grpc_port),
             "--grpc-health-port", str(health_port),

@@ -1,7 +1,7 @@
-"""A v1 InferencePool with an external endpoint picker: the Inference Extension's real EPP v1.5.0 on the real
-API server, the controller's config, our ext_proc behind the real Envoy, and simulated vLLM replicas at the
-Pods' addresses. Requests land on the replica the EPP chose; with the EPP killed, FailClose answers 503 in
-OpenAI's shape and FailOpen is served by our own picker."""
+"""A v1 InferencePool with an external endpoint picker: the Inference Extension's real EPP v1.5.0 (its default
+TLS, a self-signed certificate) on the real API server, the controller's config, our ext_proc behind the real
+Envoy, and simulated vLLM replicas at the Pods' addresses. Requests land on the replica the EPP chose; with
+the EPP killed, FailClose answers 503 in OpenAI's shape and FailOpen is served by our own picker."""
 
 from __future__ import annotations
 
@@ -44,7 +44,10 @@ async def test_requests_follow_the_epp_and_its_failure_mode(
     aigw: Aigw, sims: SimReplicas, tmp_path: Path
 ) -> None:
     ns = aigw.ns
-    epp = RunningEpp(control_plane=aigw.cp, namespace=ns, pool=POOL, endpoints=sims.endpoints)
+    # the EPP's default: TLS with a self-signed certificate that names nothing
+    epp = RunningEpp(
+        control_plane=aigw.cp, namespace=ns, pool=POOL, endpoints=sims.endpoints, secure_serving=True
+    )
     with contextlib.ExitStack() as stack:
         stack.enter_context(epp)  # blocks until the EPP sees the three Pods ready (no kubelet: patched)
         aigw.dns.set_records({f"epp.{ns}.svc.cluster.local": ["127.0.0.1"]})
@@ -58,6 +61,7 @@ async def test_requests_follow_the_epp_and_its_failure_mode(
         cfg = await aigw.config_when("gw", resolved, within=30)
         picker = _picker(cfg, ns)
         assert picker is not None and picker.failure_mode == fc.ExternalPickerFailureMode.FAIL_CLOSE
+        assert picker.tls
         (pool,) = cfg.pools
         # the EPP reads the InferenceObjectives itself; our picker gets them for FailOpen
         assert [(o.name, o.priority) for o in pool.objectives] == [

@@ -7,7 +7,7 @@ from typing import Any
 
 from api import filterconfig as fc
 from api import headers
-from api.inference_v1 import ExtensionFailureMode, InferenceObjective
+from api.inference_v1 import EPP_TLS_ANNOTATION, ExtensionFailureMode, InferenceObjective
 from api.inference_v1 import InferencePool as V1Pool
 from api.objects import ObjKey
 from controller.translate import BuildOptions, build_filter_config, build_gateway, resolve
@@ -204,3 +204,17 @@ def test_the_pools_inference_objectives_reach_the_config_with_their_priority() -
     s = snap(v1_pool(), pods=(pod("127.0.0.2"),), objectives=objectives)
     (p,) = build_filter_config(resolve(s, INF), INF).pools
     assert [(o.name, o.priority) for o in p.objectives] == [("batch", -1), ("chat", 10), ("plain", 0)]
+
+
+def test_tls_to_the_epp_unless_the_pool_says_plaintext_and_a_bad_value_is_refused() -> None:
+    services = {ObjKey(NS, "vllm-epp"): service("vllm-epp", 9002)}
+    for value, want in ((None, True), ("true", True), ("False", False)):
+        pool_obj = v1_pool(epp="vllm-epp")
+        if value is not None:
+            pool_obj.metadata.annotations[EPP_TLS_ANNOTATION] = value
+        (p,) = build_filter_config(resolve(snap(pool_obj, services=services), INF), INF).pools
+        assert p.external_picker is not None and p.external_picker.tls is want, value
+    pool_obj = v1_pool(epp="vllm-epp")
+    pool_obj.metadata.annotations[EPP_TLS_ANNOTATION] = "maybe"
+    ((_, message),) = _route_problems(snap(pool_obj, services=services))
+    assert f'annotation {EPP_TLS_ANNOTATION} must be "true" or "false"' in message

@@ -5,6 +5,7 @@ forwards."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import random
 import socket
 from collections.abc import AsyncIterator
@@ -14,6 +15,10 @@ from typing import Any
 import grpc
 import orjson
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from envoy.config.core.v3 import base_pb2 as core
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.type.v3 import http_status_pb2
@@ -38,6 +43,7 @@ class FakeEpp:
     choose: str = "10.0.0.2:8000"
     status: int = 0
     delay: float = 0.0
+    tls: bool = False
     received: list[Any] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -85,9 +91,31 @@ class FakeEpp:
         self.ended.set()
 
 
-@pytest.fixture
-async def fake_epp() -> AsyncIterator[tuple[FakeEpp, int]]:
-    fake = FakeEpp()
+def _nameless_self_signed() -> tuple[bytes, bytes]:
+    """A certificate like the EPP's own default: self-signed, no subject name, no SAN."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Inference Ext")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+@pytest.fixture(params=[False, True], ids=["plaintext", "tls"])
+async def fake_epp(request: pytest.FixtureRequest) -> AsyncIterator[tuple[FakeEpp, int]]:
+    fake = FakeEpp(tls=request.param)
     server = grpc.aio.server()
     handler = grpc.method_handlers_generic_handler(
         "envoy.service.ext_proc.v3.ExternalProcessor",
@@ -100,13 +128,19 @@ async def fake_epp() -> AsyncIterator[tuple[FakeEpp, int]]:
         },
     )
     server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
+    if fake.tls:
+        cert, key = _nameless_self_signed()
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, cert)]))
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     yield fake, port
     await server.stop(0)
 
 
-def _config(epp_port: int, *, mode: str = "FailClose", timeout: float = 5.0) -> dict[str, Any]:
+def _config(
+    epp_port: int, *, mode: str = "FailClose", timeout: float = 5.0, tls: bool = False
+) -> dict[str, Any]:
     cfg = pool_config(PODS, name="p.ns@v1")
     cfg["pools"][0]["servesAnyModel"] = True
     cfg["pools"][0]["externalPicker"] = {
@@ -115,6 +149,7 @@ def _config(epp_port: int, *, mode: str = "FailClose", timeout: float = 5.0) -> 
         "targetPorts": [8000],
         "failureMode": mode,
         "timeoutSeconds": timeout,
+        "tls": tls,
     }
     return cfg
 
@@ -148,7 +183,7 @@ async def _route(cfg: dict[str, Any], *, client: EppClient) -> tuple[RequestProc
 async def test_the_request_goes_where_the_epp_chose_with_its_body(fake_epp: tuple[FakeEpp, int]) -> None:
     fake, port = fake_epp
     client = EppClient()
-    proc, resp = await _route(_config(port), client=client)
+    proc, resp = await _route(_config(port, tls=fake.tls), client=client)
     headers = _set_headers(resp)
     assert headers[hdr.SELECTED_BACKEND_HEADER] == hdr.ORIGINAL_DST_CLUSTER
     assert headers[hdr.ORIGINAL_DST_HEADER] == "10.0.0.2:8000"
@@ -177,7 +212,7 @@ async def test_an_immediate_response_of_the_epp_reaches_the_client_in_openai_sha
     fake, port = fake_epp
     fake.status = 429
     client = EppClient()
-    _, resp = await _route(_config(port), client=client)
+    _, resp = await _route(_config(port, tls=fake.tls), client=client)
     assert resp.immediate_response.status.code == 429
     err = orjson.loads(resp.immediate_response.body)["error"]
     assert err["type"] == "rate_limit_exceeded" and "system saturated" in err["message"]
@@ -207,7 +242,7 @@ async def test_an_epp_slower_than_its_timeout_counts_as_down(fake_epp: tuple[Fak
     fake, port = fake_epp
     fake.delay = 2.0
     client = EppClient()
-    _, resp = await _route(_config(port, timeout=0.3), client=client)
+    _, resp = await _route(_config(port, timeout=0.3, tls=fake.tls), client=client)
     assert resp.immediate_response.status.code == 503
     await client.close()
 
@@ -216,7 +251,7 @@ async def test_an_endpoint_off_the_pools_target_ports_is_refused(fake_epp: tuple
     fake, port = fake_epp
     fake.choose = "10.0.0.2:22"
     client = EppClient()
-    _, resp = await _route(_config(port, mode="FailOpen"), client=client)
+    _, resp = await _route(_config(port, mode="FailOpen", tls=fake.tls), client=client)
     assert _set_headers(resp)[hdr.ORIGINAL_DST_HEADER] in {f"{i}:{p}" for i, p in PODS}
     await client.close()
 
