@@ -128,13 +128,11 @@ class EppSession:
                     status=int(ir.status.code) or 500, message=ir.body.decode("utf-8", "replace")
                 )
             if kind == "request_headers":
-                for h in resp.request_headers.response.header_mutation.set_headers:
-                    if h.header.key.lower() == hdr.GATEWAY_DESTINATION_ENDPOINT_HEADER:
-                        endpoint = (h.header.raw_value or h.header.value.encode()).decode("utf-8", "replace")
-                if not endpoint:
-                    endpoint = _metadata_endpoint(resp)
+                endpoint = _destination(resp.request_headers.response, resp) or endpoint
                 continue
             if kind == "request_body":
+                # the protocol's first version (buffered bodies) names the endpoint in the body's answer
+                endpoint = _destination(resp.request_body.response, resp) or endpoint
                 mutation = resp.request_body.response.body_mutation
                 which = mutation.WhichOneof("mutation")
                 if which == "streamed_response":
@@ -206,6 +204,15 @@ class EppSession:
         self._queue.put_nowait(None)
 
 
+def _destination(common: Any, resp: Any) -> str:
+    """The endpoint an answer names: its ``x-gateway-destination-endpoint`` header mutation, else the same key
+    in its dynamic metadata; empty when it names none."""
+    for h in common.header_mutation.set_headers:
+        if h.header.key.lower() == hdr.GATEWAY_DESTINATION_ENDPOINT_HEADER:
+            return str((h.header.raw_value or h.header.value.encode()).decode("utf-8", "replace"))
+    return _metadata_endpoint(resp)
+
+
 def _metadata_endpoint(resp: Any) -> str:
     md = resp.dynamic_metadata.fields.get(DESTINATION_METADATA_NAMESPACE)
     if md is None or md.WhichOneof("kind") != "struct_value":
@@ -265,6 +272,9 @@ class EppClient:
         try:
             async with asyncio.timeout(target.timeout):
                 session.decision = await session._exchange(forward, body)
+        except asyncio.CancelledError:
+            call.cancel()  # the client went away: end the EPP's stream too
+            raise
         except TimeoutError:
             call.cancel()
             raise EppUnavailableError(

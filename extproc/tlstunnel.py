@@ -78,6 +78,8 @@ class TlsTunnel:
                 await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
             finally:
                 up_writer.close()
+        except asyncio.CancelledError:
+            pass  # close(): the tunnel is going away with its connections
         finally:
             writer.close()
             if task is not None:

@@ -5,6 +5,7 @@ forwards."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import random
 import socket
@@ -44,10 +45,20 @@ class FakeEpp:
     status: int = 0
     delay: float = 0.0
     tls: bool = False
+    buffered: bool = False
+    cancelled: bool = False
     received: list[Any] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def process(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+        try:
+            async for resp in self._answers(requests):
+                yield resp
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+    async def _answers(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
         async for req in requests:
             self.received.append(req)
             kind = req.WhichOneof("request")
@@ -71,10 +82,20 @@ class FakeEpp:
                 )
                 yield ep.ProcessingResponse(
                     request_headers=ep.HeadersResponse(
-                        response=ep.CommonResponse(header_mutation=mutation, clear_route_cache=True)
+                        response=ep.CommonResponse(
+                            header_mutation=None if self.buffered else mutation, clear_route_cache=True
+                        )
                     )
                 )
                 body = req.request_body.body.replace(b'"llama"', b'"llama-lora"')
+                if self.buffered:  # the protocol's first version: the endpoint in the body's answer
+                    body_mutation = ep.BodyMutation(body=body)
+                    yield ep.ProcessingResponse(
+                        request_body=ep.BodyResponse(
+                            response=ep.CommonResponse(header_mutation=mutation, body_mutation=body_mutation)
+                        )
+                    )
+                    continue
                 yield ep.ProcessingResponse(
                     request_body=ep.BodyResponse(
                         response=ep.CommonResponse(
@@ -254,6 +275,38 @@ async def test_an_endpoint_off_the_pools_target_ports_is_refused(fake_epp: tuple
     _, resp = await _route(_config(port, mode="FailOpen", tls=fake.tls), client=client)
     assert _set_headers(resp)[hdr.ORIGINAL_DST_HEADER] in {f"{i}:{p}" for i, p in PODS}
     await client.close()
+
+
+async def test_an_epp_naming_the_endpoint_in_its_body_answer_is_understood(
+    fake_epp: tuple[FakeEpp, int],
+) -> None:
+    fake, port = fake_epp
+    fake.buffered = True
+    client = EppClient()
+    _, resp = await _route(_config(port, tls=fake.tls), client=client)
+    assert _set_headers(resp)[hdr.ORIGINAL_DST_HEADER] == "10.0.0.2:8000"
+    assert resp.request_body.response.body_mutation.body == b'{"model": "llama-lora"}'
+    await client.close()
+
+
+async def test_a_client_gone_mid_exchange_ends_the_epps_stream(fake_epp: tuple[FakeEpp, int]) -> None:
+    fake, port = fake_epp
+    fake.delay = 30.0
+    client = EppClient()
+    task = asyncio.ensure_future(_route(_config(port, tls=fake.tls), client=client))
+    while len(fake.received) < 2:  # noqa: ASYNC110 - the fake has no event to wait on
+        await asyncio.sleep(0.01)
+    task.cancel()  # what the ext_proc's stream handler gets when Envoy resets the stream
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    # the fake is still sleeping on its answer; the RPC's end reaches the server as a cancellation
+    await asyncio.wait_for(_cancelled(port, fake), 5)
+    await client.close()
+
+
+async def _cancelled(port: int, fake: FakeEpp) -> None:
+    while not fake.cancelled:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
 
 
 def test_valid_endpoint() -> None:
