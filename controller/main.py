@@ -20,7 +20,11 @@ from api.headers import DEFAULT_EXTENSION_REF_NAME
 from controller.dns import DnsResolver
 from controller.extensionserver import ExtensionServer
 from controller.gateway.kinds import AIGATEWAYROUTES, INFERENCE_OBJECTIVE, INFERENCE_V1
-from controller.gateway.ownership import gateways_with_ai_routes, generated_pool_routes
+from controller.gateway.ownership import (
+    extproc_client_certificates,
+    gateways_with_ai_routes,
+    generated_pool_routes,
+)
 from controller.gateway.setup import ControllerSettings, missing_crds, setup_controllers
 from controller.rotation.providers import DEFAULT_AZURE_AUTHORITY, Endpoints
 from controller.runtime import KubeClient, LeaderElectionConfig, Manager
@@ -235,7 +239,7 @@ async def run(args: argparse.Namespace) -> int:
             else None,
         )
         resolver = DnsResolver(nameserver=args.dns_server, registry=mgr.metrics.registry)
-        setup_controllers(
+        reconciler = setup_controllers(
             mgr,
             settings=ControllerSettings(
                 options=options,
@@ -256,6 +260,8 @@ async def run(args: argparse.Namespace) -> int:
             generated=generated_pool_routes(routes),
             guarded=gateways_with_ai_routes(routes),
             registry=mgr.metrics.registry,
+            # the cache of the Secrets we own: the ext_proc client pairs Envoy Gateway v1.9 does not send
+            client_certificates=extproc_client_certificates(reconciler.owned["Secret"]),
         )
         await ext.start()
         mgr.add_readyz_check("extension-server", lambda: ext.started)

@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
+from controller.extensionserver.client_certs import ClientCertificates, no_client_certificates
 from controller.extensionserver.metrics import ExtensionServerMetrics
 from controller.extensionserver.options import ExtensionServerOptions
 from controller.extensionserver.service import HOOKS, SERVICE_NAME, ExtensionService, generic_handler
@@ -55,7 +56,8 @@ class ExtensionServer:
     ``generated`` decides which InferencePool routes are ours to point at the ORIGINAL_DST cluster (see
     ``xds.route_pool_routes_to_original_destination``), and which routes copy the credential metadata into
     headers; ``guarded`` which Gateways carry our ext_proc, where foreign routes that read that metadata are
-    disabled (``credentials.route_credentials``; default: every Gateway).
+    disabled (``credentials.route_credentials``; default: every Gateway); ``client_certificates`` which
+    ext_proc client certificates it may add where Envoy Gateway left them out (``client_certs``).
     """
 
     def __init__(
@@ -67,12 +69,14 @@ class ExtensionServer:
         registry: CollectorRegistry,
         guarded: GatewayFilter = every_gateway,
         logger: logging.Logger | None = None,
+        client_certificates: ClientCertificates = no_client_certificates,
     ) -> None:
         self._bind_target, self._unix_path = parse_address(address)
         self._address = address
         self._options = options or ExtensionServerOptions()
         self._generated = generated
         self._guarded = guarded
+        self._client_certificates = client_certificates
         self._log = logger or logging.getLogger(__name__)
         self._metrics = ExtensionServerMetrics(registry=registry, hooks=HOOKS)
         self._server: grpc.aio.Server | None = None
@@ -107,7 +111,11 @@ class ExtensionServer:
             ]
         )
         service = ExtensionService(
-            options=self._options, generated=self._generated, guarded=self._guarded, logger=self._log
+            options=self._options,
+            generated=self._generated,
+            guarded=self._guarded,
+            logger=self._log,
+            client_certificates=self._client_certificates,
         )
         server.add_generic_rpc_handlers((generic_handler(service, metrics=self._metrics, logger=self._log),))
         health_servicer = health.aio.HealthServicer()

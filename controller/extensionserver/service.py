@@ -21,6 +21,11 @@ import grpc
 from google.protobuf.message import Message
 
 from controller.extensionserver._generated import envoygateway_extension_pb2 as pb
+from controller.extensionserver.client_certs import (
+    ClientCertificates,
+    add_missing_client_certificates,
+    no_client_certificates,
+)
 from controller.extensionserver.credentials import route_credentials
 from controller.extensionserver.metrics import (
     RESULT_ERROR,
@@ -75,10 +80,12 @@ class ExtensionService:
         generated: RouteFilter,
         logger: logging.Logger,
         guarded: GatewayFilter = every_gateway,
+        client_certificates: ClientCertificates = no_client_certificates,
     ) -> None:
         self._options = options
         self._generated = generated
         self._guarded = guarded
+        self._client_certificates = client_certificates
         self._log = logger
         self._handlers: dict[str, Callable[[Any], HookReply]] = {
             "PostRouteModify": self.post_route_modify,
@@ -95,7 +102,8 @@ class ExtensionService:
         return self._handlers
 
     def post_translate_modify(self, request: pb.PostTranslateModifyRequest) -> HookReply:
-        """Add the original-destination cluster; return every list Envoy Gateway sent (they replace its)."""
+        """Add the original-destination cluster and the ext_proc client certificates Envoy Gateway left out
+        (``client_certs``); return every list Envoy Gateway sent (they replace its)."""
         opts = self._options
         result = add_original_destination_cluster(
             request.clusters,
@@ -110,16 +118,20 @@ class ExtensionService:
                 result.replaced,
                 result.removed_duplicates,
             )
+        certs = add_missing_client_certificates(
+            result.clusters, request.secrets, lookup=self._client_certificates
+        )
         response = pb.PostTranslateModifyResponse(
             clusters=result.clusters,
-            secrets=request.secrets,
+            secrets=certs.secrets,
             listeners=request.listeners,
             routes=request.routes,
         )
         summary = (
             f"clusters {len(request.clusters)} -> {len(result.clusters)} (added {result.added}, "
-            f"replaced {result.replaced}, dropped duplicates {result.removed_duplicates}); passed through "
-            f"secrets {len(request.secrets)}, listeners {len(request.listeners)}, "
+            f"replaced {result.replaced}, dropped duplicates {result.removed_duplicates}); secrets "
+            f"{len(request.secrets)}, added client certificates {certs.added}; passed through "
+            f"listeners {len(request.listeners)}, "
             f"routes {len(request.routes)}"
         )
         return HookReply(response=response, summary=summary)

@@ -14,11 +14,15 @@ checked against the cache of AIGatewayRoutes.
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 from api.objects import ObjKey
+from controller.extensionserver.client_certs import ClientCertificates
 from controller.extensionserver.xds import GatewayFilter, RouteFilter, RouteSource
 from controller.gateway.cache import route_gateways
 from controller.runtime.cache import Store
-from controller.translate.names import route_names_for_http_route
+from controller.translate.names import extproc_client_secret, extproc_name, route_names_for_http_route
 
 
 def generated_pool_routes(routes: Store) -> RouteFilter:
@@ -51,3 +55,22 @@ def gateways_with_ai_routes(routes: Store) -> GatewayFilter:
         return any(wanted in route_gateways(route) for route in routes.list())
 
     return carries
+
+
+def extproc_client_certificates(secrets: Store) -> ClientCertificates:
+    """The client pairs of our ext_procs' ``ai-eg-extproc-<gw>-client`` Secrets, by SDS name
+    (``<namespace>/<name>``), from ``secrets``, the cache of the Secrets we manage (read at each call). Any
+    other name, or a Secret without both keys, is not ours to hand out: None."""
+    prefix, suffix = extproc_name(""), extproc_client_secret("").removeprefix(extproc_name(""))
+
+    def lookup(sds_name: str) -> tuple[bytes, bytes] | None:
+        namespace, _, name = sds_name.partition("/")
+        if not namespace or not name.startswith(prefix) or not name.endswith(suffix):
+            return None
+        data = (secrets.get(f"{namespace}/{name}") or {}).get("data") or {}
+        try:
+            return base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"])
+        except (KeyError, TypeError, binascii.Error):
+            return None
+
+    return lookup

@@ -180,7 +180,7 @@ class GatewayReconciler:
         gw = ObjKey(req.namespace, req.name)
         t = [time.perf_counter()]
         snap = await self.caches.fresh_snapshot(lambda: self.caches.snapshot(gw))
-        if self.options.extproc_mtls and self.options.extproc_address is None and snap.gateway_object:
+        if self.options.extproc_mtls and snap.gateway_object:
             snap = replace(snap, extproc_tls=self._tls_material(gw))
         hosts = hostnames_to_resolve(snap, self.options)
         if hosts:

@@ -86,18 +86,17 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
         build_extension_policy(snap, options),
         *build_traffic_policies(snap, options),
     ]
-    if options.extproc_address is not None:
-        objs.append(build_extproc_backend(snap, options))
-    else:
+    if options.extproc_address is None:
         ordered = [r.route for r in res.routes]
         objs.append(build_extproc_deployment(snap, options, routes=ordered))
         objs.append(build_extproc_service(snap))
-        if options.extproc_mtls:
-            # no material yet (the reconcile adds it): no Deployment would start, so no policy either
-            if not snap.extproc_tls:
-                return GatewayBuild(cfg, (), routes, filters, conds, failures, None)
-            objs += build_extproc_tls_secrets(snap)
-            objs.append(build_extproc_backend(snap, options))
+    if options.extproc_mtls:
+        # no material yet (the reconcile adds it): no ext_proc could serve TLS, so no policy either
+        if not snap.extproc_tls:
+            return GatewayBuild(cfg, (), routes, filters, conds, failures, None)
+        objs += build_extproc_tls_secrets(snap)
+    if options.extproc_address is not None or options.extproc_mtls:
+        objs.append(build_extproc_backend(snap, options))
     used_hosts = res.used_hostnames()
     ttls = [snap.dns[h].ttl for h in used_hosts if h in snap.dns]
     requeue = clamp_requeue(min(ttls)) if ttls else (MAX_REQUEUE_SECONDS if used_hosts else None)

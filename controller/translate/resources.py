@@ -316,32 +316,31 @@ def build_traffic_policies(snap: Snapshot, options: BuildOptions) -> list[Json]:
 
 
 def build_extproc_backend(snap: Snapshot, options: BuildOptions) -> Json:
-    """The EG ``Backend`` the EnvoyExtensionPolicy points at: an ext_proc outside the cluster
-    (``--extproc-address``), or (``--extproc-mtls``) the ext_proc's Service by name over TLS: Envoy checks the
-    server certificate against the Gateway's CA and presents its client certificate (both from
-    ``extproc_client_secret``)."""
+    """The EG ``Backend`` the EnvoyExtensionPolicy points at: the ext_proc's Service by name, or an ext_proc
+    outside the cluster (``--extproc-address``). With ``--extproc-mtls``, over mutual TLS: Envoy sends the
+    Service's hostname as SNI, checks the server certificate against the Gateway's CA and for that name (Envoy
+    Gateway matches the SAN to the SNI), and presents its client certificate (all from
+    ``extproc_client_secret``), wherever the ext_proc runs: an outside one serves the same material."""
     addr = options.extproc_address
     name = n.extproc_name(snap.gateway.name)
-    spec: Json
-    if addr is None:
-        host = n.service_hostname(
-            name=name, namespace=snap.gateway.namespace, cluster_domain=options.cluster_domain
-        )
-        client = n.extproc_client_secret(snap.gateway.name)
-        spec = {
-            "endpoints": [{"fqdn": {"hostname": host, "port": n.EXTPROC_GRPC_PORT}}],
-            "tls": {
-                "caCertificateRefs": [{"group": SECRET.group, "kind": SECRET.kind, "name": client}],
-                "sni": host,
-                "clientCertificateRef": {"group": SECRET.group, "kind": SECRET.kind, "name": client},
-            },
-        }
-    else:
+    host = n.service_hostname(
+        name=name, namespace=snap.gateway.namespace, cluster_domain=options.cluster_domain
+    )
+    endpoint: Json = {"fqdn": {"hostname": host, "port": n.EXTPROC_GRPC_PORT}}
+    if addr is not None:
         try:
             ipaddress.ip_address(addr.host)
-            spec = {"endpoints": [{"ip": {"address": addr.host, "port": addr.port}}]}
+            endpoint = {"ip": {"address": addr.host, "port": addr.port}}
         except ValueError:
-            spec = {"endpoints": [{"fqdn": {"hostname": addr.host, "port": addr.port}}]}
+            endpoint = {"fqdn": {"hostname": addr.host, "port": addr.port}}
+    spec: Json = {"endpoints": [endpoint]}
+    if options.extproc_mtls:
+        client = n.extproc_client_secret(snap.gateway.name)
+        spec["tls"] = {
+            "caCertificateRefs": [{"group": SECRET.group, "kind": SECRET.kind, "name": client}],
+            "sni": host,
+            "clientCertificateRef": {"group": SECRET.group, "kind": SECRET.kind, "name": client},
+        }
     return with_desired_hash(
         {
             **_type(Backend.KIND_INFO),
@@ -506,7 +505,12 @@ def build_extproc_deployment(
             {"name": "grpc", "containerPort": n.EXTPROC_GRPC_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": n.EXTPROC_METRICS_PORT, "protocol": "TCP"},
         ],
-        "readinessProbe": {"grpc": {"port": n.EXTPROC_GRPC_PORT}, "periodSeconds": 5},
+        # the kubelet's gRPC probe speaks plaintext only: a TLS-only port would never be Ready
+        "readinessProbe": (
+            {"httpGet": {"path": "/health", "port": n.EXTPROC_METRICS_PORT}, "periodSeconds": 5}
+            if options.extproc_mtls
+            else {"grpc": {"port": n.EXTPROC_GRPC_PORT}, "periodSeconds": 5}
+        ),
         "livenessProbe": {
             "httpGet": {"path": "/health", "port": n.EXTPROC_METRICS_PORT},
             "periodSeconds": 10,

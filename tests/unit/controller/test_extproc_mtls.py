@@ -12,7 +12,7 @@ from cryptography import x509
 
 from controller.gateway.certs import KeyPair
 from controller.gateway.extproc_tls import KEYS, LEAF_VALIDITY, RENEW_BEFORE, ensure_material
-from controller.translate import BuildOptions, Snapshot, build_gateway
+from controller.translate import BuildOptions, ExtprocAddress, Snapshot, build_gateway
 from tests.unit.controller.objects import (
     GW,
     attached_policies,
@@ -82,6 +82,8 @@ def test_the_objects_wire_the_material() -> None:
     (c,) = dep["spec"]["template"]["spec"]["containers"]
     args = c["args"]
     assert args[args.index("--tls-client-ca") + 1] == "/etc/ai-gateway/tls/ca.crt"
+    assert "grpc" not in c["readinessProbe"], "the kubelet's gRPC probe can't speak TLS"
+    assert c["readinessProbe"]["httpGet"] == {"path": "/health", "port": 9190}
     tls = next(v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "tls")
     assert [i["key"] for i in tls["secret"]["items"]] == ["tls.crt", "tls.key", "ca.crt"]  # never the CA key
     be = objs[("Backend", "ai-eg-extproc-gw")]["spec"]
@@ -106,3 +108,26 @@ def test_the_objects_wire_the_material() -> None:
 def test_no_material_yet_builds_no_gateway_object() -> None:
     b = build_gateway(replace(_snap(), extension_policies={}), MTLS)
     assert b.gateway_objects == () and b.http_routes == ()
+
+
+def test_an_outside_extproc_gets_the_same_material_and_the_service_name_as_sni() -> None:
+    """``--extproc-address`` with ``--extproc-mtls`` (the e2e harness): Envoy dials the outside address but
+    checks the server against the Gateway's CA for the Service's name, which the server certificate holds;
+    no Deployment or Service is made, the Secrets are (the outside ext_proc reads its server pair there)."""
+    m = ensure_material({}, dns_names=NAMES)
+    opts = replace(MTLS, extproc_address=ExtprocAddress.parse("127.0.0.1:1064"))
+    objs = _by_kind(build_gateway(one_route_snapshot(options=opts, extproc_tls=m), opts).gateway_objects)
+    assert ("Deployment", "ai-eg-extproc-gw") not in objs and ("Service", "ai-eg-extproc-gw") not in objs
+    assert ("Secret", "ai-eg-extproc-gw-tls") in objs and ("Secret", "ai-eg-extproc-gw-client") in objs
+    be = objs[("Backend", "ai-eg-extproc-gw")]["spec"]
+    assert be["endpoints"] == [{"ip": {"address": "127.0.0.1", "port": 1064}}]
+    assert (
+        be["tls"]["sni"] == NAMES[0]
+        and be["tls"]["clientCertificateRef"]["name"] == "ai-eg-extproc-gw-client"
+    )
+    sans = _pair(m, "tls.crt", "tls.key").cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert be["tls"]["sni"] in sans.value.get_values_for_type(x509.DNSName)
+    eep = objs[("EnvoyExtensionPolicy", "ai-eg-extproc-gw")]
+    assert eep["spec"]["extProc"][0]["backendRefs"][0]["port"] == 1064
+    # no material yet: nothing (the reconcile issues it first)
+    assert build_gateway(one_route_snapshot(options=opts, extension_policies={}), opts).gateway_objects == ()
