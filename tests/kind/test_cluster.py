@@ -76,17 +76,26 @@ def chat(url: str, model: str) -> tuple[int, dict[str, object]]:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, json.loads(answer.read())
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
+        raw = e.read()
+        try:
+            return e.code, json.loads(raw or b"{}")
+        except json.JSONDecodeError:  # Envoy's own plain-text answers (e.g. 503 "no healthy upstream")
+            return e.code, {"body": raw.decode(errors="replace")}
 
 
 def served_chat(url: str, model: str) -> dict[str, object]:
     """The first 200 answer for the model, polling up to 3 min: the kubelet refreshes the ext_proc's ConfigMap
-    volume (where a route change arrives) within about a minute."""
-    status, answer = chat(url, model)
+    volume (where a route change arrives) within about a minute. Until then any answer, or a dropped
+    connection (the route's cluster may still be warming), means "not yet"."""
     deadline = time.monotonic() + 180
-    while status != 200 and time.monotonic() < deadline:
+    while True:
+        try:
+            status, answer = chat(url, model)
+        except (urllib.error.URLError, OSError) as e:
+            status, answer = 0, {"error": repr(e)}
+        if status == 200 or time.monotonic() > deadline:
+            break
         time.sleep(2)
-        status, answer = chat(url, model)
     assert status == 200, answer
     return answer
 
