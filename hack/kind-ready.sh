@@ -2,7 +2,7 @@
 # Whether the kind tier (make kind-up AIGW_KIND_LOCAL=1, make test-kind) can run here without the cold builds:
 # .ci/run asks before running it. Ready means docker answers and every image the cluster needs is either in
 # docker's store or has its Go-built parts in the cache, so what is left is docker builds and the cluster (minutes),
-# never the ~50 min of cold Go builds the README measures. Read-only: it builds and changes nothing.
+# never the ~17 min of cold builds the README measures. Read-only: it builds and changes nothing.
 # Exit 0 printing "ready: ..." on stdout; exit 1 printing why not (one line).
 #
 # Environment: the image scripts' (AIGW_CACHE_DIR, AIGW_IMAGE_PREFIX, KIND_VERSION, K8S_VERSION, EG_VERSION).
@@ -33,7 +33,7 @@ if ! has_image "$PREFIX/envoy-gateway:v$EG_VERSION"; then
 fi
 
 if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "the kind images need cold Go builds (~50 min on 2 cores; make kind-images builds them): missing ${missing[*]}"
+  echo "the kind images need cold builds (~17 min on 2 cores after make envtest; make kind-images builds them): missing ${missing[*]}"
   exit 1
 fi
 echo "ready: docker answers, and the kind images are built or their Go builds are cached in $CACHE_ROOT"
