@@ -18,10 +18,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 .PHONY: setup
-setup: $(VENV)/.installed system-packages ## Create .venv with the project and the dev tools; install dnsmasq and wrk if missing
+setup: $(VENV)/.installed system-packages ## Create .venv with the project and the dev tools; install dnsmasq, redis-server and wrk if missing
 
 .PHONY: system-packages
-system-packages: ## Install the system programs the tests need (dnsmasq-base, wrk) when missing: apt-get as root, else print the command
+system-packages: ## Install the system programs the tests need (dnsmasq-base, redis-server, wrk) when missing: apt-get as root, else print the command
 	@bash hack/system-packages.sh
 
 .PHONY: run
@@ -41,19 +41,23 @@ test-unit: setup ## Unit tests only (no real parts needed)
 	$(PYTEST) -q tests/unit
 
 .PHONY: test-integration
-test-integration: setup envtest helm registry ## Integration tests against the real kube-apiserver, etcd, Envoy and DNS
+test-integration: setup envtest helm registry ratelimit ## Integration tests against the real kube-apiserver, etcd, Envoy and DNS
 	$(PYTEST) -q tests/integration
 
 .PHONY: envoy-gateway
 envoy-gateway: setup ## Build envoy-gateway v1.9.0 (go install) and seed Envoy 1.39.0 for its Host infrastructure (idempotent)
 	bash hack/setup-envoy-gateway.sh >/dev/null
 
+.PHONY: ratelimit
+ratelimit: ## Build Envoy's rate limit service (github.com/envoyproxy/ratelimit, Envoy Gateway v1.9.0's pin; go install) into the cache (idempotent)
+	bash hack/setup-ratelimit.sh >/dev/null
+
 .PHONY: epp
 epp: ## Build the Inference Extension's endpoint picker (EPP v1.5.0, go install) and its CRDs into the cache (idempotent)
 	bash hack/setup-epp.sh >/dev/null
 
 .PHONY: test-e2e
-test-e2e: setup envtest envoy-gateway ## End-to-end: real API server, Envoy Gateway, Envoy, DNS, our controller and ext_proc (serial; root)
+test-e2e: setup envtest envoy-gateway ratelimit ## End-to-end: real API server, Envoy Gateway, Envoy, DNS, rate limit service + Redis, our controller and ext_proc (serial; root)
 	$(PYTEST) -q -p no:cacheprovider tests/e2e
 
 .PHONY: helm

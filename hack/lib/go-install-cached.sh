@@ -4,7 +4,9 @@
 #   go_install_cached <tag> <out-dir> <module>@<version> <package> <ldflags> <expected version output> <version args...>
 #
 # Builds <package>@<version> into <out-dir>/bin (GOBIN), checks that `<binary> <version args...>` prints
-# something starting with or containing <expected version output>, and only then moves it into place.
+# something starting with or containing <expected version output>, and only then moves it into place. With no
+# version args (a server that has no version flag and would start serving), `go version -m <binary>` is checked
+# instead: the build info must name <expected version output> (e.g. the module's path and version).
 # Errors end with one "[<tag>] ERROR: ..." line naming the cause (no Go, too old a Go, unreachable proxy).
 
 go_install_cached() {
@@ -36,8 +38,13 @@ go_install_cached() {
     rm -rf "$out/bin.tmp"
     GOBIN="$out/bin.tmp" go install -trimpath -ldflags "$ldflags" "$pkg@$version" \
       || { printf '[%s] ERROR: go install %s@%s failed\n' "$tag" "$pkg" "$version" >&2; exit 1; }
-    got=$("$out/bin.tmp/$name" "$@" 2>&1) \
-      || { printf '[%s] ERROR: the built %s does not run: %s\n' "$tag" "$name" "$got" >&2; exit 1; }
+    if [[ $# -eq 0 ]]; then
+      got=$(go version -m "$out/bin.tmp/$name" 2>&1) \
+        || { printf '[%s] ERROR: the built %s is no Go binary: %s\n' "$tag" "$name" "$got" >&2; exit 1; }
+    else
+      got=$("$out/bin.tmp/$name" "$@" 2>&1) \
+        || { printf '[%s] ERROR: the built %s does not run: %s\n' "$tag" "$name" "$got" >&2; exit 1; }
+    fi
     [[ "$got" == *"$expect"* ]] \
       || { printf "[%s] ERROR: the built %s reports '%s', expected %s\n" "$tag" "$name" "$got" "$expect" >&2; exit 1; }
     mv "$out/bin.tmp/$name" "$out/bin/$name"
