@@ -83,6 +83,22 @@ def _credential_metadata(credential: dict[str, str]) -> dict[str, dict[str, str]
     return {hdr.CREDENTIAL_METADATA_NAMESPACE: credential} if credential else None
 
 
+EPP_WARNING_INTERVAL: Final = 10.0
+"""Seconds between two warnings about one pool's failing endpoint picker (the metric counts every one)."""
+_epp_warned: dict[str, float] = {}
+
+
+def _warn_epp_failure(pool: str, message: str) -> None:
+    """Log a pool's EPP failure as a warning at most every ``EPP_WARNING_INTERVAL`` (an EPP that is down
+    fails every request; the log must not drown), at debug otherwise."""
+    now = time.monotonic()
+    if now - _epp_warned.get(pool, -EPP_WARNING_INTERVAL) >= EPP_WARNING_INTERVAL:
+        _epp_warned[pool] = now
+        log.warning("pool %s: %s", pool, message)
+    else:
+        log.debug("pool %s: %s", pool, message)
+
+
 def _header_value(h: Any) -> str:
     raw: bytes = h.raw_value
     return raw.decode("utf-8", "replace") if raw else str(h.value)
@@ -352,7 +368,7 @@ class RequestProcessor:
         except EppUnavailableError as e:
             mode = "FailOpen" if epp.fail_open else "FailClose"
             self._deps.metrics.epp_failures.labels(pool.name, mode).inc()
-            log.warning("pool %s: %s (%s)", pool.name, e, mode)
+            _warn_epp_failure(pool.name, f"{e} ({mode})")
             if epp.fail_open:
                 out = self._pick(pool, model, parsed, raw, target=target, rule=None)
                 return out if isinstance(out, bytes) else await out

@@ -241,13 +241,17 @@ async def test_an_immediate_response_of_the_epp_reaches_the_client_in_openai_sha
 
 
 @pytest.mark.parametrize("mode", ["FailOpen", "FailClose"])
-async def test_an_epp_that_is_down(mode: str) -> None:
+async def test_an_epp_that_is_down(mode: str, caplog: pytest.LogCaptureFixture) -> None:
     # a port nothing listens on: connection refused
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     client = EppClient()
     _, resp = await _route(_config(port, mode=mode), client=client)
+    for _ in range(3):  # an EPP that is down fails every request: one warning, not one per request
+        await _route(_config(port, mode=mode), client=client)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "p.ns@v1" in r.getMessage()]
+    assert len(warnings) <= 1, [r.getMessage() for r in warnings]
     if mode == "FailOpen":
         assert _set_headers(resp)[hdr.ORIGINAL_DST_HEADER] in {f"{i}:{p}" for i, p in PODS}
         removed = resp.request_body.response.header_mutation.remove_headers
