@@ -60,6 +60,8 @@ from controller.translate.views import credential_use, needs_rotation, source_us
 log = logging.getLogger(__name__)
 
 CONDITION = "CredentialsRotated"
+BLOCKED_RECHECK = 30.0
+"""Seconds before a policy whose client secret can't be read is looked at again, absent events."""
 ROTATED, FAILED, EXPIRED, INVALID_REF = "Rotated", "RotationFailed", "CredentialsExpired", "InvalidReference"
 
 
@@ -250,18 +252,20 @@ class RotationReconciler:
         await self._set_condition(obj, (EXPIRED, msg, False))
         self.recorder.warning(obj, EXPIRED, msg)
 
-    async def _blocked(self, obj: Obj, key: ObjKey, current: Issued | None, why: str) -> Result | None:
-        """The inputs can't be read: nothing to try until they change (their events bring us back), but
-        credentials already issued still expire on time."""
+    async def _blocked(self, obj: Obj, key: ObjKey, current: Issued | None, why: str) -> Result:
+        """The inputs can't be read: nothing to try until they change. Their events bring us back; so does
+        ``BLOCKED_RECHECK``, in case a Secret's event came before the policy was in the cache (it then named
+        no policy). Credentials already issued still expire on time."""
         now = self.now()
         if current is not None and current.expires_at <= now:
             await self._delete_secret(key)
             self._issued.pop(key, None)
         msg = f"{why}; {_kept(current, now)}"
         await self._set_condition(obj, (INVALID_REF, msg, False))
+        wake = BLOCKED_RECHECK
         if current is not None and current.expires_at > now:
-            return Result(requeue_after=(current.expires_at - now).total_seconds())
-        return None
+            wake = min(wake, (current.expires_at - now).total_seconds())
+        return Result(requeue_after=wake)
 
     # --- I/O
 
