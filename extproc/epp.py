@@ -47,6 +47,8 @@ _RUNNING: set[asyncio.Task[None]] = set()
 PROCESS_METHOD: Final = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
 DESTINATION_METADATA_NAMESPACE: Final = "envoy.lb"
 CLOSE_GRACE_SECONDS: Final = 5.0
+MAX_CHANNELS: Final = 32
+"""EPP addresses kept connected at once (every EPP replica of every pool of the Gateway, with room)."""
 """How long a finished request's stream may take to end before it is cancelled."""
 
 
@@ -241,8 +243,12 @@ class EppClient:
         self._next = 0
 
     async def _channel(self, address: str, *, tls: bool) -> grpc.aio.Channel:
-        ch = self._channels.get((address, tls))
-        if ch is None:
+        key = (address, tls)
+        ch = self._channels.pop(key, None)
+        if ch is not None:
+            self._channels[key] = ch  # most recently used last
+        else:
+            self._forget_oldest()
             target = address
             if tls:
                 tunnel = self._tunnels.get(address)
@@ -252,8 +258,28 @@ class EppClient:
                     await tunnel.start()
                     self._tunnels[address] = tunnel
                 target = tunnel.target
-            ch = self._channels[(address, tls)] = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+            ch = self._channels[key] = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
         return ch
+
+    def _forget_oldest(self) -> None:
+        """Close the least recently used channel (and its tunnel) once ``MAX_CHANNELS`` are open, in the
+        background: EPP addresses change with their Services' DNS answers, and old ones must not pile up.
+        Streams still running on it get ``CLOSE_GRACE_SECONDS`` to end."""
+        if len(self._channels) < MAX_CHANNELS:
+            return
+        (address, tls), ch = next(iter(self._channels.items()))
+        del self._channels[(address, tls)]
+        tunnel = self._tunnels.pop(address, None) if tls else None
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await ch.close(grace=CLOSE_GRACE_SECONDS)
+            if tunnel is not None:
+                await tunnel.close()
+
+        task = asyncio.get_running_loop().create_task(close())
+        _RUNNING.add(task)
+        task.add_done_callback(_RUNNING.discard)
 
     async def start(self, target: EppTarget, *, headers: Mapping[str, str], body: bytes) -> EppSession:
         """Send the request to the EPP and wait for its decision (see the module doc)."""

@@ -25,6 +25,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
 from envoy.type.v3 import http_status_pb2
 
 from api import headers as hdr
+from extproc import epp as epp_module
 from extproc.epp import EppClient, valid_endpoint
 from extproc.metrics import Metrics
 from extproc.picker import RandomPicker
@@ -311,6 +312,18 @@ async def test_a_client_gone_mid_exchange_ends_the_epps_stream(fake_epp: tuple[F
 async def _cancelled(port: int, fake: FakeEpp) -> None:
     while not fake.cancelled:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
+
+
+async def test_old_epp_addresses_are_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(epp_module, "MAX_CHANNELS", 2)
+    client = EppClient()
+    for i in range(1, 4):
+        await client._channel(f"127.0.0.{i}:9002", tls=True)  # channels connect lazily: nothing listens
+    assert [a for a, _ in client._channels] == ["127.0.0.2:9002", "127.0.0.3:9002"]
+    tunnel_dirs = {a: t.path.parent for a, t in client._tunnels.items()}
+    assert set(tunnel_dirs) == {"127.0.0.2:9002", "127.0.0.3:9002"}
+    await client.close()
+    assert not any(d.exists() for d in tunnel_dirs.values())
 
 
 def test_valid_endpoint() -> None:
