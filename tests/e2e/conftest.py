@@ -22,13 +22,22 @@ import pytest
 
 from api.filterconfig import CONFIG_KEY
 from tests.e2e import artifacts, objects
-from tests.e2e.harness import ConfigMapProjector, Scenario, SecretProjector, Upstreams, scenario
+from tests.e2e.harness import (
+    ConfigMapProjector,
+    Scenario,
+    SecretProjector,
+    TLSProjector,
+    Upstreams,
+    project_atomically,
+    scenario,
+)
 from tests.e2e.kube import Kube
 from tests.e2e.processes import LoggedProcess, ProcessError
 from tests.realparts.controlplane import ControlPlane, ControlPlaneError
 from tests.realparts.dns import DnsServer, DnsServerError
 from tests.realparts.envoygateway import EG_NAMESPACE, EnvoyGateway, EnvoyGatewayError
 from tests.realparts.ports import free_port
+from tests.realparts.tinyca import TinyCA
 
 DNS_TTL = 5
 """Seconds: the TTL of every dnsmasq answer (scenario 6 expects traffic to move within it plus a little)."""
@@ -208,6 +217,14 @@ def extproc(addresses: Addresses, artifacts_dir: Path) -> Iterator[LoggedProcess
     config = artifacts_dir / "extproc" / CONFIG_KEY
     config.parent.mkdir(parents=True, exist_ok=True)
     host, port = addresses.extproc
+    tls = artifacts_dir / "extproc" / "tls"
+    # Mutual TLS only, as in the cluster. Until the first scenario's Gateway has its material (projected by
+    # tls_projector), it serves a throwaway pair no client holds.
+    boot = TinyCA("e2e bootstrap, trusted by nobody")
+    server = boot.issue("ai-gateway ext_proc", dns_names=("bootstrap.invalid",), server=True)
+    project_atomically(
+        tls, {"tls.crt": server.cert_pem, "tls.key": server.key_pem, "ca.crt": boot.pair.cert_pem}
+    )
     proc = LoggedProcess(
         "aigw-extproc",
         [
@@ -220,6 +237,8 @@ def extproc(addresses: Addresses, artifacts_dir: Path) -> Iterator[LoggedProcess
             addresses.extproc_metrics,
             "--log-level",
             "info",
+            *("--tls-cert", str(tls / "tls.crt"), "--tls-key", str(tls / "tls.key")),
+            *("--tls-client-ca", str(tls / "ca.crt")),
         ],
         artifacts_dir,
     ).start()
@@ -256,6 +275,7 @@ def controller(
             f"{xhost}:{xport}",
             "--extproc-auth-dir",
             str(artifacts_dir / "extproc" / "auth"),  # where auth_projector writes the auth Secret
+            "--extproc-mtls",  # the Gateway's TLS material: tls_projector gives the ext_proc its part
             "--metrics-address",
             addresses.controller_metrics,
             "--health-address",
@@ -302,6 +322,15 @@ def auth_projector(kube: Kube, extproc: LoggedProcess, artifacts_dir: Path) -> I
     artifacts.unregister("auth-projector")
 
 
+@pytest.fixture(scope="session")
+def tls_projector(kube: Kube, extproc: LoggedProcess, artifacts_dir: Path) -> Iterator[TLSProjector]:
+    p = TLSProjector(kube, artifacts_dir / "extproc" / "tls", artifacts_dir / "tls-projector.log")
+    artifacts.register("tls-projector", lambda: [p.log])  # the log only: never the keys
+    yield p
+    p.stop()
+    artifacts.unregister("tls-projector")
+
+
 @pytest.fixture
 def upstreams() -> Iterator[Upstreams]:
     u = Upstreams()
@@ -317,6 +346,7 @@ def scn(
     extproc: LoggedProcess,
     projector: ConfigMapProjector,
     auth_projector: SecretProjector,
+    tls_projector: TLSProjector,
     upstreams: Upstreams,
     addresses: Addresses,
 ) -> Iterator[Scenario]:
@@ -330,6 +360,7 @@ def scn(
         envoy_gateway=envoy_gateway,
         projector=projector,
         auth_projector=auth_projector,
+        tls_projector=tls_projector,
         upstreams=upstreams,
         extproc_metrics=addresses.extproc_metrics,
     ) as s:

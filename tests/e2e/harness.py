@@ -7,6 +7,9 @@ Contracts:
   ``..data`` swap does), every time its content changes. ``writes`` counts the files written.
   ``SecretProjector(kube, directory)`` does the same for the Gateway's auth Secret: every key, decoded, as a
   file of ``directory`` (where the controller's ``--extproc-auth-dir`` points), as the kubelet mounts it.
+  ``TLSProjector(kube, directory)`` projects the ext_proc's server pair and client CA from the Gateway's TLS
+  Secret (the controller's ``--extproc-mtls``), swapped atomically as the kubelet does, where the ext_proc's
+  ``--tls-*`` flags point.
 - ``Upstreams``: ``start(name, host, port)`` runs an ``aigw.upstream.FakeUpstream`` in a thread; ``close()``
   stops them all. Pool members share the InferencePool's ``targetPortNumber``: pick it with
   ``tests.realparts.ports.common_port(hosts)``.
@@ -26,6 +29,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -34,6 +38,7 @@ from typing import Any
 
 from aigw.upstream import FakeUpstream, serve_in_thread
 from api.filterconfig import CONFIG_KEY
+from controller.translate.names import extproc_tls_secret
 from tests.e2e import objects
 from tests.e2e.client import chat
 from tests.e2e.kube import Kube, Obj, wait_for
@@ -163,6 +168,53 @@ class SecretProjector(ConfigMapProjector):
             f.write(f"---- projected {len(data)} keys (write #{self.writes})\n")
 
 
+def project_atomically(directory: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` into ``directory`` as the kubelet's atomic writer mounts a Secret: the content in a
+    new hidden directory, ``..data`` swapped to it by one rename, each file a symlink through ``..data``. A
+    reader never sees a new certificate with an old key, and a stat through the symlink sees a new inode."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = directory / f"..{time.time_ns()}"
+    stamp.mkdir()
+    for key, value in files.items():
+        (stamp / key).write_bytes(value)
+    link = directory / "..data_tmp"
+    link.unlink(missing_ok=True)
+    link.symlink_to(stamp.name)
+    link.replace(directory / "..data")
+    for key in files:
+        if not (directory / key).is_symlink():
+            (directory / key).unlink(missing_ok=True)
+            (directory / key).symlink_to(f"..data/{key}")
+    for old in directory.glob("..[0-9]*"):
+        if old != stamp:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+class TLSProjector(SecretProjector):
+    """Projects the ext_proc's part of a Gateway's TLS Secret (``ai-eg-extproc-<gw>-tls``): ``tls.crt``,
+    ``tls.key`` and ``ca.crt`` (never ``ca.key``, as the Deployment's volume ``items`` do), atomically (see
+    ``project_atomically``). Following another Secret keeps the files until its first content: the ext_proc
+    keeps serving the last material, as a pod keeps its mount."""
+
+    KEYS = ("tls.crt", "tls.key", "ca.crt")
+
+    def _clear(self) -> None:
+        pass
+
+    def _project(self, data: dict[str, str]) -> None:
+        if not all(k in data for k in self.KEYS):
+            return
+        content = json.dumps({k: data[k] for k in self.KEYS}, sort_keys=True)
+        with self._lock:
+            if content == self.content:
+                return
+            project_atomically(self.path, {k: base64.b64decode(data[k]) for k in self.KEYS})
+            self.content = content
+            self.writes += 1
+        with self.log.open("a") as f:
+            f.write(f"---- projected the TLS files (write #{self.writes})\n")
+
+
 class Upstreams:
     """Fake OpenAI upstreams in threads, each on its own loopback address."""
 
@@ -221,6 +273,7 @@ class Scenario:
         upstreams: Upstreams,
         extproc_metrics: str,
         auth_projector: SecretProjector | None = None,
+        tls_projector: TLSProjector | None = None,
     ) -> None:
         self.ns = name
         self.gateway = "gw"
@@ -228,6 +281,7 @@ class Scenario:
         self.eg = envoy_gateway
         self.projector = projector
         self.auth_projector = auth_projector
+        self.tls_projector = tls_projector
         self.upstreams = upstreams
         self.extproc_metrics = extproc_metrics
         self.port = objects.listener_port()
@@ -238,6 +292,8 @@ class Scenario:
         self.projector.follow(self.ns, CONFIGMAP_PREFIX + self.gateway)
         if self.auth_projector is not None:
             self.auth_projector.follow(self.ns, CONFIGMAP_PREFIX + self.gateway)  # the auth Secret's name
+        if self.tls_projector is not None:
+            self.tls_projector.follow(self.ns, extproc_tls_secret(self.gateway))
         self.apply(objects.gateway(self.gateway, self.ns, self.port))
         return self
 
