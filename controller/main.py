@@ -100,11 +100,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--extproc-mtls",
-        action="store_true",
-        help="mutual TLS between Envoy and each in-cluster ext_proc: per Gateway a CA, a server certificate "
-        "for the ext_proc (which then accepts only that CA's clients) and a client certificate Envoy Gateway "
-        "presents through a Backend; kept in Secrets ai-eg-extproc-<gw>-tls/-client, renewed 30 days before "
-        "expiry",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="mutual TLS between Envoy and each Gateway's ext_proc (on by default): per Gateway a CA, a "
+        "server certificate for the ext_proc (which then accepts only that CA's clients) and a client "
+        "certificate Envoy Gateway presents through a Backend; kept in Secrets ai-eg-extproc-<gw>-tls and "
+        "ai-eg-extproc-<gw>-client, renewed 30 days before expiry. With --extproc-address, the outside "
+        "ext_proc must serve the server pair and CA of the -tls Secret. --no-extproc-mtls: a plaintext "
+        "ext_proc port, for when something else protects it (a service mesh's mTLS)",
     )
     p.add_argument(
         "--extension-server-address",

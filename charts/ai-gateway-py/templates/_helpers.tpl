@@ -49,6 +49,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 - {{ printf "--max-body-bytes=%s" $c.maxBodyBytes | quote }}
 {{- if $c.extprocMtls }}
 - --extproc-mtls
+{{- else }}
+- --no-extproc-mtls
 {{- end }}
 - {{ printf "--extension-server-address=0.0.0.0:%d" (int $c.extensionServerPort) | quote }}
 {{- if $c.leaderElect }}

@@ -31,7 +31,7 @@ FLAGS: dict[str, tuple[str, Any, Any]] = {
     "extproc_address": ("extprocAddress", "10.1.2.3:1063", "10.1.2.3:1063"),
     "extproc_auth_dir": ("extprocAuthDir", "/var/run/aigw-auth", "/var/run/aigw-auth"),
     "max_body_bytes": ("maxBodyBytes", "8Mi", 8 * 1024 * 1024),
-    "extproc_mtls": ("extprocMtls", True, True),
+    "extproc_mtls": ("extprocMtls", False, False),
     "extension_server_address": ("extensionServerPort", 9443, "0.0.0.0:9443"),
     "leader_elect": ("leaderElect", False, False),
     "leader_election_namespace": ("leaderElectionNamespace", "leases", "leases"),
