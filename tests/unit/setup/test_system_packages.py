@@ -50,19 +50,21 @@ def _apt_calls(tmp_path: Path) -> list[str]:
 
 
 def test_nothing_missing_is_silent_and_installs_nothing(tmp_path: Path) -> None:
-    result = _run(tmp_path=tmp_path, uid=0, present=("dnsmasq", "wrk"))
+    result = _run(tmp_path=tmp_path, uid=0, present=("dnsmasq", "redis-server", "wrk"))
     assert (result.returncode, result.stderr) == (0, "")
     assert _apt_calls(tmp_path) == []
 
 
 def test_root_updates_then_installs_exactly_the_missing_package(tmp_path: Path) -> None:
-    result = _run(tmp_path=tmp_path, uid=0, present=("dnsmasq",))
+    result = _run(tmp_path=tmp_path, uid=0, present=("dnsmasq", "redis-server"))
     assert result.returncode == 0, result.stderr
     assert _apt_calls(tmp_path) == ["update -qq", "install -y -qq wrk"]
 
 
 @pytest.mark.parametrize(
-    ("present", "packages"), [((), "dnsmasq-base wrk"), (("wrk",), "dnsmasq-base")], ids=["both", "dnsmasq"]
+    ("present", "packages"),
+    [((), "dnsmasq-base redis-server wrk"), (("redis-server", "wrk"), "dnsmasq-base")],
+    ids=["all", "dnsmasq"],
 )
 def test_non_root_prints_the_one_command_and_fails(
     tmp_path: Path, present: tuple[str, ...], packages: str
