@@ -153,7 +153,7 @@ def _parts(plan: Plan, workdir: Path) -> Iterator[tuple[SimReplicas, RunningEpp 
             SimReplicas(ips=ips, config=plan.sim_path, name="bench-sim", workdir=workdir / "sims")
         )
         epp = None
-        if "epp" in plan.pickers:
+        if {"epp", "aigw-epp"} & set(plan.pickers):
             _log("starting the API server (the EPP reads its pool's Pods from it)")
             cp = stack.enter_context(ControlPlane())
             epp = epp_for(control_plane=cp, endpoints=sims.endpoints, workdir=workdir / "epp")

@@ -6,7 +6,9 @@
   through the ORIGINAL_DST cluster as the controller configures it; every picker type ``api.picker`` declares
   is benchmarked (only ``random`` before it existed);
 - ``epp``: the Inference Extension's EPP v1.5.0 with its own Envoy configuration, restarted per run so its
-  prefix index starts empty as the replicas' caches do.
+  prefix index starts empty as the replicas' caches do;
+- ``aigw-epp``: the same EPP as a v1 pool's external endpoint picker behind our ext_proc (which speaks the
+  endpoint-picker protocol to it, ``extproc/epp.py``): what our gateway adds to the EPP's own data path.
 
 Each yields a ``Gateway``: Envoy's port, and the process ids whose CPU time the benchmark charges to it.
 """
@@ -55,7 +57,25 @@ def aigw_pickers() -> dict[str, str | None]:
 
 
 def all_pickers() -> list[str]:
-    return [*ENVOY_PICKERS, *aigw_pickers(), "epp"]
+    return [*ENVOY_PICKERS, *aigw_pickers(), "epp", "aigw-epp"]
+
+
+def external_picker_config(
+    *, endpoints: Sequence[Endpoint], models: Sequence[str], epp_port: int
+) -> dict[str, Any]:
+    """The filter config of ``aigw-epp``: the pool as a v1 pool whose endpoint the EPP on ``epp_port``
+    chooses (plaintext, as ``RunningEpp`` serves by default)."""
+    config = filter_config(endpoints=endpoints, models=models, picker=None)
+    config["uuid"] = "bench-aigw-epp"
+    pool = config["pools"][0]
+    pool["models"], pool["servesAnyModel"] = [], True
+    pool["externalPicker"] = {
+        "service": "epp.bench:9002",
+        "endpoints": [{"ip": "127.0.0.1", "port": epp_port}],
+        "targetPorts": sorted({e.port for e in endpoints}),
+        "tls": False,
+    }
+    return config
 
 
 def filter_config(
@@ -145,6 +165,23 @@ def gateway(
         try:
             with running_envoy(boot, workdir=workdir, log_level="warning") as envoy:
                 yield Gateway(port=port, envoy_pid=envoy.pid, picker_pids=(epp.proc.pid,))
+        finally:
+            epp.stop(keep_workdir=True)
+    elif picker == "aigw-epp":
+        if epp is None:
+            raise ValueError("the aigw-epp picker needs a RunningEpp")
+        epp.start()
+        assert epp.proc is not None
+        config_path = workdir / "filter-config.yaml"
+        fc = external_picker_config(endpoints=endpoints, models=models, epp_port=epp.grpc_port)
+        config_path.write_text(yaml.safe_dump(fc, sort_keys=False))
+        try:
+            with running_extproc(config_path=config_path, workdir=workdir, seed=1) as ext:
+                boot = gateway_bootstrap(
+                    listen_port=port, ext_proc_port=ext.grpc_port, backends={}, access_log=False
+                )
+                with running_envoy(boot, workdir=workdir, log_level="warning") as envoy:
+                    yield Gateway(port=port, envoy_pid=envoy.pid, picker_pids=(ext.proc.pid, epp.proc.pid))
         finally:
             epp.stop(keep_workdir=True)
     else:

@@ -12,7 +12,7 @@ from api.filterconfig import FilterConfig
 from bench.routing import report
 from bench.routing.loadgen import Outcome
 from bench.routing.run import DEFAULT_SIM, DEFAULT_WORKLOADS
-from bench.routing.setups import aigw_pickers, all_pickers, filter_config
+from bench.routing.setups import aigw_pickers, all_pickers, external_picker_config, filter_config
 from bench.routing.workload import Workload, WorkloadError, load_workload, make_trace
 from tests.realparts.simulators import Endpoint
 
@@ -63,11 +63,16 @@ def test_bad_workload_names_the_field(tmp_path: Path) -> None:
 def test_our_ext_proc_gets_a_valid_config_for_every_picker() -> None:
     eps = [Endpoint("127.0.0.81", 9000), Endpoint("127.0.0.82", 9000)]
     assert "aigw-random" in aigw_pickers()
-    assert all_pickers()[:2] == ["random", "least-request"] and all_pickers()[-1] == "epp"
+    assert all_pickers()[:2] == ["random", "least-request"] and all_pickers()[-2:] == ["epp", "aigw-epp"]
     for picker_type in aigw_pickers().values():
         fc = FilterConfig.model_validate(filter_config(endpoints=eps, models=["m", "a1"], picker=picker_type))
         (pool,) = fc.pools
         assert [e.address for e in pool.members[0].endpoints] == ["127.0.0.81:9000", "127.0.0.82:9000"]
+    fc = FilterConfig.model_validate(external_picker_config(endpoints=eps, models=["m"], epp_port=9002))
+    (pool,) = fc.pools
+    assert pool.serves_any_model and pool.external_picker is not None
+    assert [e.address for e in pool.external_picker.endpoints] == ["127.0.0.1:9002"]
+    assert pool.external_picker.target_ports == [9000] and not pool.external_picker.tls
 
 
 def _outcome(status: int, ttft: float | None, e2e: float | None, done_at: float) -> Outcome:
