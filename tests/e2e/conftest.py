@@ -280,6 +280,12 @@ def controller(
             addresses.controller_metrics,
             "--health-address",
             addresses.controller_health,
+            # a closed loopback port: no scenario's policy may make the credential rotation reach a public
+            # token endpoint
+            "--aws-sts-endpoint",
+            "http://127.0.0.1:9",
+            "--azure-authority-host",
+            "http://127.0.0.1:9",
         ],
         artifacts_dir,
     ).start()
