@@ -158,6 +158,7 @@ def bootstrap(
     ClientTrafficPolicy's ``connection.bufferLimit``); ``local_replies``: how Envoy's own answers are
     reshaped; ``extproc_tls``: Envoy reaches the ext_proc over mutual TLS with these files."""
     http_filters: list[dict[str, Any]] = [
+        _strip_client_internal_headers(),
         {
             "name": "envoy.filters.http.ext_proc",
             "typed_config": {
@@ -241,6 +242,20 @@ def bootstrap(
                 _extproc_cluster(ports.extproc, buffer_limit_bytes=buffer_limit_bytes, tls=extproc_tls),
                 dict(original_dst_cluster),
             ],
+        },
+    }
+
+
+def _strip_client_internal_headers() -> dict[str, Any]:
+    """A filter ahead of the ext_proc that drops a client's own copies of the headers only the ext_proc may
+    set. The ext_proc strips them too, but not from a request it refuses at its headers (no body): Envoy's
+    access log would then print the client's model and backend as if the gateway had chosen them."""
+    names = (headers.MODEL_NAME_HEADER, *headers.CLIENT_ROUTING_HEADERS)
+    return {
+        "name": "envoy.filters.http.header_mutation",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+            "mutations": {"request_mutations": [{"remove": n} for n in names]},
         },
     }
 

@@ -33,7 +33,8 @@ def test_the_ext_proc_may_write_the_credential_namespace_and_the_access_log_neve
         extproc=ExtProcSettings(),
     )
     hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    ext_proc = hcm["http_filters"][0]["typed_config"]
+    filters = {f["name"]: f["typed_config"] for f in hcm["http_filters"]}
+    ext_proc = filters["envoy.filters.http.ext_proc"]
     assert (
         hdr.CREDENTIAL_METADATA_NAMESPACE in ext_proc["metadata_options"]["receiving_namespaces"]["untyped"]
     )
