@@ -96,8 +96,9 @@ class Translation:
 def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict[str, Any]]:
     """The Gateway this standalone gateway plays, and its object.
 
-    ``requested`` (``--gateway``) wins; else the only Gateway in the inputs; else the only Gateway that the
-    AIGatewayRoutes target (a minimal Gateway object is made up for it). Raises ``ValueError`` otherwise.
+    ``requested`` (``--gateway``) wins when the inputs hold it or an AIGatewayRoute targets it; else the only
+    Gateway in the inputs; else the only Gateway that the AIGatewayRoutes target (a minimal Gateway object is
+    made up for it). Raises ``ValueError`` otherwise, naming the Gateways there are.
     """
     gateways = store.bodies("Gateway")
     targeted: list[ObjKey] = []
@@ -113,6 +114,11 @@ def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict
                 f"cannot tell which Gateway to serve (found: {names}): pass --gateway NAMESPACE/NAME"
             )
         requested = candidates[0]
+    elif requested not in gateways and requested not in targeted:
+        names = ", ".join(str(k) for k in [*gateways, *(k for k in targeted if k not in gateways)]) or "none"
+        raise ValueError(
+            f"Gateway {requested} is not in the inputs and no AIGatewayRoute targets it (found: {names})"
+        )
     if requested in gateways:
         return requested, gateways[requested]
     return requested, {
