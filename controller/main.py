@@ -37,13 +37,24 @@ DEFAULT_EXTPROC_IMAGE = "ghcr.io/ai-gateway-py/extproc:latest"
 LEADER_ELECTION_ID = "envoy-ai-gateway-controller"
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` only where the help text does not already say what the default is, and never
+    for a default of None or False (an unset option, a flag that is off), which would only add noise."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is False:
+            return text
+        return super()._get_help_string(action)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="aigw-controller",
         description="The AI Gateway controller: turns AIGatewayRoutes, AIServiceBackends, "
         "BackendSecurityPolicies, InferencePools and InferenceModels into one ext_proc config, HTTPRoutes "
         "and an EnvoyExtensionPolicy per Gateway, and serves the Envoy Gateway extension server.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument(
         "--kubeconfig",
