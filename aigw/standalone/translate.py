@@ -36,6 +36,7 @@ from api.objects import Obj, ObjKey
 from api.shared import BackendKind
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
 from controller.translate import (
+    CREDENTIALS_NOT_READY,
     BuildOptions,
     DnsAnswer,
     GatewayBuild,
@@ -394,7 +395,17 @@ def _auth_files(build: GatewayBuild) -> dict[str, bytes]:
     return {}
 
 
+NO_ROTATION_HINT = (
+    " (aigw run does not rotate credentials, so this never becomes ready here: use an APIKey policy or an"
+    " AWS credentialsFile)"
+)
+
+
 def _describe(status: ObjectStatus, store: Store) -> str:
     where = store.where(status.kind, status.key)
-    conds = "; ".join(f"{c.type}={c.status} {c.reason}: {c.message}" for c in status.problems())
+    conds = "; ".join(
+        f"{c.type}={c.status} {c.reason}: {c.message}"
+        + (NO_ROTATION_HINT if c.reason == CREDENTIALS_NOT_READY else "")
+        for c in status.problems()
+    )
     return f"{status.kind} {status.key} [{where}]: {conds}"

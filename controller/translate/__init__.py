@@ -43,7 +43,13 @@ from controller.translate.conditions import ObjectStatus, statuses
 from controller.translate.config import build_filter_config, config_hash, render_filter_config
 from controller.translate.gateway import GatewayBuild, build_gateway
 from controller.translate.names import extproc_name
-from controller.translate.resolve import Resolution, dns_failures, hostnames_to_resolve, resolve
+from controller.translate.resolve import (
+    CREDENTIALS_NOT_READY,
+    Resolution,
+    dns_failures,
+    hostnames_to_resolve,
+    resolve,
+)
 from controller.translate.resources import (
     build_auth_secret,
     build_config_map,
@@ -72,6 +78,7 @@ from controller.translate.views import (
 )
 
 __all__ = [
+    "CREDENTIALS_NOT_READY",
     "DEFAULT_MAX_BODY_BYTES",
     "BuildOptions",
     "DnsAnswer",
