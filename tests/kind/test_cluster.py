@@ -4,6 +4,9 @@ reaches the Envoy Pod through `kubectl port-forward` on 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
 import json
 import socket
 import subprocess
@@ -13,9 +16,11 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from tests.kind.conftest import CONTEXT, kubectl, kubectl_path
+from tests.realparts.extprocclient import chat_for
 
 MANIFESTS = Path(__file__).parent / "manifests"
 
@@ -50,18 +55,25 @@ def gateway_url(cluster: None) -> Iterator[str]:
     assert svc, "Envoy Gateway made no Service for the sample Gateway"
     kubectl("-n", "envoy-gateway-system", "wait", "--for=condition=Available", "deploy",
             "-l", "gateway.envoyproxy.io/owning-gateway-name=ai-gateway", "--timeout=180s")  # fmt: skip
+    with port_forward("envoy-gateway-system", svc.splitlines()[0], 80) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def port_forward(namespace: str, target: str, remote_port: int) -> Iterator[int]:
+    """``kubectl port-forward`` of ``target``'s ``remote_port`` to a free port on 127.0.0.1 (yielded)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     forward = subprocess.Popen(
-        [kubectl_path(), "--context", CONTEXT, "-n", "envoy-gateway-system", "port-forward",
-         "--address", "127.0.0.1", svc.splitlines()[0], f"{port}:80"],
+        [kubectl_path(), "--context", CONTEXT, "-n", namespace, "port-forward",
+         "--address", "127.0.0.1", target, f"{port}:{remote_port}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         assert forward.stdout is not None
         assert "Forwarding from" in forward.stdout.readline()
-        yield f"http://127.0.0.1:{port}"
+        yield port
     finally:
         forward.terminate()
         forward.wait(timeout=30)
@@ -140,3 +152,46 @@ def test_chat_through_an_inference_pool_of_model_server_pods(
         assert "member backend(s) resolved" in described
     finally:
         kubectl("delete", "--ignore-not-found", "-f", str(MANIFESTS / "pool.yaml"), check=False)
+
+
+def _ask_extproc(port: int, credentials: grpc.ChannelCredentials | None, sni: str) -> object:
+    """One hand-made request to the ext_proc through the port-forward: its answers, or the gRPC error."""
+
+    async def go() -> object:
+        target = f"127.0.0.1:{port}"
+        channel = (
+            grpc.aio.secure_channel(target, credentials, options=[("grpc.ssl_target_name_override", sni)])
+            if credentials is not None
+            else grpc.aio.insecure_channel(target)
+        )
+        async with channel:
+            try:
+                return await chat_for(channel, "any-model")
+            except grpc.aio.AioRpcError as e:
+                return e
+
+    return asyncio.run(go())
+
+
+def test_the_ext_proc_talks_only_to_a_client_with_the_gateways_certificate(
+    extproc_pod: dict[str, object],
+) -> None:
+    """Mutual TLS is the default: the ext_proc Pod became Ready (its probe is /health, not gRPC), and any
+    client of its Service but Envoy gets no stream: plaintext, or TLS without the client certificate; the
+    Gateway's client certificate gets one. (That Envoy itself gets through, so Envoy Gateway presented the
+    client certificate our extension server supplied, is what the chat tests above show.)"""
+    name = "ai-eg-extproc-ai-gateway"
+    data = json.loads(kubectl("get", "secret", f"{name}-client", "-o", "json"))["data"]
+    ca, cert, key = (base64.b64decode(data[k]) for k in ("ca.crt", "tls.crt", "tls.key"))
+    sni = f"{name}.default.svc.cluster.local"
+    with port_forward("default", f"svc/{name}", 1063) as port:
+        for what, creds in {
+            "plaintext": None,
+            "TLS without a client certificate": grpc.ssl_channel_credentials(root_certificates=ca),
+        }.items():
+            answer = _ask_extproc(port, creds, sni)
+            assert isinstance(answer, grpc.aio.AioRpcError), (what, answer)
+            assert answer.code() == grpc.StatusCode.UNAVAILABLE, (what, answer)
+        gateway = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+        answer = _ask_extproc(port, gateway, sni)
+        assert not isinstance(answer, grpc.aio.AioRpcError), answer
