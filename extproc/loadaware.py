@@ -33,6 +33,9 @@ from extproc.prefix import PrefixIndex, block_hashes, prompt_bytes
 from extproc.signals import EndpointSignals, SignalStore
 from extproc.snapshot import Pool, PoolEndpoint
 
+KNOWN_ADAPTERS = 4096
+"""How many adapter names the picker remembers (see ``LoadAwarePicker._adapters``)."""
+
 _Row = tuple[PoolEndpoint, EndpointSignals, float, float | None, float]
 """endpoint, signals, weighted load, KV use, failure penalty."""
 
@@ -78,7 +81,7 @@ class _Plan:
 class LoadAwarePicker:
     """The ``EndpointPicker`` for every pool: load-aware unless the pool's config says ``Random``."""
 
-    __slots__ = ("_plans", "_prefix", "_random", "_rng", "store")
+    __slots__ = ("_adapters", "_plans", "_prefix", "_random", "_rng", "store")
 
     def __init__(self, *, store: SignalStore, rng: random.Random) -> None:
         self.store = store
@@ -86,6 +89,10 @@ class LoadAwarePicker:
         self._random = RandomPicker(rng=rng)
         self._prefix: dict[str, tuple[int, PrefixIndex]] = {}
         self._plans: dict[int, _Plan] = {}
+        self._adapters: dict[str, None] = {}
+        """Target models some endpoint's metrics listed as a LoRA adapter (running or waiting), oldest
+        first, at most ``KNOWN_ADAPTERS``. Only these get LoRA affinity: a base model is never listed, and
+        remembering where we sent it would make the last endpoint that served it win every tie."""
 
     def prefix_index(self, pool: str, *, capacity: int) -> PrefixIndex:
         entry = self._prefix.get(pool)
@@ -152,12 +159,7 @@ class LoadAwarePicker:
             )
             matches = index.matches(hashes)
         w_lora = plan.w_lora
-        # LoRA affinity applies to adapters: targets some endpoint runs, queues or recently got from us
-        use_lora = w_lora > 0.0 and any(
-            target in r[1].recent_models
-            or (r[1].lora is not None and (target in r[1].lora.running or target in r[1].lora.waiting))
-            for r in rows
-        )
+        use_lora = w_lora > 0.0 and self._is_adapter(target, rows)
         best_latency = 0.0
         w_latency = plan.w_latency
         if w_latency > 0.0:
@@ -195,6 +197,23 @@ class LoadAwarePicker:
         if index is not None and hashes:
             index.record(hashes, chosen.address)
         return chosen
+
+    def _is_adapter(self, target: str, rows: list[_Row]) -> bool:
+        """Whether LoRA affinity applies to ``target``: some endpoint's metrics list it as an adapter now, or
+        listed it before (an idle adapter stays loaded but leaves the metrics)."""
+        adapters = self._adapters
+        if target in adapters:
+            return True
+        listed = any(
+            (lora := r[1].lora) is not None and (target in lora.running or target in lora.waiting)
+            for r in rows
+        )
+        if not listed:
+            return False
+        adapters[target] = None
+        if len(adapters) > KNOWN_ADAPTERS:
+            del adapters[next(iter(adapters))]
+        return True
 
 
 def _maybe_shed(request: PickRequest, *, least_sat: float, settings: pk.SaturationSettings) -> None:

@@ -212,9 +212,23 @@ def test_lora_remembers_where_it_sent_an_adapter() -> None:
         _scrape(store, clock, a, running=1, lora=full)
     first = picker.pick(_request(pool, target="sql")).address
     clock.t += 1
+    running_sql = LoraInfo(running=frozenset({"sql"}), waiting=frozenset(), max_lora=1)
+    _scrape(store, clock, first, running=1, lora=running_sql)  # the server lists it while it runs
+    picker.pick(_request(pool, target="sql"))
+    clock.t += 1
     for a in ADDRS:
         _scrape(store, clock, a, running=1, lora=full)  # "sql" finished: not listed anywhere
     assert Counter(picker.pick(_request(pool, target="sql")).address for _ in range(10)) == {first: 10}
+
+
+def test_lora_affinity_never_applies_to_a_base_model() -> None:
+    """A base model is never listed as an adapter: where we last sent it must not win every tie."""
+    clock, store, picker, pool = _setup()
+    slots = LoraInfo(running=frozenset({"x"}), waiting=frozenset(), max_lora=4)
+    for a in ADDRS:
+        _scrape(store, clock, a, running=1, lora=slots)
+    picks = Counter(picker.pick(_request(pool, target="base")).address for _ in range(200))
+    assert set(picks) == set(ADDRS)  # ties at random, not all on the first endpoint that served it
 
 
 def test_shedding_by_criticality() -> None:
