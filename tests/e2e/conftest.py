@@ -35,8 +35,16 @@ from tests.e2e.kube import Kube
 from tests.e2e.processes import LoggedProcess, ProcessError
 from tests.realparts.controlplane import ControlPlane, ControlPlaneError
 from tests.realparts.dns import DnsServer, DnsServerError
-from tests.realparts.envoygateway import EG_NAMESPACE, EnvoyGateway, EnvoyGatewayError
-from tests.realparts.ports import free_port
+from tests.realparts.envoygateway import EG_NAMESPACE, RATE_LIMIT_XDS_PORT, EnvoyGateway, EnvoyGatewayError
+from tests.realparts.ports import free_port, port_free_on
+from tests.realparts.ratelimit import (
+    RateLimitError,
+    RateLimitService,
+    RedisServer,
+    XdsSource,
+    ratelimit_binary,
+    redis_url,
+)
 from tests.realparts.tinyca import TinyCA
 
 DNS_TTL = 5
@@ -117,10 +125,14 @@ def running_envoy_gateway(
     kube: Kube,
     artifacts_dir: Path,
     extension_server: tuple[str, int] | None = None,
+    rate_limit_redis_url: str | None = None,
 ) -> Iterator[EnvoyGateway]:
     """Envoy Gateway (logs under ``<artifacts>/<name>``) with the Secrets a certgen job would have made."""
     eg = EnvoyGateway(
-        kubeconfig=control_plane.kubeconfig, extension_server=extension_server, workdir=artifacts_dir / name
+        kubeconfig=control_plane.kubeconfig,
+        extension_server=extension_server,
+        workdir=artifacts_dir / name,
+        rate_limit_redis_url=rate_limit_redis_url,
     )
     artifacts.register(name, lambda: [eg.log, *eg.envoy_run_logs()])
     try:
@@ -182,6 +194,9 @@ class Addresses:
     extproc_metrics: str
     controller_metrics: str
     controller_health: str
+    redis_port: int
+    """Where the rate limit service's Redis listens when a scenario asks for it (``rate_limit``); Envoy
+    Gateway's config names it from the start."""
 
 
 @pytest.fixture(scope="session")
@@ -192,6 +207,7 @@ def addresses() -> Addresses:
         extproc_metrics=f"127.0.0.1:{free_port()}",
         controller_metrics=f"127.0.0.1:{free_port()}",
         controller_health=f"127.0.0.1:{free_port()}",
+        redis_port=free_port(),
     )
 
 
@@ -302,9 +318,15 @@ def envoy_gateway(
     addresses: Addresses,
     artifacts_dir: Path,
 ) -> Iterator[EnvoyGateway]:
-    """Envoy Gateway with our extension server as its extensionManager."""
+    """Envoy Gateway with our extension server as its extensionManager, and global rate limiting on (the
+    service itself runs only for the scenarios that ask for ``rate_limit``)."""
     with running_envoy_gateway(
-        "envoy-gateway", control_plane, kube, artifacts_dir, extension_server=addresses.extension_server
+        "envoy-gateway",
+        control_plane,
+        kube,
+        artifacts_dir,
+        extension_server=addresses.extension_server,
+        rate_limit_redis_url=redis_url(addresses.redis_port),
     ) as eg:
         yield eg
 
@@ -372,3 +394,65 @@ def scn(
     ) as s:
         yield s
         extproc.check_alive()
+
+
+# ---- opt-in: the rate limit service Envoy Gateway's Kubernetes provider would deploy, and its Redis -------
+
+
+RATE_LIMIT_IP = "127.0.0.161"
+"""The loopback address our dnsmasq gives ``envoy-ratelimit``'s Service name (its gRPC port is a free one)."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    redis: RedisServer
+    service: RateLimitService
+
+
+@pytest.fixture
+def rate_limit(
+    envoy_gateway: EnvoyGateway, dns_server: DnsServer, addresses: Addresses, artifacts_dir: Path
+) -> Iterator[RateLimit]:
+    """Redis and ``envoy-ratelimit`` as processes, with the Service names of both ends (``envoy-gateway``'s,
+    where the service fetches its limits, and ``envoy-ratelimit``'s, where Envoy calls it) answered by our
+    dnsmasq. A scenario still has to point its Envoy's DNS at dnsmasq and at the service's port
+    (``tests/e2e/test_14_token_budget.py`` shows how)."""
+    names = {
+        objects.service_fqdn("envoy-gateway", EG_NAMESPACE): ["127.0.0.1"],
+        objects.service_fqdn("envoy-ratelimit", EG_NAMESPACE): [RATE_LIMIT_IP],
+    }
+    dns_server.set_records({**dns_server.records, **names})
+    try:
+        binary = ratelimit_binary()
+    except RateLimitError as e:
+        pytest.fail(str(e))
+    # the port Envoy Gateway's config names, unless something took it since (Envoy Gateway's Host
+    # infrastructure only validates that URL: the service gets the one Redis really listens on)
+    port = addresses.redis_port if port_free_on("127.0.0.1", addresses.redis_port) else free_port()
+    redis = RedisServer(port=port, workdir=artifacts_dir / "redis")
+    eg_host = objects.service_fqdn("envoy-gateway", EG_NAMESPACE)
+    xds = f"dns://{dns_server.address}:{dns_server.port}/{eg_host}"
+    service = RateLimitService(
+        binary=binary,
+        redis_url=redis.url,
+        grpc_host=RATE_LIMIT_IP,
+        config=XdsSource(
+            server=f"{xds}:{RATE_LIMIT_XDS_PORT}", certs=envoy_gateway.workdir / "config" / "certs"
+        ),
+        workdir=artifacts_dir / "ratelimit",
+    )
+    artifacts.register("rate limit", lambda: [service.log, redis.log])
+    try:
+        try:
+            redis.start()
+            service.start()
+        except RateLimitError as e:
+            pytest.fail(f"the rate limit service did not start: {e}")
+        yield RateLimit(redis=redis, service=service)
+        service.check_alive()
+    finally:
+        # the logs stay in the artifacts directory (removed with it when the whole session passed)
+        service.stop(keep_workdir=True)
+        redis.stop(keep_workdir=True)
+        artifacts.unregister("rate limit")
+        dns_server.set_records({k: v for k, v in dns_server.records.items() if k not in names})

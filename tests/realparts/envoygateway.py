@@ -13,6 +13,12 @@ topology Envoy Gateway accepts since v1.9.0; the README's e2e section says how i
 - With ``extension_server=(host, port)`` the config carries an ``extensionManager`` with hooks
   ``post: [VirtualHost, Translation]`` and every ``translation.*.includeAll`` on. Envoy Gateway blocks on an
   extension server that is down, so start ours first and stop it after ``stop()``.
+- With ``rate_limit_redis_url`` the config enables global rate limiting (``rateLimit.backend.redis.url``,
+  fail closed, a timeout a loaded machine meets): Envoy Gateway then serves the limits of every
+  ``BackendTrafficPolicy`` to the rate limit service over xDS on port 18001 (fixed, checked like the
+  others), and points each Envoy's ``ratelimit_cluster`` at
+  ``envoy-ratelimit.envoy-gateway-system.svc.cluster.local:8081``. Its Host infrastructure does not run that
+  service: ``tests/realparts/ratelimit.py`` does.
 - Envoy Gateway starts one Envoy per Gateway (func-e, no download). ``envoy_admin_addresses()`` reads the
   ``admin-address.txt`` files func-e writes; ``wait_for_listener(port)`` waits until an Envoy answers there.
 - Ports fixed by Envoy Gateway (xDS 18000, health 8081, controller metrics 8080, webhook 9443) make it one
@@ -61,6 +67,11 @@ FIXED_PORTS: dict[int, str] = {
     8080: "controller-runtime metrics",
     9443: "topology-injector webhook",
 }
+RATE_LIMIT_XDS_PORT = 18001
+"""Where Envoy Gateway serves the rate limit service's config (all interfaces) when rate limiting is on."""
+RATE_LIMIT_TIMEOUT = "5s"
+"""How long Envoy waits for the rate limit service (Envoy Gateway's default, 20 ms, is missed on a loaded
+machine)."""
 
 
 class EnvoyGatewayError(RuntimeError):
@@ -122,6 +133,7 @@ def envoy_gateway_config(
     admin_port: int,
     extension_server: tuple[str, int] | None,
     log_level: str = "info",
+    rate_limit_redis_url: str | None = None,
 ) -> dict[str, Any]:
     """The ``EnvoyGateway`` config document (pure; see the module docstring for what it selects).
 
@@ -172,6 +184,12 @@ def envoy_gateway_config(
             "service": {"fqdn": {"hostname": host, "port": port}},
             "failOpen": False,
         }
+    if rate_limit_redis_url is not None:
+        config["rateLimit"] = {
+            "backend": {"type": "Redis", "redis": {"url": rate_limit_redis_url}},
+            "timeout": RATE_LIMIT_TIMEOUT,
+            "failClosed": True,  # a request the service did not judge is refused, never let through unseen
+        }
     return config
 
 
@@ -186,9 +204,11 @@ class EnvoyGateway(RealPart):
         workdir: Path | None = None,
         start_timeout: float | None = None,
         log_level: str = "info",
+        rate_limit_redis_url: str | None = None,
     ) -> None:
         self.kubeconfig = Path(kubeconfig)
         self.extension_server = extension_server
+        self.rate_limit_redis_url = rate_limit_redis_url
         self.start_timeout = start_timeout or float(os.environ.get("AIGW_EG_START_TIMEOUT", "90"))
         self.log_level = log_level
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="aigw-envoy-gateway-"))
@@ -235,11 +255,17 @@ class EnvoyGateway(RealPart):
             admin_port=self.admin_port,
             extension_server=self.extension_server,
             log_level=self.log_level,
+            rate_limit_redis_url=self.rate_limit_redis_url,
         )
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self._spawn()
         self._wait_until(lambda: _http_ok("http://127.0.0.1:8081/readyz"), "the health probe /readyz")
         self._wait_until(lambda: tcp_open("127.0.0.1", 18000), "the xDS server on 18000")
+        if self.rate_limit_redis_url is not None:
+            self._wait_until(
+                lambda: tcp_open("127.0.0.1", RATE_LIMIT_XDS_PORT),
+                f"the rate limit xDS server on {RATE_LIMIT_XDS_PORT}",
+            )
 
     def _shutdown(self) -> None:
         """SIGTERM Envoy Gateway (it stops its Envoys), SIGKILL after 30 s; release the machine lock."""
@@ -324,7 +350,10 @@ class EnvoyGateway(RealPart):
             self._lock = None
 
     def _check_fixed_ports(self) -> None:
-        busy = [f"{port} ({what})" for port, what in FIXED_PORTS.items() if not port_free_on("0.0.0.0", port)]
+        fixed = dict(FIXED_PORTS)
+        if self.rate_limit_redis_url is not None:
+            fixed[RATE_LIMIT_XDS_PORT] = "rate limit xDS server"
+        busy = [f"{port} ({what})" for port, what in fixed.items() if not port_free_on("0.0.0.0", port)]
         if busy:
             who = subprocess.run(["ss", "-ltnp"], capture_output=True, text=True, check=False).stdout
             raise EnvoyGatewayError(
