@@ -38,6 +38,10 @@ OPERATIONS: Final = {
 }
 """Paths routed by the body's ``model``, and their ``gen_ai.operation.name``."""
 MODELS_PATH: Final = "/v1/models"
+OPERATION_METHODS: Final = ("POST",)
+"""The methods the ``OPERATIONS`` paths accept, as OpenAI's API does; any other gets 405."""
+MODELS_METHODS: Final = ("GET", "HEAD")
+"""The methods ``MODELS_PATH`` accepts (HEAD: Envoy's local reply drops the body); any other gets 405."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,8 +187,11 @@ class RequestProcessor:
         path = headers.get(":path", "")
         path = path.split("?", 1)[0]
         operation = OPERATIONS.get(path)
+        method = headers.get(":method", "")
         if operation is not None:
             self._operation = operation
+            if method not in OPERATION_METHODS:
+                return self._method_not_allowed(path, method, OPERATION_METHODS)
             if msg.end_of_stream:
                 return self._reject(
                     400,
@@ -195,6 +202,8 @@ class RequestProcessor:
                 )
             return self._prepared.strip_headers
         if path == MODELS_PATH:
+            if method not in MODELS_METHODS:
+                return self._method_not_allowed(path, method, MODELS_METHODS)
             self._outcome = "ok"
             return self._prepared.models
         return self._reject(
@@ -463,6 +472,18 @@ class RequestProcessor:
             return self._route_to_pool(fallback.target, parsed, raw, model_name=model, rule=None)
         return self._route_to_backend(fallback.target, parsed, raw, model=model)
 
+    def _method_not_allowed(self, path: str, method: str, allowed: tuple[str, ...]) -> bytes:
+        """405 with ``Allow``, as OpenAI answers a known path asked with the wrong method."""
+        allow = ", ".join(allowed)
+        return self._reject(
+            405,
+            "bad_request",
+            errors.INVALID_REQUEST,
+            "method_not_allowed",
+            f"method {method!r} is not allowed on {path}; use {allow}",
+            extra_headers=(("allow", allow),),
+        )
+
     def _reject(
         self,
         status: int,
@@ -472,10 +493,11 @@ class RequestProcessor:
         message: str,
         *,
         retry_after: int | None = None,
+        extra_headers: tuple[tuple[str, str], ...] = (),
     ) -> bytes:
         self._outcome = outcome
         log.debug("rejected %s %s: %s", status, code, message)
-        headers = [wire.JSON_CONTENT_TYPE]
+        headers = [wire.JSON_CONTENT_TYPE, *extra_headers]
         if retry_after is not None:
             headers.append(("retry-after", str(retry_after)))
         return wire.immediate(

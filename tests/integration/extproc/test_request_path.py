@@ -101,11 +101,35 @@ def test_unusable_bodies_get_400_openai_errors(gateway: Gateway, body: bytes) ->
     assert_openai_error(r.json(), code="invalid_body")
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
-def test_bodyless_model_requests_get_400(gateway: Gateway, method: str) -> None:
-    r = gateway.request("/v1/chat/completions", method=method)
+def test_bodyless_model_requests_get_400(gateway: Gateway) -> None:
+    r = gateway.request("/v1/chat/completions", method="POST")
     assert r.status == 400, r.body
     assert_openai_error(r.json(), code="missing_body")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", "/v1/chat/completions", "POST"),
+        ("PUT", "/v1/embeddings", "POST"),
+        ("POST", "/v1/models", "GET, HEAD"),
+        ("DELETE", "/v1/models", "GET, HEAD"),
+    ],
+)
+def test_a_wrong_method_gets_405_with_allow(gateway: Gateway, method: str, path: str, allow: str) -> None:
+    body = b'{"model": "gpt-a"}' if method in {"POST", "PUT"} else None
+    r = gateway.request(path, method=method, body=body)
+    assert r.status == 405, r.body
+    assert r.headers["allow"] == allow
+    assert r.headers["content-type"] == "application/json"
+    assert_openai_error(r.json(), code="method_not_allowed")
+    assert "x-upstream-name" not in r.headers
+
+
+def test_models_answers_head_without_a_body(gateway: Gateway) -> None:
+    r = gateway.request("/v1/models", method="HEAD")
+    assert r.status == 200
+    assert r.body == b""
 
 
 def test_unknown_model_gets_404_not_a_5xx(gateway: Gateway) -> None:

@@ -46,7 +46,12 @@ async def test_serves_health_and_streams_on_a_unix_socket(tmp_path: Path) -> Non
             )
 
             async def one_request() -> AsyncIterator[ep.ProcessingRequest]:
-                headers = core.HeaderMap(headers=[core.HeaderValue(key=":path", raw_value=b"/v1/models")])
+                headers = core.HeaderMap(
+                    headers=[
+                        core.HeaderValue(key=":path", raw_value=b"/v1/models"),
+                        core.HeaderValue(key=":method", raw_value=b"GET"),
+                    ]
+                )
                 yield ep.ProcessingRequest(
                     request_headers=ep.HttpHeaders(headers=headers, end_of_stream=True)
                 )
@@ -104,7 +109,10 @@ async def test_a_stream_that_ends_without_its_response_releases_the_in_flight_co
             )
             call = process()
             headers = core.HeaderMap(
-                headers=[core.HeaderValue(key=":path", raw_value=b"/v1/chat/completions")]
+                headers=[
+                    core.HeaderValue(key=":path", raw_value=b"/v1/chat/completions"),
+                    core.HeaderValue(key=":method", raw_value=b"POST"),
+                ]
             )
             await call.write(ep.ProcessingRequest(request_headers=ep.HttpHeaders(headers=headers)))
             await call.read()

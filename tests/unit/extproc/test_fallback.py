@@ -93,7 +93,10 @@ class _Gateway:
             ep.ProcessingRequest(
                 request_headers=ep.HttpHeaders(
                     headers=core.HeaderMap(
-                        headers=[core.HeaderValue(key=":path", raw_value=b"/v1/chat/completions")]
+                        headers=[
+                            core.HeaderValue(key=":path", raw_value=b"/v1/chat/completions"),
+                            core.HeaderValue(key=":method", raw_value=b"POST"),
+                        ]
                     )
                 )
             )

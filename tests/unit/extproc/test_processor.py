@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import orjson
 import pytest
 from envoy.config.core.v3 import base_pb2 as core
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ep
@@ -67,7 +68,7 @@ def _route(model: str, extra: dict[str, str] | None = None, seed: int = 1) -> An
 
 def test_headers_phase_strips_every_client_routing_header() -> None:
     proc = RequestProcessor(deps=_deps())
-    resp = _answer(proc.handle(_headers_msg({":path": "/v1/chat/completions"})))
+    resp = _answer(proc.handle(_headers_msg({":path": "/v1/chat/completions", ":method": "POST"})))
     removed = set(resp.request_headers.response.header_mutation.remove_headers)
     assert set(hdr.CLIENT_ROUTING_HEADERS) <= removed
 
@@ -115,6 +116,36 @@ def test_models_path_is_answered_from_the_config() -> None:
     assert resp.immediate_response.body == SNAPSHOT.models_body
 
 
+@pytest.mark.parametrize(
+    ("path", "method", "allow"),
+    [
+        ("/v1/chat/completions", "GET", "POST"),
+        ("/v1/embeddings", "PUT", "POST"),
+        ("/v1/completions", "", "POST"),
+        ("/v1/models", "POST", "GET, HEAD"),
+        ("/v1/models", "DELETE", "GET, HEAD"),
+    ],
+)
+def test_a_wrong_method_on_a_known_path_is_a_405_with_allow(path: str, method: str, allow: str) -> None:
+    proc = RequestProcessor(deps=_deps())
+    resp = _answer(proc.handle(_headers_msg({":path": path, ":method": method}, end_of_stream=True)))
+    ir = resp.immediate_response
+    assert ir.status.code == 405
+    headers = {h.header.key: h.header.raw_value.decode() for h in ir.headers.set_headers}
+    assert headers["allow"] == allow
+    assert headers["content-type"] == "application/json"
+    error = orjson.loads(ir.body)["error"]
+    assert error["code"] == "method_not_allowed"
+    assert path in error["message"] and allow in error["message"]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_models_path_answers_get_and_head(method: str) -> None:
+    proc = RequestProcessor(deps=_deps())
+    resp = _answer(proc.handle(_headers_msg({":path": "/v1/models", ":method": method}, end_of_stream=True)))
+    assert resp.immediate_response.status.code == 200
+
+
 PATHS = st.sampled_from(["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/x", ""])
 
 
@@ -132,7 +163,7 @@ def test_no_input_crashes_the_processor(
     first = _answer(proc.handle(_headers_msg({**headers, ":path": path}, end_of_stream=bodyless)))
     kind = first.WhichOneof("response")
     if kind == "immediate_response":
-        assert first.immediate_response.status.code in {200, 400, 404}
+        assert first.immediate_response.status.code in {200, 400, 404, 405}
     else:
         second = _answer(proc.handle(_body_msg(body)))
         assert second.WhichOneof("response") in {"request_body", "immediate_response"}
@@ -144,7 +175,7 @@ def test_no_input_crashes_the_processor(
 @given(st.binary(max_size=200), st.sampled_from(["200", "500", "abc", ""]), st.booleans())
 def test_any_response_is_processed_without_crashing(body: bytes, status: str, stream: bool) -> None:
     proc = RequestProcessor(deps=_deps())
-    proc.handle(_headers_msg({":path": "/v1/chat/completions"}))
+    proc.handle(_headers_msg({":path": "/v1/chat/completions", ":method": "POST"}))
     proc.handle(_body_msg(b'{"model": "m1", "stream": %s}' % (b"true" if stream else b"false")))
     proc.handle(
         ep.ProcessingRequest(
@@ -165,7 +196,7 @@ def test_any_response_is_processed_without_crashing(body: bytes, status: str, st
 
 def test_costs_go_into_dynamic_metadata_at_the_end_of_the_response() -> None:
     proc = RequestProcessor(deps=_deps())
-    proc.handle(_headers_msg({":path": "/v1/chat/completions"}))
+    proc.handle(_headers_msg({":path": "/v1/chat/completions", ":method": "POST"}))
     proc.handle(_body_msg(b'{"model": "m1"}'))
     proc.handle(
         ep.ProcessingRequest(
@@ -206,7 +237,7 @@ def test_a_custom_picker_sees_the_request_and_can_shed_it() -> None:
     rng = random.Random(3)
     deps = Dependencies(holder=ConfigHolder(SNAPSHOT), picker=picker, metrics=Metrics(), rng=rng)
     proc = RequestProcessor(deps=deps)
-    proc.handle(_headers_msg({":path": "/v1/chat/completions", "x-user": "u1"}))
+    proc.handle(_headers_msg({":path": "/v1/chat/completions", ":method": "POST", "x-user": "u1"}))
     resp = _answer(proc.handle(_body_msg(b'{"model": "p-model"}')))
     assert resp.immediate_response.status.code == 429
     assert b"shedding" in resp.immediate_response.body
@@ -220,7 +251,7 @@ def test_a_custom_picker_sees_the_request_and_can_shed_it() -> None:
 
 def _chat_with_usage(deps: Dependencies, usage: bytes) -> Any:
     proc = RequestProcessor(deps=deps)
-    proc.handle(_headers_msg({":path": "/v1/chat/completions"}))
+    proc.handle(_headers_msg({":path": "/v1/chat/completions", ":method": "POST"}))
     proc.handle(_body_msg(b'{"model": "m1"}'))
     status = core.HeaderMap(headers=[core.HeaderValue(key=":status", raw_value=b"200")])
     proc.handle(ep.ProcessingRequest(response_headers=ep.HttpHeaders(headers=status)))

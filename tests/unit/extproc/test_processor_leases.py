@@ -47,7 +47,7 @@ def _headers(pairs: dict[str, str], *, response: bool = False, end: bool = False
 
 def _routed(deps: Dependencies, *, stream: bool = False) -> tuple[RequestProcessor, Any]:
     proc = RequestProcessor(deps=deps)
-    proc.handle(_headers({":path": "/v1/chat/completions"}))
+    proc.handle(_headers({":path": "/v1/chat/completions", ":method": "POST"}))
     body = orjson.dumps(
         {"model": "p-model", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
     )
