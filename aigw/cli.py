@@ -17,7 +17,7 @@ from aigw.standalone.runner import (
     check,
     run,
 )
-from api.gatewayapi import byte_size
+from api.gatewayapi import buffer_limit
 from controller.translate import DEFAULT_MAX_BODY_BYTES, ObjKey
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples" / "standalone"
@@ -107,11 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-body-bytes",
-        type=_byte_size,
+        type=_buffer_limit,
         default=DEFAULT_MAX_BODY_BYTES,
         metavar="SIZE",
         help="largest request (and non-streamed response) body; bigger requests get 413 (bytes, or with "
-        "Ki/Mi/Gi; default 50Mi, as the controller's --max-body-bytes)",
+        "Ki/Mi/Gi; at least 32Ki; default 50Mi, as the controller's --max-body-bytes)",
     )
     p.add_argument(
         "--dns-server",
@@ -133,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _byte_size(value: str) -> int:
+def _buffer_limit(value: str) -> int:
     try:
-        return byte_size(value)
+        return buffer_limit(value)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 

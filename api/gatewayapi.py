@@ -69,6 +69,21 @@ def byte_size(value: str) -> int:
     return int(number) * mult
 
 
+MIN_BUFFER_LIMIT_BYTES = 32 * 1024
+"""The smallest request-body limit we accept: Envoy Gateway's own default ``bufferLimit`` (32Ki). Below it
+the gateway would refuse ordinary chat requests that Envoy Gateway alone lets through."""
+
+
+def buffer_limit(value: str) -> int:
+    """The request-body limit ``value`` in bytes (``byte_size``'s syntax), at least
+    ``MIN_BUFFER_LIMIT_BYTES``: the rule the controller's and ``aigw run``'s ``--max-body-bytes`` share.
+    Raises ValueError."""
+    size = byte_size(value)
+    if size < MIN_BUFFER_LIMIT_BYTES:
+        raise ValueError(f"must be at least 32Ki (Envoy Gateway's default), got {value!r}")
+    return size
+
+
 class LocalPolicyTargetReferenceWithSectionName(KubeModel):
     """A reference to an object in the same namespace, optionally to one of its sections (a listener)."""
 

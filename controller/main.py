@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from kubernetes_asyncio import client, config
 
-from api.gatewayapi import byte_size
+from api.gatewayapi import buffer_limit
 from api.headers import DEFAULT_EXTENSION_REF_NAME
 from controller.dns import DnsResolver
 from controller.extensionserver import ExtensionServer
@@ -152,10 +152,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--max-body-bytes",
-        type=_byte_size,
+        type=_buffer_limit,
         default=DEFAULT_MAX_BODY_BYTES,
         help="largest request (and non-streamed response) body a Gateway buffers; bigger requests get 413 "
-        "(bytes, or with a Ki/Mi/Gi suffix; default 50Mi)",
+        "(bytes, or with a Ki/Mi/Gi suffix; at least 32Ki; default 50Mi)",
     )
     p.add_argument("--concurrent-reconciles", type=int, default=4, help="Gateways reconciled at once")
     p.add_argument(
@@ -209,14 +209,11 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
     )
 
 
-def _byte_size(value: str) -> int:
+def _buffer_limit(value: str) -> int:
     try:
-        size = byte_size(value)
+        return buffer_limit(value)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-    if size < 32 * 1024:
-        raise argparse.ArgumentTypeError(f"must be at least 32Ki (Envoy Gateway's default), got {value!r}")
-    return size
 
 
 async def run(args: argparse.Namespace) -> int:
