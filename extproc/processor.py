@@ -108,6 +108,11 @@ def _header_value(h: Any) -> str:
     return raw.decode("utf-8", "replace") if raw else str(h.value)
 
 
+def _content_codings(value: str) -> list[str]:
+    """The codings a ``Content-Encoding`` value applies, other than ``identity`` (which changes nothing)."""
+    return [c for c in (t.strip().lower() for t in value.split(",")) if c and c != "identity"]
+
+
 class RequestProcessor:
     """The state of one request. Not thread-safe; one instance per ext_proc stream."""
 
@@ -192,6 +197,18 @@ class RequestProcessor:
             self._operation = operation
             if method not in OPERATION_METHODS:
                 return self._method_not_allowed(path, method, OPERATION_METHODS)
+            encodings = _content_codings(headers.get("content-encoding", ""))
+            if encodings:
+                # routing needs the JSON, and model servers take none: refused before the body is buffered
+                return self._reject(
+                    415,
+                    "bad_request",
+                    errors.INVALID_REQUEST,
+                    "unsupported_content_encoding",
+                    f"Content-Encoding {', '.join(encodings)} is not supported; "
+                    "send the JSON body uncompressed",
+                    extra_headers=(("accept-encoding", "identity"),),
+                )
             if msg.end_of_stream:
                 return self._reject(
                     400,

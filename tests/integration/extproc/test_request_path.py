@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 
 from tests.integration.extproc.bootstrap import BUFFER_LIMIT_BYTES
@@ -190,3 +192,13 @@ def test_models_lists_rule_and_pool_models_in_openai_shape(gateway: Gateway) -> 
     assert len(ids) == len(set(ids))
     assert all(m["object"] == "model" and isinstance(m["created"], int) for m in doc["data"])
     assert "x-upstream-name" not in r.headers  # answered by the ext_proc, no upstream involved
+
+
+def test_a_gzip_body_gets_415_naming_the_encoding_not_a_utf8_error(gateway: Gateway) -> None:
+    body = gzip.compress(b'{"model": "gpt-a", "messages": [{"role": "user", "content": "hi"}]}')
+    r = gateway.request("/v1/chat/completions", body=body, headers={"content-encoding": "gzip"})
+    assert r.status == 415, r.body
+    assert r.headers["accept-encoding"] == "identity"
+    assert_openai_error(r.json(), code="unsupported_content_encoding")
+    assert "gzip" in r.json()["error"]["message"]
+    assert "x-upstream-name" not in r.headers

@@ -163,7 +163,7 @@ def test_no_input_crashes_the_processor(
     first = _answer(proc.handle(_headers_msg({**headers, ":path": path}, end_of_stream=bodyless)))
     kind = first.WhichOneof("response")
     if kind == "immediate_response":
-        assert first.immediate_response.status.code in {200, 400, 404, 405}
+        assert first.immediate_response.status.code in {200, 400, 404, 405, 415}
     else:
         second = _answer(proc.handle(_body_msg(body)))
         assert second.WhichOneof("response") in {"request_body", "immediate_response"}
@@ -357,3 +357,22 @@ def test_the_credential_travels_as_metadata_never_as_a_request_header(
 def test_a_backend_without_credential_gets_no_credential_metadata() -> None:
     resp = _route("m1")
     assert hdr.CREDENTIAL_METADATA_NAMESPACE not in resp.dynamic_metadata.fields
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "identity, gzip", "GZIP"])
+def test_an_encoded_body_is_refused_with_415_naming_the_encoding(encoding: str) -> None:
+    proc = RequestProcessor(deps=_deps())
+    headers = {":path": "/v1/chat/completions", ":method": "POST", "content-encoding": encoding}
+    ir = _answer(proc.handle(_headers_msg(headers))).immediate_response
+    assert ir.status.code == 415
+    set_headers = {h.header.key: h.header.raw_value.decode() for h in ir.headers.set_headers}
+    assert set_headers["accept-encoding"] == "identity"
+    error = orjson.loads(ir.body)["error"]
+    assert error["code"] == "unsupported_content_encoding"
+    assert encoding.split(", ")[-1].lower() in error["message"]
+
+
+def test_identity_encoding_is_no_encoding() -> None:
+    proc = RequestProcessor(deps=_deps())
+    headers = {":path": "/v1/chat/completions", ":method": "POST", "content-encoding": "identity"}
+    assert _answer(proc.handle(_headers_msg(headers))).WhichOneof("response") == "request_headers"
