@@ -51,3 +51,20 @@ def credential_header_value(name: str) -> str:
     """The Envoy header value (a command operator) that copies credential header ``name`` from the metadata;
     Envoy adds nothing when the key is absent."""
     return f"%DYNAMIC_METADATA({CREDENTIAL_METADATA_NAMESPACE}:{name})%"
+
+
+def header_credential(raw: bytes) -> str:
+    """The credential a file (or Secret value) ``raw`` holds, as it goes into a header: UTF-8, surrounding
+    whitespace stripped, not empty, and only visible ASCII, space and tab (RFC 9110 field-value without
+    obs-text: a newline or control character would be refused by Envoy or split the header). Raises
+    ValueError saying what is wrong, never quoting the secret. The one rule the ext_proc applies when it
+    loads a key and ``aigw run`` applies before handing one over."""
+    try:
+        secret = raw.decode("utf-8").strip()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"is not UTF-8 (byte {e.start})") from None
+    if not secret:
+        raise ValueError("is empty")
+    if not all(c == "\t" or " " <= c <= "~" for c in secret):
+        raise ValueError("holds characters not allowed in an HTTP header")
+    return secret

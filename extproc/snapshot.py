@@ -17,6 +17,7 @@ import pydantic
 import yaml
 
 from api import filterconfig as fc
+from api import headers as hdr
 from api.costexpr import CostExpressionError, compile_cost
 from extproc.epp import EppTarget
 from extproc.providers.sigv4 import CredentialsFileError, SigV4Signer, read_credentials_file
@@ -334,19 +335,11 @@ def _auth_header(
     path = base_dir / filename
     read.append(path)  # before reading: a file that fails is watched too, so fixing it retries
     try:
-        secret = path.read_bytes().decode("utf-8").strip()
+        secret = hdr.header_credential(path.read_bytes())
     except OSError as e:
         raise ConfigError(f"backend {name}: cannot read credential file {path}: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"backend {name}: credential file {path} is not UTF-8 (byte {e.start})") from e
-    if not secret:
-        raise ConfigError(f"backend {name}: credential file {path} is empty")
-    if not _is_header_value_safe(secret):
-        # a newline or control character would be rejected by Envoy (or split the header): say so at load
-        # time, never echoing the secret itself
-        raise ConfigError(
-            f"backend {name}: credential file {path} holds characters not allowed in an HTTP header"
-        )
+    except ValueError as e:
+        raise ConfigError(f"backend {name}: credential file {path} {e}") from e
     if auth.api_key is not None and schema.name == fc.APISchemaName.AZURE_OPENAI:
         return ("api-key", secret)  # an Azure OpenAI resource key; Entra ID tokens go as bearer
     return ("authorization", f"Bearer {secret}")
@@ -364,11 +357,6 @@ def _signer(
     except CredentialsFileError as e:
         raise ConfigError(f"backend {name}: {e}") from e
     return SigV4Signer(region=auth.aws.region, credentials=credentials)
-
-
-def _is_header_value_safe(value: str) -> bool:
-    """Visible ASCII, space and tab only (RFC 9110 field-value, without obs-text)."""
-    return all(c == "\t" or " " <= c <= "~" for c in value)
 
 
 def reachable_models(rules: tuple[Rule, ...], *, model_header: str) -> list[str]:

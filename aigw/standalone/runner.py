@@ -44,7 +44,14 @@ from aigw.standalone.envoyconfig import Address, BackendCluster, GatewayPorts, H
 from aigw.standalone.inputs import Fingerprint, fingerprint, load_objects
 from aigw.standalone.loopbacktls import write_loopback_mtls
 from aigw.standalone.store import build_store
-from aigw.standalone.translate import DemoUpstream, Translation, choose_gateway, hostnames, translate
+from aigw.standalone.translate import (
+    DemoUpstream,
+    Translation,
+    choose_gateway,
+    credential_refusals,
+    hostnames,
+    translate,
+)
 from api.filterconfig import CONFIG_KEY
 from controller.extensionserver.options import ExtensionServerOptions
 from controller.translate import DEFAULT_MAX_BODY_BYTES, BuildOptions, DnsAnswer, ObjKey
@@ -154,9 +161,13 @@ class StandaloneGateway:
             raise BuildError([str(e)]) from e
         names = hostnames(store, gateway=gateway, gateway_object=gateway_object, options=self.build_options)
         dns = self._resolver(names) if names else {}
-        return translate(
+        tr = translate(
             store, gateway=gateway, gateway_object=gateway_object, options=self.build_options, dns=dns
         )
+        refusals = credential_refusals(tr.filter_config, tr.auth_files)
+        if refusals:  # the ext_proc would refuse the whole config: never hand it over
+            raise BuildError(refusals)
+        return tr
 
     # --- start
 

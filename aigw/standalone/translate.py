@@ -26,7 +26,8 @@ from aigw.standalone.envoyconfig import (
 from aigw.standalone.store import Store, pod_ips
 from api import headers
 from api.envoygateway import Backend
-from api.filterconfig import FilterConfig
+from api.filterconfig import Backend as ConfigBackend
+from api.filterconfig import FilterConfig, PoolMember
 from api.gatewayapi import GATEWAY, REFERENCE_GRANT, duration_seconds
 from api.inference import InferenceModel, InferencePool
 from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
@@ -393,6 +394,30 @@ def _auth_files(build: GatewayBuild) -> dict[str, bytes]:
         if obj.get("kind") == "Secret":
             return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
     return {}
+
+
+def credential_refusals(config: FilterConfig, auth_files: Mapping[str, bytes]) -> list[str]:
+    """Why the ext_proc would refuse ``config`` with ``auth_files`` (one line per header credential it could
+    not load, by ``headers.header_credential``, the rule it loads keys with); empty when it would load them.
+    The ext_proc refuses the whole config then, so ``aigw run`` must not apply it."""
+    out: list[str] = []
+    upstreams: list[ConfigBackend | PoolMember] = [
+        *config.backends,
+        *(m for p in config.pools for m in p.members),
+    ]
+    for up in upstreams:
+        ref = (up.auth.api_key or up.auth.azure) if up.auth is not None else None
+        if ref is None:
+            continue  # AWS credentials files are parsed, not sent as a header
+        key = ref.filename.rsplit("/", 1)[-1]
+        raw = auth_files.get(key)
+        if raw is None:
+            continue  # a missing Secret is already a condition (SecretNotFound)
+        try:
+            headers.header_credential(raw)
+        except ValueError as e:
+            out.append(f"backend {up.name}: the credential from Secret data {key} {e}")
+    return out
 
 
 NO_ROTATION_HINT = (

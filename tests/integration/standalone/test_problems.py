@@ -173,6 +173,15 @@ def test_check_builds_without_starting_anything(examples: Prepared) -> None:
     assert "ResolvedRefs=False BackendNotFound: AIServiceBackend default/typo not found" in bad.stdout
 
 
+def test_check_refuses_a_key_that_cannot_go_into_a_header(examples: Prepared) -> None:
+    secret = examples.directory / "openai.yaml"
+    secret.write_text(secret.read_text().replace("apiKey: sk-demo-not-a-real-key", 'apiKey: "sk-a\\x01b"'))
+    bad = run_to_exit([examples.directory], extra_args=["--check"])
+    assert bad.returncode == 1, bad.stdout
+    assert "default.openai-api-key.apiKey holds characters not allowed in an HTTP header" in bad.stdout
+    assert "sk-a" not in bad.stdout
+
+
 def test_several_gateways_need_gateway_flag(examples: Prepared) -> None:
     (examples.directory / "second.yaml").write_text(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"

@@ -11,6 +11,7 @@ What each test measures:
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -279,3 +280,29 @@ def test_a_changed_secret_reaches_the_backend_without_a_restart(examples: Prepar
         assert seen == f"<{len('Bearer ' + rotated)} chars>", run.output()[-2000:]
         key_files = list((run.workdir / "auth").iterdir())
         assert [f.read_text() for f in key_files] == [rotated]
+
+
+def test_a_key_the_ext_proc_would_refuse_is_reported_and_the_old_key_keeps_serving(
+    examples: Prepared, tmp_path: Path
+) -> None:
+    with aigw_run([examples.directory], workdir=tmp_path / "work") as run:
+        before = run.chat("gpt-4o-mini").json()["echo"]["headers"]["authorization"]
+        secret = examples.directory / "openai.yaml"
+        good = secret.read_text()
+        since = run.mark()
+        # only the Secret changes: the filter config stays the same, so its uuid alone says nothing
+        secret.write_text(good.replace("apiKey: sk-demo-not-a-real-key", 'apiKey: "sk-one\\nsk-two"'))
+        line = run.wait_for(r"the credential from Secret data \S+ holds characters not allowed", since=since)
+        assert "ERROR" in line.string
+        run.wait_for(r"the previous config keeps serving", since=since, timeout=5)
+        after = "\n".join(run.lines[since:])
+        assert not re.search(r"config \w+ is serving", after), after
+        assert "sk-one" not in run.output()
+        r = run.chat("gpt-4o-mini")
+        assert r.status == 200, r.body
+        assert r.json()["echo"]["headers"]["authorization"] == before
+        assert [f.read_text() for f in (run.workdir / "auth").iterdir()] == ["sk-demo-not-a-real-key"]
+
+        since = run.mark()
+        secret.write_text(good.replace("sk-demo-not-a-real-key", "sk-fixed-0123456789"))
+        run.wait_for(r"config \w+ is serving", since=since, timeout=20)
