@@ -64,7 +64,8 @@ def test_examples_route_through_envoy_and_spread_over_the_pool(examples: Prepare
         assert missing.json()["error"]["code"] == "model_not_found"
 
         # A client's own routing headers on a request the gateway refuses (here without a body, so it is
-        # refused at its headers) never reach the log as if the gateway had chosen that backend or model.
+        # refused at its headers: a GET is 405) never reach the log as if the gateway had chosen that backend
+        # or model.
         since = run.mark()
         spoofed = run.request(
             "/v1/chat/completions",
@@ -73,8 +74,8 @@ def test_examples_route_through_envoy_and_spread_over_the_pool(examples: Prepare
                 "x-ai-eg-model": "spoofed-model",
             },
         )
-        assert spoofed.status == 400, spoofed.body
-        line = run.wait_for(r"/v1/chat/completions -> 400 .*", since=since).group(0)
+        assert spoofed.status == 405, spoofed.body
+        line = run.wait_for(r"/v1/chat/completions -> 405 .*", since=since).group(0)
         assert "spoofed-model" not in line and "openai-compatible" not in line, line
 
         # One access log line per request, readable: method, path, status, model, upstream.
