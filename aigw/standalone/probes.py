@@ -72,6 +72,22 @@ def envoy_counters(admin: Address) -> dict[str, int]:
 _CONFIG_INFO = re.compile(r'^aigw_extproc_config_info\{[^}]*uuid="(?P<uuid>[^"]*)"[^}]*\} 1(\.0)?$', re.M)
 
 
+_RELOADS = re.compile(r'^aigw_extproc_config_reloads_total\{result="(?:ok|error)"\} (?P<n>[0-9.e+]+)$', re.M)
+_LAST_FAILED = re.compile(r"^aigw_extproc_config_last_load_failed (?P<v>[0-9.e+]+)$", re.M)
+
+
+def extproc_reloads(metrics: Address) -> tuple[int, bool] | None:
+    """The ext_proc's verdict so far, from its metrics: how many times it tried to load the filter config
+    (and its credential files), and whether the last attempt failed (it then serves the one before). None
+    when unknown."""
+    got = http_get(f"http://{metrics.host}:{metrics.port}/metrics")
+    if got is None or got[0] != 200:
+        return None
+    failed = _LAST_FAILED.search(got[1])
+    attempts = sum(int(float(m.group("n"))) for m in _RELOADS.finditer(got[1]))
+    return (attempts, failed is not None and float(failed.group("v")) == 1.0)
+
+
 def extproc_config_uuid(metrics: Address) -> str | None:
     """The ``uuid`` of the filter config the ext_proc serves (from its metrics), or None when unknown."""
     got = http_get(f"http://{metrics.host}:{metrics.port}/metrics")

@@ -395,7 +395,8 @@ class StandaloneGateway:
             self._sync_upstreams(tr.demo_upstreams, remove=True)
             return True
         self._sync_upstreams(tr.demo_upstreams, remove=False)
-        self._write_auth(tr, remove_stale=False)
+        before = probes.extproc_reloads(self.options.extproc_metrics)
+        written = self._write_auth(tr, remove_stale=False)
         if prev is not None:
             # 1. Envoy learns the new clusters and routes while keeping the old ones.
             union_clusters = {c.name: c for c in (*prev.clusters, *tr.clusters)}
@@ -409,11 +410,21 @@ class StandaloneGateway:
                 log.error("the previous config keeps serving")
                 return False
         # 2. The ext_proc switches to the new config.
-        write_atomically(self.filter_config_path, tr.filter_config_yaml.encode())
-        if not wait_until(self._extproc_serving(tr.filter_config.uuid), timeout=10.0):
+        written = write_atomically(self.filter_config_path, tr.filter_config_yaml.encode()) or written
+        # the ext_proc's verdict: a credential-only change keeps the uuid, so wait for a new load attempt
+        attempts = before[0] if before is not None and written else None
+        if not wait_until(self._extproc_verdict(tr.filter_config.uuid, attempts=attempts), timeout=10.0):
             log.error(
                 "the ext_proc did not confirm config %s within 10s (see its log above)", tr.filter_config.uuid
             )
+        verdict = probes.extproc_reloads(self.options.extproc_metrics)
+        if attempts is not None and prev is not None and verdict is not None and verdict[1]:
+            # put back the files it serves from, so a later restart of it loads them too
+            self._write_auth(prev.translation, remove_stale=False)
+            write_atomically(self.filter_config_path, prev.translation.filter_config_yaml.encode())
+            log.error("the ext_proc refused config %s (see its log above)", tr.filter_config.uuid[:12])
+            log.error("the previous config keeps serving; fix the input and save it again")
+            return False
         # 3. Routes, then clusters, that nothing selects any more go away.
         self._apply_xds(tr.clusters, tr.routes, tr.pool_timeout_seconds, routes_first=True)
         self._write_auth(tr, remove_stale=True)
@@ -484,15 +495,18 @@ class StandaloneGateway:
         write_atomically(self.xds_dir / envoyconfig.CDS_FILE, cds)
         write_atomically(self.xds_dir / envoyconfig.RDS_FILE, rds)
 
-    def _write_auth(self, tr: Translation, *, remove_stale: bool = True) -> None:
+    def _write_auth(self, tr: Translation, *, remove_stale: bool = True) -> bool:
+        """Write ``tr``'s credential files; True when one of them changed."""
         self.auth_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.auth_dir, 0o700)
+        changed = False
         for name, data in tr.auth_files.items():
-            write_atomically(self.auth_dir / name, data)
+            changed = write_atomically(self.auth_dir / name, data) or changed
         if remove_stale:
             for f in self.auth_dir.iterdir():
                 if f.name not in tr.auth_files and not f.name.startswith("."):
                     f.unlink(missing_ok=True)
+        return changed
 
     def _extproc_serving(self, uuid: str) -> Callable[[], bool]:
         """A predicate: the ext_proc serves config ``uuid``, or it died (the caller checks which)."""
@@ -504,6 +518,22 @@ class StandaloneGateway:
                 or not ext.alive()
                 or probes.extproc_config_uuid(self.options.extproc_metrics) == uuid
             )
+
+        return check
+
+    def _extproc_verdict(self, uuid: str, *, attempts: int | None) -> Callable[[], bool]:
+        """A predicate: the ext_proc has judged config ``uuid`` (it serves it, or, once it tried more than
+        ``attempts`` loads, its last attempt failed), or it died. ``attempts`` None: only the uuid counts."""
+        serving = self._extproc_serving(uuid)
+        metrics = self.options.extproc_metrics
+
+        def check() -> bool:
+            if attempts is None:
+                return serving()
+            state = probes.extproc_reloads(metrics)
+            if state is None or state[0] <= attempts:
+                return self._extproc is None or not self._extproc.alive()
+            return state[1] or serving()
 
         return check
 

@@ -78,10 +78,7 @@ def fakes() -> Iterator[tuple[FakeUpstream, FakeBedrock, FakeUpstream]]:
         yield openai, bedrock, azure
 
 
-def test_openai_bedrock_and_azure_on_one_route_with_costs_in_the_access_log(
-    fakes: tuple[FakeUpstream, FakeBedrock, FakeUpstream], tmp_path: Path
-) -> None:
-    openai, bedrock, azure = fakes
+def _mixed_config(openai: FakeUpstream, bedrock: FakeBedrock, azure: FakeUpstream) -> str:
     api_key = "{type: APIKey, apiKey: {secretRef: {name: %s}}}"
     config = _ROUTE.format() + "".join(
         [
@@ -111,8 +108,15 @@ def test_openai_bedrock_and_azure_on_one_route_with_costs_in_the_access_log(
             ),
         ]
     )
+    return config
+
+
+def test_openai_bedrock_and_azure_on_one_route_with_costs_in_the_access_log(
+    fakes: tuple[FakeUpstream, FakeBedrock, FakeUpstream], tmp_path: Path
+) -> None:
+    openai, bedrock, azure = fakes
     path = tmp_path / "mixed.yaml"
-    path.write_text(config)
+    path.write_text(_mixed_config(openai, bedrock, azure))
     with aigw_run([path], workdir=tmp_path / "work", extra_args=["--no-demo-upstreams"]) as run:
         r = run.chat("gpt-4o-mini")
         assert r.status == 200, (r.body, run.output()[-3000:])
@@ -144,3 +148,33 @@ def test_openai_bedrock_and_azure_on_one_route_with_costs_in_the_access_log(
         line = run.wait_for(r"POST /openai/deployments/gpt-4o/\S+ -> 200 .*model=gpt-4o .*cost=(\S+)")
         total = r.json()["usage"]["total_tokens"]
         assert f'"weighted":{total}' in line.group(1) and f'"total":{total}' in line.group(1)
+
+
+def test_a_credentials_file_the_ext_proc_refuses_is_not_claimed_to_serve(
+    fakes: tuple[FakeUpstream, FakeBedrock, FakeUpstream], tmp_path: Path
+) -> None:
+    # aigw run checks header keys before handing them over; anything else the ext_proc refuses at load (here
+    # an AWS credentials file without its secret) is learned from its metrics, and the good files go back
+    openai, bedrock, azure = fakes
+    path = tmp_path / "mixed.yaml"
+    good = _mixed_config(openai, bedrock, azure)
+    path.write_text(good)
+    claude = "anthropic.claude-3-haiku-20240307-v1:0"
+    with aigw_run([path], workdir=tmp_path / "work", extra_args=["--no-demo-upstreams"]) as run:
+        assert run.chat(claude).status == 200, run.output()[-3000:]
+        since = run.mark()
+        path.write_text(good.replace("aws_secret_access_key = standalone-secret", "region = x"))
+        run.wait_for(r"the ext_proc refused config \w+", since=since, timeout=30)
+        run.wait_for(r"the previous config keeps serving", since=since, timeout=5)
+        after = "\n".join(run.lines[since:])
+        assert not re.search(r"config \w+ is serving", after), after
+        r = run.chat(claude)
+        assert r.status == 200, r.body
+        assert bedrock.received[-1].signed_by == "AKIDSTANDALONE"
+        credentials = [f.read_text() for f in (run.workdir / "auth").iterdir() if "bedrock" in f.name]
+        assert credentials and all("standalone-secret" in c for c in credentials)
+
+        since = run.mark()
+        path.write_text(good.replace("gpt-4o-mini", "gpt-4o-mini-renamed"))
+        run.wait_for(r"config \w+ is serving", since=since, timeout=30)
+        assert run.chat("gpt-4o-mini-renamed").status == 200
