@@ -154,7 +154,10 @@ def test_a_shared_prefix_concentrates_on_one_replica(pool: Pool) -> None:
 
 
 def test_lora_requests_prefer_the_replica_with_the_adapter(pool: Pool) -> None:
-    first = pool.chat("sql")
+    # Long enough (~1 s) for scrapes to see the replica list "sql" as a running adapter: the picker gives LoRA
+    # affinity only to models some replica has listed as an adapter (a base model never is), and remembers
+    # them after their requests end.
+    first = pool.chat("sql", max_tokens=160)
     assert first.status == 200, first.body
     home = first.headers["x-upstream-name"]
     landed = Counter(pool.chat("sql").headers["x-upstream-name"] for _ in range(12))
