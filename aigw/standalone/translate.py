@@ -354,7 +354,7 @@ def _extproc_settings(build: GatewayBuild) -> ExtProcSettings:
 
 
 def _policy_spec(build: GatewayBuild, kind: str) -> Mapping[str, Any]:
-    for obj in build.gateway_objects:
+    for obj in (*build.gateway_objects, *build.route_policies):
         if obj.get("kind") == kind:
             spec: Mapping[str, Any] = obj.get("spec") or {}
             return spec
@@ -370,7 +370,8 @@ def _buffer_limit(build: GatewayBuild) -> int:
 
 def _local_replies(build: GatewayBuild) -> tuple[LocalReplyOverride, ...]:
     """Envoy Gateway's translation of the BackendTrafficPolicy's ``responseOverride`` entries that match one
-    status code of Envoy's own answers (``source: Local``), the shape the builder writes."""
+    status code of Envoy's own answers (``source: Local``), the shape the builder writes (every route's policy
+    has the same ones, so the first one's apply to the whole listener)."""
     out: list[LocalReplyOverride] = []
     for o in _policy_spec(build, "BackendTrafficPolicy").get("responseOverride") or ():
         codes: list[Mapping[str, Any]] = (o.get("match") or {}).get("statusCodes") or []

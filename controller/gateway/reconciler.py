@@ -67,6 +67,7 @@ from controller.translate import (
 )
 from controller.translate import names as n
 from controller.translate import views as v
+from controller.translate.resources import ROUTE_NAME_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class GatewayReconciler:
         if self._note_policy_refusal(gw, build, rejected):
             snap = replace(snap, refused_policies=self.caches.policy_refusals(snap.gateways))
             build = build_gateway(snap, self.options)
-        rejected += await self.apply((*build.filters, *build.http_routes), gw)
+        rejected += await self.apply((*build.filters, *build.http_routes, *build.route_policies), gw)
         await self.prune(gw, build)
         t.append(time.perf_counter())
         await self.write_statuses(build.statuses)
@@ -316,6 +317,18 @@ class GatewayReconciler:
                 owner in mine and (md["namespace"], md["name"]) not in desired
             ):
                 await self._delete("HTTPRoute", md["namespace"], md["name"])
+        # A route's BackendTrafficPolicy goes on the same terms (not indexed by Gateway: its owner is the
+        # AIGatewayRoute). The Gateway-level one of earlier versions is pruned by the first loop.
+        wanted_policies = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in build.route_policies}
+        for btp in self.owned["BackendTrafficPolicy"].list():
+            md = btp["metadata"]
+            if not _is_ours(btp) or ROUTE_NAME_LABEL not in (md.get("labels") or {}):
+                continue
+            owner = f"{md['namespace']}/{_route_owner(btp)}"
+            if owner not in self.caches.routes or (
+                owner in mine and (md["namespace"], md["name"]) not in wanted_policies
+            ):
+                await self._delete("BackendTrafficPolicy", md["namespace"], md["name"])
 
     async def _delete(self, kind: str, namespace: str, name: str) -> None:
         try:

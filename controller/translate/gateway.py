@@ -17,6 +17,7 @@ from controller.translate.resources import (
     Json,
     auth_secret_data,
     build_auth_secret,
+    build_client_traffic_policy,
     build_config_map,
     build_extension_policy,
     build_extproc_backend,
@@ -25,7 +26,7 @@ from controller.translate.resources import (
     build_extproc_tls_secrets,
     build_host_rewrite_filter,
     build_http_routes,
-    build_traffic_policies,
+    build_route_traffic_policy,
 )
 from controller.translate.snapshot import MAX_REQUEUE_SECONDS, BuildOptions, Snapshot, clamp_requeue
 from controller.translate.views import SecretUse
@@ -40,7 +41,8 @@ class GatewayBuild:
       auth Secret, EnvoyExtensionPolicy, and Deployment + Service or, with ``--extproc-address``, an EG
       Backend). The reconcile prunes every other object with those labels.
     - ``http_routes``: the HTTPRoutes of every accepted AIGatewayRoute; ``filters``: the host-rewrite filter
-      of each namespace that has routes.
+      of each namespace that has routes; ``route_policies``: the BackendTrafficPolicy of each of those
+      AIGatewayRoutes, on its HTTPRoutes.
     - ``statuses``: desired conditions of every object in the snapshot.
     - ``dns_failures``: ``(pool, backend, hostname, error)`` per failed lookup, for Warning Events.
     - ``requeue_after``: the smallest TTL of the DNS answers used, clamped to [5 s, 300 s]; ``None`` when no
@@ -51,6 +53,7 @@ class GatewayBuild:
     gateway_objects: tuple[Json, ...]
     http_routes: tuple[Json, ...]
     filters: tuple[Json, ...]
+    route_policies: tuple[Json, ...]
     statuses: tuple[ObjectStatus, ...]
     dns_failures: tuple[tuple[ObjKey, ObjKey, str, str], ...]
     requeue_after: float | None
@@ -67,24 +70,24 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
     """
     res = resolve(snap, options)
     accepted = [r for r in res.routes if not r.accepted and r.attached]
-    routes = tuple(
-        hr
-        for r in accepted
-        for hr in build_http_routes(r, backends=res.backends, pools=res.pools, options=options)
-    )
+    per_route = [
+        (r, build_http_routes(r, backends=res.backends, pools=res.pools, options=options)) for r in accepted
+    ]
+    routes = tuple(hr for _, hrs in per_route for hr in hrs)
+    policies = tuple(build_route_traffic_policy(r, http_routes=hrs, options=options) for r, hrs in per_route)
     namespaces = sorted({r.key.namespace for r in accepted})
     filters = tuple(build_host_rewrite_filter(namespace=ns) for ns in namespaces)
     conds = tuple(statuses(res))
     failures = tuple(dns_failures(res, snap.dns))
     if snap.gateway_object is None:
-        return GatewayBuild(None, (), routes, filters, conds, failures, None)
+        return GatewayBuild(None, (), routes, filters, policies, conds, failures, None)
     cfg = build_filter_config(res, options)
     auth = auth_secret_data(snap, _secret_uses(res, cfg))
     objs: list[Json] = [
         build_config_map(snap, config_yaml=render_filter_config(cfg)),
         build_auth_secret(snap, data=auth),
         build_extension_policy(snap, options),
-        *build_traffic_policies(snap, options),
+        build_client_traffic_policy(snap, options),
     ]
     if options.extproc_address is None:
         ordered = [r.route for r in res.routes]
@@ -93,14 +96,14 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
     if options.extproc_mtls:
         # no material yet (the reconcile adds it): no ext_proc could serve TLS, so no policy either
         if not snap.extproc_tls:
-            return GatewayBuild(cfg, (), routes, filters, conds, failures, None)
+            return GatewayBuild(cfg, (), routes, filters, policies, conds, failures, None)
         objs += build_extproc_tls_secrets(snap)
     if options.extproc_address is not None or options.extproc_mtls:
         objs.append(build_extproc_backend(snap, options))
     used_hosts = res.used_hostnames()
     ttls = [snap.dns[h].ttl for h in used_hosts if h in snap.dns]
     requeue = clamp_requeue(min(ttls)) if ttls else (MAX_REQUEUE_SECONDS if used_hosts else None)
-    return GatewayBuild(cfg, tuple(objs), routes, filters, conds, failures, requeue)
+    return GatewayBuild(cfg, tuple(objs), routes, filters, policies, conds, failures, requeue)
 
 
 def _secret_uses(res: Resolution, cfg: FilterConfig) -> list[SecretUse]:

@@ -264,55 +264,72 @@ EXTPROC_UNAVAILABLE_BODY = orjson.dumps(
 """The body clients get when the ext_proc fails: OpenAI's error shape, like every other error of ours."""
 
 
-def build_traffic_policies(snap: Snapshot, options: BuildOptions) -> list[Json]:
-    """The Gateway's body limit and the shape of Envoy's own error answers, as Envoy Gateway policies.
-
-    - ClientTrafficPolicy ``connection.bufferLimit`` = ``options.max_body_bytes``: the listener's
-      per-connection buffer, which every buffered body (the request, and a non-streamed answer) must fit;
-      Envoy Gateway's default is 32 KiB. A request over it gets Envoy's 413, which the ext_proc reshapes into
-      OpenAI's ``request_too_large``.
-    - BackendTrafficPolicy ``connection.bufferLimit``, the same on the upstream side; and ``responseOverride``
-      for local replies (``source: Local``) with status ``EXTPROC_ERROR_STATUS``: when the ext_proc is down
-      Envoy answers that (the EnvoyExtensionPolicy's ``statusOnError``) and the override makes it 503 with
-      ``EXTPROC_UNAVAILABLE_BODY``. The request never reaches an upstream (``failOpen`` is false).
-    """
+def build_client_traffic_policy(snap: Snapshot, options: BuildOptions) -> Json:
+    """The Gateway's ClientTrafficPolicy: ``connection.bufferLimit`` = ``options.max_body_bytes``, the
+    listener's per-connection buffer, which every buffered body (the request, and a non-streamed answer) must
+    fit; Envoy Gateway's default is 32 KiB. A request over it gets Envoy's 413, which the ext_proc reshapes
+    into OpenAI's ``request_too_large``. (A ClientTrafficPolicy has no route level, so it takes the Gateway's
+    one slot: a user's own ClientTrafficPolicy on the same Gateway is ``Conflicted``.)"""
     name = n.extproc_name(snap.gateway.name)
-
-    def meta() -> Json:  # one each: with_desired_hash annotates it
-        return _meta(name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap))
-
     target = [{"group": GATEWAY.group, "kind": GATEWAY.kind, "name": snap.gateway.name}]
-    limit = str(options.max_body_bytes)
-    return [
-        with_desired_hash(
-            {
-                **_type(CLIENT_TRAFFIC_POLICY),
-                "metadata": meta(),
-                "spec": {"targetRefs": target, "connection": {"bufferLimit": limit}},
-            }
-        ),
-        with_desired_hash(
-            {
-                **_type(BACKEND_TRAFFIC_POLICY),
-                "metadata": meta(),
-                "spec": {
-                    "targetRefs": target,
-                    "connection": {"bufferLimit": limit},
-                    "responseOverride": [
-                        {
-                            "match": {"statusCodes": [{"type": "Value", "value": n.EXTPROC_ERROR_STATUS}]},
-                            "source": "Local",
-                            "response": {
-                                "statusCode": 503,
-                                "contentType": "application/json",
-                                "body": {"type": "Inline", "inline": EXTPROC_UNAVAILABLE_BODY},
-                            },
-                        }
-                    ],
-                },
-            }
-        ),
+    return with_desired_hash(
+        {
+            **_type(CLIENT_TRAFFIC_POLICY),
+            "metadata": _meta(
+                name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
+            ),
+            "spec": {"targetRefs": target, "connection": {"bufferLimit": str(options.max_body_bytes)}},
+        }
+    )
+
+
+def build_route_traffic_policy(
+    route: RouteResolution, *, http_routes: Iterable[Json], options: BuildOptions
+) -> Json:
+    """The BackendTrafficPolicy of one AIGatewayRoute, on its HTTPRoutes (``http_routes``), named, labelled
+    and owned like them.
+
+    - ``connection.bufferLimit`` = ``options.max_body_bytes`` on the upstream side (the ClientTrafficPolicy
+      sets the listener's);
+    - ``responseOverride`` for local replies (``source: Local``) with status ``EXTPROC_ERROR_STATUS``: when
+      the ext_proc is down Envoy answers that (the EnvoyExtensionPolicy's ``statusOnError``) and the override
+      makes it 503 with ``EXTPROC_UNAVAILABLE_BODY``. The request never reaches an upstream (``failOpen`` is
+      false).
+
+    On the routes rather than the Gateway, with ``mergeType: StrategicMerge``: Envoy Gateway takes one
+    BackendTrafficPolicy per Gateway (a second is ``Conflicted``), and that slot is the user's, e.g. for a
+    token rate limit as upstream Envoy AI Gateway documents it; Envoy Gateway merges ours into it.
+    """
+    key, uid = route.key, route.route.metadata.uid
+    kind = AIGatewayRoute.KIND_INFO
+    owners = [owner_ref(api_version=kind.api_version, kind=kind.kind, name=key.name, uid_=uid)] if uid else []
+    labels = {n.MANAGED_BY_KEY: n.MANAGED_BY, ROUTE_NAME_LABEL: n.label_value(key.name)}
+    targets = [
+        {"group": HTTP_ROUTE.group, "kind": HTTP_ROUTE.kind, "name": hr["metadata"]["name"]}
+        for hr in http_routes
     ]
+    return with_desired_hash(
+        {
+            **_type(BACKEND_TRAFFIC_POLICY),
+            "metadata": _meta(key.name, key.namespace, labels, owners),
+            "spec": {
+                "targetRefs": targets,
+                "mergeType": "StrategicMerge",
+                "connection": {"bufferLimit": str(options.max_body_bytes)},
+                "responseOverride": [
+                    {
+                        "match": {"statusCodes": [{"type": "Value", "value": n.EXTPROC_ERROR_STATUS}]},
+                        "source": "Local",
+                        "response": {
+                            "statusCode": 503,
+                            "contentType": "application/json",
+                            "body": {"type": "Inline", "inline": EXTPROC_UNAVAILABLE_BODY},
+                        },
+                    }
+                ],
+            },
+        }
+    )
 
 
 def build_extproc_backend(snap: Snapshot, options: BuildOptions) -> Json:

@@ -23,6 +23,7 @@ built):
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import urllib.request
@@ -48,18 +49,17 @@ CARES = "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.Care
 """Seconds: the unit of the budget (``Minute``); the service counts in windows aligned to the epoch."""
 
 
-def token_budget_policy(name: str, ns: str, http_route: str) -> Obj:
-    """The per-tenant token budget, as upstream Envoy AI Gateway's token rate limit documents it, but on the
-    HTTPRoute our controller built (``http_route``) and merged into the Gateway's policy: the Gateway's own
-    BackendTrafficPolicy slot is taken by the one our controller makes (body limit, ext_proc-down answer), and
-    Envoy Gateway refuses a second one on the same Gateway as ``Conflicted``."""
+def token_budget_policy(name: str, ns: str, gateway: str) -> Obj:
+    """The per-tenant token budget, exactly as upstream Envoy AI Gateway's token rate limit documents it: a
+    BackendTrafficPolicy on the Gateway. Our controller's own BackendTrafficPolicy (body limit, ext_proc-down
+    answer) is on the routes, with ``mergeType: StrategicMerge``, so Envoy Gateway merges it into this one
+    instead of refusing either as ``Conflicted``."""
     return {
         "apiVersion": objects.EG,
         "kind": "BackendTrafficPolicy",
         "metadata": {"name": name, "namespace": ns},
         "spec": {
-            "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": http_route}],
-            "mergeType": "StrategicMerge",
+            "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway}],
             "rateLimit": {
                 "global": {
                     "rules": [
@@ -159,6 +159,24 @@ def diagnosis(scn: Scenario, rate_limit: RateLimit) -> str:
     return "\n".join(out)
 
 
+def policy_conditions(scn: Scenario, name: str) -> dict[str, list[str]]:
+    """The BackendTrafficPolicy ``name``'s condition statuses by type, over the ancestors Envoy Gateway lists
+    (a policy it refuses, e.g. a second one on the same Gateway, says ``Accepted: False``, ``Conflicted``; a
+    route's policy merged into the Gateway's lists the Gateway twice: ``Accepted``, and ``Merged`` for the
+    listener)."""
+    policy = scn.kube.get("backendtrafficpolicy", name, scn.ns) or {}
+    out: dict[str, list[str]] = {}
+    for a in (policy.get("status") or {}).get("ancestors") or []:
+        for c in a.get("conditions") or []:
+            out.setdefault(str(c.get("type")), []).append(str(c.get("status")))
+    return out
+
+
+def accepted_and_merged(scn: Scenario, name: str) -> bool:
+    conds = policy_conditions(scn, name)
+    return conds.get("Accepted") == ["True"] and conds.get("Merged") == ["True"]
+
+
 class Budget:
     """Requests of one scenario, and the counters the rate limit service keeps for them in Redis."""
 
@@ -208,7 +226,7 @@ def test_token_budget_per_tenant(
     scn.apply(
         *objects.direct_backend("llm", ns, llm.host, llm.port),
         objects.route_to_backend("budget", ns, scn.gateway, MODEL, "llm"),
-        token_budget_policy("token-budget", ns, "budget"),  # the AIGatewayRoute's (first) HTTPRoute
+        token_budget_policy("token-budget", ns, scn.gateway),
         rate_limit_cluster_patch("cluster-env", ns, scn.gateway, dns_server, rate_limit.service.grpc_port),
     )
     budget = Budget(scn, rate_limit)
@@ -216,6 +234,9 @@ def test_token_budget_per_tenant(
     # Converged when a request passes and its tokens are counted: Envoy reached the service (DNS, TLS both
     # ways, the patched port), the service holds Envoy Gateway's limits, and the cost came from our metadata.
     try:
+        # ours (on the route's HTTPRoute, named like the AIGatewayRoute) merges into the user's on the Gateway
+        for name in ("token-budget", "budget"):
+            wait_for(functools.partial(accepted_and_merged, scn, name), f"{name} Accepted, Merged", 60)
         scn.wait_ok(MODEL, headers={TENANT_HEADER: "probe", "x-response-usage": f"{USAGE[0]},{USAGE[1]}"})
         wait_for(
             lambda: sum(budget.redis.counters("_probe_").values()) > 0, "the probe's tokens in Redis", 60

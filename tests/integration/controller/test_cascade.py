@@ -201,6 +201,22 @@ async def test_dns_change_is_followed_within_its_ttl_and_an_outage_keeps_the_add
     aigw.dns.start()
 
 
+def legacy_gateway_btp(gateway_uid: str) -> str:
+    """The Gateway-level BackendTrafficPolicy earlier versions made (it took the user's slot), owned by the
+    Gateway ``gw`` as they made it: pruned on upgrade."""
+    return f"""
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata:
+  name: ai-eg-extproc-gw
+  labels: {{app.kubernetes.io/managed-by: envoy-ai-gateway, aigateway.envoyproxy.io/gateway-name: gw}}
+  ownerReferences:
+  - {{apiVersion: gateway.networking.k8s.io/v1, kind: Gateway, name: gw, uid: {gateway_uid}}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}]
+"""
+
+
 async def test_deleting_a_route_prunes_its_httproute_and_shrinks_the_config(aigw: Aigw) -> None:
     await aigw.apply(
         docs(
@@ -217,12 +233,27 @@ async def test_deleting_a_route_prunes_its_httproute_and_shrinks_the_config(aigw
         return await aigw.get(kinds.HTTPROUTES, "r2") is not None
 
     await eventually(created)
+    policy = await aigw.get(kinds.BACKENDTRAFFICPOLICIES, "r2")  # written right after its HTTPRoutes
+    assert policy is not None and policy["spec"]["targetRefs"][0]["name"] == "r2"
+
+    gw = await aigw.get(kinds.GATEWAYS, "gw")
+    assert gw is not None
+    await aigw.apply(legacy_gateway_btp(gw["metadata"]["uid"]))
+
+    async def legacy_pruned() -> bool:
+        return await aigw.get(kinds.BACKENDTRAFFICPOLICIES, extproc_name("gw")) is None
+
+    await eventually(legacy_pruned)
     await aigw.delete("aigatewayroute", "r2")
     cfg = await aigw.config_when("gw", lambda c: len(c.rules) == 1)
     assert cfg.rules[0].route == f"{aigw.ns}/r1"
 
     async def pruned() -> bool:
-        return await aigw.get(kinds.HTTPROUTES, "r2") is None
+        return (
+            await aigw.get(kinds.HTTPROUTES, "r2") is None
+            and await aigw.get(kinds.BACKENDTRAFFICPOLICIES, "r2") is None
+            and await aigw.get(kinds.BACKENDTRAFFICPOLICIES, "r1") is not None
+        )
 
     await eventually(pruned)
     # Deleting the Gateway prunes everything it owned.

@@ -774,11 +774,14 @@ def test_extension_policy_targets_the_gateway() -> None:
 def test_the_gateway_buffers_large_bodies_and_shapes_extproc_failures_as_openai_503() -> None:
     """Envoy Gateway's default 32 KiB buffer fails prompts over 32 KiB with 413; with the ext_proc down,
     clients got a 500 with an empty body (issue 12)."""
-    objs = objects_by_kind(build_gateway(simple(), BuildOptions(max_body_bytes=3 << 20)))
+    build = build_gateway(simple(), BuildOptions(max_body_bytes=3 << 20))
+    objs = objects_by_kind(build)
     target = [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}]
-    ctp, btp = objs["ClientTrafficPolicy"]["spec"], objs["BackendTrafficPolicy"]["spec"]
+    ctp = objs["ClientTrafficPolicy"]["spec"]
     assert ctp == {"targetRefs": target, "connection": {"bufferLimit": str(3 << 20)}}
-    assert btp["targetRefs"] == target and btp["connection"] == {"bufferLimit": str(3 << 20)}
+    (policy,) = build.route_policies
+    btp = policy["spec"]
+    assert btp["connection"] == {"bufferLimit": str(3 << 20)}
     error_status = objs["EnvoyExtensionPolicy"]["spec"]["extProc"][0]["statusOnError"]
     (override,) = btp["responseOverride"]
     assert override["match"] == {"statusCodes": [{"type": "Value", "value": error_status}]}
@@ -795,8 +798,7 @@ def test_per_gateway_objects_and_labels() -> None:
     b = build_gateway(simple(), BuildOptions())
     kinds = sorted(o["kind"] for o in b.gateway_objects)
     assert kinds == [
-        "BackendTrafficPolicy", "ClientTrafficPolicy", "ConfigMap", "Deployment", "EnvoyExtensionPolicy",
-        "Secret", "Service",
+        "ClientTrafficPolicy", "ConfigMap", "Deployment", "EnvoyExtensionPolicy", "Secret", "Service",
     ]  # fmt: skip
     for o in b.gateway_objects:
         assert o["metadata"]["name"] == "ai-eg-extproc-gw"
@@ -966,6 +968,31 @@ def test_many_backends_are_split_into_httproutes_of_at_most_16_rules() -> None:
         if "headers" in r["matches"][0]
     ]
     assert values == [f"{x}.default" for x in names]
+
+
+def test_each_route_has_its_backend_traffic_policy_on_all_its_httproutes_leaving_the_gateway_free() -> None:
+    """A second BackendTrafficPolicy on a Gateway is ``Conflicted`` in Envoy Gateway: ours is on the routes,
+    merged into the user's Gateway-level one (issue 16)."""
+    names = [f"b{i:02d}" for i in range(20)]
+    s = snap(
+        routes=(route("big", [rule(*names)]), route("small", [rule("b00")])),
+        backends=keyed(*(backend(x) for x in names)),
+        services=keyed(*(service(f"svc-{x}") for x in names)),
+    )
+    b = build_gateway(s, BuildOptions())
+    assert "BackendTrafficPolicy" not in {o["kind"] for o in b.gateway_objects}
+    by_name = {p["metadata"]["name"]: p for p in b.route_policies}
+    assert set(by_name) == {"big", "small"}
+    big = by_name["big"]
+    assert big["kind"] == "BackendTrafficPolicy" and big["metadata"]["namespace"] == NS
+    assert big["spec"]["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": x} for x in ("big", "big-2")
+    ]
+    assert big["spec"]["mergeType"] == "StrategicMerge"
+    assert big["metadata"]["labels"]["aigateway.envoyproxy.io/route-name"] == "big"
+    (owner,) = big["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"]) == ("AIGatewayRoute", "big")
+    assert [t["name"] for t in by_name["small"]["spec"]["targetRefs"]] == ["small"]
 
 
 def test_a_cel_cost_that_does_not_compile_is_left_out_and_named_in_partially_invalid() -> None:
