@@ -14,8 +14,6 @@ status.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -23,7 +21,6 @@ from api import filterconfig as fc
 from api.cel import broken_rules
 from api.corev1 import SECRET, SERVICE
 from api.costexpr import CostExpressionError, compile_cost
-from api.headers import header_credential
 from api.inference import GROUP as INFERENCE_GROUP
 from api.inference import InferenceModel, InferencePool
 from api.inference_v1 import GROUP as INFERENCE_V1_GROUP
@@ -250,13 +247,6 @@ def resolve_policy(policy: BackendSecurityPolicy, snap: Snapshot) -> PolicyResol
             problems.append(Problem("SecretNotFound", f"Secret {use.secret} not found"))
         elif use.key not in data:
             problems.append(Problem("SecretNotFound", f"Secret {use.secret} has no key {use.key!r}"))
-        elif use == credential and use.key in views.HEADER_CREDENTIAL_KEYS:
-            # The ext_proc refuses a key a header can't carry, and with it the whole config: the Gateway's
-            # other changes would stall behind one bad Secret. Refused here, only this policy's backends wait.
-            try:
-                header_credential(base64.b64decode(data[use.key]))
-            except (ValueError, binascii.Error) as e:
-                problems.append(Problem("InvalidCredential", f"Secret {use.secret} key {use.key!r} {e}"))
     unsupported, reason = ("; ".join(r.message for r in broken), "UnsupportedValue") if broken else (None, "")
     return PolicyResolution(policy, unsupported, reason, uses, tuple(problems), credential)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
 
 from api.corev1 import SERVICE
 from api.envoygateway import GROUP as EG_GROUP
@@ -134,11 +133,6 @@ def needs_rotation(policy: BackendSecurityPolicy) -> bool:
     if spec.type == BackendSecurityPolicyType.AWS_CREDENTIALS and aws is not None:
         return aws.oidc_exchange_token is not None
     return spec.type == BackendSecurityPolicyType.AZURE_CREDENTIALS and spec.azure_credentials is not None
-
-
-HEADER_CREDENTIAL_KEYS: Final = frozenset({"apiKey", AZURE_ACCESS_TOKEN_KEY})
-"""The credential keys whose value the ext_proc sends as a header (an API key, an Azure access token); an AWS
-credentials file is parsed, never sent."""
 
 
 def credential_use(policy: BackendSecurityPolicy) -> SecretUse | None:

@@ -272,31 +272,6 @@ def test_secret_not_found_and_key_missing() -> None:
     assert cond(st2, "ResolvedRefs") == ("False", "SecretNotFound", "Secret default/sec has no key 'apiKey'")
 
 
-def test_a_key_a_header_cannot_carry_is_refused_for_its_policy_only() -> None:
-    """The ext_proc would refuse the whole config over it: the controller refuses only this policy."""
-    s = simple(backends=keyed(backend("a", bsp="k")), security_policies=keyed(api_key_policy("k", "sec")))
-    bad = build_gateway(
-        replace(s, secrets={ObjKey(NS, "sec"): {"apiKey": b64("sk-1\nx-evil: 1")}}), BuildOptions()
-    )
-    st = status_of(bad.statuses, "BackendSecurityPolicy", "k")
-    assert cond(st, "ResolvedRefs") == (
-        "False",
-        "InvalidCredential",
-        "Secret default/sec key 'apiKey' holds characters not allowed in an HTTP header",
-    )
-    assert "sk-1" not in str(st)
-    assert cond(
-        status_of(
-            bad.statuses,
-            "AIServiceBackend",
-            "a",
-        ),
-        "ResolvedRefs",
-    )[:2] == ("False", "InvalidCredential")
-    good = build_gateway(replace(s, secrets={ObjKey(NS, "sec"): {"apiKey": b64("sk-1\n")}}), BuildOptions())
-    assert cond(status_of(good.statuses, "BackendSecurityPolicy", "k"), "ResolvedRefs")[0] == "True"
-
-
 def test_aws_credentials_file_policy() -> None:
     s = snap(
         routes=(route("r1", [rule("a")]),),
