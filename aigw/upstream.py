@@ -48,7 +48,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from aigw.httpserve import start_app
+from aigw.httpserve import AppServer
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -112,18 +112,16 @@ class _Accepted:
     usage: _Usage
 
 
-@dataclass
-class FakeUpstream:
-    """The fake upstream as an aiohttp application; ``start``/``stop`` inside a running event loop.
+@dataclass(eq=False)
+class FakeUpstream(AppServer):
+    """The fake upstream as an aiohttp application; ``start``/``stop`` inside a running event loop
+    (``AppServer``).
 
     ``received`` lists every request served (most recent last), for in-process assertions.
     """
 
     name: str
-    host: str = "127.0.0.1"
-    port: int = 0
     received: list[ReceivedRequest] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
     keep_received: bool = True
     _in_flight: int = 0
 
@@ -143,19 +141,6 @@ class FakeUpstream:
         app.router.add_get("/health", self._health)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         return app
-
-    async def start(self) -> None:
-        """Bind and serve; afterwards ``port`` holds the bound port."""
-        self._runner, self.port = await start_app(self.app(), host=self.host, port=self.port)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     # -- handlers ---------------------------------------------------------------------------------
 

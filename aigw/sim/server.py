@@ -23,7 +23,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from aigw.httpserve import start_app
+from aigw.httpserve import AppServer
 from aigw.sim.config import SimConfig
 from aigw.sim.engine import Engine, RequestRejectedError, Sequence
 from aigw.sim.kvcache import block_hashes
@@ -66,31 +66,25 @@ class _Parsed:
 
 
 @dataclass(eq=False)
-class Replica:
+class Replica(AppServer):
     """One model server: ``start()`` binds ``host:port`` and starts the step loop; ``stop()`` ends both."""
+
+    handler_cancellation = True  # a client that gives up frees its sequence's batch slot at once
 
     name: str
     config: SimConfig
-    host: str = "127.0.0.1"
-    port: int = 0
     seed_offset: int = 0
     engine: Engine = field(init=False)
     metrics: ReplicaMetrics = field(init=False)
     _rng: random.Random = field(init=False)
     _wake: asyncio.Event = field(init=False)
     _waiters: dict[int, asyncio.Event] = field(init=False, default_factory=dict)
-    _runner: web.AppRunner | None = field(init=False, default=None)
     _loop_task: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.engine = Engine(self.config)
         self.metrics = ReplicaMetrics(engine=self.engine)
         self._rng = random.Random(self.config.seed + self.seed_offset)
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=_MAX_BODY)
@@ -104,14 +98,10 @@ class Replica:
     async def start(self) -> None:
         self._wake = asyncio.Event()
         self._loop_task = asyncio.create_task(self._step_loop(), name=f"sim-{self.name}-steps")
-        self._runner, self.port = await start_app(
-            self.app(), host=self.host, port=self.port, handler_cancellation=True
-        )
+        await super().start()
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super().stop()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -26,8 +26,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from aigw.httpserve import AppServer
 from extproc.providers.eventstream import event_frame, exception_frame
-from tests.fakes.serve import serve
 from tests.fakes.sigv4_verifier import KnownKey, SignatureError, verify
 
 OUTPUT_TOKENS = 7
@@ -43,26 +43,16 @@ class Received:
 
 
 @dataclass
-class FakeBedrock:
+class FakeBedrock(AppServer):
     region: str
     keys: Mapping[str, KnownKey]
-    host: str = "127.0.0.1"
-    port: int = 0
     received: list[Received] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/model/{model}/converse", self._converse)
         app.router.add_post("/model/{model}/converse-stream", self._converse_stream)
         return app
-
-    async def start(self) -> None:
-        self._runner, self.port = await serve(self.app(), host=self.host, port=self.port)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _accept(self, request: web.Request) -> tuple[str, Any] | web.Response:
         raw = await request.read()

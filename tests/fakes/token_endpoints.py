@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from tests.fakes.serve import serve
+from aigw.httpserve import AppServer
 from tests.fakes.sigv4_verifier import KnownKey
 
 STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -46,12 +46,10 @@ class AzureCall:
 
 
 @dataclass
-class FakeTokenEndpoints:
+class FakeTokenEndpoints(AppServer):
     clients: dict[str, str]
     """client id -> client secret, for both the OIDC provider and Azure."""
     lifetime: timedelta = timedelta(hours=1)
-    host: str = "127.0.0.1"
-    port: int = 0
     fail_sts: tuple[str, str] | None = None
     """(code, message) of the STS error to answer with, while set."""
     fail_azure: tuple[str, str] | None = None
@@ -61,23 +59,18 @@ class FakeTokenEndpoints:
     sts_calls: list[StsCall] = field(default_factory=list)
     azure_calls: list[AzureCall] = field(default_factory=list)
     oidc_tokens: set[str] = field(default_factory=set)
-    _runner: web.AppRunner | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     @property
     def issuer(self) -> str:
-        return f"{self.base}/oidc"
+        return f"{self.url}/oidc"
 
     @property
     def sts_endpoint(self) -> str:
-        return f"{self.base}/sts"
+        return f"{self.url}/sts"
 
     @property
     def azure_authority(self) -> str:
-        return f"{self.base}/azure"
+        return f"{self.url}/azure"
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -87,13 +80,6 @@ class FakeTokenEndpoints:
         app.router.add_post("/sts/", self._sts)
         app.router.add_post("/azure/{tenant}/oauth2/v2.0/token", self._azure_token)
         return app
-
-    async def start(self) -> None:
-        self._runner, self.port = await serve(self.app(), host=self.host, port=self.port)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # --- OIDC
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from aigw.httpserve import AppServer
 from extproc.scrape import Scraper, _Page
 from extproc.signals import SignalStore
 from extproc.snapshot import Snapshot
@@ -18,16 +20,14 @@ from tests.realparts.ports import free_port
 from tests.unit.extproc.configs import pool_config, snapshot_of
 
 
-class Server:
-    def __init__(self) -> None:
-        self.page = (
-            b'vllm:num_requests_waiting{m="x"} 3\nvllm:num_requests_running 5\nvllm:kv_cache_usage_perc 0.5\n'
-        )
-        self.delay = 0.0
-        self.hits = 0
-        self.chunked = False
-        self.port = free_port()
-        self._runner: web.AppRunner | None = None
+@dataclass(eq=False)
+class Server(AppServer):
+    page: bytes = (
+        b'vllm:num_requests_waiting{m="x"} 3\nvllm:num_requests_running 5\nvllm:kv_cache_usage_perc 0.5\n'
+    )
+    delay: float = 0.0
+    hits: int = 0
+    chunked: bool = False
 
     async def metrics(self, _: web.Request) -> web.StreamResponse:
         self.hits += 1
@@ -42,16 +42,10 @@ class Server:
             return resp
         return web.Response(body=self.page, content_type="text/plain")
 
-    async def start(self) -> None:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/metrics", self.metrics)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return app
 
 
 def _snapshot(ports: list[int], picker: dict[str, Any] | None = None) -> Snapshot:
@@ -135,8 +129,7 @@ async def test_dead_endpoint_is_unreachable_and_recovers(servers: list[Server]) 
     async def body() -> None:
         sig = store.get(f"127.0.0.1:{dead}")
         await _until(lambda: sig.unreachable)
-        revived = Server()
-        revived.port = dead
+        revived = Server(port=dead)
         await revived.start()
         try:
             await _until(lambda: not sig.unreachable and sig.running == 5.0)
