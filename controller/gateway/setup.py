@@ -66,6 +66,7 @@ from controller.runtime import (
     Resource,
     ResourceVersionChangedPredicate,
     Store,
+    strip_managed_fields,
 )
 from controller.translate import BuildOptions, Snapshot
 from controller.translate import names as n
@@ -191,7 +192,8 @@ class Informers:
     Secrets and Services are followed by metadata only (``secrets``, ``services``: every one, data never
     cached; the builders read full copies of the referenced ones through ``FetchedObjects``), and ours in full
     (``secrets_owned``, ``services_owned``: label-selected), so a cluster's unrelated Secrets (Helm releases,
-    up to 1 MiB each) cost the controller their metadata only."""
+    up to 1 MiB each) cost the controller their metadata only. No informer keeps ``managedFields``
+    (``strip_managed_fields``; Pods keep only what ``trim_pod`` keeps)."""
 
     gateways: Informer
     routes: Informer
@@ -263,8 +265,16 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
     v1 = inference and settings.inference_v1
 
     def inf(resource: Resource, *, owned: bool = False, metadata_only: bool = False) -> Informer:
+        # Nothing of ours reads managedFields (server-side apply keeps them on the API server; we compare
+        # with our own desired objects), and they are often the largest part of a cached object.
         selector = managed if owned else None
-        return mgr.informer(resource, namespace=ns, label_selector=selector, metadata_only=metadata_only)
+        return mgr.informer(
+            resource,
+            namespace=ns,
+            label_selector=selector,
+            metadata_only=metadata_only,
+            transform=strip_managed_fields,
+        )
 
     infs = Informers(
         gateways=inf(kinds.GATEWAYS),
