@@ -22,6 +22,7 @@ v1 InferencePool             ``selector``         each ``key=value`` of its ``se
 v1 InferencePool             ``epp-service``      the Service its external ``endpointPickerRef`` names
 InferenceObjective           ``pool``             its poolRef, when a v1 InferencePool
 owned objects                ``owner-gateway``    the Gateway in its ownerReferences
+our BackendTrafficPolicies   ``owner-route``      the AIGatewayRoute in its ownerReferences
 ============================ ==================== ==========================================================
 
 ``gateways_for(kind, obj)`` follows these indexes (and pools' label selectors) from any object to every
@@ -70,6 +71,7 @@ IDX_EGBACKEND = "egbackend"
 IDX_POLICY = "policy"
 IDX_SECRET = "secret"
 IDX_OWNER_GATEWAY = "owner-gateway"
+IDX_OWNER_ROUTE = "owner-route"
 IDX_SELECTOR = "selector"
 IDX_LABEL = "label"
 IDX_FOREIGN_NS = "foreign-namespace"
@@ -235,13 +237,24 @@ def model_pools(obj: Obj) -> list[str]:
     return [str(v.pool_key(m))] if m is not None else []
 
 
-def owner_gateways(obj: Obj) -> list[str]:
+def _owners(obj: Obj, kind: str) -> list[str]:
     ns = str((obj.get("metadata") or {}).get("namespace") or "")
     return [
         f"{ns}/{o.get('name', '')}"
         for o in (obj.get("metadata") or {}).get("ownerReferences") or []
-        if o.get("kind") == GATEWAY.kind
+        if o.get("kind") == kind
     ]
+
+
+def owner_gateways(obj: Obj) -> list[str]:
+    """The Gateways in ``obj``'s ownerReferences (``namespace/name``)."""
+    return _owners(obj, GATEWAY.kind)
+
+
+def owner_routes(obj: Obj) -> list[str]:
+    """The AIGatewayRoutes in ``obj``'s ownerReferences (``namespace/name``): the owners of a route's
+    HTTPRoutes and BackendTrafficPolicy."""
+    return _owners(obj, AIGatewayRoute.KIND_INFO.kind)
 
 
 def httproute_parents(obj: Obj) -> list[str]:
@@ -423,7 +436,11 @@ class Caches:
             return {ObjKey.parse(g) for g in httproute_parents(obj)}
         if kind == REFERENCE_GRANT.kind:
             return self.gateways_for_backends(self.backends_granted(obj))
-        return owners
+        # An object an AIGatewayRoute owns (its BackendTrafficPolicy) matters to that route's Gateways: a
+        # deleted or edited one is put back by their reconcile at once.
+        return owners | self.gateways_of_routes(
+            r for k in owner_routes(obj) if (r := self.routes.get(k)) is not None
+        )
 
     def backends_granted(self, grant: Obj) -> list[Obj]:
         """The AIServiceBackends that refer into the grant's namespace, directly or through their policy: the

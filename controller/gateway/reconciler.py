@@ -38,7 +38,7 @@ from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
 from api.objects import Obj, ObjKey
 from controller.dns import DnsResolver
 from controller.gateway import kinds
-from controller.gateway.cache import IDX_GATEWAY, IDX_OWNER_GATEWAY, Caches
+from controller.gateway.cache import IDX_GATEWAY, IDX_OWNER_GATEWAY, IDX_OWNER_ROUTE, Caches
 from controller.gateway.extproc_tls import KEYS as EXTPROC_TLS_KEYS
 from controller.gateway.extproc_tls import ensure_material
 from controller.runtime import (
@@ -308,19 +308,25 @@ class GatewayReconciler:
         # longer needs it (fewer rules: fewer HTTPRoutes).
         desired = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in build.http_routes}
         mine = {str(v.key_of(r)) for r in self.caches.routes.by_index(IDX_GATEWAY, str(gw))}
+        routes_here = set(mine)  # the routes whose policies this Gateway may prune (below)
         for hr in self.owned["HTTPRoute"].by_index(IDX_PARENT_GATEWAY, str(gw)):
             md = hr["metadata"]
             if not _is_ours(hr):
                 continue
             owner = f"{md['namespace']}/{_route_owner(hr)}"
+            routes_here.add(owner)
             if owner not in self.caches.routes or (
                 owner in mine and (md["namespace"], md["name"]) not in desired
             ):
                 await self._delete("HTTPRoute", md["namespace"], md["name"])
-        # A route's BackendTrafficPolicy goes on the same terms (not indexed by Gateway: its owner is the
-        # AIGatewayRoute). The Gateway-level one of earlier versions is pruned by the first loop.
+        # A route's BackendTrafficPolicy goes on the same terms. It names no Gateway (its owner is the
+        # AIGatewayRoute), so it is found through the routes this Gateway reads or has HTTPRoutes of: a
+        # deleted route's HTTPRoutes go in this same pass, and a policy that outlives them is the garbage
+        # collector's (it is owned by the route). The Gateway-level one of earlier versions is pruned by the
+        # first loop.
         wanted_policies = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in build.route_policies}
-        for btp in self.owned["BackendTrafficPolicy"].list():
+        policies = self.owned["BackendTrafficPolicy"]
+        for btp in [p for route in sorted(routes_here) for p in policies.by_index(IDX_OWNER_ROUTE, route)]:
             md = btp["metadata"]
             if not _is_ours(btp) or ROUTE_NAME_LABEL not in (md.get("labels") or {}):
                 continue

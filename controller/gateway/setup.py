@@ -32,6 +32,7 @@ from controller.gateway.cache import (
     IDX_FOREIGN_NS,
     IDX_GATEWAY,
     IDX_OWNER_GATEWAY,
+    IDX_OWNER_ROUTE,
     IDX_POLICY,
     IDX_POOL,
     IDX_SECRET,
@@ -40,6 +41,7 @@ from controller.gateway.cache import (
     httproute_parents,
     model_pools,
     owner_gateways,
+    owner_routes,
     route_pools,
     route_v1_pools,
 )
@@ -322,6 +324,7 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
         infs.eg_backends,
     ):
         i.add_indexer(IDX_OWNER_GATEWAY, owner_gateways)
+    infs.backend_policies.add_indexer(IDX_OWNER_ROUTE, owner_routes)  # the routes' own (the prune)
     infs.httproutes.add_indexer(IDX_PARENT_GATEWAY, httproute_parents)
     return infs
 

@@ -125,6 +125,21 @@ def test_owned_objects_map_to_their_gateway() -> None:
     assert c.gateways_for("HTTPRoute", hr) == {GB}
 
 
+def test_a_routes_own_objects_map_to_that_routes_gateways() -> None:
+    """A route's BackendTrafficPolicy (owned by the AIGatewayRoute, naming no Gateway) maps to the Gateways
+    the route targets, so a deleted or edited one is put back at once; a deleted route's, to none."""
+    c = world()
+
+    def policy(owner: str) -> dict[str, Any]:
+        refs = [{"apiVersion": "aigateway.envoyproxy.io/v1alpha1", "kind": "AIGatewayRoute", "name": owner}]
+        return {"kind": "BackendTrafficPolicy", "metadata": {"name": owner, "namespace": NS,
+                                                            "ownerReferences": refs}}  # fmt: skip
+
+    assert c.gateways_for("BackendTrafficPolicy", policy("rab")) == {GA, GB}
+    assert c.gateways_for("BackendTrafficPolicy", policy("rb")) == {GB}
+    assert c.gateways_for("BackendTrafficPolicy", policy("gone")) == set()
+
+
 def test_snapshot_holds_what_the_gateway_reads() -> None:
     c = world()
     s = c.snapshot(GA)

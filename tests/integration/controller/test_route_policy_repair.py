@@ -1,0 +1,56 @@
+"""A route's BackendTrafficPolicy (owned by the AIGatewayRoute, naming no Gateway) is put back at once when
+someone deletes or edits it, by the reconcile of the route's Gateway; the caches hold it without
+managedFields while server-side apply keeps its field manager on the API server (real API server)."""
+
+from __future__ import annotations
+
+import functools
+
+from api.objects import Obj
+from controller.gateway import kinds
+from controller.translate import names as n
+from tests.integration.controller.conftest import Aigw, eventually, gateway_yaml
+from tests.integration.controller.manifests import backend, docs, route, service
+
+PROMPTLY = 10.0
+"""Seconds the repair may take on a loaded machine. Without the watch mapping nothing reconciles the Gateway
+again: the policy would stay deleted."""
+
+
+async def _policy(aigw: Aigw, *, other_than: str | None = None, limit: str | None = None) -> Obj:
+    obj = await aigw.get(kinds.BACKENDTRAFFICPOLICIES, "r1")
+    assert obj is not None, "the route's BackendTrafficPolicy is not there (yet)"
+    assert obj["metadata"]["uid"] != other_than, "still the deleted copy"
+    if limit is not None:
+        assert obj["spec"]["connection"]["bufferLimit"] == limit, obj["spec"]["connection"]
+    return obj
+
+
+async def test_a_deleted_or_edited_route_policy_is_put_back_at_once(aigw: Aigw) -> None:
+    await aigw.apply(
+        docs(gateway_yaml("gw"), service("s"), backend("b", service="s"), route("r1", "gw", "b"))
+    )
+    await aigw.config_when("gw", lambda c: len(c.rules) == 1)
+    first = await eventually(functools.partial(_policy, aigw))
+    limit = first["spec"]["connection"]["bufferLimit"]
+    assert first["metadata"]["ownerReferences"][0]["kind"] == "AIGatewayRoute"
+    managers = {m["manager"] for m in first["metadata"].get("managedFields") or []}
+    assert n.FIELD_MANAGER in managers, managers
+    cached = aigw.reconciler.owned["BackendTrafficPolicy"].get(f"{aigw.ns}/r1")
+    assert cached is not None and "managedFields" not in cached["metadata"]
+
+    await aigw.kubectl("-n", aigw.ns, "delete", "backendtrafficpolicies.gateway.envoyproxy.io", "r1")
+    back = await eventually(
+        functools.partial(_policy, aigw, other_than=first["metadata"]["uid"], limit=limit), within=PROMPTLY
+    )
+
+    # An edit of a field we own goes back to our value (server-side apply, forced, as our field manager).
+    await aigw.kubectl(
+        "-n", aigw.ns, "patch", "backendtrafficpolicies.gateway.envoyproxy.io", "r1", "--type=merge",
+        "-p", '{"spec": {"connection": {"bufferLimit": "1Ki"}}}',
+    )  # fmt: skip
+    edited = await aigw.get(kinds.BACKENDTRAFFICPOLICIES, "r1")
+    assert edited is not None
+    repaired = await eventually(functools.partial(_policy, aigw, limit=limit), within=PROMPTLY)
+    assert repaired["metadata"]["uid"] == back["metadata"]["uid"]
+    assert repaired["metadata"]["resourceVersion"] != back["metadata"]["resourceVersion"]
