@@ -187,12 +187,14 @@ def _measure_capacity(plan: Plan, w: Workload, sims: SimReplicas, workdir: Path)
 
 
 def run(plan: Plan) -> None:
-    began = time.monotonic()
+    began, began_at = time.monotonic(), time.gmtime()
     plan.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     details: dict[str, dict[str, Any]] = {}
     capacities: dict[str, float] = {}
     workdir = Path(tempfile.mkdtemp(prefix="bench-routing-work-"))
+    # the machine is shared: the 1-minute load average at the start and after every replay says how busy
+    load_seen = [os.getloadavg()[0]]
     _log(
         f"pickers: {', '.join(plan.pickers)}; {plan.replicas} replicas of {plan.sim_path}; work dir {workdir}"
     )
@@ -213,6 +215,7 @@ def run(plan: Plan) -> None:
                         outs = asyncio.run(loadgen.replay(f"http://127.0.0.1:{gw.port}", trace))
                         picker_cpu = _cpu(gw.picker_pids) - picker_before if gw.picker_pids else None
                         envoy_cpu = _cpu((gw.envoy_pid,)) - envoy_before
+                    load_seen.append(os.getloadavg()[0])
                     row = report.result_row(
                         workload=w.name, load=load, picker=picker, outcomes=outs, picker_cpu_s=picker_cpu
                     )
@@ -230,6 +233,7 @@ def run(plan: Plan) -> None:
     info = {
         "duration_s": round(elapsed),
         "load_average_1m_at_end": round(os.getloadavg()[0], 1),
+        "load_average_1m_range": [round(min(load_seen), 1), round(max(load_seen), 1)],
         "cpus": os.cpu_count(),
         "replicas": plan.replicas,
         "sim": _shown(plan.sim_path),
@@ -239,7 +243,7 @@ def run(plan: Plan) -> None:
             f"least-request, a closed loop of {plan.replicas * plan.sim.max_num_seqs} requests in flight "
             f"(replicas x max_num_seqs) for {plan.capacity_duration:.0f} s; completions/s after a quarter"
         ),
-        "measured": time.strftime("%Y-%m-%d"),
+        "measured": time.strftime("%Y-%m-%d %H:%M", began_at) + time.strftime("-%H:%M UTC", time.gmtime()),
         "runs": details,
     }
     (plan.out / "runinfo.json").write_text(json.dumps(info, indent=1) + "\n")
@@ -255,11 +259,14 @@ def render(out: Path, *, update_readme: bool) -> None:
     report.plot(rows, out / "latency-vs-load.png")
     if update_readme:
         caps = ", ".join(f"{k} {v}" for k, v in info["capacity_rps"].items())
-        minutes, load = info["duration_s"] / 60, info["load_average_1m_at_end"]
+        minutes = info["duration_s"] / 60
+        load = f"{info['load_average_1m_at_end']} at its end"
+        if seen := info.get("load_average_1m_range"):  # older runinfo files lack it
+            load = f"{seen[0]}-{seen[1]} after its replays, {load}"
         header = (
             f"Measured {info.get('measured', '')}: {info['replicas']} replicas, "
             f"{info['replay_seconds']:.0f} s per replay, capacity (req/s) {caps}; the whole run took "
-            f"{minutes:.0f} min (load average {load} on {info['cpus']} cores at its end).\n"
+            f"{minutes:.0f} min (1-minute load average on {info['cpus']} cores: {load}).\n"
         )
         table = report.markdown_table(rows, info["runs"])
         README.write_text(report.replace_between_markers(README.read_text(), header + table))

@@ -19,8 +19,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.standalone.harness import (
+    POOL_HOSTS,
     Prepared,
     aigw_run,
     alive,
@@ -28,6 +30,7 @@ from tests.integration.standalone.harness import (
     cmdline,
     upstream_names,
 )
+from tests.realparts.httpclient import request
 from tests.realparts.ports import free_port
 
 pytestmark = pytest.mark.envoy
@@ -45,6 +48,13 @@ def test_examples_route_through_envoy_and_spread_over_the_pool(examples: Prepare
         # 12 at a time, each lasting about a second on the simulated replicas: any picker that looks at load
         # (or draws at random) uses every replica.
         assert set(counts) == {"demo-llm-1", "demo-llm-2", "demo-llm-3"}, counts
+        # Each replica's vLLM metrics count exactly the requests it answered (demo-llm-N on POOL_HOSTS[N-1]).
+        answered = "vllm:e2e_request_latency_seconds_count"
+        served = {
+            f"demo-llm-{i}": _replica_metric(host, examples.pool_port, answered)
+            for i, host in enumerate(POOL_HOSTS, start=1)
+        }
+        assert served == dict(counts), (served, counts)
 
         r = run.chat("gpt-4o-mini")
         assert r.status == 200, r.body
@@ -80,6 +90,17 @@ def test_examples_route_through_envoy_and_spread_over_the_pool(examples: Prepare
 
         # One access log line per request, readable: method, path, status, model, upstream.
         run.wait_for(r"POST /v1/chat/completions -> 200 .*model=gpt-4o-mini .*upstream=127\.0\.0\.1:")
+
+
+def _replica_metric(host: str, port: int, sample: str) -> float:
+    """One unlabelled sample of a demo replica's ``/metrics``, read with prometheus_client's parser."""
+    reply = request(port, "/metrics", host=host, method="GET", timeout=10)
+    assert reply.status == 200, reply.body
+    for family in text_string_to_metric_families(reply.body.decode()):
+        for s in family.samples:
+            if s.name == sample:
+                return s.value
+    raise AssertionError(f"{sample} missing from http://{host}:{port}/metrics")
 
 
 def _traffic(run_chat: object, stop: threading.Event, failures: list[str], ok: list[int]) -> None:
