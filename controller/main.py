@@ -209,6 +209,23 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
     )
 
 
+def controller_settings(
+    args: argparse.Namespace, *, inference_v1: bool, inference_objectives: bool
+) -> ControllerSettings:
+    """What ``args`` configure of the controllers (``setup_controllers``); whether the optional v1
+    InferencePool and InferenceObjective CRDs are served is found on the cluster, not in the flags."""
+    return ControllerSettings(
+        options=build_options(args),
+        watch_namespace=args.watch_namespace,
+        concurrent_reconciles=args.concurrent_reconciles,
+        inference_v1=inference_v1,
+        inference_objectives=inference_objectives,
+        token_endpoints=Endpoints(
+            sts_endpoint=args.aws_sts_endpoint, azure_authority=args.azure_authority_host
+        ),
+    )
+
+
 def _buffer_limit(value: str) -> int:
     try:
         return buffer_limit(value)
@@ -252,16 +269,7 @@ async def run(args: argparse.Namespace) -> int:
         resolver = DnsResolver(nameserver=args.dns_server, registry=mgr.metrics.registry)
         reconciler = setup_controllers(
             mgr,
-            settings=ControllerSettings(
-                options=options,
-                watch_namespace=args.watch_namespace,
-                concurrent_reconciles=args.concurrent_reconciles,
-                inference_v1=inference_v1,
-                inference_objectives=objectives,
-                token_endpoints=Endpoints(
-                    sts_endpoint=args.aws_sts_endpoint, azure_authority=args.azure_authority_host
-                ),
-            ),
+            settings=controller_settings(args, inference_v1=inference_v1, inference_objectives=objectives),
             resolver=resolver,
         )
         # the same shared informer setup_controllers registered: the routes' cache

@@ -1,6 +1,7 @@
 """config/rbac is enough, and no more: the controller runs as its ServiceAccount (impersonated) against the
-real API server with only those permissions, and takes config/samples to Accepted=True; with --leader-elect it
-acquires, renews and releases its Lease under the leader election Role, which reaches no other Lease."""
+real API server with only those permissions and config/default's arguments, and does each kind of write it
+does in a cluster (``rbac.controller_works_with_only``); with --leader-elect it acquires, renews and releases
+its Lease under the leader election Role, which reaches no other Lease."""
 
 from __future__ import annotations
 
@@ -32,11 +33,20 @@ def rbac_for(namespace: str, cp: ControlPlane) -> str:
     return yaml.safe_dump_all(docs)
 
 
+def deployment_args(cp: ControlPlane) -> list[str]:
+    """The controller's arguments in config/default's Deployment."""
+    docs = yaml.safe_load_all(cp.kubectl("kustomize", str(CONFIG / "default")).stdout)
+    (deployment,) = (d for d in docs if d["kind"] == "Deployment")
+    args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
+
+
 async def test_controller_works_with_only_its_rbac(
     control_plane: ControlPlane, namespace: str, dns_server: DnsServer
 ) -> None:
     await controller_works_with_only(
         rbac_for(namespace, control_plane),
+        controller_args=deployment_args(control_plane),
         control_plane=control_plane,
         namespace=namespace,
         dns_server=dns_server,

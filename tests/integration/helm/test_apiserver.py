@@ -43,29 +43,36 @@ def test_the_rendering_passes_a_strict_server_side_dry_run(
     assert not done.stderr.strip(), done.stderr  # strict validation warns about nothing either
 
 
-def chart_rbac(helm: Helm, namespace: str) -> tuple[str, str]:
-    """The chart's RBAC objects for a release in ``namespace`` (cluster-wide names made unique to it), and the
-    ServiceAccount's name."""
+def chart_rbac(helm: Helm, namespace: str) -> tuple[str, str, list[str]]:
+    """The chart's RBAC objects for a release in ``namespace`` (cluster-wide names made unique to it), the
+    ServiceAccount's name, and the controller's arguments in the chart's Deployment."""
     docs = helm.template(CHART, "--set", f"fullnameOverride={namespace}", namespace=namespace)
     rbac = [d for d in docs if d["kind"] in RBAC_KINDS]
     assert {d["kind"] for d in rbac} == RBAC_KINDS
     (sa,) = (d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount")
-    return yaml.safe_dump_all(rbac), sa
+    (deployment,) = (d for d in docs if d["kind"] == "Deployment")
+    args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    return yaml.safe_dump_all(rbac), sa, args
 
 
 async def test_the_controller_works_with_only_the_charts_rbac(
     helm: Helm, control_plane: ControlPlane, namespace: str, dns_server: DnsServer
 ) -> None:
-    rbac, sa = await asyncio.to_thread(chart_rbac, helm, namespace)
+    rbac, sa, args = await asyncio.to_thread(chart_rbac, helm, namespace)
     await controller_works_with_only(
-        rbac, control_plane=control_plane, namespace=namespace, dns_server=dns_server, service_account=sa
+        rbac,
+        controller_args=args,
+        control_plane=control_plane,
+        namespace=namespace,
+        dns_server=dns_server,
+        service_account=sa,
     )
 
 
 async def test_leader_election_works_with_only_the_charts_role(
     helm: Helm, control_plane: ControlPlane, namespace: str
 ) -> None:
-    rbac, sa = await asyncio.to_thread(chart_rbac, helm, namespace)
+    rbac, sa, _ = await asyncio.to_thread(chart_rbac, helm, namespace)
     await leader_election_works_with_only(
         rbac, control_plane=control_plane, namespace=namespace, service_account=sa
     )
