@@ -1,11 +1,14 @@
 """``helm install``, ``helm upgrade`` and ``helm uninstall`` of both charts against a real API server (no
 kubelet: the Deployment gets no Pods, which Helm does not wait for unless asked).
 
-One story, in order, on a control plane that starts without our CRDs:
+One story, in order, on a control plane that starts without our CRDs, installing with the README's own
+``helm install`` commands (its placeholders filled):
 1. the CRD chart creates our five CRDs, and they become Established;
-2. the controller chart creates every object it renders, in its namespace;
+2. the controller chart creates every object it renders, in its namespace, with the image asked for, and
+   its notes print exactly the Envoy Gateway values the chart ships (the README's namespace is theirs);
 3. a wrong value is refused at ``helm upgrade`` by the schema, naming it, and changes nothing;
-4. ``helm upgrade`` with other values updates every object in place (same UIDs) to the new values;
+4. ``helm upgrade`` with other values updates every object in place (same UIDs) to the new values, and the
+   README's command for the CRDs after an upgrade applies cleanly over the chart's;
 5. ``helm uninstall`` of the controller removes every object; of the CRD chart, it leaves the CRDs (Helm's
    ``crds/`` rule) and the custom resources in them.
 """
@@ -13,6 +16,7 @@ One story, in order, on a control plane that starts without our CRDs:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -21,17 +25,36 @@ import yaml
 from controller.main import parse_args
 from tests.integration.controller import manifests
 from tests.integration.controller.test_deploy import kubectl_resource
-from tests.integration.helm.values import CHART, CRD_CHART, eg_values_for, printed_eg_values
+from tests.integration.helm.values import (
+    CHART,
+    CRD_CHART,
+    EG_VALUES,
+    README,
+    README_PLACEHOLDERS,
+    ROOT,
+    eg_values_for,
+    option_value,
+    printed_eg_values,
+    readme_helm_installs,
+)
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.helm import Helm, set_args
 
-RELEASE_NS = "aigw-system"
+INSTALLS = readme_helm_installs()
+RELEASE_NS = option_value(INSTALLS["aigw"], "-n", "--namespace", default="default")
+CRD_RELEASE_NS = option_value(INSTALLS["aigw-crds"], "-n", "--namespace", default="default")
 CRDS = sorted(yaml.safe_load(p.read_text())["metadata"]["name"] for p in (CRD_CHART / "crds").glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
 def cluster_helm(helm: Helm, bare_control_plane: ControlPlane) -> Helm:
     return helm.with_kubeconfig(bare_control_plane.kubeconfig)
+
+
+def readme_install(helm: Helm, release: str) -> None:
+    """Run the README's ``helm install`` of ``release`` (its chart paths are the repository's)."""
+    args = INSTALLS[release]
+    helm.run(*(str(ROOT / a) if a.startswith("charts/") else a for a in args))
 
 
 def kubectl_json(cp: ControlPlane, *args: str) -> Any:
@@ -79,7 +102,7 @@ def the_crd_chart_creates_our_crds(
 ) -> None:
     cp = bare_control_plane
     assert not cp.kubectl("get", "crd", *CRDS, check=False).stdout.strip(), "our CRDs exist before the chart"
-    cluster_helm.run("install", "aigw-crds", str(CRD_CHART), "--namespace", RELEASE_NS, "--create-namespace")
+    readme_install(cluster_helm, "aigw-crds")
     cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in CRDS))
     # A custom resource in them, which must outlive both releases.
     cp.kubectl("create", "namespace", "keep")
@@ -91,7 +114,7 @@ def the_crd_chart_creates_our_crds(
 def the_controller_chart_creates_every_object(
     cluster_helm: Helm, bare_control_plane: ControlPlane, state: dict[str, Any]
 ) -> None:
-    cluster_helm.run("install", "aigw", str(CHART), "--namespace", RELEASE_NS)
+    readme_install(cluster_helm, "aigw")
     objects = release_objects(cluster_helm, "aigw")
     assert {d["kind"] for d in objects} == {
         "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment",
@@ -102,8 +125,15 @@ def the_controller_chart_creates_every_object(
         if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
             assert obj["metadata"]["namespace"] == RELEASE_NS, key
     assert controller_args(bare_control_plane)["log_level"] == "info"
+    image = "{<registry>}/ai-gateway-py:{<tag>}".format_map(README_PLACEHOLDERS)
+    pod = first["Deployment/ai-gateway-controller"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == image
+    assert controller_args(bare_control_plane)["extproc_image"] == image
     notes = cluster_helm.run("get", "notes", "aigw", "--namespace", RELEASE_NS).stdout
     assert printed_eg_values(notes) == eg_values_for(service="ai-gateway-controller", namespace=RELEASE_NS)
+    assert printed_eg_values(notes) == yaml.safe_load(EG_VALUES.read_text()), (
+        "the README's install and the Envoy Gateway values it gives disagree on where the controller is"
+    )
     state["objects"], state["first"] = objects, first
 
 
@@ -158,6 +188,13 @@ def upgrade_updates_every_object_in_place(
         assert now[key]["metadata"]["annotations"]["example.test/upgraded"] == "yes", key
     history = json.loads(cluster_helm.run("history", "aigw", "--namespace", RELEASE_NS, "-o", "json").stdout)
     assert [(h["revision"], h["status"]) for h in history] == [(1, "superseded"), (2, "deployed")]
+    # Helm leaves crds/ alone on upgrade; the README's command for them applies over what the chart created.
+    m = re.search(r"`kubectl (apply --server-side -f (charts/ai-gateway-py-crds/crds))`", README.read_text())
+    assert m, "the README no longer says how to update the CRDs after an upgrade"
+    applied = bare_control_plane.kubectl(*m.group(1).split()[:-1], str(ROOT / m.group(2)), "-o", "name")
+    assert sorted(applied.stdout.split()) == [
+        f"customresourcedefinition.apiextensions.k8s.io/{c}" for c in CRDS
+    ]
 
 
 def uninstall_removes_the_controller_and_leaves_the_crds(
@@ -168,7 +205,7 @@ def uninstall_removes_the_controller_and_leaves_the_crds(
     for obj in state["objects"]:
         got = cp.kubectl("get", *ref(obj), "--ignore-not-found", "-o", "name", check=False)
         assert got.returncode == 0 and not got.stdout.strip(), f"{obj['kind']} {obj['metadata']['name']} left"
-    cluster_helm.run("uninstall", "aigw-crds", "--namespace", RELEASE_NS)
+    cluster_helm.run("uninstall", "aigw-crds", "--namespace", CRD_RELEASE_NS)
     releases = cluster_helm.run("list", "--all-namespaces", "-q").stdout.split()
     assert releases == []
     for crd in CRDS:

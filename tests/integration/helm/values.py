@@ -1,9 +1,11 @@
 """What the chart tests know about the charts, without running anything: where they are, and for each
 ``aigw-controller`` flag its chart value (``FLAGS``), plus a set of values away from every default
-(``non_default()``). Imported by tests/integration/helm and by tests/unit/deploy (which needs no helm)."""
+(``non_default()``), and the README's ``helm install`` commands (``readme_helm_installs()``). Imported by
+tests/integration/helm and by tests/unit/deploy (which needs no helm)."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,9 @@ CRD_CHART = CHARTS / "ai-gateway-py-crds"
 EG_VALUES = CHART / "files" / "envoy-gateway-values.yaml"
 # The namespace config/default installs into, and Envoy Gateway's values expect.
 NAMESPACE = "envoy-ai-gateway-system"
+README = ROOT / "README.md"
+# What the tests put for the README's placeholders.
+README_PLACEHOLDERS = {"<registry>": "registry.test", "<tag>": "v0.0.1"}
 
 # aigw-controller's option (argparse dest) -> (its value under `controller.` in the chart, a non-default
 # value, what the parsed option must then be). kubeconfig is the one flag without a value: in a pod the
@@ -123,3 +128,27 @@ def eg_values_for(*, service: str, namespace: str, port: int = 1063) -> dict[str
 def printed_eg_values(notes: str) -> Any:
     """The Envoy Gateway values in ``helm get notes`` output (after its ``---`` line)."""
     return yaml.safe_load(notes.split("\n---\n", 1)[1])
+
+
+def readme_helm_installs() -> dict[str, list[str]]:
+    """The ``helm install`` commands of the README's "Install in a cluster" section, by release name: each
+    command's arguments after ``helm`` (continuation lines joined, README_PLACEHOLDERS filled in; paths as
+    written, relative to the repository)."""
+    section = README.read_text().split("\n## Install in a cluster", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    for placeholder, value in README_PLACEHOLDERS.items():
+        block = block.replace(placeholder, value)
+    installs: dict[str, list[str]] = {}
+    for line in block.replace("\\\n", " ").splitlines():
+        args = shlex.split(line)
+        if args[:2] == ["helm", "install"]:
+            installs[args[2]] = args[1:]
+    return installs
+
+
+def option_value(args: list[str], *names: str, default: str) -> str:
+    """The value of the first of ``names`` (e.g. ``-n``, ``--namespace``) in ``args``, else ``default``."""
+    for i, arg in enumerate(args[:-1]):
+        if arg in names:
+            return args[i + 1]
+    return default

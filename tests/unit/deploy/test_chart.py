@@ -15,7 +15,17 @@ from typing import Any
 import yaml
 
 from controller.main import parse_args
-from tests.integration.helm.values import CHART, FLAGS, NOT_A_VALUE, ROOT
+from tests.integration.helm.values import (
+    CHART,
+    CRD_CHART,
+    EG_VALUES,
+    FLAGS,
+    NAMESPACE,
+    NOT_A_VALUE,
+    ROOT,
+    option_value,
+    readme_helm_installs,
+)
 
 VALUES: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
 SCHEMA: dict[str, Any] = json.loads((CHART / "values.schema.json").read_text())
@@ -74,3 +84,24 @@ def test_extra_args_accept_exactly_the_controllers_flags() -> None:
         f"remove {sorted(listed - controller_flags())}"
     )
     assert "--metrics-address" in listed, "aliases are flags too"
+
+
+def test_the_readmes_helm_installs_are_kind_ups() -> None:
+    installs = readme_helm_installs()
+    assert set(installs) == {"eg", "aigw-crds", "aigw"}, (
+        "the README's install block changed: update this test"
+    )
+    kind_up = (ROOT / "hack" / "kind-up.sh").read_text()
+    m = re.search(r'^EG_VERSION="\$\{EG_VERSION:-([0-9.]+)\}"$', kind_up, re.MULTILINE)
+    assert m, "hack/kind-up.sh sets no default EG_VERSION"
+    eg = installs["eg"]
+    assert eg[2] == "oci://docker.io/envoyproxy/gateway-helm" and eg[2] in kind_up
+    assert option_value(eg, "--version", default="") == f"v{m.group(1)}"
+    assert option_value(eg, "-f", "--values", default="") == str(EG_VALUES.relative_to(ROOT))
+    assert option_value(eg, "-n", "--namespace", default="") == "envoy-gateway-system"
+    assert "--namespace envoy-gateway-system" in kind_up
+    assert installs["aigw-crds"][2] == str(CRD_CHART.relative_to(ROOT))
+    assert installs["aigw"][2] == str(CHART.relative_to(ROOT))
+    assert option_value(installs["aigw"], "-n", "--namespace", default="") == NAMESPACE, (
+        "Envoy Gateway's values point at the controller in this namespace"
+    )
