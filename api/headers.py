@@ -58,7 +58,8 @@ def header_credential(raw: bytes) -> str:
     whitespace stripped, not empty, and only visible ASCII, space and tab (RFC 9110 field-value without
     obs-text: a newline or control character would be refused by Envoy or split the header). Raises
     ValueError saying what is wrong, never quoting the secret. The one rule the ext_proc applies when it
-    loads a key and ``aigw run`` applies before handing one over."""
+    loads a key and the controller's resolver applies to a policy's key before handing it over (the policy's
+    ``InvalidCredential``; ``aigw run`` refuses the change instead)."""
     try:
         secret = raw.decode("utf-8").strip()
     except UnicodeDecodeError as e:

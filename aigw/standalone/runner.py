@@ -48,7 +48,6 @@ from aigw.standalone.translate import (
     DemoUpstream,
     Translation,
     choose_gateway,
-    credential_refusals,
     hostnames,
     translate,
 )
@@ -164,9 +163,8 @@ class StandaloneGateway:
         tr = translate(
             store, gateway=gateway, gateway_object=gateway_object, options=self.build_options, dns=dns
         )
-        refusals = credential_refusals(tr.filter_config, tr.auth_files)
-        if refusals:  # the ext_proc would refuse the whole config: never hand it over
-            raise BuildError(refusals)
+        if tr.refusals:  # a key the ext_proc would refuse: the previous config and key keep serving
+            raise BuildError(list(tr.refusals))
         return tr
 
     # --- start

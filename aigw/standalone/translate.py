@@ -26,8 +26,7 @@ from aigw.standalone.envoyconfig import (
 from aigw.standalone.store import Store, pod_ips
 from api import headers
 from api.envoygateway import Backend
-from api.filterconfig import Backend as ConfigBackend
-from api.filterconfig import FilterConfig, PoolMember
+from api.filterconfig import FilterConfig
 from api.gatewayapi import GATEWAY, REFERENCE_GRANT, duration_seconds
 from api.inference import InferenceModel, InferencePool
 from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
@@ -50,6 +49,7 @@ from controller.translate import (
     hostnames_to_resolve,
     refs_of_kind,
     render_filter_config,
+    secret_file_key,
     v1_pool_refs,
 )
 
@@ -84,6 +84,8 @@ class Translation:
     pool_timeout_seconds: float
     problems: tuple[str, ...]
     """Conditions that are not True, and translation notes, each naming the object and its file."""
+    refusals: tuple[str, ...]
+    """Why the build must not be applied at all (``credential_refusals``); ``problems`` only warn."""
     requeue_after: float | None
     """Seconds until the DNS answers used expire (None: no hostname was resolved)."""
     demo_upstreams: tuple[DemoUpstream, ...] = field(default=())
@@ -216,6 +218,7 @@ def translate(
         routes=routes,
         pool_timeout_seconds=pool_timeout,
         problems=tuple(problems),
+        refusals=tuple(credential_refusals(build)),
         requeue_after=build.requeue_after,
         demo_upstreams=demo_upstreams(store),
         extproc=_extproc_settings(build),
@@ -397,28 +400,16 @@ def _auth_files(build: GatewayBuild) -> dict[str, bytes]:
     return {}
 
 
-def credential_refusals(config: FilterConfig, auth_files: Mapping[str, bytes]) -> list[str]:
-    """Why the ext_proc would refuse ``config`` with ``auth_files`` (one line per header credential it could
-    not load, by ``headers.header_credential``, the rule it loads keys with); empty when it would load them.
-    The ext_proc refuses the whole config then, so ``aigw run`` must not apply it."""
-    out: list[str] = []
-    upstreams: list[ConfigBackend | PoolMember] = [
-        *config.backends,
-        *(m for p in config.pools for m in p.members),
+def credential_refusals(build: GatewayBuild) -> list[str]:
+    """Why ``aigw run`` refuses the build as a whole (one line per backend the Gateway's routes reach whose
+    key a header can't carry, by the rule the ext_proc loads keys with), never quoting a key; empty when
+    there is none. The controller's builders leave such a backend out and serve the rest, as a cluster
+    must; here the input is the user's own files, so the previous config and key keep serving instead,
+    until the file is fixed."""
+    return [
+        f"backend {backend.dotted}: the credential from Secret data {secret_file_key(bad.use)} {bad.what}"
+        for backend, bad in build.invalid_credentials
     ]
-    for up in upstreams:
-        ref = (up.auth.api_key or up.auth.azure) if up.auth is not None else None
-        if ref is None:
-            continue  # AWS credentials files are parsed, not sent as a header
-        key = ref.filename.rsplit("/", 1)[-1]
-        raw = auth_files.get(key)
-        if raw is None:
-            continue  # a missing Secret is already a condition (SecretNotFound)
-        try:
-            headers.header_credential(raw)
-        except ValueError as e:
-            out.append(f"backend {up.name}: the credential from Secret data {key} {e}")
-    return out
 
 
 NO_ROTATION_HINT = (

@@ -22,7 +22,8 @@ Functions
 - ``hostnames_to_resolve(snapshot, options) -> list[str]``: what to look up before building (pool members'
   ``<svc>.<ns>.svc.<cluster-domain>`` and EG Backend FQDN endpoints).
 - ``build_gateway(snapshot, options) -> GatewayBuild``: everything at once (config, per-Gateway objects,
-  HTTPRoutes, host-rewrite filters, statuses, DNS failures, ``requeue_after``).
+  HTTPRoutes, host-rewrite filters, statuses, DNS failures, ``requeue_after``, and the backends left out
+  because a header can't carry their key, ``InvalidCredential``).
 - ``resolve(snapshot, options) -> Resolution``; ``statuses(resolution)``: the conditions of every object
   (reasons listed in ``controller.translate.conditions``).
 - ``build_filter_config(resolution, options) -> FilterConfig`` and ``render_filter_config(cfg) -> str``
@@ -45,6 +46,8 @@ from controller.translate.gateway import GatewayBuild, build_gateway
 from controller.translate.names import extproc_name
 from controller.translate.resolve import (
     CREDENTIALS_NOT_READY,
+    INVALID_CREDENTIAL,
+    InvalidCredential,
     Resolution,
     dns_failures,
     hostnames_to_resolve,
@@ -80,10 +83,12 @@ from controller.translate.views import (
 __all__ = [
     "CREDENTIALS_NOT_READY",
     "DEFAULT_MAX_BODY_BYTES",
+    "INVALID_CREDENTIAL",
     "BuildOptions",
     "DnsAnswer",
     "ExtprocAddress",
     "GatewayBuild",
+    "InvalidCredential",
     "ObjKey",
     "ObjectStatus",
     "Resolution",

@@ -14,10 +14,14 @@ Reasons (``Accepted`` / ``ResolvedRefs``, positive polarity, True reason = the t
 - AIServiceBackend: ``ResolvedRefs`` False ``InvalidKind`` (backendRef not a Service or EG Backend, or a
   security policy ref of another kind), ``RefNotPermitted`` (the Service/Backend, or its policy's Secret, is
   in another namespace and no ReferenceGrant allows it; the message names the grant), ``BackendNotFound``
-  (Service/Backend missing), ``SecurityPolicyNotFound``, ``SecretNotFound`` (through its policy).
+  (Service/Backend missing), ``SecurityPolicyNotFound``, ``SecretNotFound``, ``InvalidCredential`` (both
+  through its policy).
 - BackendSecurityPolicy: ``Accepted`` False ``UnsupportedValue``; ``ResolvedRefs`` False
   ``RefNotPermitted`` (a Secret in another namespace without a ReferenceGrant), ``SecretNotFound`` (the
-  Secret, or the key in it, is missing; the message names both), ``CredentialsNotReady`` (AWS
+  Secret, or the key in it, is missing; the message names both), ``InvalidCredential`` (an API key or
+  access token a header can't carry, ``resolve.InvalidCredential``: the message names the Secret, the key
+  and what is wrong, never the value; the backends using the policy are left out of the filter config, the
+  rest of the Gateway is served), ``CredentialsNotReady`` (AWS
   ``oidcExchangeToken`` or ``AzureCredentials``: no temporary credentials issued; the credential rotation's
   own condition, ``CredentialsRotated`` (``controller.rotation``), says why).
 - InferencePool, per parent Gateway: ``Accepted`` False ``InvalidPickerConfig`` (the endpoint-picker

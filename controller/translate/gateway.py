@@ -12,7 +12,7 @@ from api.filterconfig import FilterConfig
 from api.objects import ObjKey
 from controller.translate.conditions import ObjectStatus, statuses
 from controller.translate.config import build_filter_config, render_filter_config
-from controller.translate.resolve import Resolution, dns_failures, resolve
+from controller.translate.resolve import InvalidCredential, Resolution, dns_failures, resolve
 from controller.translate.resources import (
     Json,
     auth_secret_data,
@@ -47,6 +47,8 @@ class GatewayBuild:
     - ``dns_failures``: ``(pool, backend, hostname, error)`` per failed lookup, for Warning Events.
     - ``requeue_after``: the smallest TTL of the DNS answers used, clamped to [5 s, 300 s]; ``None`` when no
       hostname is resolved.
+    - ``invalid_credentials``: ``Resolution.invalid_credentials``, the backends left out because a header
+      can't carry their key (their conditions say so); for a composer that refuses the whole change instead.
     """
 
     filter_config: FilterConfig | None
@@ -57,6 +59,7 @@ class GatewayBuild:
     statuses: tuple[ObjectStatus, ...]
     dns_failures: tuple[tuple[ObjKey, ObjKey, str, str], ...]
     requeue_after: float | None
+    invalid_credentials: tuple[tuple[ObjKey, InvalidCredential], ...] = ()
 
 
 def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
@@ -79,8 +82,9 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
     filters = tuple(build_host_rewrite_filter(namespace=ns) for ns in namespaces)
     conds = tuple(statuses(res))
     failures = tuple(dns_failures(res, snap.dns))
+    invalid = tuple(res.invalid_credentials())
     if snap.gateway_object is None:
-        return GatewayBuild(None, (), routes, filters, policies, conds, failures, None)
+        return GatewayBuild(None, (), routes, filters, policies, conds, failures, None, invalid)
     cfg = build_filter_config(res, options)
     auth = auth_secret_data(snap, _secret_uses(res, cfg))
     objs: list[Json] = [
@@ -96,14 +100,14 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
     if options.extproc_mtls:
         # no material yet (the reconcile adds it): no ext_proc could serve TLS, so no policy either
         if not snap.extproc_tls:
-            return GatewayBuild(cfg, (), routes, filters, policies, conds, failures, None)
+            return GatewayBuild(cfg, (), routes, filters, policies, conds, failures, None, invalid)
         objs += build_extproc_tls_secrets(snap)
     if options.extproc_address is not None or options.extproc_mtls:
         objs.append(build_extproc_backend(snap, options))
     used_hosts = res.used_hostnames()
     ttls = [snap.dns[h].ttl for h in used_hosts if h in snap.dns]
     requeue = clamp_requeue(min(ttls)) if ttls else (MAX_REQUEUE_SECONDS if used_hosts else None)
-    return GatewayBuild(cfg, tuple(objs), routes, filters, policies, conds, failures, requeue)
+    return GatewayBuild(cfg, tuple(objs), routes, filters, policies, conds, failures, requeue, invalid)
 
 
 def _secret_uses(res: Resolution, cfg: FilterConfig) -> list[SecretUse]:

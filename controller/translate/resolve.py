@@ -14,13 +14,17 @@ status.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from api import filterconfig as fc
 from api.cel import broken_rules
 from api.corev1 import SECRET, SERVICE
 from api.costexpr import CostExpressionError, compile_cost
+from api.headers import header_credential
 from api.inference import GROUP as INFERENCE_GROUP
 from api.inference import InferenceModel, InferencePool
 from api.inference_v1 import GROUP as INFERENCE_V1_GROUP
@@ -54,6 +58,31 @@ class Problem:
     message: str
 
 
+INVALID_CREDENTIAL: Final = "InvalidCredential"
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidCredential:
+    """A credential the ext_proc sends as a header (an API key, an Azure access token) that a header can't
+    carry, by ``api.headers.header_credential``, the rule the ext_proc loads it with. The ext_proc refuses a
+    whole config over one such key, so the resolver leaves the policy's backends out (their ``ResolvedRefs``
+    says why) and the rest of the Gateway is served; a composer that would rather refuse the whole change
+    (``aigw run``) reads these findings from ``Resolution.invalid_credentials``."""
+
+    use: SecretUse
+    what: str
+    """What is wrong with the value ("is empty", "holds characters not allowed in an HTTP header", ...);
+    never the value itself."""
+
+    @property
+    def problem(self) -> Problem:
+        return Problem(
+            INVALID_CREDENTIAL,
+            f"Secret {self.use.secret} key {self.use.key!r} {self.what}; the backends using this policy are "
+            "not served until it is fixed",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyResolution:
     policy: BackendSecurityPolicy
@@ -63,10 +92,12 @@ class PolicyResolution:
     uses: tuple[SecretUse, ...]
     """The Secret keys its credentials are read from."""
     problems: tuple[Problem, ...]
-    """Secrets, or keys in them, that are missing."""
+    """Secrets, or keys in them, that are missing or unusable (``invalid_credential``'s problem included)."""
     credential: SecretUse | None = None
     """The one Secret key the ext_proc reads the credentials from (``views.credential_use``): only it is
     copied to the Gateway's auth Secret (never a client secret the rotation reads)."""
+    invalid_credential: InvalidCredential | None = None
+    """The credential, when it is one a header can't carry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +152,8 @@ class PoolResolution:
     """The endpoint-picker annotation's settings; None: the defaults (also when the annotation is invalid)."""
     picker_problem: Problem | None = None
     """Why the endpoint-picker annotation was not used (the pool is then served with the defaults)."""
+    selected: tuple[ObjKey, ...] = ()
+    """The AIServiceBackends its selector picks, usable or not (``members`` are the usable ones)."""
 
     @property
     def key(self) -> ObjKey:
@@ -211,6 +244,24 @@ class Resolution:
         }
         return sorted(hosts)
 
+    def invalid_credentials(self) -> list[tuple[ObjKey, InvalidCredential]]:
+        """``(backend, finding)`` for each AIServiceBackend the Gateway's routes reach (as a backendRef, a
+        fallback, or a member of an InferencePool they reference) whose policy's credential a header can't
+        carry: the backends left out over it, in route order."""
+        reached: dict[ObjKey, None] = {}
+        for r in self.routes:
+            reached.update(dict.fromkeys(views.refs_of_kind(r.route, BackendKind.AI_SERVICE_BACKEND)))
+            for pk in views.refs_of_kind(r.route, BackendKind.INFERENCE_POOL):
+                if (pool := self.pools.get(pk)) is not None:
+                    reached.update(dict.fromkeys(pool.selected))
+        return [
+            (k, bad)
+            for k in reached
+            if (b := self.backends.get(k)) is not None
+            and b.policy is not None
+            and (bad := b.policy.invalid_credential) is not None
+        ]
+
 
 # --- BackendSecurityPolicy
 
@@ -247,8 +298,27 @@ def resolve_policy(policy: BackendSecurityPolicy, snap: Snapshot) -> PolicyResol
             problems.append(Problem("SecretNotFound", f"Secret {use.secret} not found"))
         elif use.key not in data:
             problems.append(Problem("SecretNotFound", f"Secret {use.secret} has no key {use.key!r}"))
+    invalid = _invalid_credential(policy, credential, snap) if not problems else None
+    if invalid is not None:
+        problems.append(invalid.problem)
     unsupported, reason = ("; ".join(r.message for r in broken), "UnsupportedValue") if broken else (None, "")
-    return PolicyResolution(policy, unsupported, reason, uses, tuple(problems), credential)
+    return PolicyResolution(policy, unsupported, reason, uses, tuple(problems), credential, invalid)
+
+
+def _invalid_credential(
+    policy: BackendSecurityPolicy, credential: SecretUse | None, snap: Snapshot
+) -> InvalidCredential | None:
+    """The policy's credential, read (it exists: no problem was found), when it goes into a header and a
+    header can't carry it."""
+    if credential is None or not views.sends_as_header(policy):
+        return None  # an AWS credentials file is parsed, never sent
+    try:
+        header_credential(base64.b64decode(snap.secrets[credential.secret][credential.key], validate=True))
+    except binascii.Error:
+        return InvalidCredential(credential, "is not base64 (as a Secret's data must be)")
+    except ValueError as e:
+        return InvalidCredential(credential, str(e))
+    return None
 
 
 # --- AIServiceBackend
@@ -341,14 +411,11 @@ def plan_pool(
         )
         return PoolResolution(pool, tuple(problems), ())
     ns = pool.metadata.namespace
-    selected = sorted((k for k in backends if k.namespace == ns), key=lambda k: k.name)
+    in_ns = sorted((k for k in backends if k.namespace == ns), key=lambda k: k.name)
+    selected = tuple(k for k in in_ns if views.selects(pool, backends[k].backend.metadata.labels))
     members: list[MemberPlan] = []
-    any_selected = False
     for key in selected:
         res = backends[key]
-        if not views.selects(pool, res.backend.metadata.labels):
-            continue
-        any_selected = True
         if res.problems:
             problems.append(
                 Problem(res.problems[0].reason, f"AIServiceBackend {key}: {res.problems[0].message}")
@@ -357,7 +424,7 @@ def plan_pool(
         plan = _member_plan(pool, res, snap, options, problems)
         if plan is not None:
             members.append(plan)
-    if not any_selected:
+    if not selected:
         sel = ",".join(f"{k}={v}" for k, v in sorted(pool.spec.selector.items())) or "<empty>"
         problems.append(
             Problem("BackendNotFound", f"selector {sel} matches no AIServiceBackend in namespace {ns}")
@@ -373,7 +440,7 @@ def plan_pool(
                     )
                 )
     picker, picker_problem = _picker(pool)
-    return PoolResolution(pool, tuple(problems), tuple(members), picker, picker_problem)
+    return PoolResolution(pool, tuple(problems), tuple(members), picker, picker_problem, selected)
 
 
 def _member_plan(

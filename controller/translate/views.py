@@ -135,6 +135,13 @@ def needs_rotation(policy: BackendSecurityPolicy) -> bool:
     return spec.type == BackendSecurityPolicyType.AZURE_CREDENTIALS and spec.azure_credentials is not None
 
 
+def sends_as_header(policy: BackendSecurityPolicy) -> bool:
+    """Whether the ext_proc sends the policy's credential as a request header (an API key, an Azure access
+    token) rather than parsing it (an AWS credentials file, for SigV4)."""
+    header_types = (BackendSecurityPolicyType.API_KEY, BackendSecurityPolicyType.AZURE_CREDENTIALS)
+    return policy.spec.type in header_types
+
+
 def credential_use(policy: BackendSecurityPolicy) -> SecretUse | None:
     """The Secret key the ext_proc reads the policy's credentials from: the user's API key or credentials
     file, or for a rotated method the temporary credentials the controller writes
