@@ -130,20 +130,24 @@ def printed_eg_values(notes: str) -> Any:
     return yaml.safe_load(notes.split("\n---\n", 1)[1])
 
 
-def readme_helm_installs() -> dict[str, list[str]]:
-    """The ``helm install`` commands of the README's "Install in a cluster" section, by release name: each
+def helm_installs(markdown: str) -> dict[str, list[str]]:
+    """The ``helm install`` commands of the first ``sh`` code block of ``markdown``, by release name: each
     command's arguments after ``helm`` (continuation lines joined, README_PLACEHOLDERS filled in; paths as
-    written, relative to the repository)."""
-    section = README.read_text().split("\n## Install in a cluster", 1)[1].split("\n## ", 1)[0]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    written)."""
+    block = markdown.split("```sh\n", 1)[1].split("```", 1)[0]
     for placeholder, value in README_PLACEHOLDERS.items():
         block = block.replace(placeholder, value)
     installs: dict[str, list[str]] = {}
     for line in block.replace("\\\n", " ").splitlines():
-        args = shlex.split(line)
+        args = shlex.split(line, comments=True)
         if args[:2] == ["helm", "install"]:
             installs[args[2]] = args[1:]
     return installs
+
+
+def readme_helm_installs() -> dict[str, list[str]]:
+    """``helm_installs`` of the README's "Install in a cluster" section (paths relative to the repository)."""
+    return helm_installs(README.read_text().split("\n## Install in a cluster", 1)[1].split("\n## ", 1)[0])
 
 
 def option_value(args: list[str], *names: str, default: str) -> str:

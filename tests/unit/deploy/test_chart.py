@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,6 +24,7 @@ from tests.integration.helm.values import (
     NAMESPACE,
     NOT_A_VALUE,
     ROOT,
+    helm_installs,
     option_value,
     readme_helm_installs,
 )
@@ -105,3 +107,31 @@ def test_the_readmes_helm_installs_are_kind_ups() -> None:
     assert option_value(installs["aigw"], "-n", "--namespace", default="") == NAMESPACE, (
         "Envoy Gateway's values point at the controller in this namespace"
     )
+
+
+def resolved(args: list[str], base: Path) -> list[str]:
+    """``args`` with each path that exists relative to ``base`` made absolute."""
+    return [str((base / a).resolve()) if ("/" in a or a == ".") and (base / a).exists() else a for a in args]
+
+
+def test_the_chart_readme_installs_what_the_readme_does() -> None:
+    readme = {k: resolved(v, ROOT) for k, v in readme_helm_installs().items()}
+    chart = {k: resolved(v, CHART) for k, v in helm_installs((CHART / "README.md").read_text()).items()}
+    assert chart == readme
+    crd_readme = helm_installs((CRD_CHART / "README.md").read_text())
+    assert {k: resolved(v, ROOT) for k, v in crd_readme.items()} == {"aigw-crds": readme["aigw-crds"]}
+
+
+def test_every_envoy_gateway_version_the_docs_name_is_kind_ups() -> None:
+    m = re.search(
+        r'^EG_VERSION="\$\{EG_VERSION:-([0-9.]+)\}"$', (ROOT / "hack" / "kind-up.sh").read_text(), re.M
+    )
+    assert m
+    docs = [ROOT / "README.md", CHART / "README.md", EG_VALUES, CHART / "templates" / "NOTES.txt"]
+    for doc in docs:
+        text = doc.read_text()
+        named = re.findall(
+            r"gateway-helm[\s\\]+--version v(\d+\.\d+\.\d+)|Envoy Gateway v(\d+\.\d+\.\d+)", text
+        )
+        found = {a or b for a, b in named}
+        assert found == {m.group(1)}, f"{doc.relative_to(ROOT)} names Envoy Gateway {found}"
