@@ -66,6 +66,15 @@ def test_helm_lint_strict(helm: Helm, chart: Path) -> None:
     assert "0 chart(s) failed" in done.stdout, done.stdout
 
 
+def test_make_helm_lint_lints_both_charts(helm: Helm) -> None:
+    make = ["make", "-s", "helm-lint", f"HELM={helm.binary}"]
+    done = subprocess.run(make, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 chart(s) linted, 0 chart(s) failed" in done.stdout, done.stdout
+    for chart in (CHART, CRD_CHART):
+        assert f"==> Linting {chart.relative_to(ROOT)}" in done.stdout, done.stdout
+
+
 def test_helm_lint_strict_with_every_value_changed(helm: Helm) -> None:
     done = helm.run("lint", "--strict", str(CHART), *set_args(non_default(namespace="team-a")))
     assert "0 chart(s) failed" in done.stdout, done.stdout
