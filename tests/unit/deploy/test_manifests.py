@@ -12,7 +12,8 @@ cross-references compared with the controller's own argument parser, constants a
   unknown fields, so a misspelt key would silently drop a setting.
 - The ClusterRole grants exactly what the controller does: every kind it informs is readable, every kind it
   applies can be created and patched, the pruned kinds deleted, the status of the kinds it reports on patched,
-  Events created and patched; nothing else. The leader election Role reaches only the controller's Lease.
+  Events created and patched, the credential rotation's Secrets read, written and deleted; nothing else. The
+  leader election Role reaches only the controller's Lease.
 - The ServiceAccount, bindings, namespace and image names refer to each other; ``make deploy`` applies the
   CRDs of every kind of ours the controller needs; the Dockerfile copies every package the console scripts
   import; the ext_proc container the controller writes runs ``aigw-extproc`` with arguments it accepts.
@@ -40,7 +41,7 @@ from controller.gateway.reconciler import PRUNED_KINDS, GatewayReconciler
 from controller.gateway.setup import ControllerSettings, setup_controllers
 from controller.main import LEADER_ELECTION_ID, parse_args
 from controller.runtime import Informer, Manager, Resource
-from controller.runtime.resources import EVENTS, LEASES
+from controller.runtime.resources import EVENTS, LEASES, SECRETS
 from controller.translate import BuildOptions
 from controller.translate.names import EXTPROC_GRPC_PORT, EXTPROC_METRICS_PORT
 from controller.translate.resources import extproc_args
@@ -273,6 +274,8 @@ def test_the_cluster_role_is_exactly_what_the_controller_does(
         r = kinds.BY_KIND[kind]
         want[(r.group, f"{r.plural}/status", None)] |= {"patch"}
     want[(EVENTS.group, EVENTS.plural, None)] |= {"create", "patch"}  # EventRecorder: post, then bump count
+    # controller/rotation/reconciler.py: reads, applies (create + patch) and deletes ai-eg-bsp-<policy>
+    want[(SECRETS.group, SECRETS.plural, None)] |= {"get", "create", "patch", "delete"}
     assert grants(one("ClusterRole")) == dict(want)
 
 
