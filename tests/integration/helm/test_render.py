@@ -121,6 +121,32 @@ def test_extra_args_come_last_and_win(helm: Helm) -> None:
     assert parsed_args(docs)["log_level"] == "debug"
 
 
+@pytest.mark.parametrize(
+    ("sets", "kinds"),
+    [
+        ({"rbac.create": False, "serviceAccount.create": False}, {"Deployment", "Service"}),
+        ({"serviceAccount.create": False}, {"Deployment", "Service", "ClusterRole", "ClusterRoleBinding",
+                                            "Role", "RoleBinding"}),
+        ({"controller.leaderElect": False}, {"Deployment", "Service", "ServiceAccount", "ClusterRole",
+                                             "ClusterRoleBinding"}),
+    ],
+    ids=["no-rbac-no-sa", "own-sa", "no-leader-election"],
+)  # fmt: skip
+def test_rbac_and_the_service_account_can_be_left_to_the_platform(
+    helm: Helm, sets: dict[str, Any], kinds: set[str]
+) -> None:
+    docs = helm.template(
+        CHART, *set_args({**sets, "serviceAccount.name": "platform-sa"}), namespace=NAMESPACE
+    )
+    assert {d["kind"] for d in docs} == kinds
+    assert the(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "platform-sa"
+    for binding in (d for d in docs if d["kind"].endswith("Binding")):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "platform-sa", "namespace": NAMESPACE}
+        ]
+    assert parsed_args(docs)["leader_elect"] == sets.get("controller.leaderElect", True)
+
+
 def test_metrics_port_0_disables_metrics(helm: Helm) -> None:
     docs = helm.template(CHART, "--set", "controller.metricsPort=0", namespace=NAMESPACE)
     assert parsed_args(docs)["metrics_bind_address"] == "0"
