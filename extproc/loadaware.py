@@ -36,8 +36,8 @@ from extproc.snapshot import Pool, PoolEndpoint
 KNOWN_ADAPTERS = 4096
 """How many adapter names the picker remembers (see ``LoadAwarePicker._adapters``)."""
 
-_Row = tuple[PoolEndpoint, EndpointSignals, float, float | None, float]
-"""endpoint, signals, weighted load, KV use, failure penalty."""
+_Row = tuple[PoolEndpoint, EndpointSignals, float, float | None, float, float]
+"""endpoint, signals, weighted load, KV use, failure penalty, queue."""
 
 
 class _Plan:
@@ -114,29 +114,24 @@ class LoadAwarePicker:
             return self._random.pick(request)
         plan = self._plan(pool)
         now = self.store.clock()
-        stale_after, q_limit, kv_limit = plan.stale_after, plan.q_limit, plan.kv_limit
-        fuse, saturation, limit = sc.fuse, sc.saturation, sc.HEALTH_PENALTY_LIMIT
+        stale_after = plan.stale_after
+        fuse, limit = sc.fuse, sc.HEALTH_PENALTY_LIMIT
         running_weight = plan.running_weight
 
         # 1-2: fuse, then filter by health
         healthy: list[_Row] = []
         unhealthy: list[_Row] = []
-        least_healthy = least_unhealthy = math.inf  # the least saturation in each list
         for e, s in plan.pairs:
             load, queue, kv = fuse(s, now=now, stale_after=stale_after, running_weight=running_weight)
-            sat = saturation(queue=queue, kv_cache=kv, queue_limit=q_limit, kv_limit=kv_limit)
             penalty = s.penalty_now(now) if s.penalty else 0.0
             # inline sc.healthy: this loop runs for every endpoint of every request
             if s.unreachable or penalty >= limit:
-                unhealthy.append((e, s, load, kv, penalty))
-                if sat < least_unhealthy:
-                    least_unhealthy = sat
+                unhealthy.append((e, s, load, kv, penalty, queue))
             else:
-                healthy.append((e, s, load, kv, penalty))
-                if sat < least_healthy:
-                    least_healthy = sat
+                healthy.append((e, s, load, kv, penalty, queue))
         # a filter that would drop every endpoint keeps them all
-        rows, least_sat = (healthy, least_healthy) if healthy else (unhealthy, least_unhealthy)
+        rows = healthy or unhealthy
+        least_sat = _least_saturation(rows, queue_limit=plan.q_limit, kv_limit=plan.kv_limit)
         if least_sat >= 1.0:  # 3: every candidate saturated
             _maybe_shed(request, least_sat=least_sat, settings=plan.saturation)
 
@@ -166,19 +161,23 @@ class LoadAwarePicker:
             known = [r[1].latency for r in rows if r[1].latency]
             best_latency = min(known) if known else 0.0
         w_load, w_kv, w_prefix, w_health = plan.w_load, plan.w_kv, plan.w_prefix, plan.w_health
-        load_score, kv_score, prefix_score = sc.load_score, sc.kv_score, sc.prefix_score
+        load_score, kv_score = sc.load_score, sc.kv_score
+        # the few endpoints that served this prefix, scored once (the others' prefix term is 0)
+        total_blocks = len(hashes)
+        prefix_terms = {
+            a: w_prefix * sc.prefix_score(m, total_blocks=total_blocks) for a, m in matches.items()
+        }
         n = len(rows)
         start = int(self._rng.random() * n)
         best_score = -1.0
         best_row = rows[start]
-        total_blocks = len(hashes)
         for r in rows[start:] + rows[:start]:  # from a random start: ties go to a random endpoint
-            e, s, load, kv, penalty = r
+            e, s, load, kv, penalty, _ = r
             score = w_load * load_score(load, least=least, spread=spread)
             if w_kv:
                 score += w_kv * kv_score(kv)
-            if matches:
-                score += w_prefix * prefix_score(matches.get(e.address, 0), total_blocks=total_blocks)
+            if prefix_terms:
+                score += prefix_terms.get(e.address, 0.0)
             if use_lora:
                 at = s.recent_models.get(target)
                 ago = None if at is None else now - at
@@ -204,16 +203,30 @@ class LoadAwarePicker:
         adapters = self._adapters
         if target in adapters:
             return True
-        listed = any(
-            (lora := r[1].lora) is not None and (target in lora.running or target in lora.waiting)
-            for r in rows
-        )
-        if not listed:
+        for r in rows:  # a plain loop: most endpoints have no LoRA info, and a generator costs per item
+            lora = r[1].lora
+            if lora is not None and (target in lora.running or target in lora.waiting):
+                break
+        else:
             return False
         adapters[target] = None
         if len(adapters) > KNOWN_ADAPTERS:
             del adapters[next(iter(adapters))]
         return True
+
+
+def _least_saturation(rows: list[_Row], *, queue_limit: float, kv_limit: float) -> float:
+    """The least saturation among ``rows`` when every one is saturated (>= 1); else the first value below 1
+    found (enough to know that nothing is shed; most requests stop at the first endpoint)."""
+    least = math.inf
+    saturation = sc.saturation
+    for r in rows:
+        sat = saturation(queue=r[5], kv_cache=r[3], queue_limit=queue_limit, kv_limit=kv_limit)
+        if sat < 1.0:
+            return sat
+        if sat < least:
+            least = sat
+    return least
 
 
 def _maybe_shed(request: PickRequest, *, least_sat: float, settings: pk.SaturationSettings) -> None:
