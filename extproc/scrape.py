@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
@@ -125,6 +126,19 @@ class _Page:
             pos = start + size + 2
 
 
+def implausible(*, waiting: float, running: float, kv_cache: float | None) -> str | None:
+    """Why these scraped values can't be trusted (NaN, infinite, negative counts, KV-cache use outside 0-1,
+    e.g. a server reporting percent), or None. Such a page counts as a failed scrape: trusting it would
+    poison the comparison of every endpoint (a NaN load scores nothing, a KV use of 57 saturates the pool
+    and sheds its traffic), while a failed scrape only leaves this endpoint to our in-flight count."""
+    for name, v in (("waiting", waiting), ("running", running)):
+        if not (v >= 0.0 and math.isfinite(v)):
+            return f"implausible {name} value {v!r}"
+    if kv_cache is not None and not 0.0 <= kv_cache <= 1.0:
+        return f"KV-cache use {kv_cache!r} is not a fraction between 0 and 1"
+    return None
+
+
 class _Target(asyncio.Protocol):
     """One endpoint's scrape connection and schedule."""
 
@@ -158,7 +172,10 @@ class _Target(asyncio.Protocol):
     def tick(self, now: float) -> None:
         if self._page is not None:
             if now - self._sent_at > self._timeout:
-                self._fail(unreachable=True, why="timed out")
+                # connected but slow to answer: the server is up (requests may well be served), so its
+                # scraped values go stale and the picker weighs it by our in-flight count, as it does an
+                # endpoint without metrics; only a failed connect marks it unreachable (filtered out)
+                self._fail(unreachable=False, why=f"no answer within {self._timeout * 1000:.0f} ms")
             return
         if self._connecting is not None:
             if now - self._sent_at > self._timeout:
@@ -246,6 +263,10 @@ class _Target(asyncio.Protocol):
             kv = promtext.maximum(body, n)
             if kv is not None:
                 break
+        bad = implausible(waiting=waiting or 0.0, running=running or 0.0, kv_cache=kv)
+        if bad is not None:
+            self._scraper.failed(self, unreachable=False, why=bad)
+            return
         lora = promtext.lora_info(body, lora_name) if lora_name else None
         self._backoff = 0.0
         self.signals.record_scrape(

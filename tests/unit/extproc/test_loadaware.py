@@ -119,6 +119,29 @@ def test_all_unhealthy_still_serves() -> None:
     assert picker.pick(_request(pool)).address in ADDRS
 
 
+def test_endpoints_without_usable_metrics_share_the_traffic_by_in_flight_count() -> None:
+    """Metrics that are missing, malformed or too slow (a failed scrape, not a failed connect) leave an
+    endpoint to our in-flight count: held-open requests spread over every endpoint, never onto one."""
+    clock, store, picker, pool = _setup()
+    for a in ADDRS:
+        store.get(a).record_scrape_failure(unreachable=False)
+    picks: Counter[str] = Counter()
+    for _ in range(40):
+        address = picker.pick(_request(pool)).address
+        store.begin(address)
+        picks[address] += 1
+    assert sorted(picks.values()) == [10, 10, 10, 10]
+    # one endpoint's metrics work again (a batch of 32 seen before): it is weighed by its real load
+    _scrape(store, clock, ADDRS[0], running=32)
+    _scrape(store, clock, ADDRS[0], running=float(store.get(ADDRS[0]).inflight))
+    more: Counter[str] = Counter()
+    for _ in range(40):
+        address = picker.pick(_request(pool)).address
+        store.begin(address)
+        more[address] += 1
+    assert all(8 <= more[a] <= 12 for a in ADDRS), more
+
+
 def test_shared_prefix_concentrates_when_load_allows() -> None:
     clock, store, picker, pool = _setup()
     for a in ADDRS:

@@ -104,7 +104,12 @@ async def test_reads_the_series_and_keeps_polling(servers: list[Server]) -> None
     await _running(scraper, body)
 
 
-async def test_a_slow_endpoint_does_not_hold_up_the_others(servers: list[Server]) -> None:
+async def test_a_slow_endpoint_does_not_hold_up_the_others_and_is_stale_not_unreachable(
+    servers: list[Server],
+) -> None:
+    """A server that accepts but answers its metrics late is up: its values go stale (the picker then weighs
+    it by our in-flight count), but it is not filtered out as unreachable, which would send all traffic to
+    the others."""
     store = SignalStore()
     servers[0].delay = 5.0
     scraper = Scraper(store=store, current=lambda: _snapshot([s.port for s in servers]))
@@ -115,8 +120,36 @@ async def test_a_slow_endpoint_does_not_hold_up_the_others(servers: list[Server]
         await _until(lambda: fast.running == 5.0)
         first = fast.scraped_at
         await _until(lambda: fast.scraped_at > first + 0.1)
-        await _until(lambda: slow.failed_scrapes >= 1 and slow.unreachable)  # timed out at 300 ms
+        await _until(lambda: slow.failed_scrapes >= 2)  # timed out at 300 ms, and asked again
+        assert not slow.unreachable
         assert slow.scraped_at == float("-inf")
+
+    await _running(scraper, body)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        b"vllm:num_requests_waiting NaN\nvllm:num_requests_running 1\n",
+        b"vllm:num_requests_waiting 1\nvllm:num_requests_running +Inf\n",
+        b"vllm:num_requests_waiting -3\nvllm:num_requests_running 1\n",
+        b"vllm:num_requests_waiting 0\nvllm:num_requests_running 1\nvllm:kv_cache_usage_perc 57\n",
+    ],
+)
+async def test_implausible_values_are_a_failed_scrape_and_never_trusted(
+    servers: list[Server], page: bytes
+) -> None:
+    store = SignalStore()
+    servers[0].page = page
+    scraper = Scraper(store=store, current=lambda: _snapshot([servers[0].port]))
+
+    async def body() -> None:
+        sig = store.get(f"127.0.0.1:{servers[0].port}")
+        await _until(lambda: sig.failed_scrapes >= 2)
+        assert not sig.unreachable
+        assert sig.scraped_at == float("-inf") and sig.cap_running == 0.0
+        servers[0].page = b"vllm:num_requests_waiting 2\nvllm:num_requests_running 1\n"
+        await _until(lambda: sig.waiting == 2.0 and sig.failed_scrapes == 0)
 
     await _running(scraper, body)
 
