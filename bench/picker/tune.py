@@ -5,12 +5,18 @@ replica. No Envoy, no sockets, no wall clock: one replay takes seconds, so weigh
 It is a tuning aid, not the benchmark: scrapes arrive every 50 ms with no network delay and nothing else
 competes for the CPU. ``make bench-routing`` is what the README's claims rest on.
 
-    PYTHONPATH=. .venv/bin/python -m bench.picker.tune --load 0.8 --set weights.kvCache=2
+    PYTHONPATH=. .venv/bin/python -m bench.picker.tune --rate 8 --set weights.kvCache=2
+
+Beyond the shipped set-up: ``--replica-sim slow.yaml`` (the first replicas run other simulator settings: a
+slower or smaller server), ``--burst 6`` (requests arrive six at once, same mean rate) and ``--fault missing``
+(the first replica's metrics fail; also ``frozen``, ``idle``: values that look fresh but lie). The last
+column, the busiest replica's share of the requests, shows whether a picker piles onto one replica.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import heapq
 import itertools
 import random
@@ -86,9 +92,19 @@ class EppLike:
 
 
 def replay(
-    trace: list[TraceItem], *, sim: SimConfig, replicas: int, picker: dict[str, Any], seed: int
+    trace: list[TraceItem],
+    *,
+    sim: SimConfig,
+    replicas: int,
+    picker: dict[str, Any],
+    seed: int,
+    replica_sims: tuple[SimConfig, ...] = (),
+    fault: str = "none",
 ) -> dict[str, float]:
-    """TTFT and e2e percentiles (ms) of one replay."""
+    """TTFT and e2e percentiles (ms) of one replay, and the busiest replica's share of the requests.
+    ``replica_sims`` replace ``sim`` for the first replicas (heterogeneous pools); ``fault`` breaks the
+    first replica's metrics: ``missing`` (every scrape fails: slow, absent or malformed pages), ``frozen``
+    (its first values forever, looking fresh), ``idle`` (always reports an empty server)."""
     now = 0.0
     store = SignalStore(clock=lambda: now)
     chooser: Any = (
@@ -99,7 +115,10 @@ def replay(
     if picker.get("type") == "EppLike":
         picker = {}
     pool = _pool(sim, replicas, picker)
-    reps = [_Replica(Engine(sim), e.address) for e in pool.endpoints]
+    sims = [replica_sims[i] if i < len(replica_sims) else sim for i in range(replicas)]
+    reps = [_Replica(Engine(c), e.address) for c, e in zip(sims, pool.endpoints, strict=True)]
+    served = dict.fromkeys([r.address for r in reps], 0)
+    frozen: tuple[float, float, float] | None = None
     by_address = {r.address: r for r in reps}
     events: list[tuple[float, int, str, Any]] = []
     order = itertools.count()
@@ -122,19 +141,24 @@ def replay(
     while events and pending:
         now, _, kind, data = heapq.heappop(events)
         if kind == "scrape":
-            for r in reps:
+            for i, r in enumerate(reps):
                 e = r.engine
                 lora = LoraInfo(
                     running=frozenset(s.adapter for s in e.running if s.adapter),
                     waiting=frozenset(s.adapter for s in e.waiting if s.adapter),
-                    max_lora=sim.max_loras,
+                    max_lora=sims[i].max_loras,
                 )
+                values = (float(len(e.waiting)), float(len(e.running)), e.pool.used / e.pool.num_blocks)
+                if i == 0 and fault == "missing":
+                    store.get(r.address).record_scrape_failure(unreachable=False)
+                    continue
+                if i == 0 and fault == "frozen":
+                    frozen = frozen or values
+                    values = frozen
+                if i == 0 and fault == "idle":
+                    values = (0.0, 0.0, 0.0)
                 store.get(r.address).record_scrape(
-                    now=now,
-                    waiting=float(len(e.waiting)),
-                    running=float(len(e.running)),
-                    kv_cache=e.pool.used / e.pool.num_blocks,
-                    lora=lora,
+                    now=now, waiting=values[0], running=values[1], kv_cache=values[2], lora=lora
                 )
             heapq.heappush(events, (now + SCRAPE_S, next(order), "scrape", None))
         elif kind == "arrive":
@@ -152,6 +176,7 @@ def replay(
                 pending -= 1
                 continue
             r = by_address[ep.address]
+            served[r.address] += 1
             lease = store.begin(ep.address)
             body = arrival.body
             text = chat_prompt_text(body["messages"]) if "messages" in body else body["prompt"]
@@ -187,7 +212,16 @@ def replay(
         "e2e_p50": _pct(e2e, 50),
         "e2e_p90": _pct(e2e, 90),
         "shed": float(shed),
+        "busiest": max(served.values()) / max(1, sum(served.values())),
     }
+
+
+def _bursts(trace: list[TraceItem], size: int) -> list[TraceItem]:
+    """The same requests, each group of ``size`` consecutive ones arriving together (at the group's first
+    arrival): burstier, at the same mean rate."""
+    if size <= 1:
+        return trace
+    return [dataclasses.replace(t, at=trace[i - i % size].at) for i, t in enumerate(trace)]
 
 
 def _crit(name: str) -> Any:
@@ -220,11 +254,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--replicas", type=int, default=4)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument(
+        "--replica-sim",
+        type=Path,
+        action="append",
+        default=[],
+        help="simulator YAML for the first replicas, in order (repeat; the rest use --sim)",
+    )
+    p.add_argument("--burst", type=int, default=1, help="arrivals come N at once (same mean rate)")
+    p.add_argument(
+        "--fault",
+        choices=["none", "missing", "frozen", "idle"],
+        default="none",
+        help="the first replica's metrics",
+    )
+    p.add_argument(
         "--set", action="append", default=[], help="picker field=value (dotted, camelCase); repeat"
     )
     p.add_argument("--variant", action="append", default=[], help="NAME:field=value,field=value (repeat)")
     args = p.parse_args(argv)
     sim = load_config(args.sim)
+    replica_sims = tuple(load_config(f) for f in args.replica_sim)
     workloads = args.workload or sorted((ROOT / "bench/routing/workloads").glob("*.yaml"))
     variants: dict[str, dict[str, Any]] = {
         "random": {"type": "Random"},
@@ -244,26 +293,28 @@ def main(argv: list[str] | None = None) -> None:
             k, val = kv.split("=", 1)
             _set(doc, k, val)
         variants[name] = doc
-    print("| workload | rate | picker | TTFT p50 | TTFT p90 | e2e p50 | e2e p90 | shed |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| workload | rate | picker | TTFT p50 | TTFT p90 | e2e p50 | e2e p90 | shed | busiest replica |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for wp in workloads:
         w = load_workload(wp)
         for rate in args.rate or [8.0]:
             for name, picker in variants.items():
                 rows = [
                     replay(
-                        make_trace(w, rate=rate, duration=args.duration, seed=seed),
+                        _bursts(make_trace(w, rate=rate, duration=args.duration, seed=seed), args.burst),
                         sim=sim,
                         replicas=args.replicas,
                         picker=picker,
                         seed=seed,
+                        replica_sims=replica_sims,
+                        fault=args.fault,
                     )
                     for seed in range(1, args.seeds + 1)
                 ]
                 m = {k: statistics.mean(r[k] for r in rows) for k in rows[0]}
                 print(
                     f"| {w.name} | {rate:g} | {name} | {m['ttft_p50']:.0f} | {m['ttft_p90']:.0f} | "
-                    f"{m['e2e_p50']:.0f} | {m['e2e_p90']:.0f} | {m['shed']:.0f} |",
+                    f"{m['e2e_p50']:.0f} | {m['e2e_p90']:.0f} | {m['shed']:.0f} | {m['busiest']:.0%} |",
                     flush=True,
                 )
 
