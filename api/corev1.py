@@ -15,6 +15,8 @@ SERVICE = KindInfo("", "v1", "Service", "services")
 SECRET = KindInfo("", "v1", "Secret", "secrets")
 CONFIG_MAP = KindInfo("", "v1", "ConfigMap", "configmaps")
 DEPLOYMENT = KindInfo("apps", "v1", "Deployment", "deployments")
+POD = KindInfo("", "v1", "Pod", "pods")
+"""The core kind a v1 InferencePool selects (read as dicts: only phase, readiness and podIP matter)."""
 
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from api.base import KubeModel
 from api.cel import CelRule, CelValidatedModel
-from api.objects import KindInfo
+from api.objects import KindInfo, ObjKey, TopLevelObject
 
 GROUP_PATTERN = r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 KIND_PATTERN = r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$"
@@ -144,6 +144,11 @@ class BackendObjectReference(CelValidatedModel):
     """Namespace of the referent; defaults to the referrer's namespace."""
     port: PortNumber | None = None
     """Destination port; required when the referent is a Kubernetes Service."""
+
+
+def referent_key(ref: SecretObjectReference | BackendObjectReference, referrer: TopLevelObject) -> ObjKey:
+    """The key of the object ``ref`` names: a reference without ``namespace`` points into the referrer's."""
+    return ObjKey(ref.namespace or referrer.metadata.namespace, ref.name)
 
 
 class HeaderMatchType(StrEnum):

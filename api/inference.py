@@ -9,6 +9,7 @@ default says ``Ready`` although the type it documents is ``Accepted``), so that 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -19,7 +20,7 @@ from api.base import KubeModel
 from api.cel import CelRule, ListMap
 from api.corev1 import ObjectReference
 from api.gatewayapi import Group, Kind, ObjectName, PortNumber
-from api.meta import Condition, ConditionStatus
+from api.meta import Condition, ConditionStatus, selects
 from api.objects import KindInfo, PrinterColumn, TopLevelObject
 from api.shared import TARGET_MODEL_WEIGHTS_ALL_OR_NONE, Criticality, TargetModel
 
@@ -153,6 +154,10 @@ class InferencePool(TopLevelObject):
     kind: Literal["InferencePool"] = "InferencePool"
     spec: InferencePoolSpec
     status: InferencePoolStatus = Field(default_factory=InferencePoolStatus)
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        """Whether an object carrying ``labels`` is a member: ``spec.selector`` as an equality selector."""
+        return selects(self.spec.selector, labels)
 
 
 # --- InferenceModel ---------------------------------------------------------------------------------------

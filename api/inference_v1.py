@@ -5,11 +5,12 @@ and target port, and the endpoint picker that chooses among them) and ``Inferenc
 ``x-gateway-inference-objective`` header).
 
 The Inference Extension owns these CRDs (``hack/`` installs them from its v1.5.0 module), so fields we do not
-model are ignored, not rejected. Also the names of the core Pod kind the controller watches for v1 pools.
+model are ignored, not rejected. (The core Pod kind a v1 pool selects is named in ``api.corev1``.)
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -18,18 +19,15 @@ from pydantic import ConfigDict, Field
 from api.base import KubeModel
 from api.gatewayapi import Group, Kind, ObjectName, PortNumber
 from api.headers import DEFAULT_EXTENSION_REF_NAME
+from api.inference import API_VERSION as OBJECTIVE_API_VERSION
+from api.inference import GROUP as OBJECTIVE_GROUP
+from api.inference import VERSION as OBJECTIVE_VERSION
+from api.meta import selects
 from api.objects import KindInfo, TopLevelObject
 
 GROUP = "inference.networking.k8s.io"
 VERSION = "v1"
 API_VERSION: Literal["inference.networking.k8s.io/v1"] = "inference.networking.k8s.io/v1"
-OBJECTIVE_GROUP = "inference.networking.x-k8s.io"
-OBJECTIVE_VERSION = "v1alpha2"
-OBJECTIVE_API_VERSION: Literal["inference.networking.x-k8s.io/v1alpha2"] = (
-    "inference.networking.x-k8s.io/v1alpha2"
-)
-POD = KindInfo("", "v1", "Pod", "pods")
-"""The core kind a v1 pool selects (read as dicts: only phase, readiness and podIP matter)."""
 QUALIFIED_KIND = "InferencePool.inference.networking.k8s.io"
 """How the controller tells the v1 pool from the v1alpha2 one where both are keyed by kind."""
 EPP_TLS_ANNOTATION = "aigateway.envoyproxy.io/endpoint-picker-tls"
@@ -117,6 +115,11 @@ class InferencePool(TopLevelObject):
     api_version: Literal["inference.networking.k8s.io/v1"] = API_VERSION
     kind: Literal["InferencePool"] = "InferencePool"
     spec: InferencePoolSpec
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        """Whether a Pod carrying ``labels`` is a member: ``spec.selector.matchLabels`` as an equality
+        selector (the pool's namespace aside)."""
+        return selects(self.spec.selector.match_labels, labels)
 
 
 class PoolRef(KubeModel):

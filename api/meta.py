@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,6 +32,12 @@ def format_time(value: datetime) -> str:
 
 Time = Annotated[datetime, AfterValidator(_as_utc), PlainSerializer(format_time, return_type=str)]
 """metav1.Time: a timezone-aware UTC datetime, serialised with whole seconds."""
+
+
+def selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """An equality selector, like a Service's: every pair of ``selector`` is in ``labels`` (an empty selector
+    selects everything)."""
+    return all(labels.get(k) == v for k, v in selector.items())
 
 
 class OwnerReference(KubeModel):

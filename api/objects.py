@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple, Self
 
 from pydantic import ValidationError
@@ -73,6 +74,16 @@ class KindInfo:
     def singular(self) -> str:
         return self.kind.lower()
 
+    def matches(self, group: str, kind: str) -> bool:
+        """Whether a reference's ``group`` and ``kind`` name this kind (its group read by ``core_group``)."""
+        return core_group(group) == self.group and kind == self.kind
+
+
+def core_group(group: str) -> str:
+    """``group`` as the kinds' ``KindInfo`` spell it: a reference may name the core API group ``""`` or, as
+    Gateway API implementations also accept, ``"core"``."""
+    return "" if group == "core" else group
+
 
 class TopLevelObject(KubeModel):
     """A namespaced top-level object: ``apiVersion``, ``kind``, ``metadata``; subclasses add spec and status
@@ -124,3 +135,12 @@ class TopLevelObject(KubeModel):
     def ref(self) -> ObjKey:
         """``(namespace, name)`` as an ``ObjKey``."""
         return ObjKey(self.metadata.namespace, self.metadata.name)
+
+
+_NO_TIMESTAMP = datetime.min.replace(tzinfo=UTC)
+
+
+def age_order(obj: TopLevelObject) -> tuple[datetime, str, str]:
+    """Sort key of the Gateway API's conflict rule: oldest first (no timestamp: oldest), then by
+    ``namespace/name``."""
+    return (obj.metadata.creation_timestamp or _NO_TIMESTAMP, obj.metadata.namespace, obj.metadata.name)

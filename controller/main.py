@@ -19,7 +19,7 @@ from api.gatewayapi import buffer_limit
 from api.headers import DEFAULT_EXTENSION_REF_NAME
 from controller.dns import DnsResolver
 from controller.extensionserver import ExtensionServer
-from controller.gateway.kinds import AIGATEWAYROUTES, INFERENCE_OBJECTIVE, INFERENCE_V1
+from controller.gateway.kinds import AIGATEWAYROUTES, INFERENCE, INFERENCE_OBJECTIVE, INFERENCE_V1, SECRETS
 from controller.gateway.ownership import (
     extproc_client_certificates,
     gateways_with_ai_routes,
@@ -242,7 +242,7 @@ async def run(args: argparse.Namespace) -> int:
             hint = (
                 " (the Gateway API Inference Extension v0.2 CRDs: install them, "
                 "or start without --enable-inference-extension)"
-                if any("inference.networking" in m for m in missing)
+                if any(str(r) in m for r in INFERENCE for m in missing)
                 else ""
             )
             log.error("required CRDs are not installed: %s%s", ", ".join(missing), hint)
@@ -280,7 +280,7 @@ async def run(args: argparse.Namespace) -> int:
             guarded=gateways_with_ai_routes(routes),
             registry=mgr.metrics.registry,
             # the cache of the Secrets we own: the ext_proc client pairs Envoy Gateway v1.9 does not send
-            client_certificates=extproc_client_certificates(reconciler.owned["Secret"]),
+            client_certificates=extproc_client_certificates(reconciler.owned[SECRETS.kind]),
         )
         await ext.start()
         mgr.add_readyz_check("extension-server", lambda: ext.started)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from api import headers as hdr
+from api.filterconfig import ExternalPickerFailureMode as FailureMode
 from extproc import errors, wire
 from extproc.body import BadBodyError, ParsedBody, parse_request_body, with_model
 from extproc.costs import cost_values
@@ -392,7 +393,7 @@ class RequestProcessor:
         try:
             session = await self._deps.epp.start(epp, headers=self._headers, body=body or raw)
         except EppUnavailableError as e:
-            mode = "FailOpen" if epp.fail_open else "FailClose"
+            mode = (FailureMode.FAIL_OPEN if epp.fail_open else FailureMode.FAIL_CLOSE).value
             self._deps.metrics.epp_failures.labels(pool.name, mode).inc()
             _warn_epp_failure(pool.name, f"{e} ({mode})")
             if epp.fail_open:

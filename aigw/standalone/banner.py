@@ -20,8 +20,8 @@ def routed_models(cfg: FilterConfig) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for rule in cfg.rules:
         targets = ", ".join(
-            f"{_kind(r.kind)} {r.name}"
-            + (f" (fallback {_kind(r.fallback.kind)} {r.fallback.name})" if r.fallback else "")
+            f"{r.kind.value} {r.name}"
+            + (f" (fallback {r.fallback.kind.value} {r.fallback.name})" if r.fallback else "")
             for r in rule.backend_refs
         )
         for match in rule.matches:
@@ -31,15 +31,11 @@ def routed_models(cfg: FilterConfig) -> list[tuple[str, str]]:
     return out
 
 
-def _kind(kind: BackendKind) -> str:
-    return "InferencePool" if kind == BackendKind.INFERENCE_POOL else "AIServiceBackend"
-
-
 def example_model(cfg: FilterConfig) -> str:
     """A model name a request can use: one routed to a pool if any, else any routed model."""
     models = routed_models(cfg)
     for model, where in models:
-        if "InferencePool" in where:
+        if BackendKind.INFERENCE_POOL.value in where:
             return model
     if models:
         return models[0][0]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from aigw.standalone.inputs import InputError, SourcedObject
+from api.corev1 import SECRET
 from api.errors import InvalidObjectError
 from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
 from api.inference_v1 import InferenceObjective
@@ -57,7 +58,7 @@ class Store:
 
     def secret_data(self) -> dict[ObjKey, dict[str, str]]:
         """Every Secret's ``data`` (base64 strings), ``stringData`` already folded in."""
-        return {k: dict(o.body.get("data") or {}) for k, o in self.of_kind("Secret").items()}
+        return {k: dict(o.body.get("data") or {}) for k, o in self.of_kind(SECRET.kind).items()}
 
 
 def build_store(objects: Iterable[SourcedObject]) -> tuple[Store, list[InputError]]:
@@ -102,7 +103,7 @@ def _normalised(obj: SourcedObject, *, order: int) -> SourcedObject:
             except ValueError as e:
                 reason = f"{obj.kind} {obj.name}: {e}"
                 raise InputError(path=obj.path, document=obj.document, reason=reason) from e
-    elif obj.kind == "Secret":
+    elif obj.kind == SECRET.kind:
         body["data"] = _secret_data(obj, body)
         body.pop("stringData", None)
     return replace(obj, body=body, model=model)

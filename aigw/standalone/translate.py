@@ -25,7 +25,8 @@ from aigw.standalone.envoyconfig import (
 )
 from aigw.standalone.store import Store, pod_ips
 from api import headers
-from api.envoygateway import Backend
+from api.corev1 import SECRET, SERVICE
+from api.envoygateway import BACKEND_TRAFFIC_POLICY, CLIENT_TRAFFIC_POLICY, ENVOY_EXTENSION_POLICY, Backend
 from api.filterconfig import FilterConfig
 from api.gatewayapi import GATEWAY, REFERENCE_GRANT, duration_seconds
 from api.inference import InferenceModel, InferencePool
@@ -104,7 +105,7 @@ def choose_gateway(store: Store, requested: ObjKey | None) -> tuple[ObjKey, dict
     Gateway in the inputs; else the only Gateway that the AIGatewayRoutes target (a minimal Gateway object is
     made up for it). Raises ``ValueError`` otherwise, naming the Gateways there are.
     """
-    gateways = store.bodies("Gateway")
+    gateways = store.bodies(GATEWAY.kind)
     targeted: list[ObjKey] = []
     for route in store.models(AIGatewayRoute).values():
         for k in gateway_keys(route):
@@ -170,7 +171,7 @@ def snapshot_of(
         routes=routes,
         backends=store.models(AIServiceBackend),
         security_policies=store.models(BackendSecurityPolicy),
-        services=store.bodies("Service"),
+        services=store.bodies(SERVICE.kind),
         eg_backends=store.models(Backend),
         secrets=store.secret_data(),
         pools=pools,
@@ -293,15 +294,16 @@ def _timeout(rule: Mapping[str, Any]) -> float:
 
 def _cluster(ref: Mapping[str, Any], store: Store) -> tuple[BackendCluster, str | None]:
     """The cluster of an HTTPRoute backendRef, and a note when it cannot work locally."""
-    kind, ns, name = str(ref.get("kind", "Service")), str(ref.get("namespace")), str(ref.get("name"))
+    # The builder writes every field of the reference out (``resources._backend_ref``): no defaults to apply.
+    group, kind, ns, name = (str(ref[f]) for f in ("group", "kind", "namespace", "name"))
     key = ObjKey(ns, name)
     cluster_name = f"{kind.lower()}/{ns}/{name}"
-    if kind != "Backend":
+    if not Backend.KIND_INFO.matches(group, kind):
         return BackendCluster(name=cluster_name, endpoints=()), (
             f"{kind} {key}: aigw run has no cluster to find Services in; point the AIServiceBackend at a "
-            "gateway.envoyproxy.io Backend instead (requests to it get 503)"
+            f"{Backend.KIND_INFO.group} {Backend.KIND_INFO.kind} instead (requests to it get 503)"
         )
-    obj = store.of_kind("Backend")[key]
+    obj = store.of_kind(Backend.KIND_INFO.kind)[key]
     backend = store.models(Backend)[key]
     endpoints: list[Address] = []
     skipped: list[str] = []
@@ -337,7 +339,7 @@ def _extproc_settings(build: GatewayBuild) -> ExtProcSettings:
     """Envoy Gateway's translation of the builder's EnvoyExtensionPolicy ``extProc[0]`` (Envoy's default
     message timeout, 200 ms, when it sets none)."""
     for obj in build.gateway_objects:
-        if obj.get("kind") != "EnvoyExtensionPolicy":
+        if obj.get("kind") != ENVOY_EXTENSION_POLICY.kind:
             continue
         ext = (obj.get("spec") or {}).get("extProc") or [{}]
         mode = ext[0].get("processingMode") or {}
@@ -367,7 +369,7 @@ def _policy_spec(build: GatewayBuild, kind: str) -> Mapping[str, Any]:
 def _buffer_limit(build: GatewayBuild) -> int:
     """Envoy Gateway's translation of the ClientTrafficPolicy's ``connection.bufferLimit`` (plain bytes as
     the builder writes it) into the listener's per-connection buffer limit."""
-    limit = (_policy_spec(build, "ClientTrafficPolicy").get("connection") or {}).get("bufferLimit")
+    limit = (_policy_spec(build, CLIENT_TRAFFIC_POLICY.kind).get("connection") or {}).get("bufferLimit")
     return int(limit) if limit is not None else BUFFER_LIMIT_BYTES
 
 
@@ -376,7 +378,7 @@ def _local_replies(build: GatewayBuild) -> tuple[LocalReplyOverride, ...]:
     status code of Envoy's own answers (``source: Local``), the shape the builder writes (every route's policy
     has the same ones, so the first one's apply to the whole listener)."""
     out: list[LocalReplyOverride] = []
-    for o in _policy_spec(build, "BackendTrafficPolicy").get("responseOverride") or ():
+    for o in _policy_spec(build, BACKEND_TRAFFIC_POLICY.kind).get("responseOverride") or ():
         codes: list[Mapping[str, Any]] = (o.get("match") or {}).get("statusCodes") or []
         response = o.get("response") or {}
         if o.get("source") != "Local" or len(codes) != 1 or "value" not in codes[0]:
@@ -395,7 +397,7 @@ def _local_replies(build: GatewayBuild) -> tuple[LocalReplyOverride, ...]:
 def _auth_files(build: GatewayBuild) -> dict[str, bytes]:
     """The per-Gateway auth Secret the builder made, as files (the kubelet's job in a cluster)."""
     for obj in build.gateway_objects:
-        if obj.get("kind") == "Secret":
+        if obj.get("kind") == SECRET.kind:
             return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
     return {}
 

@@ -42,10 +42,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
-from api.corev1 import SECRET, SERVICE
+from api.corev1 import POD, SECRET, SERVICE
 from api.envoygateway import Backend
 from api.errors import InvalidObjectError
-from api.gatewayapi import GATEWAY, HTTP_ROUTE, REFERENCE_GRANT
+from api.gatewayapi import GATEWAY, HTTP_ROUTE, REFERENCE_GRANT, referent_key
 from api.inference import InferenceModel, InferencePool
 from api.inference_v1 import QUALIFIED_KIND as V1_POOL_KIND
 from api.inference_v1 import InferenceObjective
@@ -155,14 +155,14 @@ def backend_services(obj: Obj) -> list[str]:
     b = BACKENDS(obj)
     if b is None or not v.is_service(b.spec.backend_ref):
         return []
-    return [str(v.ref_key(b.spec.backend_ref, b))]
+    return [str(referent_key(b.spec.backend_ref, b))]
 
 
 def backend_eg_backends(obj: Obj) -> list[str]:
     b = BACKENDS(obj)
     if b is None or not v.is_eg_backend(b.spec.backend_ref):
         return []
-    return [str(v.ref_key(b.spec.backend_ref, b))]
+    return [str(referent_key(b.spec.backend_ref, b))]
 
 
 def backend_labels(obj: Obj) -> list[str]:
@@ -187,7 +187,7 @@ def backend_foreign_namespaces(obj: Obj) -> list[str]:
     b = BACKENDS(obj)
     if b is None:
         return []
-    ns = v.ref_key(b.spec.backend_ref, b).namespace
+    ns = referent_key(b.spec.backend_ref, b).namespace
     return [ns] if ns != b.metadata.namespace else []
 
 
@@ -361,7 +361,7 @@ class Caches:
         """The pools of the backend's namespace whose selector matches its labels (through ``selector``)."""
         lbl = (backend.get("metadata") or {}).get("labels") or {}
         candidates = _selector_candidates(self.pools, backend)
-        return [p for p in candidates if (m := POOLS(p)) is not None and v.selects(m, lbl)]
+        return [p for p in candidates if (m := POOLS(p)) is not None and m.selects(lbl)]
 
     def backends_selected(self, pool: InferencePool) -> list[Obj]:
         """The AIServiceBackends a pool selects (through ``label``: the objects carrying its first pair)."""
@@ -370,7 +370,7 @@ class Caches:
             return self.backends.list(ns)
         first = min(pool.spec.selector.items())
         candidates = self.backends.by_index(IDX_LABEL, f"{ns}/{first[0]}={first[1]}")
-        return [b for b in candidates if v.selects(pool, (b.get("metadata") or {}).get("labels") or {})]
+        return [b for b in candidates if pool.selects((b.get("metadata") or {}).get("labels") or {})]
 
     def v1_pools_selecting(self, pod: Obj) -> list[Obj]:
         """The v1 pools of the Pod's namespace whose selector matches its labels (through ``selector``)."""
@@ -428,7 +428,7 @@ class Caches:
             return self.gateways_for_v1_pool_key(v.key_of(obj))
         if kind == InferenceObjective.KIND_INFO.kind:
             return {g for p in objective_pools(obj) for g in self.gateways_for_v1_pool_key(ObjKey.parse(p))}
-        if kind == "Pod":
+        if kind == POD.kind:
             return {
                 g for p in self.v1_pools_selecting(obj) for g in self.gateways_for_v1_pool_key(v.key_of(p))
             }
@@ -463,7 +463,7 @@ class Caches:
         wanted = (
             (
                 self.services,
-                [str(v.ref_key(b.spec.backend_ref, b)) for b in snap.backends.values()
+                [str(referent_key(b.spec.backend_ref, b)) for b in snap.backends.values()
                  if v.is_service(b.spec.backend_ref)],
             ),
             (self.secrets, [str(u.secret) for p in snap.security_policies.values()

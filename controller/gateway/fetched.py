@@ -14,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import Any
 
+from api.objects import Obj
 from controller.runtime import KubeClient, Resource, Store, is_not_found
 
 log = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 def _rv(obj: Obj | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from api.corev1 import CONFIG_MAP, DEPLOYMENT, POD, SECRET, SERVICE
 from api.envoygateway import (
     BACKEND_TRAFFIC_POLICY,
     CLIENT_TRAFFIC_POLICY,
@@ -13,17 +14,22 @@ from api.envoygateway import (
 )
 from api.gatewayapi import GATEWAY, HTTP_ROUTE, REFERENCE_GRANT
 from api.inference import InferenceModel, InferencePool
-from api.inference_v1 import POD, QUALIFIED_KIND, InferenceObjective
+from api.inference_v1 import QUALIFIED_KIND, InferenceObjective
 from api.inference_v1 import InferencePool as V1InferencePool
 from api.objects import KindInfo
 from api.v1alpha1 import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
-from controller.runtime import CONFIGMAPS, DEPLOYMENTS, SECRETS, SERVICES, Resource
+from controller.runtime import Resource
 
 
 def resource(kind: KindInfo) -> Resource:
     """The runtime's descriptor of a namespaced kind."""
     return Resource(kind.group, kind.version, kind.plural, kind.kind)
 
+
+CONFIGMAPS: Final = resource(CONFIG_MAP)
+SECRETS: Final = resource(SECRET)
+SERVICES: Final = resource(SERVICE)
+DEPLOYMENTS: Final = resource(DEPLOYMENT)
 
 AIGATEWAYROUTES: Final = resource(AIGatewayRoute.KIND_INFO)
 AISERVICEBACKENDS: Final = resource(AIServiceBackend.KIND_INFO)

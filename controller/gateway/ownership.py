@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 
+from api.gatewayapi import GATEWAY, HTTP_ROUTE
 from api.objects import ObjKey
 from controller.extensionserver.client_certs import ClientCertificates
 from controller.extensionserver.xds import GatewayFilter, RouteFilter, RouteSource
@@ -29,9 +30,9 @@ def generated_pool_routes(routes: Store) -> RouteFilter:
     """A RouteFilter over ``routes``, the cache of AIGatewayRoutes (read at each call, so always current)."""
 
     def accept(source: RouteSource | None, gateway: RouteSource | None) -> bool:
-        if source is None or gateway is None or source.kind != "HTTPRoute":
+        if source is None or gateway is None or source.kind != HTTP_ROUTE.kind:
             return False
-        if gateway.kind not in ("", "Gateway"):
+        if gateway.kind not in ("", GATEWAY.kind):
             return False
         wanted = ObjKey(gateway.namespace, gateway.name)
         for name in route_names_for_http_route(source.name):
@@ -49,7 +50,7 @@ def gateways_with_ai_routes(routes: Store) -> GatewayFilter:
     the guard errs on the safe side)."""
 
     def carries(gateway: RouteSource | None) -> bool:
-        if gateway is None or gateway.kind not in ("", "Gateway"):
+        if gateway is None or gateway.kind not in ("", GATEWAY.kind):
             return True
         wanted = str(ObjKey(gateway.namespace, gateway.name))
         return any(wanted in route_gateways(route) for route in routes.list())

@@ -83,9 +83,12 @@ STATUS_CONCURRENCY = 16
 
 KIND_POOL = InferencePool.KIND_INFO.kind
 
-PRUNED_KINDS = (
-    "ConfigMap", "Secret", "Deployment", "Service", "EnvoyExtensionPolicy", "Backend", "ClientTrafficPolicy",
-    "BackendTrafficPolicy",
+PRUNED_KINDS = tuple(
+    r.kind
+    for r in (
+        kinds.CONFIGMAPS, kinds.SECRETS, kinds.DEPLOYMENTS, kinds.SERVICES, kinds.ENVOYEXTENSIONPOLICIES,
+        kinds.EG_BACKENDS, kinds.CLIENTTRAFFICPOLICIES, kinds.BACKENDTRAFFICPOLICIES,
+    )
 )  # fmt: skip
 """Kinds of per-Gateway objects, listed by the ``owner-gateway`` index for pruning."""
 
@@ -98,7 +101,7 @@ def _route_owner(hr: Obj) -> str:
     """The AIGatewayRoute an HTTPRoute of ours was built from (its owner reference; else its own name)."""
     md = hr.get("metadata") or {}
     for ref in md.get("ownerReferences") or []:
-        if ref.get("kind") == "AIGatewayRoute":
+        if ref.get("kind") == kinds.AIGATEWAYROUTES.kind:
             return str(ref.get("name", ""))
     return str(md.get("name", ""))
 
@@ -169,11 +172,11 @@ class GatewayReconciler:
         self.metrics = metrics
         self._tls_issued: dict[ObjKey, dict[str, str]] = {}
         self.status_stores: dict[str, Store] = {
-            "AIGatewayRoute": caches.routes,
-            "AIServiceBackend": caches.backends,
-            "BackendSecurityPolicy": caches.policies,
-            "InferencePool": caches.pools,
-            "InferenceModel": caches.models,
+            kinds.AIGATEWAYROUTES.kind: caches.routes,
+            kinds.AISERVICEBACKENDS.kind: caches.backends,
+            kinds.BACKENDSECURITYPOLICIES.kind: caches.policies,
+            kinds.INFERENCEPOOLS.kind: caches.pools,
+            kinds.INFERENCEMODELS.kind: caches.models,
             V1_POOL_KIND: caches.v1_pools,
         }
 
@@ -224,7 +227,7 @@ class GatewayReconciler:
             (n.extproc_tls_secret(gw.name), {k: k for k in ("ca.crt", "ca.key", "tls.crt", "tls.key")}),
             (n.extproc_client_secret(gw.name), {"tls.crt": "client.crt", "tls.key": "client.key"}),
         ):
-            data = (self.owned["Secret"].get(f"{gw.namespace}/{secret}") or {}).get("data") or {}
+            data = (self.owned[kinds.SECRETS.kind].get(f"{gw.namespace}/{secret}") or {}).get("data") or {}
             for key, as_key in keys.items():
                 if key in data:
                     current[as_key] = base64.b64decode(data[key]).decode(errors="replace")
@@ -242,8 +245,8 @@ class GatewayReconciler:
     def _note_policy_refusal(self, gw: ObjKey, build: GatewayBuild, rejected: list[Rejection]) -> bool:
         """Record whether the API server refused ``gw``'s EnvoyExtensionPolicy (every snapshot reads it, so
         the reconciles of the other Gateways of a route agree); whether that changed."""
-        wanted = any(o["kind"] == "EnvoyExtensionPolicy" for o in build.gateway_objects)
-        message = next((r.message for r in rejected if r.kind == "EnvoyExtensionPolicy"), None)
+        wanted = any(o["kind"] == kinds.ENVOYEXTENSIONPOLICIES.kind for o in build.gateway_objects)
+        message = next((r.message for r in rejected if r.kind == kinds.ENVOYEXTENSIONPOLICIES.kind), None)
         before = self.caches.refused_policies.get(gw)
         if wanted and message is not None:
             self.caches.refused_policies[gw] = message
@@ -268,7 +271,7 @@ class GatewayReconciler:
                 self.metrics.apply_rejections.labels(obj["kind"]).inc()
                 log.error("Gateway %s: %s", gw, msg)
                 target = None
-                if obj["kind"] == "HTTPRoute":
+                if obj["kind"] == kinds.HTTPROUTES.kind:
                     target = self.caches.routes.get(f"{md['namespace']}/{_route_owner(obj)}")
                 target = target or self.caches.gateways.get(str(gw))
                 if target is not None:
@@ -309,7 +312,7 @@ class GatewayReconciler:
         desired = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in build.http_routes}
         mine = {str(v.key_of(r)) for r in self.caches.routes.by_index(IDX_GATEWAY, str(gw))}
         routes_here = set(mine)  # the routes whose policies this Gateway may prune (below)
-        for hr in self.owned["HTTPRoute"].by_index(IDX_PARENT_GATEWAY, str(gw)):
+        for hr in self.owned[kinds.HTTPROUTES.kind].by_index(IDX_PARENT_GATEWAY, str(gw)):
             md = hr["metadata"]
             if not _is_ours(hr):
                 continue
@@ -318,14 +321,14 @@ class GatewayReconciler:
             if owner not in self.caches.routes or (
                 owner in mine and (md["namespace"], md["name"]) not in desired
             ):
-                await self._delete("HTTPRoute", md["namespace"], md["name"])
+                await self._delete(kinds.HTTPROUTES.kind, md["namespace"], md["name"])
         # A route's BackendTrafficPolicy goes on the same terms. It names no Gateway (its owner is the
         # AIGatewayRoute), so it is found through the routes this Gateway reads or has HTTPRoutes of: a
         # deleted route's HTTPRoutes go in this same pass, and a policy that outlives them is the garbage
         # collector's (it is owned by the route). The Gateway-level one of earlier versions is pruned by the
         # first loop.
         wanted_policies = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in build.route_policies}
-        policies = self.owned["BackendTrafficPolicy"]
+        policies = self.owned[kinds.BACKENDTRAFFICPOLICIES.kind]
         for btp in [p for route in sorted(routes_here) for p in policies.by_index(IDX_OWNER_ROUTE, route)]:
             md = btp["metadata"]
             if not _is_ours(btp) or ROUTE_NAME_LABEL not in (md.get("labels") or {}):
@@ -334,7 +337,7 @@ class GatewayReconciler:
             if owner not in self.caches.routes or (
                 owner in mine and (md["namespace"], md["name"]) not in wanted_policies
             ):
-                await self._delete("BackendTrafficPolicy", md["namespace"], md["name"])
+                await self._delete(kinds.BACKENDTRAFFICPOLICIES.kind, md["namespace"], md["name"])
 
     async def _delete(self, kind: str, namespace: str, name: str) -> None:
         try:
@@ -427,7 +430,7 @@ class GatewayReconciler:
             known = self.resolver.known(host)
             kept = "keeping the last known addresses" if known and known.ips else "no address known"
             msg = f"DNS lookup of {host} failed: {error}; {kept}"
-            for kind, key in (("InferencePool", pool), ("AIServiceBackend", backend)):
+            for kind, key in ((kinds.INFERENCEPOOLS.kind, pool), (kinds.AISERVICEBACKENDS.kind, backend)):
                 obj = self.status_stores[kind].get(str(key))
                 if obj is not None:
                     log.warning("%s %s: %s", kind, key, msg)

@@ -55,10 +55,6 @@ from controller.gateway.reconciler import (
 from controller.rotation.providers import Endpoints
 from controller.rotation.reconciler import RotationMetrics, RotationReconciler
 from controller.runtime import (
-    CONFIGMAPS,
-    DEPLOYMENTS,
-    SECRETS,
-    SERVICES,
     EnqueueRequestForObject,
     EnqueueRequestsFromMapFunc,
     Informer,
@@ -150,8 +146,8 @@ def trim_pod(obj: Obj) -> Obj:
     ]
     keep_md = ("name", "namespace", "labels", "deletionTimestamp", "resourceVersion", "uid", "generation")
     return {
-        "apiVersion": "v1",
-        "kind": "Pod",
+        "apiVersion": kinds.PODS.api_version,
+        "kind": kinds.PODS.kind,
         "metadata": {k: md[k] for k in keep_md if k in md},
         "status": {
             **{k: st[k] for k in ("phase", "podIP") if k in st},
@@ -223,16 +219,16 @@ class Informers:
     def owned(self) -> dict[str, Store]:
         """The stores of the kinds a Gateway's reconcile writes and prunes, by kind."""
         return {
-            "ConfigMap": self.configmaps.store,
-            "Secret": self.secrets_owned.store,
-            "Deployment": self.deployments.store,
-            "Service": self.services_owned.store,
-            "EnvoyExtensionPolicy": self.policies_ext.store,
-            "ClientTrafficPolicy": self.client_policies.store,
-            "BackendTrafficPolicy": self.backend_policies.store,
-            "Backend": self.eg_backends.store,
-            "HTTPRoute": self.httproutes.store,
-            "HTTPRouteFilter": self.filters.store,
+            kinds.CONFIGMAPS.kind: self.configmaps.store,
+            kinds.SECRETS.kind: self.secrets_owned.store,
+            kinds.DEPLOYMENTS.kind: self.deployments.store,
+            kinds.SERVICES.kind: self.services_owned.store,
+            kinds.ENVOYEXTENSIONPOLICIES.kind: self.policies_ext.store,
+            kinds.CLIENTTRAFFICPOLICIES.kind: self.client_policies.store,
+            kinds.BACKENDTRAFFICPOLICIES.kind: self.backend_policies.store,
+            kinds.EG_BACKENDS.kind: self.eg_backends.store,
+            kinds.HTTPROUTES.kind: self.httproutes.store,
+            kinds.HTTPROUTEFILTERS.kind: self.filters.store,
         }
 
     def caches(self, options: BuildOptions, *, client: KubeClient) -> Caches:
@@ -244,8 +240,8 @@ class Informers:
             routes=self.routes.store,
             backends=self.backends.store,
             policies=self.policies.store,
-            secrets=FetchedObjects(client=client, resource=SECRETS, index=self.secrets.store),
-            services=FetchedObjects(client=client, resource=SERVICES, index=self.services.store),
+            secrets=FetchedObjects(client=client, resource=kinds.SECRETS, index=self.secrets.store),
+            services=FetchedObjects(client=client, resource=kinds.SERVICES, index=self.services.store),
             eg_backends=self.eg_backends.store,
             grants=self.grants.store,
             extension_policies=self.policies_ext.store,
@@ -283,18 +279,18 @@ def new_informers(mgr: Manager, *, settings: ControllerSettings) -> Informers:
         routes=inf(kinds.AIGATEWAYROUTES),
         backends=inf(kinds.AISERVICEBACKENDS),
         policies=inf(kinds.BACKENDSECURITYPOLICIES),
-        secrets=inf(SECRETS, metadata_only=True),
-        services=inf(SERVICES, metadata_only=True),
-        secrets_owned=inf(SECRETS, owned=True),
-        services_owned=inf(SERVICES, owned=True),
+        secrets=inf(kinds.SECRETS, metadata_only=True),
+        services=inf(kinds.SERVICES, metadata_only=True),
+        secrets_owned=inf(kinds.SECRETS, owned=True),
+        services_owned=inf(kinds.SERVICES, owned=True),
         eg_backends=inf(kinds.EG_BACKENDS),
         pools=inf(kinds.INFERENCEPOOLS) if inference else None,
         models=inf(kinds.INFERENCEMODELS) if inference else None,
         v1_pools=inf(kinds.V1_INFERENCEPOOLS) if v1 else None,
         pods=mgr.informer(kinds.PODS, namespace=ns, transform=trim_pod) if v1 else None,
         objectives=inf(kinds.INFERENCEOBJECTIVES) if v1 and settings.inference_objectives else None,
-        configmaps=inf(CONFIGMAPS, owned=True),
-        deployments=inf(DEPLOYMENTS, owned=True),
+        configmaps=inf(kinds.CONFIGMAPS, owned=True),
+        deployments=inf(kinds.DEPLOYMENTS, owned=True),
         policies_ext=inf(kinds.ENVOYEXTENSIONPOLICIES, owned=True),
         client_policies=inf(kinds.CLIENTTRAFFICPOLICIES, owned=True),
         backend_policies=inf(kinds.BACKENDTRAFFICPOLICIES, owned=True),
@@ -347,24 +343,25 @@ def watch_gateways(
         return lambda obj: _requests(caches.gateways_for(kind, obj))
 
     watched: list[tuple[Informer, str]] = [
-        (infs.gateways, "Gateway"), (infs.routes, "AIGatewayRoute"), (infs.backends, "AIServiceBackend"),
-        (infs.policies, "BackendSecurityPolicy"), (infs.secrets, "Secret"), (infs.services, "Service"),
-        (infs.eg_backends, "Backend"), (infs.configmaps, "ConfigMap"), (infs.deployments, "Deployment"),
-        (infs.policies_ext, "EnvoyExtensionPolicy"), (infs.httproutes, "HTTPRoute"),
-        (infs.client_policies, "ClientTrafficPolicy"), (infs.backend_policies, "BackendTrafficPolicy"),
+        (i, i.resource.kind)
+        for i in (
+            infs.gateways, infs.routes, infs.backends, infs.policies, infs.secrets, infs.services,
+            infs.eg_backends, infs.configmaps, infs.deployments, infs.policies_ext, infs.httproutes,
+            infs.client_policies, infs.backend_policies,
+        )
     ]  # fmt: skip
     if infs.pools is not None and infs.models is not None:
-        watched += [(infs.pools, "InferencePool"), (infs.models, "InferenceModel")]
+        watched += [(infs.pools, kinds.INFERENCEPOOLS.kind), (infs.models, kinds.INFERENCEMODELS.kind)]
     if infs.v1_pools is not None and infs.pods is not None:
-        watched += [(infs.v1_pools, V1_POOL_KIND), (infs.pods, "Pod")]
+        watched += [(infs.v1_pools, V1_POOL_KIND), (infs.pods, kinds.PODS.kind)]
     if infs.objectives is not None:
-        watched.append((infs.objectives, "InferenceObjective"))
-    watched.append((infs.grants, "ReferenceGrant"))
+        watched.append((infs.objectives, kinds.INFERENCEOBJECTIVES.kind))
+    watched.append((infs.grants, kinds.REFERENCEGRANTS.kind))
     # The Secrets and Services we own are also followed by label-selected informers, whose stores the
     # reconcile compares desired objects with. Their events are watched too: a deletion seen first by the
     # metadata-only informer could reconcile against a store still holding the deleted copy, and nothing
     # would bring the reconcile back.
-    watched += [(infs.secrets_owned, "Secret"), (infs.services_owned, "Service")]
+    watched += [(infs.secrets_owned, kinds.SECRETS.kind), (infs.services_owned, kinds.SERVICES.kind)]
     for informer, kind in watched:
         gw_ctrl.watch(informer, EnqueueRequestsFromMapFunc(to_gateways(kind)), predicate_for(informer))
 
@@ -394,7 +391,7 @@ def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler:
     def by(store_index: Callable[[str, str], list[Obj]], index: str) -> Callable[[Obj], list[Obj]]:
         return lambda o: store_index(index, str(v.key_of(o)))
 
-    backend_also = status_controller("AIServiceBackend", backends)
+    backend_also = status_controller(kinds.AISERVICEBACKENDS.kind, backends)
     backend_also(infs.services, by(backends.store.by_index, IDX_SERVICE))
     backend_also(infs.eg_backends, by(backends.store.by_index, IDX_EGBACKEND))
     backend_also(policies, by(backends.store.by_index, IDX_POLICY))
@@ -404,12 +401,12 @@ def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler:
         lambda o: [b for p in policies.store.by_index(IDX_SECRET, str(v.key_of(o)))
                    for b in backends.store.by_index(IDX_POLICY, str(v.key_of(p)))],
     )  # fmt: skip
-    policy_also = status_controller("BackendSecurityPolicy", policies)
+    policy_also = status_controller(kinds.BACKENDSECURITYPOLICIES.kind, policies)
     policy_also(secrets, by(policies.store.by_index, IDX_SECRET))
     policy_also(infs.grants, lambda g: policies.store.by_index(IDX_FOREIGN_NS, v.key_of(g).namespace))
     pools, models, routes = infs.pools, infs.models, infs.routes
     if pools is not None and models is not None:
-        pool_also = status_controller("InferencePool", pools)
+        pool_also = status_controller(kinds.INFERENCEPOOLS.kind, pools)
         pool_also(backends, caches.pools_selecting)
         pool_also(
             infs.grants, lambda g: [p for b in caches.backends_granted(g) for p in caches.pools_selecting(b)]
@@ -435,7 +432,7 @@ def watch_statuses(mgr: Manager, *, infs: Informers, caches: Caches, reconciler:
             )  # fmt: skip
             # ResolvedRefs follows the endpoint picker's Service
             v1_also(infs.services, by(v1_pools.store.by_index, IDX_EPP_SERVICE))
-        model_also = status_controller("InferenceModel", models)
+        model_also = status_controller(kinds.INFERENCEMODELS.kind, models)
         model_also(pools, by(models.store.by_index, IDX_POOL))
         model_also(models, lambda o: [m for k in model_pools(o) for m in models.store.by_index(IDX_POOL, k)])
 
@@ -449,7 +446,8 @@ def watch_rotations(
     policies = infs.policies
 
     async def snapshot(obj: Obj) -> Snapshot:
-        return await caches.fresh_snapshot(lambda: caches.object_snapshot("BackendSecurityPolicy", obj))
+        kind = kinds.BACKENDSECURITYPOLICIES.kind
+        return await caches.fresh_snapshot(lambda: caches.object_snapshot(kind, obj))
 
     rec = RotationReconciler(
         client=mgr.client,

@@ -11,16 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 
 from api.corev1 import SECRET
+from api.objects import Obj
 from api.v1alpha1 import BackendSecurityPolicy
 from controller.rotation.schedule import Issued
 from controller.translate import names as n
-
-Json = dict[str, Any]
 
 ISSUED_AT = "aigateway.envoyproxy.io/credentials-issued-at"
 EXPIRES_AT = "aigateway.envoyproxy.io/credentials-expire-at"
@@ -62,7 +60,7 @@ def aws_credentials_file(*, access_key_id: str, secret_access_key: str, session_
     )
 
 
-def build_secret(policy: BackendSecurityPolicy, *, key: str, value: str, issued: Issued) -> Json:
+def build_secret(policy: BackendSecurityPolicy, *, key: str, value: str, issued: Issued) -> Obj:
     """The Secret holding ``value`` under ``key`` for ``policy``, owned by it (server-side apply body)."""
     md = policy.metadata
     owner = {
@@ -92,7 +90,7 @@ def build_secret(policy: BackendSecurityPolicy, *, key: str, value: str, issued:
     }
 
 
-def issued_from(secret: Json | None) -> Issued | None:
+def issued_from(secret: Obj | None) -> Issued | None:
     """What a Secret written by ``build_secret`` says of its credentials (None: not ours, or unreadable)."""
     md = (secret or {}).get("metadata") or {}
     if (md.get("labels") or {}).get(n.MANAGED_BY_KEY) != n.MANAGED_BY:

@@ -22,13 +22,11 @@ from typing import Any
 from api import headers
 from api.envoygateway import Backend
 from api.gatewayapi import GATEWAY
-from api.objects import ObjKey
+from api.objects import Obj, ObjKey
 from controller.translate import names as n
 from controller.translate.snapshot import BuildOptions, Snapshot
 
 EXTENSION_POLICY_NOT_ACCEPTED = "ExtensionPolicyNotAccepted"
-
-Json = dict[str, Any]
 
 
 def contains(want: Any, have: Any) -> bool:
@@ -44,7 +42,7 @@ def contains(want: Any, have: Any) -> bool:
     return bool(want == have)
 
 
-def extension_policy_spec(gateway: ObjKey, options: BuildOptions) -> Json:
+def extension_policy_spec(gateway: ObjKey, options: BuildOptions) -> Obj:
     """The spec of the Gateway's EnvoyExtensionPolicy: its ext_proc on the whole Gateway, fail closed
     (``failOpen: false``, explicit: with the ext_proc unreachable, requests get a 5xx and never reach an
     upstream); request body buffered (the model is read from it), response body buffered with
@@ -54,7 +52,7 @@ def extension_policy_spec(gateway: ObjKey, options: BuildOptions) -> Json:
     The backend is the ext_proc's Service, or an EG ``Backend`` (``--extproc-address``; ``--extproc-mtls``:
     the Service by name, over mutual TLS)."""
     name = n.extproc_name(gateway.name)
-    ref: Json = {"name": name, "port": n.EXTPROC_GRPC_PORT}
+    ref: Obj = {"name": name, "port": n.EXTPROC_GRPC_PORT}
     if options.extproc_address is not None or options.extproc_mtls:
         eg = Backend.KIND_INFO
         port = options.extproc_address.port if options.extproc_address is not None else n.EXTPROC_GRPC_PORT

@@ -78,7 +78,7 @@ def plan_epp(
             service=key, port=port, hostname=host, problem=f"endpointPickerRef {_where(ref)}: {problem}"
         )
 
-    if ref.group not in ("", "core") or ref.kind != SERVICE.kind:
+    if not SERVICE.matches(ref.group, ref.kind):
         return bad("only a core Service can be an endpoint picker")
     if ref.port is None:
         return bad("a port is required")

@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.filterconfig import FilterConfig
-from api.objects import ObjKey
+from api.objects import Obj, ObjKey
 from controller.translate.conditions import ObjectStatus, statuses
 from controller.translate.config import build_filter_config, render_filter_config
 from controller.translate.resolve import InvalidCredential, Resolution, dns_failures, resolve
 from controller.translate.resources import (
-    Json,
     auth_secret_data,
     build_auth_secret,
     build_client_traffic_policy,
@@ -52,10 +51,10 @@ class GatewayBuild:
     """
 
     filter_config: FilterConfig | None
-    gateway_objects: tuple[Json, ...]
-    http_routes: tuple[Json, ...]
-    filters: tuple[Json, ...]
-    route_policies: tuple[Json, ...]
+    gateway_objects: tuple[Obj, ...]
+    http_routes: tuple[Obj, ...]
+    filters: tuple[Obj, ...]
+    route_policies: tuple[Obj, ...]
     statuses: tuple[ObjectStatus, ...]
     dns_failures: tuple[tuple[ObjKey, ObjKey, str, str], ...]
     requeue_after: float | None
@@ -87,7 +86,7 @@ def build_gateway(snap: Snapshot, options: BuildOptions) -> GatewayBuild:
         return GatewayBuild(None, (), routes, filters, policies, conds, failures, None, invalid)
     cfg = build_filter_config(res, options)
     auth = auth_secret_data(snap, _secret_uses(res, cfg))
-    objs: list[Json] = [
+    objs: list[Obj] = [
         build_config_map(snap, config_yaml=render_filter_config(cfg)),
         build_auth_secret(snap, data=auth),
         build_extension_policy(snap, options),

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from api.objects import Obj, ObjKey
+from api.objects import Obj, ObjKey, core_group
 
 REF_NOT_PERMITTED = "RefNotPermitted"
 
@@ -26,8 +26,7 @@ def _m(value: Any) -> Mapping[str, Any]:
 
 
 def _group(value: Any) -> str:
-    g = str(value or "")
-    return "" if g == "core" else g
+    return core_group(str(value or ""))
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,8 +35,7 @@ def selects(pool: InferencePool, pod: Mapping[str, Any]) -> bool:
     meta = _m(pod.get("metadata"))
     if meta.get("namespace") != pool.metadata.namespace:
         return False
-    labels = _m(meta.get("labels"))
-    return all(labels.get(k) == v for k, v in pool.spec.selector.match_labels.items())
+    return pool.selects(_m(meta.get("labels")))
 
 
 def ready_ip(pod: Mapping[str, Any]) -> str | None:

@@ -24,16 +24,16 @@ from api import filterconfig as fc
 from api.cel import broken_rules
 from api.corev1 import SECRET, SERVICE
 from api.costexpr import CostExpressionError, compile_cost
+from api.gatewayapi import referent_key
 from api.headers import header_credential
 from api.inference import GROUP as INFERENCE_GROUP
 from api.inference import InferenceModel, InferencePool
 from api.inference_v1 import GROUP as INFERENCE_V1_GROUP
 from api.inference_v1 import InferencePool as V1InferencePool
 from api.meta import ConditionStatus, DesiredCondition
-from api.objects import ObjKey
+from api.objects import ObjKey, age_order, core_group
 from api.picker import PICKER_ANNOTATION, EndpointPickerConfig, parse_picker_annotation
 from api.shared import BackendKind, CostType
-from api.v1alpha1 import GROUP as AIGW_GROUP
 from api.v1alpha1 import (
     AIGatewayRoute,
     AIServiceBackend,
@@ -329,10 +329,9 @@ def resolve_backend(
 ) -> BackendResolution:
     problems: list[Problem] = []
     ref = backend.spec.backend_ref
-    key = views.ref_key(ref, backend)
+    key = referent_key(ref, backend)
     kind = AIServiceBackend.KIND_INFO
-    to_group = SERVICE.group if views.is_service(ref) else ref.group
-    grant_ref = Ref(kind.group, kind.kind, backend.metadata.namespace, to_group, ref.kind, key)
+    grant_ref = Ref(kind.group, kind.kind, backend.metadata.namespace, core_group(ref.group), ref.kind, key)
     if (views.is_service(ref) or views.is_eg_backend(ref)) and not permitted(grant_ref, snap.grants):
         problems.append(Problem(REF_NOT_PERMITTED, grant_ref.missing_grant()))
     elif views.is_service(ref):
@@ -353,7 +352,7 @@ def resolve_backend(
     pref = backend.spec.backend_security_policy_ref
     pkey = views.policy_key(backend)
     if pref is not None and pkey is not None:
-        if pref.group != AIGW_GROUP or pref.kind != BackendSecurityPolicy.KIND_INFO.kind:
+        if not BackendSecurityPolicy.KIND_INFO.matches(pref.group, pref.kind):
             problems.append(
                 Problem("InvalidKind", f"backendSecurityPolicyRef {pref.group}/{pref.kind} is not supported")
             )
@@ -389,7 +388,7 @@ def _picker(pool: InferencePool) -> tuple[EndpointPickerConfig | None, Problem |
 
 def _valid_extension(pool: InferencePool, options: BuildOptions) -> bool:
     ext = pool.spec.extension_ref
-    return ext.group in ("", "core") and ext.kind == SERVICE.kind and ext.name == options.extension_ref_name
+    return SERVICE.matches(ext.group, ext.kind) and ext.name == options.extension_ref_name
 
 
 def plan_pool(
@@ -412,7 +411,7 @@ def plan_pool(
         return PoolResolution(pool, tuple(problems), ())
     ns = pool.metadata.namespace
     in_ns = sorted((k for k in backends if k.namespace == ns), key=lambda k: k.name)
-    selected = tuple(k for k in in_ns if views.selects(pool, backends[k].backend.metadata.labels))
+    selected = tuple(k for k in in_ns if pool.selects(backends[k].backend.metadata.labels))
     members: list[MemberPlan] = []
     for key in selected:
         res = backends[key]
@@ -452,7 +451,7 @@ def _member_plan(
 ) -> MemberPlan | None:
     bkey = res.key
     ref = res.backend.spec.backend_ref
-    key = views.ref_key(ref, res.backend)
+    key = referent_key(ref, res.backend)
     port = pool.spec.target_port_number
     if ref.port is not None and ref.port != port:
         problems.append(
@@ -508,11 +507,11 @@ def resolve_models(models: Iterable[InferenceModel], pools: Mapping[ObjKey, obje
     """Per pool, the oldest model with a name wins; the others are ``ModelNameInUse``."""
     out: list[ModelResolution] = []
     winners: dict[tuple[ObjKey, str], InferenceModel] = {}
-    for m in sorted(models, key=views.age_order):
+    for m in sorted(models, key=age_order):
         ref = m.spec.pool_ref
         pkey = views.pool_key(m)
         name = m.spec.model_name
-        if ref.group != INFERENCE_GROUP or ref.kind != InferencePool.KIND_INFO.kind:
+        if not InferencePool.KIND_INFO.matches(ref.group, ref.kind):
             out.append(
                 ModelResolution(
                     m,
@@ -709,7 +708,7 @@ def resolve(snap: Snapshot, options: BuildOptions) -> Resolution:
             attachments=attachments,
             v1_pools=v1_pools,
         )
-        for r in sorted(snap.routes, key=views.age_order)
+        for r in sorted(snap.routes, key=age_order)
     )
     return Resolution(
         gateway=snap.gateway,

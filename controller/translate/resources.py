@@ -7,7 +7,6 @@ import base64
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import orjson
 
@@ -21,8 +20,8 @@ from api.envoygateway import (
     Backend,
 )
 from api.filterconfig import CONFIG_KEY
-from api.gatewayapi import GATEWAY, HTTP_ROUTE, HeaderMatchType, duration_seconds
-from api.objects import KindInfo, ObjKey
+from api.gatewayapi import GATEWAY, HTTP_ROUTE, HeaderMatchType, duration_seconds, referent_key
+from api.objects import KindInfo, Obj, ObjKey
 from api.shared import BackendKind
 from api.v1alpha1 import AIGatewayRoute, ExternalProcessorConfig
 from controller.translate import names as n
@@ -32,15 +31,12 @@ from controller.translate.resolve import BackendResolution, PoolResolution, Rout
 from controller.translate.snapshot import BuildOptions, Snapshot
 from controller.translate.views import SecretUse, secret_file_key
 
-Json = dict[str, Any]
-"""A desired object, as the JSON dict the reconcile applies."""
 
-
-def _type(kind: KindInfo) -> Json:
+def _type(kind: KindInfo) -> Obj:
     return {"apiVersion": kind.api_version, "kind": kind.kind}
 
 
-def owner_ref(*, api_version: str, kind: str, name: str, uid_: str) -> Json:
+def owner_ref(*, api_version: str, kind: str, name: str, uid_: str) -> Obj:
     return {
         "apiVersion": api_version,
         "kind": kind,
@@ -51,21 +47,21 @@ def owner_ref(*, api_version: str, kind: str, name: str, uid_: str) -> Json:
     }
 
 
-def _meta(name: str, namespace: str, labels: Mapping[str, str], owners: list[Json]) -> Json:
-    md: Json = {"name": name, "namespace": namespace, "labels": dict(labels)}
+def _meta(name: str, namespace: str, labels: Mapping[str, str], owners: list[Obj]) -> Obj:
+    md: Obj = {"name": name, "namespace": namespace, "labels": dict(labels)}
     if owners:
         md["ownerReferences"] = owners
     return md
 
 
-def with_desired_hash(obj: Json) -> Json:
+def with_desired_hash(obj: Obj) -> Obj:
     """Stamp ``obj`` with the hash of its content, so the reconcile can skip writes of unchanged objects."""
     digest = hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
     obj.setdefault("metadata", {}).setdefault("annotations", {})[n.DESIRED_HASH_ANNOTATION] = digest
     return obj
 
 
-def _gateway_owner(snap: Snapshot) -> list[Json]:
+def _gateway_owner(snap: Snapshot) -> list[Obj]:
     gw = snap.gateway_object
     uid = str((gw or {}).get("metadata", {}).get("uid") or "")
     if not uid:
@@ -76,7 +72,7 @@ def _gateway_owner(snap: Snapshot) -> list[Json]:
 # --- HTTPRoute + HTTPRouteFilter
 
 
-def build_host_rewrite_filter(*, namespace: str) -> Json:
+def build_host_rewrite_filter(*, namespace: str) -> Obj:
     """``ai-eg-host-rewrite``: rewrites ``Host`` to the backend's hostname. Shared by every route of a
     namespace, identical whoever writes it, not owned (so that no single route's deletion removes it from the
     others)."""
@@ -91,7 +87,7 @@ def build_host_rewrite_filter(*, namespace: str) -> Json:
     }
 
 
-def _header_match(value: str) -> Json:
+def _header_match(value: str) -> Obj:
     return {
         "headers": [
             {"type": HeaderMatchType.EXACT.value, "name": headers.SELECTED_BACKEND_HEADER, "value": value}
@@ -124,19 +120,19 @@ def build_http_route(
     backends: Mapping[ObjKey, BackendResolution],
     pools: Mapping[ObjKey, PoolResolution],
     options: BuildOptions,
-) -> Json:
+) -> Obj:
     """The first (usually the only) HTTPRoute of ``build_http_routes``."""
     return build_http_routes(route, backends=backends, pools=pools, options=options)[0]
 
 
-def _backend_ref(res: BackendResolution) -> Json:
+def _backend_ref(res: BackendResolution) -> Obj:
     """The backend's ``spec.backendRef`` as an HTTPRoute backendRef (namespace made explicit)."""
     ref = res.backend.spec.backend_ref
-    out: Json = {
+    out: Obj = {
         "group": ref.group,
         "kind": ref.kind,
         "name": ref.name,
-        "namespace": views.ref_key(ref, res.backend).namespace,
+        "namespace": referent_key(ref, res.backend).namespace,
     }
     if ref.port is not None:
         out["port"] = ref.port
@@ -149,7 +145,7 @@ def build_http_routes(
     backends: Mapping[ObjKey, BackendResolution],
     pools: Mapping[ObjKey, PoolResolution],
     options: BuildOptions,
-) -> list[Json]:
+) -> list[Obj]:
     """The HTTPRoutes of one AIGatewayRoute. They depend on the route, its backends and the attachment of its
     Gateways' ext_procs only (never on which Gateway's reconcile builds them), so reconciles of different
     Gateways always agree on them. Parents: the route's Gateways whose ext_proc is attached
@@ -167,12 +163,12 @@ def build_http_routes(
     request the ext_proc did not route still reaches the ext_proc, which answers it (404).
     """
     ai_route = route.route
-    rules: list[Json] = []
+    rules: list[Obj] = []
     for k in views.refs_of_kind(ai_route, BackendKind.AI_SERVICE_BACKEND):
         b = backends.get(k)
         if b is None or b.problems:
             continue
-        rule: Json = {
+        rule: Obj = {
             "matches": [_header_match(k.dotted)],
             "backendRefs": [_backend_ref(b)],
             "filters": [
@@ -238,7 +234,7 @@ def build_http_routes(
 # --- EnvoyExtensionPolicy, ext_proc Backend/Service/Deployment
 
 
-def build_extension_policy(snap: Snapshot, options: BuildOptions) -> Json:
+def build_extension_policy(snap: Snapshot, options: BuildOptions) -> Obj:
     """The Gateway's EnvoyExtensionPolicy (spec: ``extension_policy_spec``)."""
     name = n.extproc_name(snap.gateway.name)
     return with_desired_hash(
@@ -264,7 +260,7 @@ EXTPROC_UNAVAILABLE_BODY = orjson.dumps(
 """The body clients get when the ext_proc fails: OpenAI's error shape, like every other error of ours."""
 
 
-def build_client_traffic_policy(snap: Snapshot, options: BuildOptions) -> Json:
+def build_client_traffic_policy(snap: Snapshot, options: BuildOptions) -> Obj:
     """The Gateway's ClientTrafficPolicy: ``connection.bufferLimit`` = ``options.max_body_bytes``, the
     listener's per-connection buffer, which every buffered body (the request, and a non-streamed answer) must
     fit; Envoy Gateway's default is 32 KiB. A request over it gets Envoy's 413, which the ext_proc reshapes
@@ -284,8 +280,8 @@ def build_client_traffic_policy(snap: Snapshot, options: BuildOptions) -> Json:
 
 
 def build_route_traffic_policy(
-    route: RouteResolution, *, http_routes: Iterable[Json], options: BuildOptions
-) -> Json:
+    route: RouteResolution, *, http_routes: Iterable[Obj], options: BuildOptions
+) -> Obj:
     """The BackendTrafficPolicy of one AIGatewayRoute, on its HTTPRoutes (``http_routes``), named, labelled
     and owned like them.
 
@@ -332,7 +328,7 @@ def build_route_traffic_policy(
     )
 
 
-def build_extproc_backend(snap: Snapshot, options: BuildOptions) -> Json:
+def build_extproc_backend(snap: Snapshot, options: BuildOptions) -> Obj:
     """The EG ``Backend`` the EnvoyExtensionPolicy points at: the ext_proc's Service by name, or an ext_proc
     outside the cluster (``--extproc-address``). With ``--extproc-mtls``, over mutual TLS: Envoy sends the
     Service's hostname as SNI, checks the server certificate against the Gateway's CA and for that name (Envoy
@@ -343,14 +339,14 @@ def build_extproc_backend(snap: Snapshot, options: BuildOptions) -> Json:
     host = n.service_hostname(
         name=name, namespace=snap.gateway.namespace, cluster_domain=options.cluster_domain
     )
-    endpoint: Json = {"fqdn": {"hostname": host, "port": n.EXTPROC_GRPC_PORT}}
+    endpoint: Obj = {"fqdn": {"hostname": host, "port": n.EXTPROC_GRPC_PORT}}
     if addr is not None:
         try:
             ipaddress.ip_address(addr.host)
             endpoint = {"ip": {"address": addr.host, "port": addr.port}}
         except ValueError:
             endpoint = {"fqdn": {"hostname": addr.host, "port": addr.port}}
-    spec: Json = {"endpoints": [endpoint]}
+    spec: Obj = {"endpoints": [endpoint]}
     if options.extproc_mtls:
         client = n.extproc_client_secret(snap.gateway.name)
         spec["tls"] = {
@@ -369,7 +365,7 @@ def build_extproc_backend(snap: Snapshot, options: BuildOptions) -> Json:
     )
 
 
-def build_extproc_tls_secrets(snap: Snapshot) -> list[Json]:
+def build_extproc_tls_secrets(snap: Snapshot) -> list[Obj]:
     """The Gateway's TLS material (``--extproc-mtls``) in two Secrets: ``extproc_tls_secret`` (the CA and the
     ext_proc's server pair; the controller keeps the CA key there to renew, the pod mounts the rest) and
     ``extproc_client_secret`` (``kubernetes.io/tls``: Envoy's client pair and ``ca.crt``, for Envoy
@@ -402,7 +398,7 @@ def build_extproc_tls_secrets(snap: Snapshot) -> list[Json]:
     return out
 
 
-def build_extproc_service(snap: Snapshot) -> Json:
+def build_extproc_service(snap: Snapshot) -> Obj:
     name = n.extproc_name(snap.gateway.name)
     return with_desired_hash(
         {
@@ -432,7 +428,7 @@ def build_extproc_service(snap: Snapshot) -> Json:
     )
 
 
-def build_config_map(snap: Snapshot, *, config_yaml: str) -> Json:
+def build_config_map(snap: Snapshot, *, config_yaml: str) -> Obj:
     name = n.extproc_name(snap.gateway.name)
     return with_desired_hash(
         {
@@ -457,7 +453,7 @@ def auth_secret_data(snap: Snapshot, uses: list[SecretUse]) -> dict[str, str]:
     return out
 
 
-def build_auth_secret(snap: Snapshot, *, data: Mapping[str, str]) -> Json:
+def build_auth_secret(snap: Snapshot, *, data: Mapping[str, str]) -> Obj:
     name = n.extproc_name(snap.gateway.name)
     return with_desired_hash(
         {
@@ -497,7 +493,7 @@ def build_extproc_deployment(
     options: BuildOptions,
     *,
     routes: Iterable[AIGatewayRoute],
-) -> Json:
+) -> Obj:
     """The Gateway's ext_proc: mounts the config ConfigMap and the auth Secret (always, even empty, so that a
     first credential needs no new volume).
 
@@ -512,7 +508,7 @@ def build_extproc_deployment(
     resources = next(
         (r for p in processors if p.resources is not None and (r := p.resources.to_json_dict())), None
     )
-    container: Json = {
+    container: Obj = {
         "name": "extproc",
         "image": options.extproc_image,
         "imagePullPolicy": "IfNotPresent",
@@ -544,7 +540,7 @@ def build_extproc_deployment(
     if resources:
         container["resources"] = dict(resources)
     container["volumeMounts"].append({"name": "auth", "mountPath": options.auth_dir, "readOnly": True})
-    volumes: list[Json] = [
+    volumes: list[Obj] = [
         {"name": "config", "configMap": {"name": name}},
         {"name": "auth", "secret": {"secretName": name}},
     ]

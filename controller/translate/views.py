@@ -1,23 +1,19 @@
 """Facts the builders derive from the api models that the models do not state as fields.
 
-The models carry every default and rule (``api/``); nothing here restates one. What is left: keys, the
-referrer's namespace where a reference leaves it out, the Gateway API's age order, which Secrets a policy
-reads, a pool's label selection, the endpoints of an Envoy Gateway Backend, and the ports of a Service (a core
-kind we do not model).
+The models carry every default and rule (``api/``: a referent's namespace, the age order, a pool's selector,
+which group and kind a reference names); nothing here restates one. What is left: keys, the objects a route
+references, which Secrets a policy reads, the endpoints of an Envoy Gateway Backend, and the ports of a
+Service (a core kind we do not model).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from api.corev1 import SERVICE
-from api.envoygateway import GROUP as EG_GROUP
 from api.envoygateway import Backend
-from api.gatewayapi import GATEWAY, BackendObjectReference, SecretObjectReference
-from api.inference import InferenceModel, InferencePool
-from api.inference_v1 import GROUP as INFERENCE_V1_GROUP
+from api.gatewayapi import GATEWAY, BackendObjectReference, referent_key
+from api.inference import InferenceModel
 from api.inference_v1 import InferenceObjective
 from api.inference_v1 import InferencePool as V1InferencePool
 from api.objects import Obj, ObjKey, TopLevelObject
@@ -41,20 +37,12 @@ def generation(obj: TopLevelObject) -> int:
     return obj.metadata.generation or 0
 
 
-_NO_TIMESTAMP = datetime.min.replace(tzinfo=UTC)
-
-
-def age_order(obj: TopLevelObject) -> tuple[datetime, str, str]:
-    """Oldest first, then by ``namespace/name``: Gateway API's tie-break order (no timestamp: oldest)."""
-    return (obj.metadata.creation_timestamp or _NO_TIMESTAMP, obj.metadata.namespace, obj.metadata.name)
-
-
 def gateway_keys(route: AIGatewayRoute) -> tuple[ObjKey, ...]:
     """The Gateways the route targets (in its namespace), in order, without duplicates."""
     keys = (
         ObjKey(route.metadata.namespace, t.name)
         for t in route.spec.target_refs
-        if t.group == GATEWAY.group and t.kind == GATEWAY.kind
+        if GATEWAY.matches(t.group, t.kind)
     )
     return tuple(dict.fromkeys(keys))
 
@@ -92,17 +80,12 @@ def fallback_only_refs(route: AIGatewayRoute, kind: BackendKind) -> frozenset[Ob
     return frozenset(fallbacks - direct)
 
 
-def ref_key(ref: BackendObjectReference | SecretObjectReference, referrer: TopLevelObject) -> ObjKey:
-    """The referent's key: a reference without ``namespace`` points into the referrer's namespace."""
-    return ObjKey(ref.namespace or referrer.metadata.namespace, ref.name)
-
-
 def is_service(ref: BackendObjectReference) -> bool:
-    return ref.group in ("", "core") and ref.kind == SERVICE.kind
+    return SERVICE.matches(ref.group, ref.kind)
 
 
 def is_eg_backend(ref: BackendObjectReference) -> bool:
-    return ref.group == EG_GROUP and ref.kind == Backend.KIND_INFO.kind
+    return Backend.KIND_INFO.matches(ref.group, ref.kind)
 
 
 def policy_key(backend: AIServiceBackend) -> ObjKey | None:
@@ -148,11 +131,11 @@ def credential_use(policy: BackendSecurityPolicy) -> SecretUse | None:
     (``names.rotated_secret``)."""
     spec = policy.spec
     if spec.type == BackendSecurityPolicyType.API_KEY and spec.api_key is not None:
-        return SecretUse(ref_key(spec.api_key.secret_ref, policy), "apiKey")
+        return SecretUse(referent_key(spec.api_key.secret_ref, policy), "apiKey")
     aws = spec.aws_credentials
     if spec.type == BackendSecurityPolicyType.AWS_CREDENTIALS and aws is not None:
         if aws.credentials_file is not None:
-            return SecretUse(ref_key(aws.credentials_file.secret_ref, policy), AWS_CREDENTIALS_KEY)
+            return SecretUse(referent_key(aws.credentials_file.secret_ref, policy), AWS_CREDENTIALS_KEY)
         if aws.oidc_exchange_token is not None:
             return SecretUse(rotated_secret_key(policy), AWS_CREDENTIALS_KEY)
     if spec.type == BackendSecurityPolicyType.AZURE_CREDENTIALS and spec.azure_credentials is not None:
@@ -171,10 +154,11 @@ def source_uses(policy: BackendSecurityPolicy) -> tuple[SecretUse, ...]:
     spec = policy.spec
     aws = spec.aws_credentials
     if spec.type == BackendSecurityPolicyType.AWS_CREDENTIALS and aws is not None and aws.oidc_exchange_token:
-        return (SecretUse(ref_key(aws.oidc_exchange_token.oidc.client_secret, policy), CLIENT_SECRET_KEY),)
+        secret = referent_key(aws.oidc_exchange_token.oidc.client_secret, policy)
+        return (SecretUse(secret, CLIENT_SECRET_KEY),)
     azure = spec.azure_credentials
     if spec.type == BackendSecurityPolicyType.AZURE_CREDENTIALS and azure is not None:
-        return (SecretUse(ref_key(azure.client_secret_ref, policy), CLIENT_SECRET_KEY),)
+        return (SecretUse(referent_key(azure.client_secret_ref, policy), CLIENT_SECRET_KEY),)
     return ()
 
 
@@ -185,11 +169,6 @@ def secret_uses(policy: BackendSecurityPolicy) -> tuple[SecretUse, ...]:
     return ((use,) if use is not None else ()) + source_uses(policy)
 
 
-def selects(pool: InferencePool, labels: Mapping[str, str]) -> bool:
-    """Like a Service selector: every pair must be present (an empty selector selects everything)."""
-    return all(labels.get(k) == v for k, v in pool.spec.selector.items())
-
-
 def pool_key(model: InferenceModel) -> ObjKey:
     return ObjKey(model.metadata.namespace, model.spec.pool_ref.name)
 
@@ -198,7 +177,7 @@ def objective_pool_key(objective: InferenceObjective) -> ObjKey | None:
     """The v1 InferencePool an InferenceObjective applies to (same namespace); None when its poolRef names
     another kind."""
     ref = objective.spec.pool_ref
-    if ref.group != INFERENCE_V1_GROUP or ref.kind != V1InferencePool.KIND_INFO.kind:
+    if not V1InferencePool.KIND_INFO.matches(ref.group, ref.kind):
         return None
     return ObjKey(objective.metadata.namespace, ref.name)
 

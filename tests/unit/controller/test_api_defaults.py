@@ -3,8 +3,9 @@
 Minimal documents of every kind the builders read (only the fields the CRDs require) go through the api
 models, the way the controller's cache reads them (``TopLevelObject.read``) and the way ``aigw run`` parses
 them (``parse``), and then through the builders; every default that shows in what the builders emit is
-compared with the field default of the api model. A second check reads the builders' source: no string that
-is an api default (a kind, an enum value, a profile name) is written there, where it would become a second
+compared with the field default of the api model. Two more checks read the source of everything that reads
+the models (the controller, ``aigw``, the ext_proc): no string that is an api default (a kind, an enum value,
+a profile name), and no kind, group or apiVersion name, is written there, where it would become a second
 copy.
 """
 
@@ -12,19 +13,25 @@ from __future__ import annotations
 
 import ast
 import enum
+import importlib
+import pkgutil
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+import api
+import controller.runtime as runtime
+from api import corev1
 from api import filterconfig as fc
 from api.envoygateway import Backend
 from api.gatewayapi import BackendObjectReference, HTTPHeaderMatch
 from api.inference import Extension, InferenceModel, InferencePool, PoolObjectReference
 from api.kinds import ALL_KINDS
-from api.objects import ObjKey, TopLevelObject
+from api.objects import KindInfo, ObjKey, TopLevelObject
 from api.v1alpha1 import (
     AIGatewayFilterConfig,
     AIGatewayRoute,
@@ -33,6 +40,7 @@ from api.v1alpha1 import (
     AWSCredentialsFile,
     BackendSecurityPolicy,
 )
+from controller.gateway import kinds
 from controller.translate import BuildOptions, Snapshot, build_gateway
 from tests.unit.controller.objects import GW, NS, attached_policies, b64, gateway, service
 
@@ -201,20 +209,85 @@ def _types(annotation: Any) -> list[Any]:
 
 
 READERS = [
-    *sorted((REPO / "controller" / "translate").glob("*.py")),
-    REPO / "controller" / "gateway" / "cache.py",
+    p
+    for package in ("controller", "aigw", "extproc")
+    for p in sorted((REPO / package).rglob("*.py"))
+    if not {"runtime", "_generated"} & set(p.relative_to(REPO).parts)
 ]
+"""Everything that reads the api models: the controller (its generic runtime aside: it may not import api/,
+see ``test_the_runtime_core_kinds_agree_with_api``), ``aigw`` and the ext_proc."""
+
+SAME_SPELLING = {
+    ("controller/translate/resources.py", "Backend"): "an HTTPRouteFilter's urlRewrite hostname type",
+    ("controller/main.py", "default"): "the word in an option's help text",
+    ("aigw/standalone/inputs.py", "default"): "Kubernetes' default namespace",
+}
+"""String literals that spell an api default or name but mean something else, with what they mean."""
 
 
-def test_the_builders_state_no_api_default() -> None:
-    defaults = _api_string_defaults()
+def _literals_among(values: Mapping[str, object]) -> list[str]:
+    """``path:line: value`` of every string literal of ``READERS`` (docstrings aside) that is one of
+    ``values``, but for those ``SAME_SPELLING`` lists."""
+    found = []
+    for path in READERS:
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+        where = str(path.relative_to(REPO))
+        found += [
+            f"{where}:{node.lineno}: {node.value!r} ({values[node.value]})"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value in values
+            and id(node) not in docstrings
+            and (where, node.value) not in SAME_SPELLING
+        ]
+    return found
+
+
+def test_the_readers_state_no_api_default() -> None:
+    defaults = {value: ", ".join(where) for value, where in _api_string_defaults().items()}
     assert {"Exact", "Service", "AIServiceBackend", "ExternalProcessor", "default", "InferencePool"} <= set(
         defaults
     )
-    found = [
-        f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r} ({', '.join(defaults[node.value])})"
-        for path in READERS
-        for node in ast.walk(ast.parse(path.read_text()))
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in defaults
-    ]
+    found = _literals_among(defaults)
     assert found == [], "use the api model's field (or its enum/KindInfo) instead:\n" + "\n".join(found)
+
+
+def _kind_infos() -> set[KindInfo]:
+    """Every ``KindInfo`` ``api/`` declares: a top-level model's ``KIND_INFO`` or a module constant."""
+    infos: set[KindInfo] = set()
+    for module in pkgutil.iter_modules(api.__path__):
+        for value in vars(importlib.import_module(f"api.{module.name}")).values():
+            if isinstance(value, KindInfo):
+                infos.add(value)
+            elif (
+                isinstance(value, type) and issubclass(value, TopLevelObject) and hasattr(value, "KIND_INFO")
+            ):
+                infos.add(value.KIND_INFO)
+    return infos
+
+
+def test_every_api_name_has_one_home() -> None:
+    # Kinds, groups and apiVersions are written in api/ only; the readers use its KindInfo constants, so a
+    # renamed group or a new version changes in one place.
+    names = {n: i.kind for i in _kind_infos() for n in (i.kind, i.group, i.api_version) if n}
+    assert {"Service", "Backend", "gateway.networking.k8s.io", "aigateway.envoyproxy.io/v1alpha1"} <= set(
+        names
+    )
+    found = _literals_among({n: f"a name of {kind}" for n, kind in names.items()})
+    assert found == [], "use the KindInfo of api/ (a model's KIND_INFO or a constant):\n" + "\n".join(found)
+
+
+def test_the_runtime_core_kinds_agree_with_api() -> None:
+    # controller.runtime imports nothing of ours (an import-linter contract), so it names the core kinds it
+    # serves itself; the controller uses those derived from api/ (controller.gateway.kinds). Both must agree.
+    pairs = [(runtime.CONFIGMAPS, corev1.CONFIG_MAP), (runtime.SECRETS, corev1.SECRET)]
+    pairs += [(runtime.SERVICES, corev1.SERVICE), (runtime.DEPLOYMENTS, corev1.DEPLOYMENT)]
+    for resource, info in pairs:
+        assert resource == kinds.resource(info)
+        assert (resource.api_version, resource.kind, resource.plural) == (
+            info.api_version,
+            info.kind,
+            info.plural,
+        )
