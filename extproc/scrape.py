@@ -40,6 +40,9 @@ class TargetSpec:
     port: int
     authority: str
     settings: pk.ScrapeSettings
+    own_port: bool = True
+    """The metrics are on the port the endpoint serves: failing to connect there means the server is down.
+    On a separate metrics port it only means the metrics are, so the endpoint is not marked unreachable."""
 
 
 def targets_of(snapshot: Snapshot) -> dict[str, TargetSpec]:
@@ -59,6 +62,7 @@ def targets_of(snapshot: Snapshot) -> dict[str, TargetSpec]:
                     port=metrics_port,
                     authority=f"{e.hostname or host}:{metrics_port}",
                     settings=picker.scrape,
+                    own_port=metrics_port == int(port),
                 )
     return out
 
@@ -320,7 +324,7 @@ class Scraper:
         s = target.signals
         if s.failed_scrapes == 0:  # log the first failure of a run only
             log.info("scraping %s failed: %s", target.spec.address, why)
-        s.record_scrape_failure(unreachable=unreachable)
+        s.record_scrape_failure(unreachable=unreachable and target.spec.own_port)
 
     def _sync(self, snapshot: Snapshot) -> None:
         self._seen = snapshot

@@ -172,6 +172,24 @@ async def test_dead_endpoint_is_unreachable_and_recovers(servers: list[Server]) 
     await _running(scraper, body)
 
 
+async def test_a_dead_separate_metrics_port_is_not_a_dead_endpoint(servers: list[Server]) -> None:
+    """Refused on the endpoint's own port, the server is down; refused on a separate metrics port, only its
+    metrics are: the endpoint stays a candidate, weighed by our in-flight count."""
+    store = SignalStore()
+    dead = free_port()
+    snapshot = _snapshot(
+        [servers[0].port], picker={"scrape": {"intervalMs": 20, "timeoutMs": 300, "port": dead}}
+    )
+    scraper = Scraper(store=store, current=lambda: snapshot)
+
+    async def body() -> None:
+        sig = store.get(f"127.0.0.1:{servers[0].port}")
+        await _until(lambda: sig.failed_scrapes >= 2)
+        assert not sig.unreachable
+
+    await _running(scraper, body)
+
+
 async def test_a_page_without_the_series_is_a_failure_but_not_unreachable(servers: list[Server]) -> None:
     store = SignalStore()
     servers[0].page = b"# nothing here\nother_metric 1\n"
