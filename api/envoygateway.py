@@ -1,6 +1,7 @@
-"""The Envoy Gateway ``Backend`` (gateway.envoyproxy.io/v1alpha1), only as far as the controller reads it:
-its IP, FQDN and Unix socket endpoints. Envoy Gateway owns this CRD, so fields we do not model are ignored,
-not rejected. Also the names of the other Envoy Gateway kinds the controller writes."""
+"""The Envoy Gateway ``Backend`` (gateway.envoyproxy.io/v1alpha1), only as far as we read it: its IP, FQDN
+and Unix socket endpoints, and the SNI and verification of its TLS (for ``aigw run``). Envoy Gateway owns this
+CRD, so fields we do not model are ignored, not rejected. Also the names of the other Envoy Gateway kinds the
+controller writes."""
 
 from __future__ import annotations
 
@@ -62,12 +63,23 @@ class BackendEndpoint(KubeModel):
         return self
 
 
+class BackendTLSSettings(KubeModel):
+    """TLS to the Backend, as far as ``aigw run`` reads it: the name to send as SNI, and whether the server's
+    certificate goes unchecked."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sni: Annotated[str, Field(min_length=1, max_length=253)] | None = None
+    insecure_skip_verify: bool | None = None
+
+
 class BackendSpec(KubeModel):
-    """Where the Backend's traffic goes."""
+    """Where the Backend's traffic goes, and over TLS or not."""
 
     model_config = ConfigDict(extra="ignore")
 
     endpoints: Annotated[list[BackendEndpoint], Field(max_length=64)] = Field(default_factory=list)
+    tls: BackendTLSSettings | None = None
 
 
 class Backend(TopLevelObject):

@@ -26,7 +26,13 @@ from aigw.standalone.envoyconfig import (
 from aigw.standalone.store import Store, pod_ips
 from api import headers
 from api.corev1 import SECRET, SERVICE
-from api.envoygateway import BACKEND_TRAFFIC_POLICY, CLIENT_TRAFFIC_POLICY, ENVOY_EXTENSION_POLICY, Backend
+from api.envoygateway import (
+    BACKEND_TRAFFIC_POLICY,
+    CLIENT_TRAFFIC_POLICY,
+    ENVOY_EXTENSION_POLICY,
+    Backend,
+    BackendTLSSettings,
+)
 from api.filterconfig import FilterConfig
 from api.gatewayapi import GATEWAY, REFERENCE_GRANT, duration_seconds
 from api.inference import InferenceModel, InferencePool
@@ -312,19 +318,18 @@ def _cluster(ref: Mapping[str, Any], store: Store) -> tuple[BackendCluster, str 
             endpoints.append(Address(host=ep.address, port=ep.port))
         else:
             skipped.append(ep.address)
-    tls = _tls(obj.body, endpoints)
+    tls = _tls(backend.spec.tls, endpoints)
     note = f"Backend {key} ({obj.where}): unix endpoints are not supported: {skipped}" if skipped else None
     return BackendCluster(name=cluster_name, endpoints=tuple(endpoints), tls=tls), note
 
 
-def _tls(body: Mapping[str, Any], endpoints: list[Address]) -> UpstreamTLS | None:
+def _tls(settings: BackendTLSSettings | None, endpoints: list[Address]) -> UpstreamTLS | None:
     """TLS when the Backend has ``spec.tls`` or an endpoint on port 443; SNI is the first hostname."""
-    tls_spec = (body.get("spec") or {}).get("tls")
-    if tls_spec is None and not any(a.port == 443 for a in endpoints):
+    if settings is None and not any(a.port == 443 for a in endpoints):
         return None
-    tls_spec = tls_spec if isinstance(tls_spec, Mapping) else {}
-    sni = str(tls_spec.get("sni") or next((a.host for a in endpoints if not a.host[:1].isdigit()), ""))
-    return UpstreamTLS(sni=sni, verify=not bool(tls_spec.get("insecureSkipVerify")))
+    settings = settings or BackendTLSSettings()
+    sni = settings.sni or next((a.host for a in endpoints if not a.host[:1].isdigit()), "")
+    return UpstreamTLS(sni=sni, verify=not settings.insecure_skip_verify)
 
 
 _BODY_MODES = {

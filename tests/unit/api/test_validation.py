@@ -311,12 +311,13 @@ def test_envoy_gateway_backend_ignores_fields_it_does_not_model() -> None:
                     {"fqdn": {"hostname": "api.openai.com", "port": 443}},
                     {"unix": {"path": "/run/sock"}},
                 ],
-                "tls": {"insecureSkipVerify": True},
+                "tls": {"insecureSkipVerify": True, "caCertificateRefs": [{"name": "ca"}]},
             },
             "status": {"conditions": []},
         }
     )
     assert isinstance(backend, Backend)
+    assert backend.spec.tls is not None and backend.spec.tls.insecure_skip_verify is True
     ip, fqdn, unix = backend.spec.endpoints
     assert (ip.ip and ip.ip.address, fqdn.fqdn and fqdn.fqdn.hostname, unix.unix and unix.unix.path) == (
         "10.0.0.1",
