@@ -10,11 +10,11 @@ from api.objects import Obj
 from controller.gateway import kinds
 from controller.translate import names as n
 from tests.integration.controller.conftest import Aigw, eventually, gateway_yaml
-from tests.integration.controller.manifests import backend, docs, route, service
+from tests.integration.controller.manifests import backend, docs, eg_backend, route
 
-PROMPTLY = 10.0
+PROMPTLY = 20.0
 """Seconds the repair may take on a loaded machine. Without the watch mapping nothing reconciles the Gateway
-again: the policy would stay deleted."""
+again (its backend is an IP: no DNS TTL requeues it), so the policy would stay deleted."""
 
 
 async def _policy(aigw: Aigw, *, other_than: str | None = None, limit: str | None = None) -> Obj:
@@ -28,7 +28,12 @@ async def _policy(aigw: Aigw, *, other_than: str | None = None, limit: str | Non
 
 async def test_a_deleted_or_edited_route_policy_is_put_back_at_once(aigw: Aigw) -> None:
     await aigw.apply(
-        docs(gateway_yaml("gw"), service("s"), backend("b", service="s"), route("r1", "gw", "b"))
+        docs(
+            gateway_yaml("gw"),
+            eg_backend("eb", ("ip", "192.0.2.10", 9000)),
+            backend("b", eg_backend="eb"),
+            route("r1", "gw", "b"),
+        )
     )
     await aigw.config_when("gw", lambda c: len(c.rules) == 1)
     first = await eventually(functools.partial(_policy, aigw))
