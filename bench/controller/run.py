@@ -18,7 +18,12 @@ before the objects are created, as a user would run it. Measured:
    arrived and 1 s more); and for 50 no-op changes (an annotation on a route): must be 0. Changes start once
    the controller has been quiet (no write) for 3 s after convergence, which also gives the time until the
    last status was written;
-4. the controller's RSS (``VmRSS``, ``VmHWM``) after convergence and at the end.
+4. the controller's RSS (``VmRSS``, ``VmHWM``) after convergence and at the end;
+5. the controller's CPU time (user + system, from ``/proc``) from its start to ready, and from then until the
+   last status was written; the status writes in that time, by kind; and, in this process, the CPU time to
+   read every object of a modelled kind once into its api model (``TopLevelObject.read``, best of 3): the most
+   the controller's cache can spend re-reading objects after a round of status writes (each makes a new
+   object version).
 
 ``--unrelated-secrets N`` (with ``--unrelated-secret-kib K``, default 100) first creates N Secrets of K KiB
 that nothing references, shaped like Helm's release Secrets (``type: helm.sh/release.v1``), as a large cluster
@@ -45,13 +50,23 @@ from typing import Any
 
 import yaml
 from kubernetes_asyncio import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from api import inference, v1alpha1
 from api.envoygateway import Backend
 from api.filterconfig import CONFIG_KEY
 from api.gatewayapi import GATEWAY
+from api.objects import TopLevelObject
 from controller.gateway import kinds
-from controller.runtime import CONFIGMAPS, NAMESPACES, SECRETS, SERVICES, KubeClient, Resource
+from controller.runtime import (
+    CONFIGMAPS,
+    NAMESPACES,
+    SECRETS,
+    SERVICES,
+    KubeClient,
+    Resource,
+    strip_managed_fields,
+)
 from controller.translate import extproc_name
 from tests.realparts.controlplane import ControlPlane
 from tests.realparts.dns import DnsServer
@@ -292,13 +307,33 @@ def complete(s: Scale, cfg: dict[str, Any] | None) -> bool:
     )
 
 
+def api_writes(metrics: str) -> list[tuple[str, str, float]]:
+    """``(kind, verb, count)`` of each ``aigw_controller_api_writes_total`` sample of a metrics page."""
+    out = []
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == "aigw_controller_api_writes_total":
+                out.append((sample.labels["kind"], sample.labels["verb"], sample.value))
+    return out
+
+
+def _metrics(metrics_port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as resp:
+        return str(resp.read().decode())
+
+
 def writes(metrics_port: int) -> float:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in body.splitlines()
-        if line.startswith("aigw_controller_api_writes_total{")
-    )
+    """Every API write the controller made so far."""
+    return sum(count for _, _, count in api_writes(_metrics(metrics_port)))
+
+
+def status_writes(metrics_port: int) -> dict[str, float]:
+    """The status writes the controller made so far, by kind."""
+    out: dict[str, float] = {}
+    for kind, verb, count in api_writes(_metrics(metrics_port)):
+        if verb == "status":
+            out[kind] = out.get(kind, 0.0) + count
+    return out
 
 
 async def quiet(metrics_port: int, *, seconds: float, within: float) -> float:
@@ -321,6 +356,40 @@ def ready(port: int) -> bool:
             return int(r.status) == 200
     except OSError:
         return False
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+MODELLED: tuple[tuple[Resource, type[TopLevelObject]], ...] = (
+    (kinds.AIGATEWAYROUTES, v1alpha1.AIGatewayRoute),
+    (kinds.AISERVICEBACKENDS, v1alpha1.AIServiceBackend),
+    (kinds.INFERENCEPOOLS, inference.InferencePool),
+    (kinds.INFERENCEMODELS, inference.InferenceModel),
+    (kinds.EG_BACKENDS, Backend),
+)
+
+
+async def model_read_seconds(kube: KubeClient) -> tuple[int, float]:
+    """How many objects of the modelled kinds there are, and the CPU time (this process, best of 3) to read
+    each once into its api model, as the controller caches it (managedFields stripped)."""
+    items: list[tuple[type[TopLevelObject], dict[str, Any]]] = []
+    for res, model in MODELLED:
+        listed = await kube.list(res, namespace=NS)
+        items += [
+            (model, strip_managed_fields({**o, "apiVersion": res.api_version, "kind": res.kind}))
+            for o in listed.get("items", [])
+        ]
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        for model, obj in items:
+            model.read(obj)
+        best = min(best, time.process_time() - start)
+    return len(items), best
 
 
 def rss_kib(pid: int) -> dict[str, int]:
@@ -420,6 +489,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         else:
             raise RuntimeError(f"controller not ready; log: {log}")
         rss_idle = rss_kib(proc.pid)
+        cpu_idle = cpu_seconds(proc.pid)
         watch = ConfigWatch(kube)
         watch.task = asyncio.create_task(watch.run())
 
@@ -432,6 +502,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         )
         t_quiet = await quiet(metrics, seconds=3.0, within=args.timeout)
         rss_converged = rss_kib(proc.pid)
+        cpu_converged = cpu_seconds(proc.pid)
+        statuses = await asyncio.to_thread(status_writes, metrics)
+        modelled, read_seconds = await model_read_seconds(kube)
 
         latencies: list[float] = []
         change_writes: list[float] = []
@@ -500,6 +573,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "end": round(rss_end["VmRSS"] / 1024, 1),
                 "peak": round(rss_end["VmHWM"] / 1024, 1),
             },
+            "cpu_seconds": {
+                "start_to_ready": round(cpu_idle, 2),
+                "converge_and_statuses": round(cpu_converged - cpu_idle, 2),
+            },
+            "status_writes": {k: int(x) for k, x in sorted(statuses.items())},
+            "model_reads": {"objects": modelled, "cpu_ms": round(read_seconds * 1000, 1)},
         }
     finally:
         if proc is not None:
@@ -535,6 +614,20 @@ def table(r: dict[str, Any]) -> str:
             "controller RSS",
             f"idle {rss['idle']} MiB, converged {rss['converged']} MiB, end {rss['end']} MiB, "
             f"peak {rss['peak']} MiB",
+        ),
+        (
+            "controller CPU: start → ready; ready → last status written",
+            f"{r['cpu_seconds']['start_to_ready']} s; {r['cpu_seconds']['converge_and_statuses']} s",
+        ),
+        (
+            "status writes until then",
+            f"{sum(r['status_writes'].values())} ("
+            + ", ".join(f"{k} {x}" for k, x in r["status_writes"].items())
+            + ")",
+        ),
+        (
+            "reading every modelled object into its api model once (bench process)",
+            f"{r['model_reads']['cpu_ms']} ms CPU for {r['model_reads']['objects']} objects",
         ),
     ]
     return "\n".join(["| measure | result |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)])
