@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field
 
 from api.base import KubeModel
+from api.corev1 import SERVICE
 from api.gatewayapi import Group, Kind, ObjectName, PortNumber
 from api.headers import DEFAULT_EXTENSION_REF_NAME
 from api.inference import API_VERSION as OBJECTIVE_API_VERSION
@@ -84,7 +85,7 @@ class EndpointPickerRef(KubeModel):
     @property
     def is_builtin(self) -> bool:
         """True when the reference names our own picker rather than an external EPP Service."""
-        return self.group == "" and self.kind == "Service" and self.name == DEFAULT_EXTENSION_REF_NAME
+        return SERVICE.matches(self.group, self.kind) and self.name == DEFAULT_EXTENSION_REF_NAME
 
 
 class InferencePoolSpec(KubeModel):
