@@ -87,7 +87,8 @@ async def controller_works_with_only(
     task = asyncio.create_task(mgr.run())
     try:
         dns_server.set_records({f"my-backend-a.{namespace}.svc.cluster.local": ["10.7.0.1"],
-                                f"my-backend-b.{namespace}.svc.cluster.local": ["10.7.0.2"]})  # fmt: skip
+                                f"my-backend-b.{namespace}.svc.cluster.local": ["10.7.0.2"],
+                                f"azure-svc.{namespace}.svc.cluster.local": ["10.7.0.3"]})  # fmt: skip
         for f in ("gateway.yaml", "basic.yaml", "inference_extension.yaml"):
             await apply_yaml(control_plane, namespace, (CONFIG / "samples" / f).read_text())
         await _samples_accepted(kube, namespace)
@@ -139,16 +140,17 @@ async def _gateway_objects_written(
     admin: KubeClient, namespace: str, *, owned: list[str], mtls: bool
 ) -> None:
     """Every kind the Gateway reconciler writes has an object in ``namespace``: no apply was refused."""
+    tls = {names.extproc_tls_secret(GATEWAY), names.extproc_client_secret(GATEWAY)} if mtls else set()
 
     async def written() -> bool:
         for kind in owned:
             assert await _names(admin, kinds.BY_KIND[kind], namespace), f"no {kind} written"
+        secrets = await _names(admin, SECRETS, namespace)
+        assert tls <= secrets, f"the ext_proc's mutual TLS Secrets {tls - secrets} not written"
+        assert "basic" in await _names(admin, kinds.BACKENDTRAFFICPOLICIES, namespace)
         return True
 
     await eventually(written, within=WITHIN)
-    secrets = await _names(admin, SECRETS, namespace)
-    if mtls:
-        assert {names.extproc_tls_secret(GATEWAY), names.extproc_client_secret(GATEWAY)} <= secrets, secrets
     btp = await admin.get(kinds.BACKENDTRAFFICPOLICIES, name="basic", namespace=namespace)
     assert {r["kind"] for r in btp["spec"]["targetRefs"]} == {"HTTPRoute"}, btp["spec"]["targetRefs"]
 
