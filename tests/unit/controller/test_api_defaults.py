@@ -313,3 +313,14 @@ def test_the_runtime_core_kinds_agree_with_api() -> None:
             info.kind,
             info.plural,
         )
+
+
+@pytest.mark.parametrize("kind", READ_KINDS, ids=lambda k: k.__name__)
+def test_a_models_own_api_version_and_kind_are_its_kind_info(kind: type[TopLevelObject]) -> None:
+    # A model's apiVersion and kind fields are Literal types, which cannot name a constant: they must spell
+    # what its KIND_INFO says, or the model would reject its own kind.
+    info = kind.KIND_INFO
+    assert kind.model_fields["api_version"].default == info.api_version
+    assert kind.model_fields["kind"].default == info.kind
+    assert typing.get_args(kind.model_fields["api_version"].annotation) == (info.api_version,)
+    assert typing.get_args(kind.model_fields["kind"].annotation) == (info.kind,)
