@@ -218,7 +218,11 @@ async def leader_election_works_with_only(
     )
     admin = client.ApiClient(configuration=control_plane.client_configuration())
     cfg = LeaderElectionConfig(
-        name=LEADER_ELECTION_ID, namespace=namespace, lease_duration=3.0, renew_deadline=2.0, retry_period=0.5
+        name=LEADER_ELECTION_ID,
+        namespace=namespace,
+        lease_duration=15.0,
+        renew_deadline=10.0,
+        retry_period=0.5,
     )
     elector = LeaderElector(client=KubeClient(api), config=cfg)
     try:
@@ -232,7 +236,9 @@ async def leader_election_works_with_only(
             lease = await KubeClient(admin).get(LEASES, name=LEADER_ELECTION_ID, namespace=namespace)
             return bool(lease["spec"]["renewTime"] != first["spec"]["renewTime"])
 
-        await eventually(renewed, within=5)
+        await eventually(
+            renewed, within=WITHIN
+        )  # renewals every retry_period; the deadlines leave room for a loaded machine
         holding.cancel()  # releases the Lease (PUT)
         with contextlib.suppress(asyncio.CancelledError):
             await holding
