@@ -236,9 +236,8 @@ async def leader_election_works_with_only(
             lease = await KubeClient(admin).get(LEASES, name=LEADER_ELECTION_ID, namespace=namespace)
             return bool(lease["spec"]["renewTime"] != first["spec"]["renewTime"])
 
-        await eventually(
-            renewed, within=WITHIN
-        )  # renewals every retry_period; the deadlines leave room for a loaded machine
+        # A renewal every retry_period; the deadlines leave a loaded machine's slow PUT room.
+        await eventually(renewed, within=WITHIN)
         holding.cancel()  # releases the Lease (PUT)
         with contextlib.suppress(asyncio.CancelledError):
             await holding
