@@ -43,7 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from api.corev1 import POD, SECRET, SERVICE
-from api.envoygateway import Backend
+from api.envoygateway import HTTP_ROUTE_FILTER, Backend
 from api.errors import InvalidObjectError
 from api.gatewayapi import GATEWAY, HTTP_ROUTE, REFERENCE_GRANT, referent_key
 from api.inference import InferenceModel, InferencePool
@@ -436,6 +436,8 @@ class Caches:
             return {ObjKey.parse(g) for g in httproute_parents(obj)}
         if kind == REFERENCE_GRANT.kind:
             return self.gateways_for_backends(self.backends_granted(obj))
+        if kind == HTTP_ROUTE_FILTER.kind:  # ours is shared by the HTTPRoutes of its namespace
+            return self.gateways_of_routes(self.routes.list(v.key_of(obj).namespace))
         # An object an AIGatewayRoute owns (its BackendTrafficPolicy) matters to that route's Gateways: a
         # deleted or edited one is put back by their reconcile at once.
         return owners | self.gateways_of_routes(

@@ -347,7 +347,7 @@ def watch_gateways(
         for i in (
             infs.gateways, infs.routes, infs.backends, infs.policies, infs.secrets, infs.services,
             infs.eg_backends, infs.configmaps, infs.deployments, infs.policies_ext, infs.httproutes,
-            infs.client_policies, infs.backend_policies,
+            infs.client_policies, infs.backend_policies, infs.filters,
         )
     ]  # fmt: skip
     if infs.pools is not None and infs.models is not None:

@@ -138,6 +138,11 @@ def test_a_routes_own_objects_map_to_that_routes_gateways() -> None:
     assert c.gateways_for("BackendTrafficPolicy", policy("rab")) == {GA, GB}
     assert c.gateways_for("BackendTrafficPolicy", policy("rb")) == {GB}
     assert c.gateways_for("BackendTrafficPolicy", policy("gone")) == set()
+    # the host-rewrite filter is shared by every HTTPRoute of its namespace
+    rewrite = {"kind": "HTTPRouteFilter", "metadata": {"name": "ai-eg-host-rewrite", "namespace": NS}}
+    assert c.gateways_for("HTTPRouteFilter", rewrite) == {GA, GB}
+    elsewhere = {"kind": "HTTPRouteFilter", "metadata": {"name": "ai-eg-host-rewrite", "namespace": "other"}}
+    assert c.gateways_for("HTTPRouteFilter", elsewhere) == set()
 
 
 def test_snapshot_holds_what_the_gateway_reads() -> None:

@@ -1,6 +1,7 @@
-"""A route's BackendTrafficPolicy (owned by the AIGatewayRoute, naming no Gateway) is put back at once when
-someone deletes or edits it, by the reconcile of the route's Gateway; the caches hold it without
-managedFields while server-side apply keeps its field manager on the API server (real API server)."""
+"""Objects of ours that name no Gateway are put back at once when someone deletes or edits them, by the
+reconcile of the Gateways they serve: a route's BackendTrafficPolicy (owned by the AIGatewayRoute) and a
+namespace's shared host-rewrite HTTPRouteFilter. The caches hold them without managedFields while server-side
+apply keeps its field manager on the API server (real API server)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,18 @@ PROMPTLY = 20.0
 again (its backend is an IP: no DNS TTL requeues it), so the policy would stay deleted."""
 
 
+async def _one_route(aigw: Aigw) -> None:
+    """Gateway ``gw`` with route ``r1`` to an IP backend: no DNS TTL requeues the Gateway."""
+    await aigw.apply(
+        docs(
+            gateway_yaml("gw"),
+            eg_backend("eb", ("ip", "192.0.2.10", 9000)),
+            backend("b", eg_backend="eb"),
+            route("r1", "gw", "b"),
+        )
+    )
+
+
 async def _policy(aigw: Aigw, *, other_than: str | None = None, limit: str | None = None) -> Obj:
     obj = await aigw.get(kinds.BACKENDTRAFFICPOLICIES, "r1")
     assert obj is not None, "the route's BackendTrafficPolicy is not there (yet)"
@@ -27,14 +40,7 @@ async def _policy(aigw: Aigw, *, other_than: str | None = None, limit: str | Non
 
 
 async def test_a_deleted_or_edited_route_policy_is_put_back_at_once(aigw: Aigw) -> None:
-    await aigw.apply(
-        docs(
-            gateway_yaml("gw"),
-            eg_backend("eb", ("ip", "192.0.2.10", 9000)),
-            backend("b", eg_backend="eb"),
-            route("r1", "gw", "b"),
-        )
-    )
+    await _one_route(aigw)
     await aigw.config_when("gw", lambda c: len(c.rules) == 1)
     first = await eventually(functools.partial(_policy, aigw))
     limit = first["spec"]["connection"]["bufferLimit"]
@@ -59,3 +65,20 @@ async def test_a_deleted_or_edited_route_policy_is_put_back_at_once(aigw: Aigw) 
     repaired = await eventually(functools.partial(_policy, aigw, limit=limit), within=PROMPTLY)
     assert repaired["metadata"]["uid"] == back["metadata"]["uid"]
     assert repaired["metadata"]["resourceVersion"] != back["metadata"]["resourceVersion"]
+
+
+async def test_a_deleted_host_rewrite_filter_is_put_back_at_once(aigw: Aigw) -> None:
+    """The HTTPRouteFilter our HTTPRoutes of a namespace share maps to the Gateways of that namespace's
+    routes."""
+    await _one_route(aigw)
+
+    async def rewrite(other_than: str | None = None) -> Obj:
+        obj = await aigw.get(kinds.HTTPROUTEFILTERS, n.HOST_REWRITE_FILTER)
+        assert obj is not None and obj["metadata"]["uid"] != other_than, "no (new) host-rewrite filter yet"
+        return obj
+
+    first = await eventually(rewrite)
+    await aigw.kubectl(
+        "-n", aigw.ns, "delete", "httproutefilters.gateway.envoyproxy.io", n.HOST_REWRITE_FILTER
+    )
+    await eventually(functools.partial(rewrite, first["metadata"]["uid"]), within=PROMPTLY)
