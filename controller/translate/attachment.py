@@ -25,6 +25,7 @@ from api.gatewayapi import GATEWAY
 from api.objects import Obj, ObjKey
 from controller.translate import names as n
 from controller.translate.snapshot import BuildOptions, Snapshot
+from controller.translate.views import mapping
 
 EXTENSION_POLICY_NOT_ACCEPTED = "ExtensionPolicyNotAccepted"
 
@@ -87,22 +88,18 @@ class Attachment:
     refused: str | None = None
 
 
-def _m(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _eg_refusal(policy: Mapping[str, Any], gateway: ObjKey) -> str | None:
     """Envoy Gateway's ``Accepted=False`` for ``gateway`` in the policy's ``status.ancestors``, as text."""
-    ns = str(_m(policy.get("metadata")).get("namespace") or "")
-    for anc in map(_m, _m(policy.get("status")).get("ancestors") or []):
-        ref = _m(anc.get("ancestorRef"))
+    ns = str(mapping(policy.get("metadata")).get("namespace") or "")
+    for anc in map(mapping, mapping(policy.get("status")).get("ancestors") or []):
+        ref = mapping(anc.get("ancestorRef"))
         if (
             ref.get("kind", GATEWAY.kind) != GATEWAY.kind
             or ref.get("name") != gateway.name
             or (ref.get("namespace") or ns) != gateway.namespace
         ):
             continue
-        for c in map(_m, anc.get("conditions") or []):
+        for c in map(mapping, anc.get("conditions") or []):
             if c.get("type") == "Accepted" and c.get("status") == "False":
                 return f"{c.get('reason', '')}: {c.get('message', '')}"
     return None

@@ -12,17 +12,14 @@ read:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from api.objects import Obj, ObjKey, core_group
+from controller.translate.views import mapping
 
 REF_NOT_PERMITTED = "RefNotPermitted"
-
-
-def _m(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def _group(value: Any) -> str:
@@ -63,10 +60,10 @@ def permitted(ref: Ref, grants: Iterable[Obj]) -> bool:
     if not ref.crosses:
         return True
     for g in grants:
-        if str(_m(g.get("metadata")).get("namespace") or "") != ref.to.namespace:
+        if str(mapping(g.get("metadata")).get("namespace") or "") != ref.to.namespace:
             continue
-        spec = _m(g.get("spec"))
-        froms = [_m(f) for f in spec.get("from") or []]
+        spec = mapping(g.get("spec"))
+        froms = [mapping(f) for f in spec.get("from") or []]
         if not any(
             _group(f.get("group")) == ref.from_group
             and f.get("kind") == ref.from_kind
@@ -74,7 +71,7 @@ def permitted(ref: Ref, grants: Iterable[Obj]) -> bool:
             for f in froms
         ):
             continue
-        for t in map(_m, spec.get("to") or []):
+        for t in map(mapping, spec.get("to") or []):
             if (
                 _group(t.get("group")) == ref.to_group
                 and t.get("kind") == ref.to_kind

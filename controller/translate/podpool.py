@@ -20,33 +20,30 @@ from typing import Any, Final
 from api import filterconfig as fc
 from api.inference_v1 import InferencePool
 from api.meta import ConditionStatus, DesiredCondition
+from controller.translate.views import mapping
 
 ACCEPTED: Final = "Accepted"
 RESOLVED_REFS: Final = "ResolvedRefs"
 INVALID_EXTENSION_REF: Final = "InvalidExtensionRef"
 
 
-def _m(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def selects(pool: InferencePool, pod: Mapping[str, Any]) -> bool:
     """Whether ``pod`` is in the pool's namespace and carries every label of the pool's selector."""
-    meta = _m(pod.get("metadata"))
+    meta = mapping(pod.get("metadata"))
     if meta.get("namespace") != pool.metadata.namespace:
         return False
-    return pool.selects(_m(meta.get("labels")))
+    return pool.selects(mapping(meta.get("labels")))
 
 
 def ready_ip(pod: Mapping[str, Any]) -> str | None:
     """The Pod's IP when it is serving (Running, Ready, not being deleted, a valid podIP); else None."""
-    if _m(pod.get("metadata")).get("deletionTimestamp"):
+    if mapping(pod.get("metadata")).get("deletionTimestamp"):
         return None
-    status = _m(pod.get("status"))
+    status = mapping(pod.get("status"))
     if status.get("phase") != "Running":
         return None
     conditions = status.get("conditions") or []
-    if not any(_m(c).get("type") == "Ready" and _m(c).get("status") == "True" for c in conditions):
+    if not any(mapping(c).get("type") == "Ready" and mapping(c).get("status") == "True" for c in conditions):
         return None
     ip = status.get("podIP")
     try:

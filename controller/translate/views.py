@@ -2,13 +2,15 @@
 
 The models carry every default and rule (``api/``: a referent's namespace, the age order, a pool's selector,
 which group and kind a reference names); nothing here restates one. What is left: keys, the objects a route
-references, which Secrets a policy reads, the endpoints of an Envoy Gateway Backend, and the ports of a
-Service (a core kind we do not model).
+references, which Secrets a policy reads, the endpoints of an Envoy Gateway Backend, and the few reads of
+JSON documents of the kinds we do not model (``mapping``, ``key_of``, the ports of a Service).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from api.corev1 import SERVICE
 from api.envoygateway import Backend
@@ -25,6 +27,12 @@ from controller.translate.names import (
     CLIENT_SECRET_KEY,
     rotated_secret,
 )
+
+
+def mapping(value: Any) -> Mapping[str, Any]:
+    """A field of a JSON object that should be an object itself; ``{}`` when it is absent or anything else
+    (the kinds the builders do not model are read defensively)."""
+    return value if isinstance(value, Mapping) else {}
 
 
 def key_of(obj: Obj) -> ObjKey:
