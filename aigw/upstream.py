@@ -16,7 +16,7 @@ landed and with which model:
 
 * response headers ``x-echo-path``, ``x-echo-model``, ``x-echo-host``, ``x-echo-content-length``,
   ``x-echo-body-bytes``, ``x-echo-authorization-present`` and ``x-echo-api-key-present`` (``true``/``false``;
-  never the key itself);
+  never the key itself), ``x-echo-accept-encoding``;
 * in JSON answers, a top-level ``"echo"`` object with the same facts plus ``headers``: the request's
   ``host``, ``content-type``, ``x-ai-eg-*``, ``x-gateway-*`` headers (``authorization``, ``api-key`` and
   ``x-amz-security-token`` replaced by their length).
@@ -32,6 +32,8 @@ Request headers that control the answer (all optional):
 ``x-response-delay-ms``      wait this long before answering (and between SSE chunks)
 ``x-response-no-usage``      ``true``: leave ``usage`` out (of the JSON and of the stream)
 ``x-response-pad-bytes``     append this many ``x`` to a non-streamed answer's content (large answers)
+``x-response-compress``      ``gzip``: gzip a non-streamed answer (canned or not) when the request's
+                             ``Accept-Encoding`` allows it, as hosted APIs do; ``gzip-always``: even when not
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gzip
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -82,6 +85,17 @@ class _Usage:
             "completion_tokens": self.completion,
             "total_tokens": self.prompt + self.completion,
         }
+
+
+def _response(request: web.BaseRequest, *, status: int, body: bytes, headers: dict[str, str]) -> web.Response:
+    """A complete answer, gzipped when ``x-response-compress`` asks for it (a hosted API compresses whenever
+    ``Accept-Encoding`` allows; ``gzip-always`` plays one that ignores it)."""
+    accepts = {c.split(";")[0].strip().lower() for c in request.headers.get("accept-encoding", "").split(",")}
+    compress = request.headers.get("x-response-compress")
+    if compress == "gzip-always" or (compress == "gzip" and "gzip" in accepts):
+        body = gzip.compress(body)
+        headers = {**headers, "content-encoding": "gzip"}
+    return web.Response(status=status, body=body, headers=headers)
 
 
 def _selected_headers(request: web.BaseRequest) -> dict[str, str]:
@@ -154,6 +168,7 @@ class FakeUpstream(AppServer):
             "x-echo-body-bytes": str(body_len),
             "x-echo-authorization-present": "true" if "authorization" in request.headers else "false",
             "x-echo-api-key-present": "true" if "api-key" in request.headers else "false",
+            "x-echo-accept-encoding": request.headers.get("accept-encoding", ""),
         }
 
     def _azure(self, handler: _Handler) -> _Handler:
@@ -223,7 +238,7 @@ class FakeUpstream(AppServer):
             body_bytes = body.encode()
         ctype = request.headers.get("x-response-content-type", "application/json")
         headers = {**headers, "content-type": ctype}
-        return web.Response(status=status, body=body_bytes, headers=headers)
+        return _response(request, status=status, body=body_bytes, headers=headers)
 
     async def _accept(self, request: web.Request) -> _Accepted | web.StreamResponse:
         """Read and record a model request; a canned answer if the headers ask for one."""
@@ -273,7 +288,12 @@ class FakeUpstream(AppServer):
         }
         if not no_usage:
             answer["usage"] = usage.as_json()
-        return web.Response(body=orjson.dumps(answer), content_type="application/json", headers=headers)
+        return _response(
+            request,
+            status=200,
+            body=orjson.dumps(answer),
+            headers={**headers, "content-type": "application/json"},
+        )
 
     async def _sse(
         self,

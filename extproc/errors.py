@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Final
 
 import orjson
@@ -11,6 +12,9 @@ NOT_FOUND: Final = "not_found_error"
 UPSTREAM: Final = "upstream_error"
 UNAVAILABLE: Final = "service_unavailable"
 RATE_LIMITED: Final = "rate_limit_exceeded"
+
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_MAX_ERROR_BYTES: Final = 64 * 1024
 
 
 def error_body(*, message: str, type_: str, code: str) -> bytes:
@@ -31,10 +35,26 @@ def is_openai_error(body: bytes) -> bool:
 def normalize_upstream_error(*, status: int, body: bytes) -> bytes | None:
     """The body to send instead of an upstream's non-2xx ``body``, or None when it is already
     OpenAI-shaped."""
+    plain = _gunzipped(body)
+    if plain is not None:  # gzipped although the ext_proc asked for identity: the caller drops the encoding
+        body = plain
+        if is_openai_error(body):
+            return body
     if is_openai_error(body):
         return None
     message = body.decode("utf-8", errors="replace").strip() or f"upstream answered with status {status}"
     return error_body(message=message, type_=UPSTREAM, code=str(status))
+
+
+def _gunzipped(body: bytes) -> bytes | None:
+    """``body`` decompressed when it is gzip (at most ``_MAX_ERROR_BYTES``: an error is short, and a bomb
+    stays small), else None."""
+    if not body.startswith(_GZIP_MAGIC):
+        return None
+    try:
+        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(body, _MAX_ERROR_BYTES)
+    except zlib.error:
+        return None
 
 
 def normalize_local_reply(*, status: int, body: bytes) -> bytes | None:

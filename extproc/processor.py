@@ -131,6 +131,7 @@ class RequestProcessor:
         "_outcome",
         "_prepared",
         "_provider",
+        "_response_ended",
         "_response_headers",
         "_rule",
         "_sse",
@@ -159,6 +160,7 @@ class RequestProcessor:
         self._first_chunk_at = 0.0
         self._body_chunks: list[bytes] = []
         self._local_reply = False
+        self._response_ended = False  # the response's last message (``end_of_stream``) arrived
         self._lease: Lease | None = None
         """The picked pool endpoint's in-flight claim; ended when the response ends or the stream does."""
         self._translator: BedrockResponse | None = None
@@ -540,6 +542,7 @@ class RequestProcessor:
             elif self._translator is not None:
                 self._response_headers[h.key] = _header_value(h)
         ok = 200 <= self._status < 300
+        self._response_ended = msg.end_of_stream
         if self._rule is None and self._outcome is None:
             # never routed, yet a response: Envoy answered by itself (e.g. 413 over its buffer limit)
             self._outcome = "ok" if ok else "bad_request" if self._status < 500 else "unavailable"
@@ -562,6 +565,7 @@ class RequestProcessor:
 
     def _on_response_body(self, msg: Any) -> bytes:
         body: bytes = msg.body
+        self._response_ended = msg.end_of_stream
         if self._epp is not None:
             self._epp.forward_response_body(body, end_of_stream=msg.end_of_stream)
         if self._translator is not None and not self._local_reply:
@@ -586,6 +590,7 @@ class RequestProcessor:
                 return wire.response_body_response(
                     body=replacement,
                     set_headers=(wire.JSON_CONTENT_TYPE, ("content-length", str(len(replacement)))),
+                    remove=("content-encoding",),  # ours is plain JSON, whatever the upstream's was
                 )
             return wire.RESPONSE_BODY_CONTINUE
         if not msg.end_of_stream:
@@ -660,6 +665,8 @@ class RequestProcessor:
             self._epp.close()
         m = self._deps.metrics
         outcome = self._outcome or "cancelled"
+        if outcome == "ok" and self._rule is not None and not self._response_ended:
+            outcome = "cancelled"  # the answer began but never ended: the client left or the stream broke
         m.requests.labels(outcome).inc()
         if not self._operation or not self._model:
             return

@@ -9,6 +9,7 @@ error) back into OpenAI's shape.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from api import filterconfig as fc
 from extproc import errors
@@ -50,6 +51,10 @@ class BedrockResponse:
         )
 
 
+IDENTITY_ENCODING: Final = ("accept-encoding", "identity")
+"""Set on every upstream request (see ``edit_request``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RequestEdit:
     path: str | None
@@ -57,7 +62,7 @@ class RequestEdit:
     body: bytes | None
     """The new body, or None to keep the one given to ``edit_request``."""
     headers: list[tuple[str, str]]
-    """Headers to set (the credential header; never SigV4, see ``signed``)."""
+    """Headers to set (``accept-encoding: identity``, the credential header; never SigV4, see ``signed``)."""
     response: BedrockResponse | None
 
 
@@ -74,7 +79,11 @@ def edit_request(
 ) -> RequestEdit:
     """The edits for ``upstream``: ``model`` is the name the upstream knows (after any pool rewrite),
     ``client_model`` the one the client asked for (answers carry it). Raises TranslationError."""
-    headers = [upstream.auth_header] if upstream.auth_header is not None else []
+    # the ext_proc reads usage from the answer and rewrites errors and Bedrock's answers, so the upstream must
+    # answer uncompressed whatever the client accepts (hosted APIs gzip whenever Accept-Encoding allows it)
+    headers = [IDENTITY_ENCODING]
+    if upstream.auth_header is not None:
+        headers.append(upstream.auth_header)
     if upstream.schema == fc.APISchemaName.AZURE_OPENAI:
         path = azure.deployment_path(
             operation=operation, deployment=model, api_version=upstream.schema_version
@@ -88,8 +97,7 @@ def edit_request(
         return RequestEdit(
             path=bedrock.converse_path(model=model, stream=stream),
             body=bedrock.converse_request(document),
-            # the answer is re-encoded here, so ask for it unencoded whatever the client accepts
-            headers=[*headers, ("accept-encoding", "identity")],
+            headers=headers,
             response=BedrockResponse(model=client_model, stream=stream, id_=id_, created=created),
         )
     return RequestEdit(path=None, body=None, headers=headers, response=None)

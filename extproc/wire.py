@@ -87,6 +87,7 @@ def response_body_response(
     *,
     body: bytes | None = None,
     set_headers: Iterable[tuple[str, str]] = (),
+    remove: Iterable[str] = (),
     metadata: Mapping[str, Mapping[str, float]] | None = None,
 ) -> bytes:
     """Pass or replace the response body; optionally attach dynamic metadata ``{namespace: {key: value}}``."""
@@ -94,7 +95,7 @@ def response_body_response(
     common = resp.response_body.response
     if body is not None:
         common.body_mutation.body = body
-        common.header_mutation.CopyFrom(mutation(set_=set_headers))
+        common.header_mutation.CopyFrom(mutation(set_=set_headers, remove=remove))
     if metadata:
         _set_metadata(resp, metadata)
     return _serialize(resp)

@@ -165,3 +165,77 @@ def test_sse_chunks_reach_the_client_as_they_are_produced(gateway: Gateway) -> N
     assert first.startswith(b"data: ")
     assert rest.rstrip().endswith(b"data: [DONE]")
     assert total - first_at > 0.8, (first_at, total)  # 5 chunks 250 ms apart: ~1 s between first and last
+
+
+# A hosted API (OpenAI's included) gzips its answer whenever the request's Accept-Encoding allows it, and the
+# OpenAI SDKs send `Accept-Encoding: gzip, deflate`. The gateway reads usage and rewrites errors, so it must
+# ask the upstream for an uncompressed answer whatever the client accepts.
+GZIP_CLIENT = {"accept-encoding": "gzip, deflate", "x-response-compress": "gzip"}
+
+
+def test_a_client_accepting_gzip_still_gets_its_tokens_counted(gateway: Gateway) -> None:
+    before = token_sum(gateway, "gpt-a", "output")
+    path = "/v1/chat/completions?case=gzip-usage"
+    r = gateway.request(path, json={"model": "gpt-a"}, headers={**GZIP_CLIENT, "x-response-usage": "13,6"})
+    assert r.status == 200
+    assert r.headers["x-echo-accept-encoding"] == "identity"
+    assert "content-encoding" not in r.headers
+    assert r.json()["usage"] == {"prompt_tokens": 13, "completion_tokens": 6, "total_tokens": 19}
+    assert cost_logged_for(gateway, marker_path=path) == {"input": 13, "output": 6, "total": 19}
+    gateway.extproc.wait_for_metric(
+        TOKEN_USAGE_SUM,
+        before + 6,
+        within=5,
+        what="token usage of a gzip-accepting client was not counted",
+        gen_ai_request_model="gpt-a",
+        gen_ai_token_type="output",
+    )
+
+
+def test_a_normalised_upstream_error_never_keeps_a_stale_content_encoding(gateway: Gateway) -> None:
+    # an upstream that compresses although asked for identity: the error we write instead is plain JSON
+    r = gateway.chat(
+        "gpt-a",
+        headers={
+            **GZIP_CLIENT,
+            "x-response-compress": "gzip-always",
+            "x-response-status": "502",
+            "x-response-body": "bad gateway upstream",
+            "x-response-content-type": "text/plain",
+        },
+    )
+    assert r.status == 502
+    assert "content-encoding" not in r.headers
+    assert r.json() == {"error": {"message": "bad gateway upstream", "type": "upstream_error", "code": "502"}}
+
+
+def test_a_client_that_leaves_mid_stream_is_counted_cancelled(gateway: Gateway) -> None:
+    def outcome(name: str) -> float:
+        return gateway.extproc.metric("aigw_extproc_requests_total", outcome=name)
+
+    ok, cancelled = outcome("ok"), outcome("cancelled")
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=orjson.dumps({"model": "gpt-a", "stream": True}),
+            headers={
+                "content-type": "application/json",
+                "x-response-chunks": "100",
+                "x-response-delay-ms": "100",
+            },
+        )
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert resp.read1(65536).startswith(b"data: ")  # the stream is flowing; now the client goes away
+    finally:
+        conn.close()
+    gateway.extproc.wait_for_metric(
+        "aigw_extproc_requests_total",
+        cancelled + 1,
+        within=15,
+        what="a stream the client left was not counted cancelled",
+        outcome="cancelled",
+    )
+    assert outcome("ok") == ok

@@ -46,6 +46,14 @@ def _body_msg(body: bytes) -> Any:
     return ep.ProcessingRequest(request_body=ep.HttpBody(body=body, end_of_stream=True))
 
 
+def _response_200() -> Any:
+    return ep.ProcessingRequest(
+        response_headers=ep.HttpHeaders(
+            headers=core.HeaderMap(headers=[core.HeaderValue(key=":status", raw_value=b"200")])
+        )
+    )
+
+
 def _answer(raw: bytes) -> Any:
     return ep.ProcessingResponse.FromString(raw)
 
@@ -198,13 +206,7 @@ def test_costs_go_into_dynamic_metadata_at_the_end_of_the_response() -> None:
     proc = RequestProcessor(deps=_deps())
     proc.handle(_headers_msg({":path": "/v1/chat/completions", ":method": "POST"}))
     proc.handle(_body_msg(b'{"model": "m1"}'))
-    proc.handle(
-        ep.ProcessingRequest(
-            response_headers=ep.HttpHeaders(
-                headers=core.HeaderMap(headers=[core.HeaderValue(key=":status", raw_value=b"200")])
-            )
-        )
-    )
+    proc.handle(_response_200())
     resp = _answer(
         proc.handle(
             ep.ProcessingRequest(
@@ -376,3 +378,21 @@ def test_identity_encoding_is_no_encoding() -> None:
     proc = RequestProcessor(deps=_deps())
     headers = {":path": "/v1/chat/completions", ":method": "POST", "content-encoding": "identity"}
     assert _answer(proc.handle(_headers_msg(headers))).WhichOneof("response") == "request_headers"
+
+
+@pytest.mark.parametrize("ended", [True, False])
+def test_a_response_cut_short_is_counted_cancelled_not_ok(ended: bool) -> None:
+    deps = _deps()
+    proc = RequestProcessor(deps=deps)
+    proc.handle(_headers_msg({":path": "/v1/chat/completions", ":method": "POST"}))
+    proc.handle(_body_msg(b'{"model": "m1", "stream": true}'))
+    proc.handle(_response_200())
+    proc.handle(ep.ProcessingRequest(response_body=ep.HttpBody(body=b"data: {}\n\n", end_of_stream=False)))
+    if ended:
+        proc.handle(
+            ep.ProcessingRequest(response_body=ep.HttpBody(body=b"data: [DONE]\n\n", end_of_stream=True))
+        )
+    proc.finish()  # ended or not, the stream is over: a client that went away mid-answer is not "ok"
+    requests = deps.metrics.requests
+    assert requests.labels("ok")._value.get() == (1 if ended else 0)
+    assert requests.labels("cancelled")._value.get() == (0 if ended else 1)
