@@ -17,6 +17,17 @@ _GZIP_MAGIC: Final = b"\x1f\x8b"
 _MAX_ERROR_BYTES: Final = 64 * 1024
 
 
+_MAX_QUOTED: Final = 256
+
+
+def quoted(value: str) -> str:
+    """``repr(value)`` for an error message, cut to its first 256 characters: a client's string (a model name
+    of any length) is not sent back or logged whole."""
+    if len(value) <= _MAX_QUOTED:
+        return repr(value)
+    return f"{value[:_MAX_QUOTED]!r}... ({len(value)} characters)"
+
+
 def error_body(*, message: str, type_: str, code: str) -> bytes:
     """The serialized OpenAI error object."""
     return orjson.dumps({"error": {"message": message, "type": type_, "code": code}})

@@ -231,7 +231,7 @@ class RequestProcessor:
             "model_not_found",
             errors.NOT_FOUND,
             "unknown_path",
-            f"unknown path {path!r}; this gateway serves /v1/chat/completions, "
+            f"unknown path {errors.quoted(path)}; this gateway serves /v1/chat/completions, "
             "/v1/completions, /v1/embeddings and /v1/models",
         )
 
@@ -259,7 +259,7 @@ class RequestProcessor:
                 "model_not_found",
                 errors.NOT_FOUND,
                 "model_not_found",
-                f"model {parsed.model!r} is not served by this gateway",
+                f"model {errors.quoted(parsed.model)} is not served by this gateway",
             )
         self._rule = rule
         backend = pick_backend(rule, rng=self._deps.rng)
@@ -269,7 +269,7 @@ class RequestProcessor:
                 "model_not_found",
                 errors.NOT_FOUND,
                 "model_not_found",
-                f"model {parsed.model!r}: route {rule.route} has no backend",
+                f"model {errors.quoted(parsed.model)}: route {rule.route} has no backend",
             )
         if isinstance(backend, Pool):
             return self._route_to_pool(backend, parsed, raw, model_name=parsed.model, rule=rule)
@@ -344,7 +344,7 @@ class RequestProcessor:
                 "model_not_found",
                 errors.NOT_FOUND,
                 "model_not_found",
-                f"model {model_name!r} has no InferenceModel in pool {pool.name}",
+                f"model {errors.quoted(model_name)} has no InferenceModel in pool {pool.name}",
             )
         target = model.targets.pick(rng=self._deps.rng) if model.targets is not None else model_name
         if pool.external is not None:

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 def routed_models(cfg: FilterConfig) -> list[tuple[str, str]]:
-    """``(model, where it goes)`` for every rule that matches an exact ``x-ai-eg-model`` value."""
+    """``(model, where it goes)`` for every exact ``x-ai-eg-model`` value a rule matches, once per model: the
+    first rule's (the ext_proc takes the first rule that matches; see ``shadowed_matches``)."""
     out: list[tuple[str, str]] = []
     for rule in cfg.rules:
         targets = ", ".join(
@@ -26,8 +27,31 @@ def routed_models(cfg: FilterConfig) -> list[tuple[str, str]]:
         )
         for match in rule.matches:
             for h in match.headers:
-                if h.name == headers.MODEL_NAME_HEADER and (h.value, targets) not in out:
+                if h.name == headers.MODEL_NAME_HEADER and all(m != h.value for m, _ in out):
                     out.append((h.value, targets or "no usable backend"))
+    return out
+
+
+def shadowed_matches(cfg: FilterConfig) -> list[str]:
+    """One warning per match no request can ever reach: an earlier rule (the ext_proc takes the first rule
+    that matches, and rules come oldest route first) has a match whose headers are a subset of its headers,
+    e.g. a second route claiming a model another route already serves."""
+    earlier: list[tuple[str, frozenset[tuple[str, str]]]] = []
+    out: list[str] = []
+    for rule in cfg.rules:
+        sets = [frozenset((h.name.lower(), h.value) for h in m.headers) for m in rule.matches] or [
+            frozenset()
+        ]
+        for hs in sets:
+            winner = next((route for route, seen in earlier if seen <= hs), None)
+            if winner is not None:
+                what = ", ".join(f"{k}={v}" for k, v in sorted(hs)) or "every request"
+                out.append(
+                    f"AIGatewayRoute {rule.route}: the match {what} is never used: "
+                    f"an earlier rule of AIGatewayRoute {winner} (older, or first in its route) "
+                    "takes those requests"
+                )
+        earlier.extend((rule.route, hs) for hs in sets)
     return out
 
 

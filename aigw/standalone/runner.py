@@ -38,7 +38,7 @@ import yaml
 from aigw.envoybin import envoy_binary
 from aigw.standalone import envoyconfig, probes
 from aigw.standalone.atomic import write_atomically
-from aigw.standalone.banner import ready_banner, routed_models
+from aigw.standalone.banner import ready_banner, routed_models, shadowed_matches
 from aigw.standalone.children import Child, Children, spawn, wait_until
 from aigw.standalone.envoyconfig import Address, BackendCluster, GatewayPorts, HeaderRoute
 from aigw.standalone.inputs import Fingerprint, fingerprint, load_objects
@@ -572,7 +572,7 @@ class StandaloneGateway:
     # --- messages
 
     def report(self, tr: Translation) -> None:
-        for p in tr.problems:
+        for p in (*tr.problems, *shadowed_matches(tr.filter_config)):
             log.warning("%s", p)
 
     def _died(self, name: str, child: Child | None, what: str) -> str:

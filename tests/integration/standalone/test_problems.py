@@ -173,6 +173,25 @@ def test_check_builds_without_starting_anything(examples: Prepared) -> None:
     assert "ResolvedRefs=False BackendNotFound: AIServiceBackend default/typo not found" in bad.stdout
 
 
+def test_check_warns_about_a_second_route_claiming_a_served_model(examples: Prepared) -> None:
+    # "a-claim.yaml" is read before gateway.yaml, so its route is the older one and takes gpt-4o-mini
+    (examples.directory / "a-claim.yaml").write_text(
+        "apiVersion: aigateway.envoyproxy.io/v1alpha1\nkind: AIGatewayRoute\n"
+        "metadata: {name: claim, namespace: default}\n"
+        "spec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: aigw}]\n"
+        "  schema: {name: OpenAI}\n"
+        "  rules:\n  - matches: [{headers: [{name: x-ai-eg-model, value: gpt-4o-mini}]}]\n"
+        "    backendRefs: [{kind: InferencePool, name: demo-pool}]\n"
+    )
+    out = run_to_exit([examples.directory], extra_args=["--check"])
+    assert out.returncode == 0, out.stdout
+    assert (
+        "AIGatewayRoute default/demo: the match x-ai-eg-model=gpt-4o-mini is never used: an earlier rule of "
+        "AIGatewayRoute default/claim" in out.stdout
+    )
+    assert "models: gpt-4o-mini, demo-llm\n" in out.stdout
+
+
 def test_check_refuses_a_key_that_cannot_go_into_a_header(examples: Prepared) -> None:
     secret = examples.directory / "openai.yaml"
     secret.write_text(secret.read_text().replace("apiKey: sk-demo-not-a-real-key", 'apiKey: "sk-a\\x01b"'))

@@ -396,3 +396,14 @@ def test_a_response_cut_short_is_counted_cancelled_not_ok(ended: bool) -> None:
     requests = deps.metrics.requests
     assert requests.labels("ok")._value.get() == (1 if ended else 0)
     assert requests.labels("cancelled")._value.get() == (0 if ended else 1)
+
+
+def test_a_huge_model_name_is_not_sent_back_whole() -> None:
+    proc = RequestProcessor(deps=_deps())
+    proc.handle(_headers_msg({":path": "/v1/chat/completions", ":method": "POST"}))
+    answer = _answer(proc.handle(_body_msg(orjson.dumps({"model": "m" * 100_000}))))
+    assert answer.immediate_response.status.code == 404
+    body = answer.immediate_response.body
+    assert len(body) < 1024
+    assert orjson.loads(body)["error"]["code"] == "model_not_found"
+    assert b"(100000 characters)" in body
