@@ -198,14 +198,14 @@ class LoadAwarePicker:
         return chosen
 
     def _is_adapter(self, target: str, rows: list[_Row]) -> bool:
-        """Whether LoRA affinity applies to ``target``: some endpoint's metrics list it as an adapter now, or
-        listed it before (an idle adapter stays loaded but leaves the metrics)."""
+        """Whether LoRA affinity applies to ``target``: some endpoint's metrics listed it as an adapter, at
+        any scrape (an idle adapter stays loaded but leaves the metrics; a short request may come and go
+        between two picks)."""
         adapters = self._adapters
         if target in adapters:
             return True
-        for r in rows:  # a plain loop: most endpoints have no LoRA info, and a generator costs per item
-            lora = r[1].lora
-            if lora is not None and (target in lora.running or target in lora.waiting):
+        for r in rows:  # a plain loop: a generator costs per item
+            if target in r[1].adapters:
                 break
         else:
             return False

@@ -28,6 +28,8 @@ EWMA_ALPHA: Final = 0.2
 """Weight of a new observation in the moving averages."""
 RECENT_MODELS: Final = 8
 """Target models remembered per endpoint (the most recent)."""
+LISTED_ADAPTERS: Final = 64
+"""LoRA adapter names remembered per endpoint from its metrics (the first listed are dropped first)."""
 PENALTY_TAU_S: Final = 2.0
 """Time constant of the failure penalty's decay: 1 failure weighs 0.37 after 2 s, 0.05 after 6 s."""
 
@@ -38,6 +40,7 @@ class EndpointSignals:
     """Scraped and passive signals of one endpoint. Written by the scraper and by leases; read by pickers."""
 
     __slots__ = (
+        "adapters",
         "address",
         "cap_running",
         "failed_scrapes",
@@ -64,6 +67,9 @@ class EndpointSignals:
         self.running = 0.0
         self.kv_cache: float | None = None
         self.lora: LoraInfo | None = None
+        self.adapters: dict[str, None] = {}
+        """Every adapter a scrape listed (running or waiting), even once between two picks: a request for
+        an adapter may start and end between picks, and the picker must still learn that it is one."""
         self.inflight_at_scrape = 0
         """Our ``inflight`` when the scrape was answered: the fusion adds what changed since."""
         self.cap_running = 0.0
@@ -99,6 +105,13 @@ class EndpointSignals:
         self.running = running
         self.kv_cache = kv_cache
         self.lora = lora
+        if lora is not None and (lora.running or lora.waiting):
+            adapters = self.adapters
+            for name in (*lora.running, *lora.waiting):
+                if name not in adapters:
+                    adapters[name] = None
+                    if len(adapters) > LISTED_ADAPTERS:
+                        del adapters[next(iter(adapters))]
         self.inflight_at_scrape = self.inflight
         if running > self.cap_running:
             self.cap_running = running

@@ -227,6 +227,29 @@ def test_lora_prefers_endpoints_with_the_adapter() -> None:
     assert ADDRS[3] not in base  # a base-model request goes by load alone
 
 
+def test_lora_affinity_learns_an_adapter_listed_only_between_picks() -> None:
+    """A request for an adapter may start and end between two picks (the only one in flight): the scrapes
+    that listed it while it ran must still teach the picker that it is an adapter."""
+    clock, store, picker, pool = _setup()
+    idle = LoraInfo(running=frozenset(), waiting=frozenset(), max_lora=1)
+    for a in ADDRS:
+        _scrape(store, clock, a, lora=idle)
+    home = picker.pick(_request(pool, target="sql")).address  # not yet known as an adapter: by load
+    clock.t += 0.5
+    _scrape(
+        store,
+        clock,
+        home,
+        running=1,
+        lora=LoraInfo(running=frozenset({"sql"}), waiting=frozenset(), max_lora=1),
+    )
+    clock.t += 0.5
+    for a in ADDRS:
+        _scrape(store, clock, a, lora=idle)  # it has ended before the next pick
+    picks = Counter(picker.pick(_request(pool, target="sql")).address for _ in range(12))
+    assert picks == {home: 12}
+
+
 def test_lora_remembers_where_it_sent_an_adapter() -> None:
     """Servers list only adapters of running requests; an idle adapter stays loaded, which we remember."""
     clock, store, picker, pool = _setup()
