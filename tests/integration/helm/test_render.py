@@ -239,3 +239,10 @@ def test_a_wrong_value_is_refused_with_a_message_naming_it(helm: Helm, sets: Doc
     assert done.returncode != 0, f"{sets} was accepted"
     assert named in done.stderr, done.stderr
     assert not done.stdout.strip(), "nothing is rendered"
+
+
+def test_the_readmes_refusal_example_is_what_helm_says(helm: Helm) -> None:
+    m = re.search(r"`--set (\S+)` fails with\s+`([^`]+)`", (ROOT / "README.md").read_text())
+    assert m, "the README no longer shows what a wrong value gets"
+    done = helm.run("template", "aigw", str(CHART), "--set", m.group(1), check=False)
+    assert done.returncode != 0 and m.group(2) in done.stderr, done.stderr
