@@ -135,3 +135,21 @@ def test_every_envoy_gateway_version_the_docs_name_is_kind_ups() -> None:
         )
         found = {a or b for a, b in named}
         assert found == {m.group(1)}, f"{doc.relative_to(ROOT)} names Envoy Gateway {found}"
+
+
+def subset(part: Any, whole: Any) -> bool:
+    """Whether every key and value of ``part`` is in ``whole`` (recursively; lists and scalars equal)."""
+    if isinstance(part, dict):
+        return isinstance(whole, dict) and all(k in whole and subset(v, whole[k]) for k, v in part.items())
+    return bool(part == whole)
+
+
+def test_the_readmes_extension_manager_excerpt_is_the_values_files() -> None:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("field by field:\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    excerpt = yaml.safe_load(block)
+    shipped = yaml.safe_load(EG_VALUES.read_text())["config"]["envoyGateway"]
+    assert set(excerpt) == {"extensionManager"}
+    assert subset(excerpt, shipped), (
+        f"the README's extensionManager differs from {EG_VALUES.relative_to(ROOT)}"
+    )
