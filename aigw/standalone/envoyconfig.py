@@ -190,6 +190,9 @@ def bootstrap(
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
         ".HttpConnectionManager",
         "stat_prefix": "gateway",
+        # the ClientTrafficPolicy's http1.http10: HTTP/1.0 clients (ab, ...) are served (refused, the client
+        # got an empty reply here: the 426 went through the ext_proc filter and the connection closed first)
+        "http_protocol_options": {"accept_http_10": True},
         "rds": {
             "route_config_name": ROUTE_CONFIG_NAME,
             "config_source": _file_source(xds_dir / RDS_FILE),

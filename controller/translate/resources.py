@@ -264,8 +264,10 @@ def build_client_traffic_policy(snap: Snapshot, options: BuildOptions) -> Obj:
     """The Gateway's ClientTrafficPolicy: ``connection.bufferLimit`` = ``options.max_body_bytes``, the
     listener's per-connection buffer, which every buffered body (the request, and a non-streamed answer) must
     fit; Envoy Gateway's default is 32 KiB. A request over it gets Envoy's 413, which the ext_proc reshapes
-    into OpenAI's ``request_too_large``. (A ClientTrafficPolicy has no route level, so it takes the Gateway's
-    one slot: a user's own ClientTrafficPolicy on the same Gateway is ``Conflicted``.)"""
+    into OpenAI's ``request_too_large``. ``http1.http10``: HTTP/1.0 clients (``ab``, ...) are served, where
+    Envoy's default is a plain-text 426 (and on ``aigw run``'s listener an empty reply). (A
+    ClientTrafficPolicy has no route level, so it takes the Gateway's one slot: a user's own
+    ClientTrafficPolicy on the same Gateway is ``Conflicted``.)"""
     name = n.extproc_name(snap.gateway.name)
     target = [{"group": GATEWAY.group, "kind": GATEWAY.kind, "name": snap.gateway.name}]
     return with_desired_hash(
@@ -274,7 +276,11 @@ def build_client_traffic_policy(snap: Snapshot, options: BuildOptions) -> Obj:
             "metadata": _meta(
                 name, snap.gateway.namespace, n.gateway_labels(snap.gateway), _gateway_owner(snap)
             ),
-            "spec": {"targetRefs": target, "connection": {"bufferLimit": str(options.max_body_bytes)}},
+            "spec": {
+                "targetRefs": target,
+                "connection": {"bufferLimit": str(options.max_body_bytes)},
+                "http1": {"http10": {}},
+            },
         }
     )
 

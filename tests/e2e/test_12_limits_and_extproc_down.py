@@ -16,6 +16,7 @@ from tests.e2e.client import chat, request
 from tests.e2e.harness import Scenario, Upstreams
 from tests.e2e.kube import wait_for
 from tests.e2e.processes import LoggedProcess
+from tests.realparts.httpclient import request as http_request
 from tests.realparts.ports import tcp_open
 
 MB = 1_000_000
@@ -49,6 +50,25 @@ def test_large_bodies_pass_and_bigger_ones_get_413_json(scn: Scenario, upstreams
     error = json.loads(over.body)["error"]
     assert error["code"] == "request_too_large" and set(error) == {"message", "type", "code"}
     assert len(big.received) == received  # never forwarded
+
+
+def test_an_http10_client_is_served(scn: Scenario, upstreams: Upstreams) -> None:
+    # the ClientTrafficPolicy's http1.http10: without it an HTTP/1.0 client (ab, ...) got a plain-text 426
+    up = upstreams.start("old", "127.0.0.94")
+    scn.apply(
+        *objects.direct_backend("old", scn.ns, up.host, up.port),
+        objects.route_to_backend("old", scn.ns, scn.gateway, "old-model", "old"),
+    )
+    scn.wait_ok("old-model", upstream="old")
+    r = http_request(
+        scn.port,
+        "/v1/chat/completions",
+        body=_prompt("old-model", 10),
+        headers={"host": f"127.0.0.1:{scn.port}"},
+        http10=True,
+    )
+    assert r.status == 200, r.body[:300]
+    assert r.upstream == "old"
 
 
 def test_extproc_down_fails_closed_with_503_json_then_recovers(

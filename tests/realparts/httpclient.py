@@ -31,6 +31,11 @@ class Reply:
         return orjson.loads(self.body)
 
 
+class _HTTP10Connection(http.client.HTTPConnection):
+    _http_vsn = 10
+    _http_vsn_str = "HTTP/1.0"
+
+
 def request(
     port: int,
     path: str,
@@ -40,9 +45,15 @@ def request(
     method: str | None = None,
     host: str = "127.0.0.1",
     timeout: float = 30.0,
+    http10: bool = False,
 ) -> Reply:
-    """One request on a fresh connection; see the module docstring."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    """One request on a fresh connection; see the module docstring. ``http10``: speak HTTP/1.0 (as ``ab`` and
+    old clients do): no keep-alive, the answer ends when the server closes."""
+    conn = (
+        _HTTP10Connection(host, port, timeout=timeout)
+        if http10
+        else http.client.HTTPConnection(host, port, timeout=timeout)
+    )
     try:
         hdrs = {"content-type": "application/json", **(headers or {})}
         conn.request(method or ("POST" if body is not None else "GET"), path, body=body, headers=hdrs)

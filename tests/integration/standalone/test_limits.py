@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from tests.integration.standalone.harness import Prepared, aigw_run, cmdline
+from tests.realparts.httpclient import request
 
 pytestmark = pytest.mark.envoy
 
@@ -64,3 +65,19 @@ def test_with_the_extproc_down_requests_fail_closed_with_503_json_and_recover(
         while (reply := run.chat("demo-llm")).status != 200:
             assert time.monotonic() < deadline, f"no recovery: {reply.status} {reply.body[:200]!r}"
             time.sleep(0.2)
+
+
+def test_an_http10_client_is_served(examples: Prepared, tmp_path: Path) -> None:
+    # `ab` and old clients speak HTTP/1.0: Envoy's default refusal (426) went through the ext_proc filter and
+    # the connection closed before it was written, so the client got an empty reply and no reason
+    with aigw_run([examples.directory], workdir=tmp_path / "work") as run:
+        body = orjson.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+        host = {"host": f"127.0.0.1:{run.port}"}  # as ab sends it (HTTP/1.0 does not require one)
+        r = request(run.port, "/v1/chat/completions", body=body, headers=host, http10=True)
+        assert r.status == 200, r.body
+        assert r.json()["usage"]["total_tokens"] > 0
+        models = request(run.port, "/v1/models", headers=host, http10=True)
+        assert models.status == 200 and {m["id"] for m in models.json()["data"]} == {
+            "demo-llm",
+            "gpt-4o-mini",
+        }

@@ -753,7 +753,11 @@ def test_the_gateway_buffers_large_bodies_and_shapes_extproc_failures_as_openai_
     objs = objects_by_kind(build)
     target = [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}]
     ctp = objs["ClientTrafficPolicy"]["spec"]
-    assert ctp == {"targetRefs": target, "connection": {"bufferLimit": str(3 << 20)}}
+    assert ctp == {
+        "targetRefs": target,
+        "connection": {"bufferLimit": str(3 << 20)},
+        "http1": {"http10": {}},
+    }
     (policy,) = build.route_policies
     btp = policy["spec"]
     assert btp["connection"] == {"bufferLimit": str(3 << 20)}
