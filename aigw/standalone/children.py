@@ -8,7 +8,8 @@ Contract:
 * Envoy stays a child of the long-lived ``aigw`` process (Envoy exits when the process that launched it goes
   away through a shell or a session leader, see dataplane.md §10.4);
 * a child's stdout and stderr are merged and logged under the logger ``<name>``, at the level the line
-  starts with (its own timestamp removed), and the last lines are kept for error messages.
+  starts with (its own timestamp removed, credentials redacted: ``redact``), and the last lines are kept for
+  error messages.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from aigw.standalone.redact import Redactor
 
 log = logging.getLogger("aigw.children")
 
@@ -144,11 +147,12 @@ def spawn(
     )
     child = Child(name=name, argv=list(argv), proc=proc)
     child_log = logging.getLogger(name)
+    redact = Redactor()
 
     def pump() -> None:
         assert proc.stdout is not None
         for raw in proc.stdout:
-            line = _LEADING_TIMESTAMP.sub("", raw.decode(errors="replace").rstrip())
+            line = redact(_LEADING_TIMESTAMP.sub("", raw.decode(errors="replace").rstrip()))
             if not line:
                 continue
             child.tail.append(line)

@@ -48,3 +48,19 @@ async def test_only_the_runs_envoy_reaches_the_extproc(examples: Prepared, tmp_p
                 with pytest.raises(grpc.aio.AioRpcError) as refused:
                     await chat_for(channel, "gpt-4o-mini")
                 assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, what
+
+
+def test_envoy_at_debug_level_logs_no_credential(examples: Prepared, tmp_path: Path) -> None:
+    # Envoy's debug log dumps every request's headers and the ext_proc's answers, the backend key among them
+    secret = "sk-client-SECRET-4242"
+    with aigw_run(
+        [examples.directory], workdir=tmp_path / "work", extra_args=["--envoy-log-level", "debug"]
+    ) as run:
+        r = run.chat("gpt-4o-mini", headers={"authorization": f"Bearer {secret}"})
+        assert r.status == 200, r.body
+        assert r.headers["x-echo-authorization-present"] == "true"
+        run.wait_for(r"string_value: \"<redacted>\"")  # the metadata dump with the key was printed, redacted
+        run.wait_for(r"'authorization', '<redacted>'")
+        output = run.output()
+    assert "sk-demo-not-a-real-key" not in output
+    assert secret not in output
