@@ -531,15 +531,16 @@ class RequestProcessor:
             self._epp.forward_response_headers(
                 ((h.key, _header_value(h)) for h in msg.headers.headers), end_of_stream=msg.end_of_stream
             )
+        json_answer = False
         for h in msg.headers.headers:
             if h.key == ":status":
                 try:
                     self._status = int(_header_value(h))
                 except ValueError:
                     self._status = 0
-                if self._translator is None:
-                    break
-            elif self._translator is not None:
+            elif h.key == "content-type":
+                json_answer = _header_value(h).lower().startswith("application/json")
+            if self._translator is not None and h.key != ":status":
                 self._response_headers[h.key] = _header_value(h)
         ok = 200 <= self._status < 300
         self._response_ended = msg.end_of_stream
@@ -556,7 +557,7 @@ class RequestProcessor:
             self._translator.on_headers(self._response_headers)
             if ok and self._translator.stream is not None:
                 return wire.RESPONSE_HEADERS_STREAM_TRANSLATED
-        elif ok and self._stream:
+        elif ok and self._stream and not json_answer:  # a server that ignores "stream" answers one JSON body
             self._sse = SSEUsageParser()
             return wire.RESPONSE_HEADERS_STREAM_BODY
         if self._lease is not None:

@@ -239,3 +239,22 @@ def test_a_client_that_leaves_mid_stream_is_counted_cancelled(gateway: Gateway) 
         outcome="cancelled",
     )
     assert outcome("ok") == ok
+
+
+def test_a_stream_request_answered_with_plain_json_still_counts_its_usage(gateway: Gateway) -> None:
+    # servers that ignore "stream" (or answer from a cache) send one JSON body
+    path = "/v1/chat/completions?case=stream-answered-json"
+    answer = {
+        "id": "x",
+        "object": "chat.completion",
+        "choices": [],
+        "usage": {"prompt_tokens": 8, "completion_tokens": 4, "total_tokens": 12},
+    }
+    r = gateway.request(
+        path,
+        json={"model": "gpt-a", "stream": True},
+        headers={"x-response-body": orjson.dumps(answer).decode()},
+    )
+    assert r.status == 200
+    assert r.json() == answer
+    assert cost_logged_for(gateway, marker_path=path) == {"input": 8, "output": 4, "total": 12}
