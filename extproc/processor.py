@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import random
 import time
+import urllib.parse
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+import orjson
 
 from api import headers as hdr
 from api.filterconfig import ExternalPickerFailureMode as FailureMode
@@ -39,6 +42,7 @@ OPERATIONS: Final = {
 }
 """Paths routed by the body's ``model``, and their ``gen_ai.operation.name``."""
 MODELS_PATH: Final = "/v1/models"
+MODEL_PATH_PREFIX: Final = MODELS_PATH + "/"
 OPERATION_METHODS: Final = ("POST",)
 """The methods the ``OPERATIONS`` paths accept, as OpenAI's API does; any other gets 405."""
 MODELS_METHODS: Final = ("GET", "HEAD")
@@ -61,7 +65,7 @@ class Dependencies:
 class _Prepared:
     """Per-snapshot pre-serialized answers; rebuilt only when the snapshot object changes."""
 
-    __slots__ = ("models", "snapshot", "strip_headers", "strip_names")
+    __slots__ = ("model_answers", "models", "snapshot", "strip_headers", "strip_names")
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -71,6 +75,10 @@ class _Prepared:
         self.strip_names: tuple[str, ...] = tuple(names)
         self.strip_headers = wire.request_headers_response(remove=self.strip_names)
         self.models = wire.immediate(status=200, body=snapshot.models_body)
+        self.model_answers = {  # GET /v1/models/<id>: the list's entry for that model
+            str(m["id"]): wire.immediate(status=200, body=orjson.dumps(m))
+            for m in orjson.loads(snapshot.models_body)["data"]
+        }
 
 
 _prepared: _Prepared | None = None
@@ -226,6 +234,21 @@ class RequestProcessor:
                 return self._method_not_allowed(path, method, MODELS_METHODS)
             self._outcome = "ok"
             return self._prepared.models
+        if path.startswith(MODEL_PATH_PREFIX):  # the OpenAI SDKs' models.retrieve(id); an id may hold "/"
+            if method not in MODELS_METHODS:
+                return self._method_not_allowed(path, method, MODELS_METHODS)
+            name = urllib.parse.unquote(path[len(MODEL_PATH_PREFIX) :])
+            answer = self._prepared.model_answers.get(name)
+            if answer is None:
+                return self._reject(
+                    404,
+                    "model_not_found",
+                    errors.NOT_FOUND,
+                    "model_not_found",
+                    f"model {errors.quoted(name)} is not served by this gateway",
+                )
+            self._outcome = "ok"
+            return answer
         return self._reject(
             404,
             "model_not_found",

@@ -194,6 +194,20 @@ def test_models_lists_rule_and_pool_models_in_openai_shape(gateway: Gateway) -> 
     assert "x-upstream-name" not in r.headers  # answered by the ext_proc, no upstream involved
 
 
+def test_one_model_is_retrieved_as_the_openai_sdk_asks_for_it(gateway: Gateway) -> None:
+    # client.models.retrieve("gpt-a") is GET /v1/models/gpt-a
+    listed = {m["id"]: m for m in gateway.request("/v1/models").json()["data"]}
+    r = gateway.request("/v1/models/gpt-a")
+    assert r.status == 200, r.body
+    assert r.json() == listed["gpt-a"]
+    assert "x-upstream-name" not in r.headers
+    for unknown in ("/v1/models/ghost", "/v1/models/", "/v1/models/gpt-a/extra"):
+        missing = gateway.request(unknown)
+        assert missing.status == 404, (unknown, missing.body)
+        assert missing.json()["error"]["code"] == "model_not_found", unknown
+    assert gateway.request("/v1/models/gpt-a", body=b"{}").status == 405
+
+
 def test_a_gzip_body_gets_415_naming_the_encoding_not_a_utf8_error(gateway: Gateway) -> None:
     body = gzip.compress(b'{"model": "gpt-a", "messages": [{"role": "user", "content": "hi"}]}')
     r = gateway.request("/v1/chat/completions", body=body, headers={"content-encoding": "gzip"})
