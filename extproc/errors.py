@@ -15,8 +15,6 @@ RATE_LIMITED: Final = "rate_limit_exceeded"
 
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _MAX_ERROR_BYTES: Final = 64 * 1024
-
-
 _MAX_QUOTED: Final = 256
 
 
@@ -46,13 +44,12 @@ def is_openai_error(body: bytes) -> bool:
 def normalize_upstream_error(*, status: int, body: bytes) -> bytes | None:
     """The body to send instead of an upstream's non-2xx ``body``, or None when it is already
     OpenAI-shaped."""
+    # gzipped although the ext_proc asked for identity: the caller drops the encoding
     plain = _gunzipped(body)
-    if plain is not None:  # gzipped although the ext_proc asked for identity: the caller drops the encoding
+    if plain is not None:
         body = plain
-        if is_openai_error(body):
-            return body
     if is_openai_error(body):
-        return None
+        return plain  # None when it came plain: the upstream's own body passes through
     message = body.decode("utf-8", errors="replace").strip() or f"upstream answered with status {status}"
     return error_body(message=message, type_=UPSTREAM, code=str(status))
 
