@@ -6,7 +6,7 @@ Contract:
 * on Linux every child also gets ``PR_SET_PDEATHSIG=SIGTERM``: if ``aigw`` itself is killed with SIGKILL, the
   kernel still stops the children;
 * Envoy stays a child of the long-lived ``aigw`` process (Envoy exits when the process that launched it goes
-  away through a shell or a session leader, see dataplane.md §10.4);
+  away through a shell or a session leader);
 * a child's stdout and stderr are merged and logged under the logger ``<name>``, at the level the line
   starts with (its own timestamp removed, credentials redacted: ``redact``), and the last lines are kept for
   error messages.

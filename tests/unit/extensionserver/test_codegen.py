@@ -11,9 +11,8 @@ from controller.extensionserver.service import HOOKS, SERVICE_NAME, method_path
 REPEATED = "repeated"
 SINGLE = "single"
 
-# message -> field -> (number, label, type): controlplane.md §7.1 and §7.2, which follow Envoy Gateway
-# v1.9.0's proto/extension/{service,context}.proto. Written out by hand so that an edit of the .proto cannot
-# silently change the wire format.
+# message -> field -> (number, label, type), as Envoy Gateway v1.9.0's proto/extension/{service,context}.proto
+# define them. Written out by hand so that an edit of the .proto cannot silently change the wire format.
 EXPECTED_MESSAGES: dict[str, dict[str, tuple[int, str, str]]] = {
     "ExtensionResource": {"unstructured_bytes": (1, SINGLE, "bytes")},
     "PostRouteExtensionContext": {
